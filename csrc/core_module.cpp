@@ -1,0 +1,35 @@
+// aibench._core: the CPU kernels and their timing loops.
+#include <pybind11/pybind11.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+
+namespace aibench {
+namespace timing { void bind_timing(py::module_& m); }
+namespace clock { void bind_clock(py::module_& m); }
+namespace gemm { void bind_gemm(py::module_& m); }
+}  // namespace aibench
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "aibench native CPU kernels (C++17, OpenMP)";
+  m.def("build_info", []() {
+    py::dict info;
+    info["compiler"] = AIBENCH_COMPILER;
+    info["cxx_flags"] = AIBENCH_CXX_FLAGS;
+    info["build_type"] = AIBENCH_BUILD_TYPE;
+    info["git_commit"] = AIBENCH_GIT_COMMIT;
+#ifdef _OPENMP
+    info["openmp"] = _OPENMP;
+    info["omp_max_threads"] = omp_get_max_threads();
+#else
+    info["openmp"] = py::none();
+#endif
+    return info;
+  }, "How this extension was compiled.");
+  aibench::timing::bind_timing(m);
+  aibench::clock::bind_clock(m);
+  aibench::gemm::bind_gemm(m);
+}

@@ -1,0 +1,179 @@
+// Python bindings of the CPU GEMM: gemm, time_gemm, isa_paths, best_isa, gemm_blocking.
+// Arrays are checked, never converted: c is written in place, so a silent copy would
+// lose the result. Every check raises ValueError (pybind11 also maps the
+// std::invalid_argument of parse_isa to ValueError).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gemm/gemm.hpp"
+#include "timing/timing.hpp"
+
+namespace py = pybind11;
+
+namespace aibench::gemm {
+namespace {
+
+enum class Dtype { fp32, fp64 };
+
+// One validated product C = A·B on the arrays' own memory.
+struct Operands {
+  Dtype dtype;
+  int64_t m, n, k;
+  const void* a;
+  const void* b;
+  void* c;
+};
+
+std::string shape_str(const py::array& x) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < x.ndim(); ++d) s += (d ? ", " : "") + std::to_string(x.shape(d));
+  return s + (x.ndim() == 1 ? ",)" : ")");
+}
+
+bool overlaps(const py::array& x, const py::array& y) {
+  const auto* x0 = static_cast<const char*>(x.data());
+  const auto* y0 = static_cast<const char*>(y.data());
+  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
+}
+
+void check_layout(const char* name, const py::array& x) {
+  if (x.ndim() != 2) {
+    throw py::value_error(std::string("gemm: ") + name + " must be 2-D, got shape " + shape_str(x));
+  }
+  if (!(x.flags() & py::array::c_style)) {
+    throw py::value_error(std::string("gemm: ") + name + " must be C-contiguous");
+  }
+}
+
+Operands check_operands(const py::array& a, const py::array& b, py::array& c) {
+  check_layout("a", a);
+  check_layout("b", b);
+  check_layout("c", c);
+  Dtype dtype;
+  if (a.dtype().is(py::dtype::of<float>())) {
+    dtype = Dtype::fp32;
+  } else if (a.dtype().is(py::dtype::of<double>())) {
+    dtype = Dtype::fp64;
+  } else {
+    throw py::value_error("gemm: dtype must be float32 or float64, got " +
+                          std::string(py::str(a.dtype())));
+  }
+  if (!b.dtype().is(a.dtype()) || !c.dtype().is(a.dtype())) {
+    throw py::value_error("gemm: a, b and c must have the same dtype, got " +
+                          std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) +
+                          ", " + std::string(py::str(c.dtype())));
+  }
+  const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
+  if (b.shape(0) != k || c.shape(0) != m || c.shape(1) != n) {
+    throw py::value_error("gemm: shapes do not match (a (m, k), b (k, n), c (m, n)): a " +
+                          shape_str(a) + ", b " + shape_str(b) + ", c " + shape_str(c));
+  }
+  if (!c.writeable()) throw py::value_error("gemm: c must be writeable");
+  if (c.nbytes() > 0 && (overlaps(c, a) || overlaps(c, b))) {
+    throw py::value_error("gemm: c must not share memory with a or b");
+  }
+  return {dtype, m, n, k, a.data(), b.data(), c.mutable_data()};
+}
+
+int check_threads(int threads) {
+  if (threads < 0) throw py::value_error("gemm: threads must be >= 0 (0 = all cores)");
+  return threads;
+}
+
+// Kernels of both dtypes for one ISA, looked up once before any timing.
+struct Kernels {
+  KernelSpec<float> fp32;
+  KernelSpec<double> fp64;
+  explicit Kernels(Isa isa) : fp32(fp32_kernel(isa)), fp64(fp64_kernel(isa)) {}
+
+  void run(const Operands& op, int threads) const {
+    if (op.dtype == Dtype::fp32) {
+      gemm(fp32, op.m, op.n, op.k, static_cast<const float*>(op.a), op.k,
+           static_cast<const float*>(op.b), op.n, static_cast<float*>(op.c), op.n, threads);
+    } else {
+      gemm(fp64, op.m, op.n, op.k, static_cast<const double*>(op.a), op.k,
+           static_cast<const double*>(op.b), op.n, static_cast<double*>(op.c), op.n, threads);
+    }
+  }
+};
+
+void gemm_once(const py::array& a, const py::array& b, py::array& c, const std::string& isa,
+               int threads) {
+  const Operands op = check_operands(a, b, c);
+  const Kernels kernels(parse_isa(isa));
+  check_threads(threads);
+  py::gil_scoped_release release;
+  kernels.run(op, threads);
+}
+
+double time_gemm(const std::vector<py::array>& a_list, const std::vector<py::array>& b_list,
+                 std::vector<py::array>& c_list, int64_t number, const std::string& isa,
+                 int threads) {
+  if (a_list.empty() || a_list.size() != b_list.size() || a_list.size() != c_list.size()) {
+    throw py::value_error(
+        "time_gemm: a_list, b_list and c_list must be non-empty and of equal length");
+  }
+  if (number < 1) throw py::value_error("time_gemm: number must be >= 1");
+  std::vector<Operands> sets;
+  for (size_t i = 0; i < a_list.size(); ++i) {
+    sets.push_back(check_operands(a_list[i], b_list[i], c_list[i]));
+    const Operands& s = sets.back();
+    if (s.dtype != sets[0].dtype || s.m != sets[0].m || s.n != sets[0].n || s.k != sets[0].k) {
+      throw py::value_error("time_gemm: every buffer set must have the same shapes and dtype");
+    }
+  }
+  const Kernels kernels(parse_isa(isa));
+  check_threads(threads);
+  py::gil_scoped_release release;
+  return timing::time_repeated(number, [&](int64_t i) {
+    kernels.run(sets[static_cast<size_t>(i) % sets.size()], threads);
+  });
+}
+
+py::dict gemm_blocking(const std::string& isa, const std::string& dtype) {
+  const Isa path = parse_isa(isa);
+  Blocking b;
+  if (dtype == "fp32") {
+    b = fp32_kernel(path).blocking;
+  } else if (dtype == "fp64") {
+    b = fp64_kernel(path).blocking;
+  } else {
+    throw py::value_error("gemm_blocking: dtype must be 'fp32' or 'fp64', got '" + dtype + "'");
+  }
+  py::dict d;
+  d["mr"] = b.mr;
+  d["nr"] = b.nr;
+  d["kc"] = b.kc;
+  d["mc"] = b.mc;
+  d["nc"] = b.nc;
+  return d;
+}
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+  m.def("isa_paths", []() {
+    std::vector<std::string> names;
+    for (Isa isa : available_isas()) names.emplace_back(isa_name(isa));
+    return names;
+  }, "ISA paths of the CPU GEMM this CPU can run, slowest first.");
+  m.def("best_isa", []() { return std::string(isa_name(best_isa())); },
+        "Fastest ISA path this CPU can run (what isa='auto' picks).");
+  m.def("gemm", &gemm_once, py::arg("a").noconvert(), py::arg("b").noconvert(),
+        py::arg("c").noconvert(), py::arg("isa") = "auto", py::arg("threads") = 0,
+        "c[:] = a @ b with the own blocked kernel. a (m, k), b (k, n), c (m, n): C-contiguous\n"
+        "float32 or float64 arrays of one dtype. threads=0: all cores (OpenMP default).");
+  m.def("time_gemm", &time_gemm, py::arg("a_list").noconvert(), py::arg("b_list").noconvert(),
+        py::arg("c_list").noconvert(),
+        py::arg("number"), py::arg("isa") = "auto", py::arg("threads") = 0,
+        "Seconds for `number` back-to-back gemm calls; call i uses buffer set i % len(a_list).");
+  m.def("gemm_blocking", &gemm_blocking, py::arg("isa"), py::arg("dtype"),
+        "Block sizes {mr, nr, kc, mc, nc} of one ISA path and dtype ('fp32' or 'fp64').");
+}
+
+}  // namespace aibench::gemm

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The device check: on a machine with an NVIDIA GPU, build aibench with CUDA, run every
+# GPU test, run a short GPU benchmark, and print its table. Meant to finish in about 8
+# minutes on an H100. Results go to $OUT (default ./gpu-check-out).
+#
+#   scripts/gpu_check.sh            # uses the python3 on PATH (needs CuPy, pybind11,
+#                                   # scikit-build-core, nvidia-cublas or a toolkit with cuBLAS)
+# Wheels in .whl/ (e.g. asv for machines without network) are installed to /tmp/site first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu-check-out}"
+mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+status=0
+
+echo "== GPU =="
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+
+echo "== build with CUDA =="
+start=$(date +%s)
+export AIBENCH_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
+export CMAKE_ARGS="${CMAKE_ARGS:--DAIBENCH_CUDA_ARCHITECTURES=90}"
+if ! "$PY" -m pip install -q --no-build-isolation --no-deps . >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1
+fi
+echo "built in $(( $(date +%s) - start )) s"
+cd /tmp  # import the installed package, not the source tree
+"$PY" -c "from aibench import _cuda; print('devices', _cuda.device_count(), _cuda.build_info())" || exit 1
+cd - >/dev/null
+
+echo "== GPU tests =="
+"$PY" -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tee "$OUT/pytest-gpu.log" | tail -30
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "== short GPU benchmark: aibench run --target cuda --quick =="
+cd /tmp
+COLUMNS=200 aibench run --target cuda --quick --machine "${MACHINE:-gpu-check}" \
+  --output "$OUT/gpu-quick.json" --asv-results "$OUT/asv" 2>&1 | tee "$OUT/run.log" | grep -v '━'
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+exit $status

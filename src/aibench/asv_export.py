@@ -1,0 +1,148 @@
+"""Recording aibench runs in asv's results tree, through asv's own classes.
+
+Each node is an asv machine (machine.json with extra keys: GPU model and count, driver,
+MPI library), each run is stored as an asv result of the aibench commit that measured
+it, and benchmarks.json is written from the same AsvSpec that suites/<suite>.py is built
+from, so `asv publish` builds pages straight from `aibench run` output and
+`asv run` (driving suites/ itself) lands on the same benchmarks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from asv.benchmarks import Benchmarks
+from asv.config import Config
+from asv.machine import Machine
+from asv.results import Results
+from asv.runner import BenchmarkResult
+
+from .results import PASSED, CaseResult, RunDocument
+from .suites import all_suites
+from .suites.base import AsvSpec
+
+# One fixed python and env_name on every machine, or asv's pages split them apart.
+ASV_PYTHON = "3"
+ASV_ENV_NAME = "aibench"
+
+
+def asv_config(results_dir: Path, repo: Path | None = None) -> Config:
+    return Config.from_json({
+        "version": 1, "project": "aibench", "repo": str(repo or "."), "branches": ["main"],
+        "benchmark_dir": "suites", "results_dir": str(results_dir), "html_dir": "html",
+        "environment_type": "existing", "pythons": [ASV_PYTHON],
+    })
+
+
+def benchmark_dicts(spec: AsvSpec, suite: str) -> list[dict[str, Any]]:
+    """The benchmarks as asv's discovery would list them from suites/<suite>.py."""
+    return [{
+        "name": f"{suite}.{spec.class_name}.{t.method}",
+        "type": "track",
+        "unit": t.unit,
+        "version": spec.version,
+        "param_names": list(spec.param_names),
+        "params": [[repr(v) for v in values] for values in spec.param_values],
+        "code": f"aibench {suite} suite, metric {t.metric} x {t.scale}",
+    } for t in spec.tracks]
+
+
+def machine_info(doc: RunDocument) -> dict[str, str]:
+    """asv machine keys. Every machine gets every key ('none' when absent), since a
+    missing key becomes a null dimension on asv's pages."""
+    system = doc.system
+    gpus = system.get("gpus") or {}
+    devices = gpus.get("devices") or []
+    mpi = system.get("mpi") or {}
+    mem = (system.get("memory") or {}).get("total_bytes") or 0
+    return {
+        "machine": doc.machine,
+        "os": f"{(system.get('os') or {}).get('system', platform.system())} {(system.get('os') or {}).get('release', '')}".strip(),
+        "arch": (system.get("cpu") or {}).get("arch", platform.machine()),
+        "cpu": (system.get("cpu") or {}).get("model", "unknown"),
+        "num_cpu": str((system.get("cpu") or {}).get("cores") or ""),
+        "ram": str(mem),
+        "gpu": devices[0]["name"] if devices else "none",
+        "gpu_count": str(gpus.get("count", 0)),
+        "gpu_driver": str(gpus.get("driver_version", "none")),
+        "mpi": mpi.get("library", "none") if isinstance(mpi, dict) else "none",
+    }
+
+
+def _commit_date_ms(repo: Path, commit: str) -> int:
+    try:
+        out = subprocess.run(["git", "show", "-s", "--format=%ct", commit], cwd=repo, capture_output=True,
+                             text=True, timeout=10, check=True)
+        return int(out.stdout.strip()) * 1000
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000)
+
+
+def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) -> Path:
+    """Add `doc`'s passed cases to results_dir/<machine>/<commit>-aibench.json (merging
+    with what is there for that machine and commit). Returns the results file."""
+    commit = (doc.aibench or {}).get("commit")
+    if not commit:
+        raise ValueError("the aibench commit is unknown (not built from a git checkout), so asv cannot place the run")
+    repo = repo or Path(".")
+    conf = asv_config(results_dir, repo)
+    suites = all_suites()
+
+    specs = {name: s.asv_spec() for name, s in suites.items() if s.asv_spec() is not None}
+    bench_list = [d for name, spec in specs.items() for d in benchmark_dicts(spec, name)]
+    Benchmarks(conf, bench_list).save()
+
+    info = machine_info(doc)
+    machine = Machine()
+    machine.__dict__.update(info)
+    machine.save(str(results_dir))
+
+    params = {**info, "python": ASV_PYTHON}
+    results = Results(params, {}, commit, _commit_date_ms(repo, commit), ASV_PYTHON, ASV_ENV_NAME, {})
+    path = results_dir / doc.machine / Path(results._filename).name
+    if path.exists():
+        results = Results.load(str(path))
+
+    started = datetime.datetime.fromisoformat(doc.started_at)
+    for suite_name, spec in specs.items():
+        cases = [c for c in doc.cases if c.suite == suite_name and c.status == PASSED]
+        if not cases:
+            continue
+        for track, bench in zip(spec.tracks, benchmark_dicts(spec, suite_name)):
+            _add_track(results, bench, spec, track, cases, started)
+    results.save(str(results_dir))
+    return path
+
+
+def _add_track(results: Results, bench: dict, spec: AsvSpec, track, cases: list[CaseResult], started) -> None:
+    import itertools
+
+    combos = list(itertools.product(*spec.param_values))
+    index = {combo: i for i, combo in enumerate(combos)}
+    values: list[Any] = [None] * len(combos)
+    samples: list[Any] = [None] * len(combos)
+    numbers: list[Any] = [None] * len(combos)
+    for case in cases:
+        key = spec.key(case.params, case.target, case.impl)
+        if key not in index or track.metric not in case.metrics:
+            continue
+        i = index[key]
+        value = case.metrics[track.metric].value * track.scale
+        values[i] = value
+        times = (case.stats or {}).get("samples_s") or []
+        median_t = (case.stats or {}).get("median")
+        if times and median_t:
+            # Each sample's metric, assuming the metric scales with 1/time (throughput)
+            # or with time (time per operation), as every aibench metric does.
+            higher = case.metrics[track.metric].higher_is_better
+            samples[i] = [value * (median_t / t if higher else t / median_t) for t in times]
+            numbers[i] = 1
+    selected = {i for i, v in enumerate(values) if v is not None}
+    if not selected:
+        return
+    result = BenchmarkResult(result=values, samples=samples, number=numbers, errcode=0, stderr="", profile=None)
+    results.add_result(bench, result, started_at=started, record_samples=True, selected_idx=selected)

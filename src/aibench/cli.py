@@ -1,0 +1,210 @@
+"""`aibench list | info | run`: the command line.
+
+Exit codes: 0 every case passed; 1 some case failed (the others ran and were saved);
+2 usage error, printed as one line; 130 interrupted (finished cases are saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from . import __version__
+from .errors import UsageError
+from .harness import SamplingPolicy
+from .suites.base import TIERS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UsageError(message)
+
+
+def _param(text: str) -> tuple[str, list[str]]:
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise UsageError(f"malformed --param {text!r}: expected key=v1,v2")
+    items = [v.strip() for v in values.split(",")]
+    if any(not v for v in items):
+        raise UsageError(f"malformed --param {text!r}: empty value")
+    return key.strip(), items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aibench", description="What an AI node really delivers, measured and validated.")
+    parser.add_argument("--version", action="version", version=f"aibench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p_list = sub.add_parser("list", help="suites, their cases and the impls available here")
+    p_list.add_argument("--target", default="cpu")
+    p_list.add_argument("--json", action="store_true")
+
+    p_info = sub.add_parser("info", help="system fingerprint and theoretical peaks")
+    p_info.add_argument("--json", action="store_true")
+
+    p_run = sub.add_parser("run", help="run suites and write a result file")
+    p_run.add_argument("--suite", action="append", help="suite to run (repeatable; default: gemm)")
+    tier = p_run.add_mutually_exclusive_group()
+    tier.add_argument("--quick", action="store_const", const="quick", dest="tier")
+    tier.add_argument("--full", action="store_const", const="full", dest="tier")
+    p_run.add_argument("--target", default="cpu", help="cpu, cuda[:N] or jax[:platform]")
+    p_run.add_argument("--impl", action="append", help="only this impl (repeatable)")
+    p_run.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
+                       help="replace a parameter's sweep (repeatable)")
+    p_run.add_argument("--output", type=Path, help="run document path (default results/runs/<machine>-<time>.json)")
+    p_run.add_argument("--machine", default=None, help="machine name (default: host name)")
+    p_run.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                       help="sampling time budget per case")
+    p_run.add_argument("--asv-results", type=Path, default=Path("results"),
+                       help="asv results tree to record the run in (default results/)")
+    p_run.add_argument("--no-asv", action="store_true", help="do not record the run in the asv results tree")
+    p_run.add_argument("--json", action="store_true", help="print the run document as JSON")
+    return parser
+
+
+def cmd_list(args) -> int:
+    from .suites import all_suites
+    from .targets import parse_target
+
+    target = parse_target(args.target)
+    out = []
+    for suite in all_suites().values():
+        entry = {"suite": suite.name, "description": suite.description, "targets": list(suite.target_kinds),
+                 "params": {p.name: p.help for p in suite.params.values()}, "cases": {}, "impls": []}
+        if target.kind in suite.target_kinds:
+            entry["cases"] = {t: len(suite.default_cases(t, target)) for t in TIERS}
+        for impl in suite.impls():
+            reason = impl.unavailable_reason(target) if target.kind in impl.target_kinds else \
+                f"not on the {target.kind} target"
+            entry["impls"].append({"impl": impl.name, "available": reason is None, "reason": reason,
+                                   "description": impl.description})
+        out.append(entry)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    console = Console()
+    for e in out:
+        console.print(f"[bold]{e['suite']}[/]: {e['description']}")
+        console.print(f"  targets: {', '.join(e['targets'])}; params: "
+                      + ", ".join(f"{k} ({v})" for k, v in e["params"].items()))
+        if e["cases"]:
+            console.print(f"  cases on {target}: " + ", ".join(f"{t} {n}" for t, n in e["cases"].items()))
+        for i in e["impls"]:
+            state = "[green]available[/]" if i["available"] else f"[yellow]unavailable[/]: {i['reason']}"
+            console.print(f"  - {i['impl']:8s} {state}  ({i['description']})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .fingerprint import system_fingerprint
+    from .peaks import gpu_peak
+
+    info = system_fingerprint()
+    for dev in (info.get("gpus") or {}).get("devices", []):
+        dev["peak_tflops"] = {d: gpu_peak(dev["name"], d) for d in ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")}
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    console = Console()
+    cpu = info["cpu"]
+    console.print(f"[bold]{info['hostname']}[/]  {info['os']['system']} {info['os']['release']}  Python {info['python']['version']}")
+    console.print(f"CPU: {cpu['model']} ({cpu['arch']}), {cpu['sockets']} socket(s), {cpu['cores']} cores, "
+                  f"{cpu['threads']} threads; ISA paths {', '.join(cpu['isa_paths'])} (best {cpu['best_isa']})")
+    console.print(f"     caches {cpu['caches']}; measured clock {cpu['measured_clock_ghz']:.3f} GHz")
+    for dtype, peak in cpu["peak_tflops"].items():
+        if peak:
+            console.print(f"     peak {dtype}: {peak['value'] * 1e3:.1f} GFLOP/s  ({peak['source']})")
+    console.print(f"Memory: {info['memory']['total_bytes'] / 2**30:.1f} GiB, NUMA nodes {info['memory']['numa_nodes']}")
+    console.print(f"Build: {info['build'].get('compiler')} flags '{info['build'].get('cxx_flags')}', "
+                  f"OpenMP {info['build'].get('openmp')}")
+    for b in info["blas"]:
+        console.print(f"BLAS: {b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads, {b.get('architecture')})")
+    gpus = info["gpus"]
+    if gpus.get("available"):
+        console.print(f"GPUs: {gpus['count']}, driver {gpus['driver_version']}, runtime {gpus['runtime_version']}")
+        for dev in gpus["devices"]:
+            peaks = ", ".join(f"{d} {p['value']:g}" for d, p in dev["peak_tflops"].items() if p)
+            console.print(f"  {dev['name']} (cc {dev.get('major')}.{dev.get('minor')}): peaks TFLOP/s {peaks or 'unknown'}")
+    else:
+        console.print(f"GPUs: none ({gpus.get('reason')})")
+    if info.get("mpi"):
+        console.print(f"MPI: {info['mpi']}")
+    return 0
+
+
+def cmd_run(args, argv: list[str]) -> int:
+    from .report import RunProgress, print_summary
+    from .results import ResultWriter
+    from .runner import TIER_BUDGET_S, default_output, exit_code, new_document, plan_run, run_planned
+    from .targets import parse_target
+
+    tier = args.tier or "standard"
+    target = parse_target(args.target)
+    raw_params: dict[str, list[str]] = {}
+    for text in args.param:
+        key, values = _param(text)
+        raw_params.setdefault(key, []).extend(values)
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise UsageError(f"--time-budget must be a positive number of seconds (got {args.time_budget})")
+    planned = plan_run(args.suite or ["gemm"], tier, target, args.impl, raw_params)
+    if not planned:
+        raise UsageError("nothing to run: no impl of the chosen suite(s) runs on this target")
+    machine = args.machine or socket.gethostname()
+    output = args.output or default_output(machine)
+    policy = SamplingPolicy(budget_s=args.time_budget or TIER_BUDGET_S[tier])
+
+    err = Console(stderr=True)
+    err.print(f"aibench {__version__}: {len(planned)} case(s), tier {tier}, target {target}; writing {output}")
+    writer = ResultWriter(output, new_document(argv, machine, tier, target))
+    status = "complete"
+    try:
+        with RunProgress(len(planned), enabled=not args.json) as progress:
+            run_planned(planned, writer, target, policy, progress)
+    except KeyboardInterrupt:
+        status = "interrupted"
+    writer.finish(status)
+    cases = writer.doc.cases
+
+    if not args.no_asv and cases:
+        from .asv_export import export_run
+
+        try:
+            path = export_run(writer.doc, args.asv_results)
+            err.print(f"asv results: {path}")
+        except Exception as e:  # noqa: BLE001 - the run document is the record; asv is a view
+            err.print(f"[yellow]asv export skipped:[/] {e}")
+    if args.json:
+        print(json.dumps(writer.doc.to_dict(), indent=1))
+    else:
+        print_summary(cases)
+        err.print(f"run document: {output}")
+    if status == "interrupted":
+        err.print(f"interrupted: {len(cases)} finished case(s) saved in {output}")
+        return 130
+    return exit_code(cases)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "list":
+            return cmd_list(args)
+        if args.command == "info":
+            return cmd_info(args)
+        return cmd_run(args, ["aibench", *argv])
+    except UsageError as e:
+        print(f"aibench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aibench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The system fingerprint recorded in every run document: enough to tell two nodes apart
+and to explain a difference between them."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from . import __version__, _core
+from .targets import cpu as cpu_target
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> list[str]:
+    interesting = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16",
+                   "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile", "asimd", "sve")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in interesting if flag in have]
+    except OSError:
+        pass
+    return []
+
+
+def _numa_nodes() -> int:
+    try:
+        return len([d for d in os.listdir("/sys/devices/system/node") if d.startswith("node")])
+    except OSError:
+        return 1
+
+
+def _sockets() -> int | None:
+    try:
+        ids = set()
+        for cpu in Path("/sys/devices/system/cpu").glob("cpu[0-9]*"):
+            pkg = cpu / "topology" / "physical_package_id"
+            if pkg.exists():
+                ids.add(pkg.read_text().strip())
+        return len(ids) or None
+    except OSError:
+        return None
+
+
+def _blas() -> list[dict[str, Any]]:
+    try:
+        from threadpoolctl import threadpool_info
+
+        return [{k: i.get(k) for k in ("user_api", "internal_api", "version", "num_threads", "architecture", "filepath")}
+                for i in threadpool_info()]
+    except Exception:  # noqa: BLE001 - a fingerprint never stops a run
+        return []
+
+
+def git_commit() -> str | None:
+    """The commit aibench was built from (baked in at build time), else of the source tree."""
+    built = _core.build_info().get("git_commit") or ""
+    if re.fullmatch(r"[0-9a-f]{40}", built):
+        return built
+    try:
+        out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5, check=True)
+        commit = out.stdout.strip()
+        return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _gpus() -> dict[str, Any]:
+    from .targets import cuda as cu
+
+    module = cu.cuda_module()
+    if module is None:
+        return {"available": False, "reason": "aibench._cuda not built"}
+    count = module.device_count()
+    if count == 0:
+        return {"available": False, "reason": module.cuda_unavailable_reason()}
+    devices = []
+    for i in range(count):
+        props = cu.device_properties(i)
+        devices.append({**props, "name": cu.device_name(i)})
+    return {"available": True, "count": count, "driver_version": module.driver_version(),
+            "runtime_version": module.runtime_version(), "cublaslt_version": module.cublaslt_version(),
+            "devices": devices}
+
+
+def _mpi() -> dict[str, Any] | None:
+    import importlib.util
+
+    if importlib.util.find_spec("mpi4py") is None:
+        return None
+    try:
+        from mpi4py import MPI
+
+        return {"library": MPI.Get_library_version().strip().splitlines()[0], "mpi4py": __import__("mpi4py").__version__}
+    except Exception as e:  # noqa: BLE001
+        return {"error": str(e)}
+
+
+def system_fingerprint(measure_clock: bool = True) -> dict[str, Any]:
+    vm = psutil.virtual_memory()
+    cpu: dict[str, Any] = {
+        "model": _cpu_model(),
+        "arch": platform.machine(),
+        "vendor_family": list(cpu_target.cpu_vendor_family()),
+        "flags": _cpu_flags(),
+        "isa_paths": list(_core.isa_paths()),
+        "best_isa": _core.best_isa(),
+        "sockets": _sockets(),
+        "cores": psutil.cpu_count(logical=False),
+        "threads": psutil.cpu_count(logical=True),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "caches": cpu_target.cache_sizes(),
+    }
+    if measure_clock:
+        cpu["measured_clock_ghz"] = cpu_target.measured_clock_ghz()
+        cpu["peak_tflops"] = {d: cpu_target.cpu_peak_tflops(d) for d in ("fp64", "fp32")}
+    return {
+        "hostname": socket.gethostname(),
+        "cpu": cpu,
+        "memory": {"total_bytes": vm.total, "available_bytes": vm.available, "numa_nodes": _numa_nodes()},
+        "os": {"system": platform.system(), "release": platform.release(), "version": platform.version(),
+               "libc": " ".join(platform.libc_ver())},
+        "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
+                   "executable": sys.executable},
+        "build": dict(_core.build_info()),
+        "blas": _blas(),
+        "gpus": _gpus(),
+        "mpi": _mpi(),
+        "aibench_version": __version__,
+    }

@@ -1,0 +1,117 @@
+"""What a person reads: progress during a run and the summary table at its end."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .results import FAILED, PASSED, SKIPPED, CaseResult
+from .suites import all_suites
+
+_STYLE = {PASSED: "green", FAILED: "bold red", SKIPPED: "yellow"}
+
+
+class RunProgress:
+    """A progress bar on stderr, one step per (case, impl)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.console = Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self.console, disable=not enabled, transient=False)
+        self.task = self.progress.add_task("aibench", total=total)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def start_case(self, label: str) -> None:
+        self.progress.update(self.task, description=label)
+
+    def end_case(self, result: CaseResult) -> None:
+        if result.status == FAILED:
+            self.console.print(f"[bold red]FAILED[/] {result.suite} {result.case_id} [{result.impl}]: {result.error}")
+        self.progress.advance(self.task)
+
+
+def headline(case: CaseResult) -> tuple[str, float] | None:
+    """The metric a case is judged by: the first metric with higher_is_better."""
+    for name, metric in case.metrics.items():
+        if metric.higher_is_better:
+            return name, metric.value
+    return None
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def comparisons(cases: list[CaseResult]) -> list[tuple[str, str, str, str, float]]:
+    """(suite, case, target, 'impl/peer', ratio) for every pair the suite declares."""
+    suites = all_suites()
+    by_case: dict[tuple, dict[str, CaseResult]] = defaultdict(dict)
+    for c in cases:
+        if c.status == PASSED:
+            by_case[(c.suite, c.case_id, c.target)][c.impl] = c
+    rows = []
+    for (suite, case_id, target), impls in by_case.items():
+        for own, peer in getattr(suites.get(suite), "comparisons", ()):
+            if own in impls and peer in impls:
+                a, b = headline(impls[own]), headline(impls[peer])
+                if a and b and b[1] > 0:
+                    rows.append((suite, case_id, target, f"{own}/{peer}", a[1] / b[1]))
+    return rows
+
+
+def summary_table(cases: list[CaseResult]) -> Table:
+    table = Table(title="aibench results", show_lines=False)
+    for col in ("suite", "case", "target", "impl", "status", "metric", "value", "% peak", "median", "n", "cv", "note"):
+        table.add_column(col, justify="right" if col in ("value", "% peak", "median", "n", "cv") else "left")
+    for c in cases:
+        head = headline(c)
+        stats = c.stats or {}
+        median = stats.get("median")
+        note = c.error or (c.validation.reason if c.validation and c.status != PASSED else "") or ""
+        if c.telemetry and c.telemetry.get("throttled"):
+            note = (note + " THROTTLED").strip()
+        table.add_row(
+            c.suite, c.case_id, c.target, c.impl, f"[{_STYLE[c.status]}]{c.status}[/]",
+            head[0] if head else "", _fmt(head[1]) if head else "",
+            _fmt(c.percent_of_peak, 3) if c.percent_of_peak is not None else "",
+            f"{median * 1e6:,.1f} us" if median else "", str(stats.get("n", "")),
+            f"{stats['cv'] * 100:.1f}%" if "cv" in stats else "", note[:90],
+        )
+    return table
+
+
+def comparison_table(cases: list[CaseResult]) -> Table | None:
+    rows = comparisons(cases)
+    if not rows:
+        return None
+    table = Table(title="own kernel vs peer (ratio of the headline metric, same run)")
+    for col in ("suite", "case", "target", "ratio of", "ratio"):
+        table.add_column(col, justify="right" if col == "ratio" else "left")
+    for suite, case_id, target, pair, ratio in rows:
+        style = "green" if ratio >= 1.0 else ("yellow" if ratio >= 0.9 else "red")
+        table.add_row(suite, case_id, target, pair, f"[{style}]{ratio:.3f}x[/]")
+    return table
+
+
+def print_summary(cases: list[CaseResult], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(summary_table(cases))
+    comp = comparison_table(cases)
+    if comp is not None:
+        console.print(comp)
+    counts = {s: sum(1 for c in cases if c.status == s) for s in (PASSED, FAILED, SKIPPED)}
+    console.print(f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[SKIPPED]} skipped")

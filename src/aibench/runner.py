@@ -1,0 +1,95 @@
+"""Runs a planned set of cases, writing the run document after each one."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import UsageError
+from .fingerprint import git_commit, system_fingerprint
+from .harness import SamplingPolicy
+from .results import FAILED, PASSED, CaseResult, ResultWriter, RunDocument, Validation
+from .suites import get_suite
+from .suites.base import Impl, RunContext, Suite
+from .targets import Target
+
+# Per-case time budget (seconds of sampling) by tier; --time-budget replaces it.
+TIER_BUDGET_S = {"quick": 1.0, "standard": 3.0, "full": 10.0}
+
+
+@dataclass
+class PlannedCase:
+    suite: Suite
+    params: dict[str, Any]
+    impl: Impl
+
+
+def plan_run(suite_names: list[str], tier: str, target: Target, impl_names: list[str] | None,
+             raw_params: dict[str, list[str]]) -> list[PlannedCase]:
+    """Every (suite, case, impl) to run, or a UsageError before anything runs."""
+    suites = [get_suite(n) for n in suite_names]
+    known_impls = {i for s in suites for i in s.impl_names()}
+    for name in impl_names or []:
+        if name not in known_impls:
+            raise UsageError(f"unknown impl {name!r} for suite(s) {', '.join(suite_names)} "
+                             f"(known: {', '.join(sorted(known_impls))})")
+    known_params = {p for s in suites for p in s.params}
+    for key in raw_params:
+        if key not in known_params:
+            raise UsageError(f"unknown parameter {key!r} (known: {', '.join(sorted(known_params))})")
+    planned: list[PlannedCase] = []
+    for suite in suites:
+        if target.kind not in suite.target_kinds:
+            raise UsageError(f"suite {suite.name!r} does not run on target {target} "
+                             f"(it runs on: {', '.join(suite.target_kinds)})")
+        overrides = suite.parse_overrides({k: v for k, v in raw_params.items() if k in suite.params})
+        impls = [i for i in suite.impls() if target.kind in i.target_kinds
+                 and (not impl_names or i.name in impl_names)]
+        for params in suite.expand(tier, target, overrides):
+            planned.extend(PlannedCase(suite, params, impl) for impl in impls)
+    return planned
+
+
+def new_document(argv: list[str], machine: str, tier: str, target: Target) -> RunDocument:
+    return RunDocument(command=argv, machine=machine, tier=tier, targets=[str(target)],
+                       system=system_fingerprint(), aibench={"version": __version__, "commit": git_commit()})
+
+
+def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target, policy: SamplingPolicy,
+                progress=None) -> None:
+    """Run every case; a failing case is recorded and the others go on. Ctrl-C stops the
+    run between cases and leaves every finished case in the file (the caller marks it)."""
+    ctx = RunContext(target=target, policy=policy)
+    for item in planned:
+        label = f"{item.suite.name} {item.suite.case_id(item.params)} [{item.impl.name}]"
+        if progress is not None:
+            progress.start_case(label)
+        started = time.perf_counter()
+        try:
+            result = item.suite.run_case(item.params, item.impl, ctx)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - a suite bug fails its case, not the run
+            result = CaseResult(suite=item.suite.name, case_id=item.suite.case_id(item.params),
+                                params=dict(item.params), target=str(target), impl=item.impl.name,
+                                status=FAILED, error=f"{type(e).__name__}: {e}",
+                                validation=Validation(status=FAILED, reason="the case raised an exception"),
+                                duration_s=time.perf_counter() - started)
+        writer.add(result)
+        if progress is not None:
+            progress.end_case(result)
+
+
+def exit_code(cases: list[CaseResult]) -> int:
+    return 1 if any(c.status == FAILED for c in cases) else 0
+
+
+def default_output(machine: str) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    return Path("results") / "runs" / f"{machine}-{stamp}.json"
+
+

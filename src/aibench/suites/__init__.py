@@ -1,0 +1,20 @@
+"""The registry of suites. A suite that is not written yet is not listed."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from .base import Suite
+
+
+def all_suites() -> dict[str, Suite]:
+    from .gemm import GemmSuite
+
+    suites = [GemmSuite()]
+    return {s.name: s for s in suites}
+
+
+def get_suite(name: str) -> Suite:
+    suites = all_suites()
+    if name not in suites:
+        raise UsageError(f"unknown suite {name!r} (available: {', '.join(suites)})")
+    return suites[name]

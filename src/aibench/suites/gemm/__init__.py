@@ -1,0 +1,203 @@
+"""GEMM suite: C = A·B (row-major), FLOPs = 2mnk, on cpu and cuda targets.
+
+Each impl supplies a GemmRunner (cpu.py, cuda.py). The suite owns what is common: the
+sweeps, the FLOP and byte math, the measurement, and the validation of every case
+against a float64 reference on sampled rows and columns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from ...errors import CaseFailure, SkipCase, UsageError
+from ...harness import Measurement, measure
+from ...results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Validation, now_iso
+from ...targets import Target
+from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
+from .common import DTYPES, GemmRunner, gemm_tolerance, sampled_error
+
+CPU_DTYPES = ("fp32", "fp64")
+CUDA_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+
+# Transformer GEMMs, (tokens, hidden, ffn) of Llama-3 8B and 70B: the MLP up-projection
+# (tokens x ffn x hidden) and down-projection (tokens x hidden x ffn).
+_MODELS = {"8b": (4096, 14336), "70b": (8192, 28672)}
+
+
+def _squares(sizes, dtypes):
+    return [{"m": s, "n": s, "k": s, "dtype": d} for d in dtypes for s in sizes]
+
+
+def _transformer(tokens, dtypes):
+    cases = []
+    for d in dtypes:
+        for hidden, ffn in _MODELS.values():
+            cases.append({"m": tokens, "n": ffn, "k": hidden, "dtype": d})
+            cases.append({"m": tokens, "n": hidden, "k": ffn, "dtype": d})
+    return cases
+
+
+class GemmSuite(Suite):
+    name = "gemm"
+    description = "Dense matrix multiply C = A·B, TFLOP/s (2mnk), validated against float64"
+    params = {
+        "m": Param("m", positive_int, "rows of A and C"),
+        "n": Param("n", positive_int, "columns of B and C"),
+        "k": Param("k", positive_int, "inner dimension"),
+        "dtype": Param("dtype", choice(DTYPES), "element type: " + " ".join(DTYPES)),
+    }
+    target_kinds = ("cpu", "cuda")
+    comparisons = (("aibench", "blas"), ("aibench", "torch"), ("cublas", "torch"), ("aibench", "cublas"))
+
+    def impls(self) -> list[Impl]:
+        names = [*_runners("cpu"), *(n for n in _runners("cuda") if n not in _runners("cpu"))]
+        return [Impl(name, _describe(name), tuple(k for k in ("cpu", "cuda") if name in _runners(k)),
+                     _reason_for(name)) for name in names]
+
+    def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
+        if target.kind == "cpu":
+            if tier == "quick":
+                return _squares([512, 1024, 2048], CPU_DTYPES)
+            if tier == "standard":
+                return _squares([256, 512, 1024, 2048, 4096], CPU_DTYPES) + _transformer(512, CPU_DTYPES)
+            return _squares([256, 512, 1024, 2048, 4096, 8192], CPU_DTYPES) + _transformer(2048, CPU_DTYPES)
+        if target.kind == "cuda":
+            if tier == "quick":
+                return _squares([4096, 8192], CUDA_DTYPES)
+            squares = _squares([1024, 2048, 4096, 8192, 16384], CUDA_DTYPES)
+            cases = squares + _transformer(8192, CUDA_DTYPES)
+            if tier == "full":
+                # Maximum-achievable-FLOPS search (mamf-finder style): m swept, n = k = 4096.
+                cases += [{"m": m, "n": 4096, "k": 4096, "dtype": d}
+                          for d in CUDA_DTYPES for m in range(256, 16384 + 1, 256)]
+            return cases
+        raise UsageError(f"suite gemm does not run on target {target}")
+
+    def asv_spec(self) -> AsvSpec:
+        shapes: dict[str, None] = {}
+        for kind in ("cpu", "cuda"):
+            for tier in TIERS:
+                for c in self.default_cases(tier, Target(kind, 0 if kind == "cuda" else None)):
+                    shapes[_shape(c)] = None
+        return AsvSpec(
+            class_name="Gemm",
+            param_names=("shape", "dtype", "impl", "target"),
+            param_values=(tuple(shapes), DTYPES, tuple(self.impl_names()), ("cpu", "cuda")),
+            tracks=(AsvTrack("track_tflops", "tflops", "TFLOP/s"),
+                    AsvTrack("track_time", "time_us", "seconds", 1e-6)),
+            version="1",
+            key=lambda params, target, impl: (_shape(params), params["dtype"], impl, target.split(":")[0]),
+        )
+
+    def check_case(self, params: dict[str, Any], target: Target) -> None:
+        dtype = params["dtype"]
+        if target.kind == "cpu" and dtype not in CPU_DTYPES:
+            raise UsageError(f"gemm dtype {dtype} is not available on the cpu target (cpu: {', '.join(CPU_DTYPES)})")
+        if target.kind == "cpu":
+            from .cpu import check_fits_in_memory
+
+            check_fits_in_memory(params)
+
+    def case_id(self, params: dict[str, Any]) -> str:
+        return f"{_shape(params)}-{params['dtype']}"
+
+    def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
+        result = CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params),
+                            target=str(ctx.target), impl=impl.name, status=SKIPPED, started_at=now_iso())
+        started = time.perf_counter()
+        reason = impl.unavailable_reason(ctx.target)
+        if reason is not None:
+            result.validation = Validation(status=SKIPPED, reason=reason)
+            return result
+        factory = _runners(ctx.target.kind)[impl.name]
+        runner: GemmRunner | None = None
+        try:
+            runner = factory(params, ctx)
+            result.impl_detail = runner.detail()
+            measurement = measure(runner.timer, ctx.policy)
+            result.stats = measurement.to_dict()
+            result.validation = self._validate(runner, params, ctx.seed)
+            result.telemetry = runner.telemetry()
+            if result.validation.status == PASSED:
+                result.status = PASSED
+                self._add_metrics(result, params, measurement, runner)
+            else:
+                result.status = FAILED
+                result.error = result.validation.reason
+        except SkipCase as e:
+            result.status = SKIPPED
+            result.validation = Validation(status=SKIPPED, reason=str(e))
+        except (CaseFailure, Exception) as e:  # noqa: BLE001 - any failure fails only this case
+            result.status = FAILED
+            result.error = f"{type(e).__name__}: {e}"
+        finally:
+            if runner is not None:
+                runner.close()
+            result.duration_s = time.perf_counter() - started
+        return result
+
+    @staticmethod
+    def _validate(runner: GemmRunner, params: dict[str, Any], seed: int) -> Validation:
+        m, n, k = params["m"], params["n"], params["k"]
+        runner.poison_output()
+        runner.run_once()
+        rng = np.random.default_rng(seed + 7)
+        rows = _sample_indices(rng, m)
+        cols = _sample_indices(rng, n)
+        a_rows, b_cols, c_block = runner.sample(rows, cols)
+        error, ref = sampled_error(a_rows, b_cols, c_block)
+        tol = gemm_tolerance(runner.validation_dtype(), k, ref)
+        if error <= tol:
+            return Validation(status=PASSED, max_rel_error=error, tolerance=tol)
+        return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
+                          reason=f"wrong result: max error {error:.3g} (relative to the rms of C) exceeds tolerance {tol:.3g}")
+
+    @staticmethod
+    def _add_metrics(result: CaseResult, params: dict[str, Any], measurement: Measurement, runner: GemmRunner) -> None:
+        flops = 2.0 * params["m"] * params["n"] * params["k"]
+        t = measurement.summary.median
+        tflops = flops / t / 1e12
+        result.metrics["tflops"] = Metric(tflops, "TFLOP/s", True)
+        result.metrics["time_us"] = Metric(t * 1e6, "us", False)
+        peak = runner.peak()
+        if peak is not None:
+            result.peak = peak
+            result.percent_of_peak = 100.0 * tflops / peak["value"]
+
+
+def _shape(params: dict[str, Any]) -> str:
+    return f"{params['m']}x{params['n']}x{params['k']}"
+
+
+def _runners(kind: str) -> dict[str, type[GemmRunner]]:
+    """impl name -> runner class, for one target kind."""
+    from . import cpu, cuda
+
+    return {"cpu": cpu.RUNNERS, "cuda": cuda.RUNNERS}.get(kind, {})
+
+
+def _describe(name: str) -> str:
+    return "; ".join(f"{kind}: {r[name].description}" for kind in ("cpu", "cuda")
+                     if name in (r := _runners(kind)))
+
+
+def _reason_for(name: str):
+    def reason(target: Target) -> str | None:
+        runners = _runners(target.kind)
+        if name not in runners:
+            return f"gemm impl {name!r} does not run on the {target.kind} target"
+        return runners[name].unavailable(target)
+    return reason
+
+
+def _sample_indices(rng: np.random.Generator, size: int, count: int = 24) -> np.ndarray:
+    """First, last and random interior indices: edges are where blocked kernels go wrong."""
+    if size <= count:
+        return np.arange(size)
+    picks = {0, size - 1, size // 2}
+    picks.update(rng.choice(size, count - len(picks), replace=False).tolist())
+    return np.array(sorted(picks))

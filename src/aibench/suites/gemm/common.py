@@ -1,0 +1,88 @@
+"""What every GEMM implementation provides, and how its result is judged."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+
+# Unit roundoff (half an ulp at 1.0) per format.
+_U = {"fp64": 2.0**-53, "fp32": 2.0**-24, "tf32": 2.0**-11, "bf16": 2.0**-9, "fp16": 2.0**-11,
+      "fp8": 2.0**-4, "int8": 0.0, "int32": 0.0}
+
+# dtype -> (input rounding the reference does not see, output format, accumulator format).
+# Inputs of bf16/fp16/fp8/int8 cases are stored in that format and decoded exactly for the
+# reference; tf32 rounds fp32 inputs inside the tensor cores, which the reference does not.
+_PRECISION = {
+    "fp64": (None, "fp64", "fp64"),
+    "fp32": (None, "fp32", "fp32"),
+    "tf32": ("tf32", "fp32", "fp32"),
+    "bf16": (None, "bf16", "fp32"),
+    "fp16": (None, "fp16", "fp32"),
+    "fp8": (None, "bf16", "fp32"),
+    "int8": (None, "int32", "int32"),
+}
+
+
+class GemmRunner:
+    """One impl's prepared GEMM: buffers allocated and filled with random values."""
+
+    def timer(self, number: int) -> float:
+        """Seconds for `number` back-to-back GEMMs."""
+        raise NotImplementedError
+
+    def run_once(self) -> None:
+        """One GEMM on the first buffer set, finished before returning."""
+        raise NotImplementedError
+
+    def poison_output(self) -> None:
+        """Fill C with NaN (or a sentinel for integers) so an unwritten C cannot pass."""
+        raise NotImplementedError
+
+    def sample(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(A[rows, :], B[:, cols], C[rows][:, cols]) of the first buffer set, as float64,
+        with the inputs exactly as stored (decoded from their format)."""
+        raise NotImplementedError
+
+    def validation_dtype(self) -> str:
+        raise NotImplementedError
+
+    def detail(self) -> dict:
+        return {}
+
+    def peak(self) -> dict | None:
+        return None
+
+    def telemetry(self) -> dict | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def gemm_tolerance(dtype: str, k: int, ref: np.ndarray) -> float:
+    """Largest acceptable error relative to rms(C) on the sampled block.
+
+    Sum of: input rounding the reference did not do (tf32), rounding of the output
+    (relative to |c|, so scaled by max|c|/rms(c)), and accumulation error (grows like
+    sqrt(k) for random signs). Each term has a safety factor of 4 to 8. A real bug (a
+    missed block, a wrong element) lands orders of magnitude above this for fp32/fp64.
+    """
+    rounded_input, out, acc = _PRECISION[dtype]
+    rms = float(np.sqrt(np.mean(ref * ref))) or 1.0
+    spread = float(np.max(np.abs(ref))) / rms
+    tol = 4.0 * _U[out] * spread + 8.0 * _U[acc] * math.sqrt(k)
+    if rounded_input:
+        tol += 4.0 * _U[rounded_input]
+    return max(tol, 1e-15)
+
+
+def sampled_error(a_rows: np.ndarray, b_cols: np.ndarray, c_block: np.ndarray) -> tuple[float, np.ndarray]:
+    """(max |C - ref| / rms(ref), ref) on the sampled block; non-finite C is infinite error."""
+    ref = a_rows @ b_cols
+    if not np.all(np.isfinite(c_block)):
+        return math.inf, ref
+    rms = float(np.sqrt(np.mean(ref * ref))) or 1.0
+    return float(np.max(np.abs(c_block - ref))) / rms, ref

@@ -1,0 +1,44 @@
+"""Targets: where a case runs. `cpu`, `cuda[:N]`, `jax[:platform]`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import UsageError
+
+TARGET_KINDS = ("cpu", "cuda", "jax")
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # cpu | cuda | jax
+    index: int | None = None  # cuda device number
+    platform: str | None = None  # jax platform (tpu, gpu, cpu)
+
+    def __str__(self) -> str:
+        if self.kind == "cuda":
+            return f"cuda:{self.index or 0}"
+        if self.kind == "jax" and self.platform:
+            return f"jax:{self.platform}"
+        return self.kind
+
+
+def parse_target(text: str) -> Target:
+    m = re.fullmatch(r"(cpu|cuda|jax)(?::([A-Za-z0-9]+))?", text.strip())
+    if not m:
+        raise UsageError(f"unknown target {text!r}: expected cpu, cuda[:N] or jax[:tpu|gpu|cpu]")
+    kind, arg = m.group(1), m.group(2)
+    if kind == "cpu":
+        if arg is not None:
+            raise UsageError(f"target 'cpu' takes no qualifier (got {text!r})")
+        return Target("cpu")
+    if kind == "cuda":
+        if arg is None:
+            return Target("cuda", 0)
+        if not arg.isdigit():
+            raise UsageError(f"bad CUDA device in {text!r}: expected cuda:N with N a device number")
+        return Target("cuda", int(arg))
+    if arg is not None and arg not in ("tpu", "gpu", "cpu"):
+        raise UsageError(f"bad JAX platform in {text!r}: expected tpu, gpu or cpu")
+    return Target("jax", platform=arg)

@@ -1,0 +1,115 @@
+"""The CPU target: ISA paths, measured clock and theoretical peak.
+
+Peak = cores x FMA instructions per cycle x SIMD lanes x 2 x *measured* clock. The
+FMA-unit table below is per microarchitecture family; the clock comes from a C++ chain of
+dependent adds run on every core at once (aibench._core.measure_clock_ghz).
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+
+import psutil
+
+from .. import _core
+
+# dtype -> bytes per element, for SIMD lane counts
+_DTYPE_BYTES = {"fp64": 8, "fp32": 4}
+
+
+def cpu_vendor_family() -> tuple[str, int | None]:
+    """('AuthenticAMD' | 'GenuineIntel' | ..., CPU family number) from /proc/cpuinfo."""
+    vendor, family = platform.machine(), None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "vendor_id":
+                    vendor = value
+                elif key == "cpu family" and family is None:
+                    family = int(value)
+                if key == "" and family is not None:
+                    break
+    except OSError:
+        pass
+    return vendor, family
+
+
+def fma_bits_per_cycle(isa: str) -> tuple[int, str]:
+    """Total FMA datapath width per core per cycle, in bits, and how it was decided.
+
+    AMD Zen 4 (family 0x19 with AVX-512) executes 512-bit FMAs on two 256-bit units,
+    so it has the FMA width of AVX2: 2 x 256. Zen 5 (family 0x1A) has full 512-bit units.
+    Intel server parts with AVX-512 have two 512-bit FMA units (some SKUs one: this
+    table takes the common two and says so in the source).
+    """
+    vendor, family = cpu_vendor_family()
+    if isa == "avx512":
+        if vendor == "AuthenticAMD" and family is not None and family < 0x1A:
+            return 2 * 256, "AMD Zen 4: AVX-512 on two 256-bit FMA units"
+        if vendor == "AuthenticAMD":
+            return 2 * 512, "AMD Zen 5: two 512-bit FMA units"
+        return 2 * 512, "Intel AVX-512: two 512-bit FMA units (most server SKUs)"
+    if isa == "avx2":
+        return 2 * 256, "AVX2: two 256-bit FMA units"
+    if platform.machine() in ("aarch64", "arm64"):
+        return 2 * 128, "aarch64: assumed two 128-bit NEON FMA pipes"
+    return 2 * 128, "scalar/SSE path: two 128-bit FMA-equivalent pipes"
+
+
+@functools.lru_cache(maxsize=1)
+def measured_clock_ghz() -> float:
+    return float(_core.measure_clock_ghz(0.2))
+
+
+def physical_cores() -> int:
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
+def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
+    """Theoretical peak for `dtype` on the best (or given) ISA path, or None if unknown."""
+    if dtype not in _DTYPE_BYTES:
+        return None
+    isa = isa or _core.best_isa()
+    bits, why = fma_bits_per_cycle(isa)
+    lanes_per_cycle = bits // (8 * _DTYPE_BYTES[dtype])
+    cores = physical_cores()
+    ghz = measured_clock_ghz()
+    value = cores * lanes_per_cycle * 2 * ghz * 1e9 / 1e12
+    return {
+        "value": value,
+        "unit": "TFLOP/s",
+        "source": f"{cores} cores x {lanes_per_cycle} FMA lanes/cycle x 2 x {ghz:.3f} GHz measured ({why})",
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def cache_sizes() -> dict[str, int]:
+    """Cache sizes in bytes per level name (L1d, L2, L3) from sysfs, as seen by cpu0."""
+    sizes: dict[str, int] = {}
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        import os
+
+        for index in sorted(os.listdir(base)):
+            if not index.startswith("index"):
+                continue
+            def read(name):
+                with open(f"{base}/{index}/{name}", encoding="utf-8") as f:
+                    return f.read().strip()
+            level, kind, size = read("level"), read("type"), read("size")
+            if kind == "Instruction":
+                continue
+            mult = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(size[-1], 1)
+            value = int(size.rstrip("KMG")) * mult
+            sizes[f"L{level}" + ("d" if level == "1" else "")] = value
+    except (OSError, ValueError):
+        pass
+    return sizes
+
+
+def last_level_cache_bytes() -> int:
+    sizes = cache_sizes()
+    return max(sizes.values()) if sizes else 32 * 1024**2

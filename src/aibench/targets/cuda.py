@@ -1,0 +1,184 @@
+"""The cuda target: device discovery, NVML identity and telemetry, device buffers and
+the event timer for library calls launched from Python (CuPy, torch).
+
+aibench's own CUDA code (aibench._cuda) times itself with CUDA events in C++; buffers are
+CuPy arrays handed over by pointer.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import SkipCase
+from . import Target
+
+# Storage format on the device for each GEMM dtype, and the output format.
+STORAGE = {"fp64": "float64", "fp32": "float32", "tf32": "float32", "bf16": "uint16",
+           "fp16": "float16", "fp8": "uint8", "int8": "int8", "int32": "int32"}
+OUTPUT_FORMAT = {"fp64": "fp64", "fp32": "fp32", "tf32": "fp32", "bf16": "bf16", "fp16": "fp16",
+                 "fp8": "bf16", "int8": "int32"}
+
+# NVML clock-event (throttle) reasons that mean the GPU ran below its clocks for a
+# hardware or power reason (idle and application-clock settings are not throttling).
+_THROTTLE_REASONS = {0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal",
+                     0x40: "hw_thermal", 0x80: "hw_power_brake"}
+
+
+def cuda_module():
+    try:
+        from .. import _cuda
+    except ImportError:
+        return None
+    return _cuda
+
+
+def unavailable_reason(target: Target) -> str | None:
+    """Why the cuda target cannot run here, or None."""
+    if target.kind != "cuda":
+        return f"runs on the cuda target, not {target}"
+    cuda = cuda_module()
+    if cuda is None:
+        return "aibench was built without CUDA (reinstall with AIBENCH_CUDA=ON and nvcc + cuBLASLt present)"
+    count = cuda.device_count()
+    if count == 0:
+        return f"no CUDA GPU: {cuda.cuda_unavailable_reason()}"
+    if (target.index or 0) >= count:
+        return f"{target} does not exist: {count} CUDA device(s)"
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy is not installed (pip install 'aibench[cuda]')"
+    return None
+
+
+def require(target: Target):
+    reason = unavailable_reason(target)
+    if reason is not None:
+        raise SkipCase(reason)
+    return cuda_module()
+
+
+@functools.lru_cache(maxsize=None)
+def device_properties(index: int) -> dict[str, Any]:
+    return dict(cuda_module().device_properties(index))
+
+
+def _nvml_handle(index: int):
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        bus_id = device_properties(index).get("pci_bus_id")
+        if bus_id:
+            return pynvml, pynvml.nvmlDeviceGetHandleByPciBusId(bus_id.encode() if isinstance(bus_id, str) else bus_id)
+        return pynvml, pynvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception:  # noqa: BLE001 - no NVML means no telemetry, said in the result
+        return None, None
+
+
+def device_name(index: int) -> str:
+    nvml, handle = _nvml_handle(index)
+    if handle is not None:
+        name = nvml.nvmlDeviceGetName(handle)
+        return name.decode() if isinstance(name, bytes) else name
+    return device_properties(index)["name"]
+
+
+def telemetry_snapshot(index: int) -> dict[str, Any]:
+    """Clocks, temperature, power and active throttle reasons, from NVML."""
+    nvml, h = _nvml_handle(index)
+    if h is None:
+        return {"available": False, "reason": "NVML (nvidia-ml-py) not available"}
+    snap: dict[str, Any] = {"available": True}
+    readers = {
+        "sm_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM),
+        "mem_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM),
+        "temperature_c": lambda: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU),
+        "power_w": lambda: nvml.nvmlDeviceGetPowerUsage(h) / 1000.0,
+        "clock_event_reasons": lambda: int(nvml.nvmlDeviceGetCurrentClocksEventReasons(h)
+                                           if hasattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons")
+                                           else nvml.nvmlDeviceGetCurrentClocksThrottleReasons(h)),
+    }
+    for key, read in readers.items():
+        try:
+            snap[key] = read()
+        except Exception:  # noqa: BLE001 - a sensor a card lacks is recorded as missing
+            snap[key] = None
+    bits = snap.get("clock_event_reasons") or 0
+    snap["throttle_reasons"] = [name for bit, name in _THROTTLE_REASONS.items() if bits & bit]
+    return snap
+
+
+def telemetry_window(start: dict, end: dict) -> dict[str, Any]:
+    throttled = bool(start.get("throttle_reasons") or end.get("throttle_reasons"))
+    return {"start": start, "end": end, "throttled": throttled}
+
+
+class L2Flusher:
+    """A device buffer of twice the L2 size, rewritten before each sample to evict L2."""
+
+    def __init__(self, index: int):
+        import cupy
+
+        self.nbytes = 2 * int(device_properties(index).get("l2_cache_bytes") or 64 * 2**20)
+        self.buffer = cupy.empty(self.nbytes, dtype=cupy.uint8)
+        self.ptr = self.buffer.data.ptr
+        self._fill = 0
+
+    def flush(self) -> None:
+        self._fill = (self._fill + 1) & 0xFF
+        self.buffer.fill(self._fill)
+
+
+def event_timer(launch: Callable[[], Any], flusher: L2Flusher) -> Callable[[int], float]:
+    """Timer for a call launched from Python: CUDA events around `number` launches on the
+    default stream, after an L2 flush. Python only enqueues; the GPU time is what counts."""
+    import cupy
+
+    def timer(number: int) -> float:
+        flusher.flush()
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        for _ in range(number):
+            launch()
+        stop.record()
+        stop.synchronize()
+        return cupy.cuda.get_elapsed_time(start, stop) / 1e3
+
+    return timer
+
+
+def free_device_bytes(index: int) -> int:
+    import cupy
+
+    with cupy.cuda.Device(index):
+        free, _total = cupy.cuda.runtime.memGetInfo()
+    return int(free)
+
+
+# --- host decoding of device formats, for validation -----------------------------------
+@functools.lru_cache(maxsize=1)
+def _fp8_e4m3_table() -> np.ndarray:
+    """float64 value of each of the 256 fp8 e4m3 (fn) bit patterns."""
+    table = np.empty(256, dtype=np.float64)
+    for bits in range(256):
+        sign = -1.0 if bits & 0x80 else 1.0
+        exp, man = (bits >> 3) & 0xF, bits & 0x7
+        if exp == 0xF and man == 0x7:
+            table[bits] = np.nan
+        elif exp == 0:
+            table[bits] = sign * (man / 8.0) * 2.0**-6
+        else:
+            table[bits] = sign * (1.0 + man / 8.0) * 2.0 ** (exp - 7)
+    return table
+
+
+def decode(host: np.ndarray, fmt: str) -> np.ndarray:
+    """Device-format values (as copied to the host) -> float64."""
+    if fmt == "bf16":
+        return (host.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    if fmt == "fp8":
+        return _fp8_e4m3_table()[host.astype(np.uint8)]
+    return host.astype(np.float64)

@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import pytest
+
+from aibench.harness import SamplingPolicy, measure
+from aibench.stats import median_ci95, summarize
+
+
+def test_summary_of_known_samples():
+    s = summarize([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert (s.n, s.median, s.mean, s.min, s.max) == (5, 3.0, 3.0, 1.0, 5.0)
+    assert s.stdev == pytest.approx(math.sqrt(2.5))
+    assert s.cv == pytest.approx(math.sqrt(2.5) / 3.0)
+    assert s.p5 == pytest.approx(1.2) and s.p95 == pytest.approx(4.8)
+
+
+def test_median_ci_brackets_the_median_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    small = np.sort(rng.lognormal(0, 0.2, 20))
+    large = np.sort(rng.lognormal(0, 0.2, 2000))
+    for x in (small, large):
+        lo, hi = median_ci95(x)
+        assert lo <= np.median(x) <= hi
+    assert (median_ci95(large)[1] - median_ci95(large)[0]) < (median_ci95(small)[1] - median_ci95(small)[0])
+
+
+def test_median_ci_coverage_is_about_95_percent():
+    rng = np.random.default_rng(2)
+    true_median = np.exp(0.0)  # lognormal(0, s) has median 1
+    hits = 0
+    for _ in range(400):
+        lo, hi = median_ci95(np.sort(rng.lognormal(0, 0.3, 31)))
+        hits += lo <= true_median <= hi
+    assert 0.90 <= hits / 400 <= 0.995
+
+
+class FakeClock:
+    """A timer whose per-repetition time follows a known sequence (no real sleeping)."""
+
+    def __init__(self, per_rep):
+        self.per_rep = per_rep
+        self.calls = []
+
+    def __call__(self, number):
+        self.calls.append(number)
+        return self.per_rep(len(self.calls)) * number
+
+
+def test_measure_takes_at_least_five_samples_and_keeps_them():
+    timer = FakeClock(lambda i: 1e-3)
+    m = measure(timer, SamplingPolicy(budget_s=1.0, min_sample_s=0.01, warmup_s=0.0))
+    assert len(m.samples) >= 5
+    assert m.number == 10  # 10 ms per sample at 1 ms per repetition
+    assert m.summary.median == pytest.approx(1e-3)
+    assert m.stopped_by == "ci"
+
+
+def test_measure_keeps_sampling_noisy_timers_until_the_budget():
+    rng = np.random.default_rng(3)
+    timer = FakeClock(lambda i: 1e-3 * rng.lognormal(0, 0.5))
+    m = measure(timer, SamplingPolicy(budget_s=0.0, rel_ci=1e-6, min_samples=7, warmup_s=0.0))
+    assert m.stopped_by == "budget" and len(m.samples) == 7
+
+
+def test_native_timing_loop_measures_real_time():
+    from aibench import _core
+
+    elapsed = _core.time_sleep(4, 0.01)
+    assert 0.035 <= elapsed < 1.0
+    assert 0 < _core.steady_clock_resolution_s() < 1e-3

@@ -30,6 +30,15 @@ endmacro()
 
 # --- nvcc -------------------------------------------------------------------------------
 include(CheckLanguage)
+if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+  # GPU machines often have nvcc in the toolkit's bin/ without it being on PATH.
+  find_program(AIBENCH_NVCC nvcc
+    HINTS ENV CUDA_HOME ENV CUDA_PATH PATH_SUFFIXES bin
+    PATHS /usr/local/cuda/bin /opt/cuda/bin)
+  if(AIBENCH_NVCC)
+    set(CMAKE_CUDA_COMPILER "${AIBENCH_NVCC}")
+  endif()
+endif()
 check_language(CUDA)
 if(NOT CMAKE_CUDA_COMPILER)
   _aibench_cuda_missing("no CUDA compiler (nvcc) found"

@@ -49,7 +49,7 @@ class FakeClock:
 
 def test_measure_takes_at_least_five_samples_and_keeps_them():
     timer = FakeClock(lambda i: 1e-3)
-    m = measure(timer, SamplingPolicy(budget_s=1.0, min_sample_s=0.01, warmup_s=0.0))
+    m = measure(timer, SamplingPolicy(budget_s=1.0, min_sample_s=0.01, warmup_s=0.0, settle_s=0.0))
     assert len(m.samples) >= 5
     assert m.number == 10  # 10 ms per sample at 1 ms per repetition
     assert m.summary.median == pytest.approx(1e-3)
@@ -59,7 +59,7 @@ def test_measure_takes_at_least_five_samples_and_keeps_them():
 def test_measure_keeps_sampling_noisy_timers_until_the_budget():
     rng = np.random.default_rng(3)
     timer = FakeClock(lambda i: 1e-3 * rng.lognormal(0, 0.5))
-    m = measure(timer, SamplingPolicy(budget_s=0.0, rel_ci=1e-6, min_samples=7, warmup_s=0.0))
+    m = measure(timer, SamplingPolicy(budget_s=0.0, rel_ci=1e-6, min_samples=7, warmup_s=0.0, settle_s=0.0))
     assert m.stopped_by == "budget" and len(m.samples) == 7
 
 

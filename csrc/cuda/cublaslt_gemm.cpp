@@ -9,6 +9,7 @@
 // So b_layout "nk" is cuBLASLt's "TN" layout, the only one fp8 and int8 kernels accept.
 #include "cuda/cublaslt_gemm.cuh"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 
@@ -58,37 +59,37 @@ const char* const kStages[] = {
     "128x6",     "32x10", "8x4",   "16x10", "8x5"};
 
 template <std::size_t N>
-std::string enum_name(const char* const (&names)[N], unsigned long long id) {
-  if (id < N) return names[id];
+std::string enum_name(const char* const (&names)[N], long long id) {
+  if (id >= 0 && static_cast<std::size_t>(id) < N) return names[id];
   return "#" + std::to_string(id);
 }
 
+// One algorithm attribute as a number (0 when the library does not report it).
 template <typename T>
-unsigned long long algo_config(const cublasLtMatmulAlgo_t& algo,
-                               cublasLtMatmulAlgoConfigAttributes_t attr) {
+long long algo_config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr) {
   T value{};
   std::size_t written = 0;
   if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &value, sizeof(value), &written) !=
       CUBLAS_STATUS_SUCCESS)
     return 0;
-  return static_cast<unsigned long long>(value);
+  return static_cast<long long>(value);
 }
 
 std::string describe_algo(const cublasLtMatmulHeuristicResult_t& r) {
-  const auto& a = r.algo;
+  const cublasLtMatmulAlgo_t& a = r.algo;
+  const long long id = algo_config<std::int32_t>(a, CUBLASLT_ALGO_CONFIG_ID);
+  const long long tile = algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_TILE_ID);
+  const long long stages = algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_STAGES_ID);
+  const long long splitk = algo_config<std::int32_t>(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM);
+  const long long reduction = algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME);
+  const long long swizzle = algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING);
+  const long long cluster = algo_config<std::uint16_t>(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID);
   char buf[320];
-  std::snprintf(
-      buf, sizeof(buf),
-      "algo=%lld tile=%s stages=%s splitk=%lld reduction=%llu swizzle=%llu cluster=%llu "
-      "workspace=%zu waves=%.2f",
-      static_cast<long long>(static_cast<std::int32_t>(algo_config<std::int32_t>(a, CUBLASLT_ALGO_CONFIG_ID))),
-      enum_name(kTiles, algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_TILE_ID)).c_str(),
-      enum_name(kStages, algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_STAGES_ID)).c_str(),
-      static_cast<long long>(static_cast<std::int32_t>(algo_config<std::int32_t>(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM))),
-      algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
-      algo_config<std::uint32_t>(a, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING),
-      algo_config<std::uint16_t>(a, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID), r.workspaceSize,
-      static_cast<double>(r.wavesCount));
+  std::snprintf(buf, sizeof(buf),
+                "algo=%lld tile=%s stages=%s splitk=%lld reduction=%lld swizzle=%lld "
+                "cluster=%lld workspace=%zu waves=%.2f",
+                id, enum_name(kTiles, tile).c_str(), enum_name(kStages, stages).c_str(), splitk,
+                reduction, swizzle, cluster, r.workspaceSize, static_cast<double>(r.wavesCount));
   return buf;
 }
 

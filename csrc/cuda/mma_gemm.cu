@@ -80,46 +80,38 @@ __device__ __forceinline__ void load_guarded_8(const std::uint16_t* __restrict__
   }
 }
 
-// Copies k tile `kt` of A (BM x BK) and B (BK x BN) into pipeline stage `stage`.
+// Copies k tile `kt` of A (BM x BK) and B (BK x BN) into the stage at shared address `stage`.
 template <bool ALIGNED>
-__device__ __forceinline__ void load_tile(std::uint32_t smem, int stage, int kt,
+__device__ __forceinline__ void load_tile(std::uint32_t stage, int kt, const CopyPlan& plan,
                                           const std::uint16_t* __restrict__ A,
-                                          const std::uint16_t* __restrict__ B, int M, int N, int K,
-                                          int row0, int col0, int tid) {
-  const std::uint32_t sa = smem + stage * STAGE_BYTES;
-  const std::uint32_t sb = sa + A_STAGE_BYTES;
-  const int k0 = kt * BK;
+                                          const std::uint16_t* __restrict__ B, int N, int K) {
 #pragma unroll
   for (int i = 0; i < A_CHUNKS_PER_THREAD; ++i) {
-    int r, c;
-    a_copy_coords(tid, i, r, c);
-    const int grow = row0 + r, gk = k0 + c * 8;
-    const std::uint32_t dst = sa + a_offset(r, c);
+    unsigned long long src;
+    int gk, dst;
+    bool row_ok;
+    a_copy(plan, i, kt, K, src, gk, row_ok, dst);
     if constexpr (ALIGNED) {
-      const bool ok = grow < M && gk < K;  // K % 8 == 0: a chunk is all in or all out
-      cp_async_16(dst, ok ? A + (static_cast<std::size_t>(grow) * K + gk) : A, ok);
+      const bool ok = row_ok && gk < K;  // K % 8 == 0: a chunk is all in or all out
+      cp_async_16(stage + dst, ok ? A + src : A, ok);
     } else {
-      const bool row_ok = grow < M;
       std::uint32_t v[4];
-      load_guarded_8(A + (row_ok ? static_cast<std::size_t>(grow) * K + gk : 0), gk, K, row_ok, v);
-      st_shared_16(dst, v[0], v[1], v[2], v[3]);
+      load_guarded_8(row_ok ? A + src : A, gk, K, row_ok, v);
+      st_shared_16(stage + dst, v[0], v[1], v[2], v[3]);
     }
   }
 #pragma unroll
   for (int i = 0; i < B_CHUNKS_PER_THREAD; ++i) {
-    int r, c;
-    b_copy_coords(tid, i, r, c);
-    const int gk = k0 + r, gcol = col0 + c * 8;
-    const std::uint32_t dst = sb + b_offset(r, c);
+    unsigned long long src;
+    int gk, dst;
+    b_copy(plan, i, kt, N, src, gk, dst);
+    const bool row_ok = gk < K && plan.b_cols_left > 0;
     if constexpr (ALIGNED) {
-      const bool ok = gk < K && gcol < N;  // N % 8 == 0
-      cp_async_16(dst, ok ? B + (static_cast<std::size_t>(gk) * N + gcol) : B, ok);
+      cp_async_16(stage + A_STAGE_BYTES + dst, row_ok ? B + src : B, row_ok);  // N % 8 == 0
     } else {
-      const bool row_ok = gk < K;
       std::uint32_t v[4];
-      load_guarded_8(B + (row_ok ? static_cast<std::size_t>(gk) * N + gcol : 0), gcol, N, row_ok,
-                     v);
-      st_shared_16(dst, v[0], v[1], v[2], v[3]);
+      load_guarded_8(row_ok ? B + src : B, 0, plan.b_cols_left, row_ok, v);
+      st_shared_16(stage + A_STAGE_BYTES + dst, v[0], v[1], v[2], v[3]);
     }
   }
 }
@@ -168,6 +160,7 @@ __global__ void __launch_bounds__(THREADS, 1)
   const int row0 = bm * BM;
   const int col0 = bn * BN;
   const int ktiles = (K + BK - 1) / BK;
+  const CopyPlan plan = make_copy_plan(tid, M, N, K, row0, col0);
 
   float acc[MI][NI][4];
 #pragma unroll
@@ -181,7 +174,7 @@ __global__ void __launch_bounds__(THREADS, 1)
   // so that wait_group<STAGES-2> below always means "tile kt has landed".
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < ktiles) load_tile<ALIGNED>(smem, s, s, A, B, M, N, K, row0, col0, tid);
+    if (s < ktiles) load_tile<ALIGNED>(smem + s * STAGE_BYTES, s, plan, A, B, N, K);
     cp_async_commit();
   }
 
@@ -189,7 +182,8 @@ __global__ void __launch_bounds__(THREADS, 1)
     cp_async_wait<STAGES - 2>();
     __syncthreads();  // tile kt visible to all; everyone is done with tile kt-1's stage
     const int next = kt + STAGES - 1;
-    if (next < ktiles) load_tile<ALIGNED>(smem, next % STAGES, next, A, B, M, N, K, row0, col0, tid);
+    if (next < ktiles)
+      load_tile<ALIGNED>(smem + (next % STAGES) * STAGE_BYTES, next, plan, A, B, N, K);
     cp_async_commit();
 
     const std::uint32_t sa = smem + (kt % STAGES) * STAGE_BYTES;
@@ -245,8 +239,11 @@ MmaGemm::MmaGemm(int device, std::int64_t m, std::int64_t n, std::int64_t k,
   const DType dt = parse_dtype(dtype);
   if (dt != DType::bf16 && dt != DType::fp16)
     throw_value("MmaGemm supports dtype 'bf16' or 'fp16', got '" + dtype + "'");
-  if (m < 1 || n < 1 || k < 1 || m > INT_MAX || n > INT_MAX || k > INT_MAX)
-    throw_value("MmaGemm needs 1 <= m, n, k <= 2^31-1");
+  // 2^30 keeps every int index in the kernel (tile rounding, k offsets) free of overflow.
+  constexpr std::int64_t kMaxDim = std::int64_t{1} << 30;
+  if (m < 1 || n < 1 || k < 1 || m > kMaxDim || n > kMaxDim || k > kMaxDim)
+    throw_value("MmaGemm needs 1 <= m, n, k <= 2^30, got m=" + std::to_string(m) +
+                " n=" + std::to_string(n) + " k=" + std::to_string(k));
   const std::int64_t blocks = ((m + BM - 1) / BM) * ((n + BN - 1) / BN);
   if (blocks > INT_MAX) throw_value("MmaGemm: matrix too large for one grid");
   if (!a || !b || !c) throw_value("MmaGemm: null pointer");

@@ -1,6 +1,6 @@
 // Tile geometry and shared-memory addressing of aibench's tensor-core GEMM (mma_gemm.cu).
-// Kept apart, __host__ __device__, so that a host emulation (tests/cuda_emulate_mma.cu)
-// can check the index arithmetic that the kernel runs.
+// Kept apart, __host__ __device__, so that a host emulation without a GPU
+// can check the index arithmetic that the kernel runs: csrc/cuda/mma_layout_check.cpp.
 #pragma once
 
 #ifdef __CUDACC__
@@ -61,6 +61,59 @@ AIBENCH_HD void b_copy_coords(int tid, int i, int& row, int& chunk) {
   int id = tid + i * THREADS;
   row = id >> 5;
   chunk = id & 31;
+}
+
+// Per-thread copy plan, computed once per block: a thread's A copies are A_COPY_ROW_STRIDE
+// rows apart in the same chunk column, its B copies B_COPY_ROW_STRIDE k rows apart in the
+// same chunk column, so one offset per matrix plus strides addresses them all, and moving
+// to the next k tile adds BK columns (A) or BK rows (B).
+constexpr int A_COPY_ROW_STRIDE = THREADS / (BK / 8);  // 64
+constexpr int B_COPY_ROW_STRIDE = THREADS / (BN / 8);  // 8
+
+struct CopyPlan {
+  unsigned long long a_off;  // element offset in A of the first chunk at k tile 0
+  unsigned long long b_off;  // element offset in B of the first chunk at k tile 0
+  int a_k;                   // k column of the A chunk inside a tile
+  int a_rows_left;           // M - row of the first A chunk (the chunk i row is valid if > i*stride)
+  int b_k;                   // k row of the first B chunk inside a tile
+  int b_cols_left;           // N - first column of the B chunk
+  int a_dst;                 // stage-relative shared offsets of the first chunks
+  int b_dst;
+};
+
+AIBENCH_HD CopyPlan make_copy_plan(int tid, int M, int N, int K, int row0, int col0) {
+  CopyPlan p;
+  int r, c;
+  a_copy_coords(tid, 0, r, c);
+  p.a_k = c * 8;
+  p.a_rows_left = M - (row0 + r);
+  p.a_off = p.a_rows_left > 0 ? static_cast<unsigned long long>(row0 + r) * K + p.a_k : 0ull;
+  p.a_dst = a_offset(r, c);
+  b_copy_coords(tid, 0, r, c);
+  p.b_k = r;
+  p.b_cols_left = N - (col0 + c * 8);
+  p.b_off = p.b_cols_left > 0 ? static_cast<unsigned long long>(r) * N + col0 + c * 8 : 0ull;
+  p.b_dst = b_offset(r, c);
+  return p;
+}
+
+// A copy i of k tile kt: source element offset, its k column, whether the row exists, and
+// the stage-relative shared offset.
+AIBENCH_HD void a_copy(const CopyPlan& p, int i, int kt, int K, unsigned long long& src, int& gk,
+                       bool& row_ok, int& dst) {
+  gk = kt * BK + p.a_k;
+  row_ok = i * A_COPY_ROW_STRIDE < p.a_rows_left;
+  src = p.a_off + static_cast<unsigned long long>(i) * A_COPY_ROW_STRIDE * K + kt * BK;
+  dst = p.a_dst + i * A_COPY_ROW_STRIDE * A_ROW_BYTES;
+}
+
+// B copy i of k tile kt: source element offset, its k row, and the shared offset; the
+// columns left in the row are p.b_cols_left.
+AIBENCH_HD void b_copy(const CopyPlan& p, int i, int kt, int N, unsigned long long& src, int& gk,
+                       int& dst) {
+  gk = kt * BK + p.b_k + i * B_COPY_ROW_STRIDE;
+  src = p.b_off + static_cast<unsigned long long>(kt * BK + i * B_COPY_ROW_STRIDE) * N;
+  dst = p.b_dst + i * B_COPY_ROW_STRIDE * B_ROW_BYTES;
 }
 
 // ldmatrix.x4 row addresses. A (m16 x k16 fragment mi at k offset kk): lanes 0-15 give rows

@@ -1,7 +1,7 @@
 // Python bindings of the CPU GEMM: gemm, time_gemm, isa_paths, best_isa, gemm_blocking.
 // Arrays are checked, never converted: c is written in place, so a silent copy would
-// lose the result. Every check raises ValueError (pybind11 also maps the
-// std::invalid_argument of parse_isa to ValueError).
+// lose the result: a non-array argument raises TypeError, every other check ValueError
+// (pybind11 maps the std::invalid_argument of parse_isa to ValueError).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -80,9 +80,8 @@ Operands check_operands(const py::array& a, const py::array& b, py::array& c) {
   return {dtype, m, n, k, a.data(), b.data(), c.mutable_data()};
 }
 
-int check_threads(int threads) {
+void check_threads(int threads) {
   if (threads < 0) throw py::value_error("gemm: threads must be >= 0 (0 = all cores)");
-  return threads;
 }
 
 // Kernels of both dtypes for one ISA, looked up once before any timing.

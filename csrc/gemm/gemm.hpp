@@ -1,10 +1,10 @@
 // CPU GEMM, C = A·B, row-major, fp32 and fp64, in the GotoBLAS/BLIS structure:
 //
-//   for jc in n step NC:            B panel  (KC x NC)  packed once, shared by all threads (L3)
-//     for pc in k step KC:
-//       for ic in m step MC:        A block  (MC x KC)  packed per thread (L2)   <- OpenMP
-//         for jr in NC step NR:     B micro-panel (KC x NR) stays in L1          <- OpenMP when
-//           for ir in MC step MR:                                                   m is small
+//   for jc in n step NC:
+//     for pc in k step KC:          pack B panel (KC x NC), shared by all threads (L3)
+//       for ic in m step MC:        pack A block (MC x KC), one per thread (L2)  <- OpenMP
+//         for jr in NC step NR:     B micro-panel (KC x NR), reused over ir      <- OpenMP too
+//           for ir in MC step MR:                                                  when m is small
 //             micro-kernel: C[MR x NR] += A micro-panel · B micro-panel over KC
 //
 // The loops and the packing are generic (gemm_driver.cpp, compiled without ISA flags);

@@ -93,17 +93,19 @@ void micro_kernel_fp64(int64_t kc, const double* a, const double* b, double* c, 
   }
 }
 
+// KC = 512 and an A block (MC x KC) of about half the L2, as measured for AVX-512. On
+// Zen 4 this path reaches nearly the AVX-512 speed: both do 512 FMA bits per cycle.
 constexpr int kMrFp32 = 6, kNvFp32 = 2;  // 6 x 16 tile, 12 accumulators
 constexpr int kMrFp64 = 6, kNvFp64 = 2;  // 6 x 8 tile, 12 accumulators
 
 }  // namespace
 
 KernelSpec<float> fp32_kernel() {
-  return {{kMrFp32, kNvFp32 * 8, 256, 240, 4096}, &micro_kernel_fp32<kMrFp32, kNvFp32>};
+  return {{kMrFp32, kNvFp32 * 8, 512, 240, 4096}, &micro_kernel_fp32<kMrFp32, kNvFp32>};
 }
 
 KernelSpec<double> fp64_kernel() {
-  return {{kMrFp64, kNvFp64 * 4, 256, 120, 4096}, &micro_kernel_fp64<kMrFp64, kNvFp64>};
+  return {{kMrFp64, kNvFp64 * 4, 512, 120, 4096}, &micro_kernel_fp64<kMrFp64, kNvFp64>};
 }
 
 }  // namespace aibench::gemm::avx2

@@ -6,12 +6,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>  // TUNE-TEMP
 #include <new>
 
-#ifdef _OPENMP
 #include <omp.h>
-#endif
 
 namespace aibench::gemm {
 namespace {
@@ -83,27 +80,24 @@ void gemm_blocked(const KernelSpec<T>& kernel, int64_t m, int64_t n, int64_t k, 
     for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
     return;
   }
-  Blocking blk = kernel.blocking;
-  if (const char* e = std::getenv("TUNE")) { long kc_, mc_, nc_; if (std::sscanf(e, "%ld,%ld,%ld", &kc_, &mc_, &nc_) == 3) { blk.kc = kc_; blk.mc = mc_; blk.nc = nc_; } }  // TUNE-TEMP
+  const Blocking& blk = kernel.blocking;
   const int64_t mr = blk.mr, nr = blk.nr;
-#ifdef _OPENMP
   const int num_threads = threads > 0 ? threads : omp_get_max_threads();
-#else
-  const int num_threads = 1;
-#endif
 
-  // Row blocks of A: the fewest of at most MC rows, rounded up to a multiple of the thread
-  // count and made equal (a multiple of MR), so that every thread gets the same work.
-  int64_t row_blocks = round_up(ceil_div(m, blk.mc), num_threads);
-  const int64_t mc = round_up(ceil_div(m, row_blocks), mr);
-  row_blocks = ceil_div(m, mc);
-  // Too few rows to give every thread a block (small or short m): each row block's B
+  // Row blocks of A: the fewest of at most about MC rows, their count a multiple of the
+  // thread count, each a whole number of MR-row panels and within one panel of the
+  // others, so that every thread gets the same work.
+  const int64_t row_panels = ceil_div(m, mr);
+  const int64_t row_blocks =
+      std::min(round_up(ceil_div(m, blk.mc), num_threads), row_panels);
+  const int64_t mc = ceil_div(row_panels, row_blocks) * mr;  // largest row block
+  // Too few rows to give every thread a block (small m): each row block's B
   // micro-panels are split between threads instead.
   const int64_t col_splits = ceil_div(num_threads, row_blocks);
   const int64_t work_items = row_blocks * col_splits;
 
   const int64_t kc_max = std::min(blk.kc, k);
-  const int64_t nc_max = std::min(blk.nc, round_up(n, nr));
+  const int64_t nc_max = round_up(std::min(blk.nc, n), nr);
   // One allocation: the shared B panel, then per thread an A block and an edge tile, each
   // part starting on a 64-byte boundary.
   const int64_t align_elems = kAlignBytes / static_cast<int64_t>(sizeof(T));
@@ -115,12 +109,7 @@ void gemm_blocked(const KernelSpec<T>& kernel, int64_t m, int64_t n, int64_t k, 
 
 #pragma omp parallel num_threads(num_threads)
   {
-#ifdef _OPENMP
-    const int thread = omp_get_thread_num();
-#else
-    const int thread = 0;
-#endif
-    T* const a_block = buffer + b_panel_elems + thread * per_thread_elems;
+    T* const a_block = buffer + b_panel_elems + omp_get_thread_num() * per_thread_elems;
     T* const edge_tile = a_block + mc * kc_max;
 
     for (int64_t jc = 0; jc < n; jc += blk.nc) {
@@ -130,19 +119,21 @@ void gemm_blocked(const KernelSpec<T>& kernel, int64_t m, int64_t n, int64_t k, 
         const int64_t kc = std::min(blk.kc, k - pc);
         const bool accumulate = pc > 0;  // the first k block writes C, later ones add to it
 
-#pragma omp for schedule(static)
+        // Both work-sharing loops are dynamic: on a busy machine a thread that shares its
+        // core with another process takes less work instead of holding up the barrier.
+#pragma omp for schedule(dynamic)
         for (int64_t q = 0; q < b_micro_panels; ++q) {
           pack_b_micro_panel(kc, std::min(nr, nc - q * nr), b + pc * ldb + jc + q * nr, ldb, nr,
                              b_panel + q * nr * kc);
         }  // implicit barrier: the B panel is complete before anyone reads it
 
         int64_t packed_row_block = -1;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (int64_t item = 0; item < work_items; ++item) {
           const int64_t row_block = item / col_splits;
           const int64_t split = item % col_splits;
-          const int64_t ic = row_block * mc;
-          const int64_t rows = std::min(mc, m - ic);
+          const int64_t ic = row_panels * row_block / row_blocks * mr;
+          const int64_t rows = std::min(row_panels * (row_block + 1) / row_blocks * mr, m) - ic;
           if (row_block != packed_row_block) {  // a thread's splits of one block share its pack
             pack_a(rows, kc, a + ic * lda + pc, lda, mr, a_block);
             packed_row_block = row_block;

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import UsageError
@@ -95,8 +96,8 @@ def cmd_list(args) -> int:
         if e["cases"]:
             console.print(f"  cases on {target}: " + ", ".join(f"{t} {n}" for t, n in e["cases"].items()))
         for i in e["impls"]:
-            state = "[green]available[/]" if i["available"] else f"[yellow]unavailable[/]: {i['reason']}"
-            console.print(f"  - {i['impl']:8s} {state}  ({i['description']})")
+            state = "[green]available[/]" if i["available"] else f"[yellow]unavailable[/]: {escape(i['reason'])}"
+            console.print(f"  - {i['impl']:8s} {state}  ({escape(i['description'])})")
     return 0
 
 

@@ -30,6 +30,9 @@ class SamplingPolicy:
     max_samples: int = 200
     min_sample_s: float = 0.02  # one sample lasts at least this long (sets `number`)
     warmup_s: float = 0.1  # warm-up time before the first kept sample
+    # Idle time before a case starts: the previous library's threads (OpenBLAS, libgomp)
+    # spin for tens of ms after their last call and would steal cores from this one.
+    settle_s: float = 0.15
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Measurement:
 
 
 def measure(timer: Timer, policy: SamplingPolicy) -> Measurement:
+    time.sleep(policy.settle_s)
     started = time.perf_counter()
     # Warm-up: the first call pays for page faults, lazy init, clock ramp-up.
     first = max(timer(1), 1e-9)

@@ -6,6 +6,7 @@ import math
 from collections import defaultdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -36,7 +37,7 @@ class RunProgress:
 
     def end_case(self, result: CaseResult) -> None:
         if result.status == FAILED:
-            self.console.print(f"[bold red]FAILED[/] {result.suite} {result.case_id} [{result.impl}]: {result.error}")
+            self.console.print(f"[bold red]FAILED[/] {escape(f'{result.suite} {result.case_id} [{result.impl}]: {result.error}')}")
         self.progress.advance(self.task)
 
 
@@ -89,7 +90,7 @@ def summary_table(cases: list[CaseResult]) -> Table:
             head[0] if head else "", _fmt(head[1]) if head else "",
             _fmt(c.percent_of_peak, 3) if c.percent_of_peak is not None else "",
             f"{median * 1e6:,.1f} us" if median else "", str(stats.get("n", "")),
-            f"{stats['cv'] * 100:.1f}%" if "cv" in stats else "", note[:90],
+            f"{stats['cv'] * 100:.1f}%" if "cv" in stats else "", escape(note[:90]),
         )
     return table
 

@@ -28,11 +28,36 @@ _THROTTLE_REASONS = {0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal"
                      0x40: "hw_thermal", 0x80: "hw_power_brake"}
 
 
+def _preload_cublaslt() -> None:
+    """Load libcublasLt from the nvidia-cublas wheel wherever pip put it: the extension's
+    RPATH only covers the wheel sitting beside aibench in the same site-packages."""
+    import ctypes
+    import importlib.metadata as md
+
+    try:
+        files = md.files("nvidia-cublas") or []
+    except md.PackageNotFoundError:
+        return
+    for f in files:
+        if "libcublasLt.so" in f.name:
+            try:
+                ctypes.CDLL(str(f.locate()), mode=ctypes.RTLD_GLOBAL)
+                return
+            except OSError:
+                continue
+
+
+@functools.lru_cache(maxsize=1)
 def cuda_module():
+    """aibench._cuda, or None when this build has no CUDA module."""
     try:
         from .. import _cuda
     except ImportError:
-        return None
+        _preload_cublaslt()
+        try:
+            from .. import _cuda
+        except ImportError:
+            return None
     return _cuda
 
 

@@ -1,21 +1,23 @@
 """Datasheet dense peaks of accelerators, TFLOP/s (TOPS for int8), from ../shared/ANCHORS.md.
 
 Keys are matched against the device name that NVML (or JAX) reports, longest key first.
-fp64 is the vector (non-tensor) rate as the datasheets list it. CPU peaks are not in this
-table: they are computed from a measured clock (targets/cpu.py).
+fp64 here is the FP64 *tensor-core* (matrix) rate, the one DGEMM runs at (H100/H200 67,
+A100 19.5, B200 40, MI300X 163.4 matrix); ANCHORS.md's fp64 column is the vector rate,
+which cuBLAS DGEMM exceeds. CPU peaks are not in this table: they are computed from a
+measured clock (targets/cpu.py).
 """
 
 from __future__ import annotations
 
 GPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {
-    # fp64 / fp32 / tf32 / bf16 = fp16 / fp8 / int8, dense
-    "H100 SXM": {"fp64": 34, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
-    "H100 80GB HBM3": {"fp64": 34, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
-    "H200": {"fp64": 34, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
-    "A100-SXM": {"fp64": 9.7, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
-    "A100 SXM": {"fp64": 9.7, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
-    "B200": {"fp64": 37, "fp32": 75, "tf32": 1100, "bf16": 2250, "fp16": 2250, "fp8": 4500, "int8": 4500},
-    "MI300X": {"fp64": 81.7, "fp32": 163.4, "tf32": 653.7, "bf16": 1307, "fp16": 1307, "fp8": 2615, "int8": 2615},
+    # fp64 tensor / fp32 / tf32 / bf16 = fp16 / fp8 / int8, dense
+    "H100 SXM": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
+    "H100 80GB HBM3": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
+    "H200": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
+    "A100-SXM": {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
+    "A100 SXM": {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
+    "B200": {"fp64": 40, "fp32": 75, "tf32": 1100, "bf16": 2250, "fp16": 2250, "fp8": 4500, "int8": 4500},
+    "MI300X": {"fp64": 163.4, "fp32": 163.4, "tf32": 653.7, "bf16": 1307, "fp16": 1307, "fp8": 2615, "int8": 2615},
 }
 
 TPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {

@@ -85,6 +85,8 @@ def summary_table(cases: list[CaseResult]) -> Table:
         note = c.error or (c.validation.reason if c.validation and c.status != PASSED else "") or ""
         if c.telemetry and c.telemetry.get("throttled"):
             note = (note + " THROTTLED").strip()
+        elif c.telemetry and c.telemetry.get("power_capped"):
+            note = (note + " at power cap").strip()
         table.add_row(
             c.suite, c.case_id, c.target, c.impl, f"[{_STYLE[c.status]}]{c.status}[/]",
             head[0] if head else "", _fmt(head[1]) if head else "",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from . import __version__
 from .errors import UsageError
 from .fingerprint import git_commit, system_fingerprint
 from .harness import SamplingPolicy
-from .results import FAILED, PASSED, CaseResult, ResultWriter, RunDocument, Validation
+from .results import FAILED, CaseResult, ResultWriter, RunDocument, Validation
 from .suites import get_suite
 from .suites.base import Impl, RunContext, Suite
 from .targets import Target

@@ -22,10 +22,11 @@ STORAGE = {"fp64": "float64", "fp32": "float32", "tf32": "float32", "bf16": "uin
 OUTPUT_FORMAT = {"fp64": "fp64", "fp32": "fp32", "tf32": "fp32", "bf16": "bf16", "fp16": "fp16",
                  "fp8": "bf16", "int8": "int32"}
 
-# NVML clock-event (throttle) reasons that mean the GPU ran below its clocks for a
-# hardware or power reason (idle and application-clock settings are not throttling).
-_THROTTLE_REASONS = {0x4: "sw_power_cap", 0x8: "hw_slowdown", 0x20: "sw_thermal",
-                     0x40: "hw_thermal", 0x80: "hw_power_brake"}
+# NVML clock-event reasons. Running at the board power limit (sw_power_cap) is normal for
+# a GPU at full load and is reported apart; the others (thermal, hardware slowdown, power
+# brake) mean the card or its cooling is not delivering and mark the case as throttled.
+_POWER_CAP = {0x4: "sw_power_cap"}
+_THROTTLE_REASONS = {0x8: "hw_slowdown", 0x20: "sw_thermal", 0x40: "hw_thermal", 0x80: "hw_power_brake"}
 
 
 def _preload_cublaslt() -> None:
@@ -133,12 +134,14 @@ def telemetry_snapshot(index: int) -> dict[str, Any]:
             snap[key] = None
     bits = snap.get("clock_event_reasons") or 0
     snap["throttle_reasons"] = [name for bit, name in _THROTTLE_REASONS.items() if bits & bit]
+    snap["power_capped"] = bool(bits & 0x4)
     return snap
 
 
 def telemetry_window(start: dict, end: dict) -> dict[str, Any]:
-    throttled = bool(start.get("throttle_reasons") or end.get("throttle_reasons"))
-    return {"start": start, "end": end, "throttled": throttled}
+    return {"start": start, "end": end,
+            "throttled": bool(start.get("throttle_reasons") or end.get("throttle_reasons")),
+            "power_capped": bool(start.get("power_capped") or end.get("power_capped"))}
 
 
 class L2Flusher:

@@ -7,17 +7,16 @@ against a float64 reference on sampled rows and columns.
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 import numpy as np
 
-from ...errors import CaseFailure, SkipCase, UsageError
-from ...harness import Measurement, measure
-from ...results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Validation, now_iso
+from ...errors import UsageError
+from ...harness import Measurement
+from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
 from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
+from ..kernel import add_flop_metrics, run_kernel_case
 from .common import DTYPES, GemmRunner, gemm_tolerance, sampled_error
 
 CPU_DTYPES = ("fp32", "fp64")
@@ -106,67 +105,26 @@ class GemmSuite(Suite):
         return f"{_shape(params)}-{params['dtype']}"
 
     def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
-        result = CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params),
-                            target=str(ctx.target), impl=impl.name, status=SKIPPED, started_at=now_iso())
-        started = time.perf_counter()
-        reason = impl.unavailable_reason(ctx.target)
-        if reason is not None:
-            result.validation = Validation(status=SKIPPED, reason=reason)
-            return result
-        factory = _runners(ctx.target.kind)[impl.name]
-        runner: GemmRunner | None = None
-        try:
-            runner = factory(params, ctx)
-            result.impl_detail = runner.detail()
-            measurement = measure(runner.timer, ctx.policy)
-            result.stats = measurement.to_dict()
-            result.validation = self._validate(runner, params, ctx.seed)
-            result.telemetry = runner.telemetry()
-            if result.validation.status == PASSED:
-                result.status = PASSED
-                self._add_metrics(result, params, measurement, runner)
-            else:
-                result.status = FAILED
-                result.error = result.validation.reason
-        except SkipCase as e:
-            result.status = SKIPPED
-            result.validation = Validation(status=SKIPPED, reason=str(e))
-        except (CaseFailure, Exception) as e:  # noqa: BLE001 - any failure fails only this case
-            result.status = FAILED
-            result.error = f"{type(e).__name__}: {e}"
-        finally:
-            if runner is not None:
-                runner.close()
-            result.duration_s = time.perf_counter() - started
-        return result
+        return run_kernel_case(self.name, self.case_id(params), params, impl, ctx,
+                               _runners(ctx.target.kind)[impl.name], _validate, _add_metrics)
 
-    @staticmethod
-    def _validate(runner: GemmRunner, params: dict[str, Any], seed: int) -> Validation:
-        m, n, k = params["m"], params["n"], params["k"]
-        runner.poison_output()
-        runner.run_once()
-        rng = np.random.default_rng(seed + 7)
-        rows = _sample_indices(rng, m)
-        cols = _sample_indices(rng, n)
-        a_rows, b_cols, c_block = runner.sample(rows, cols)
-        error, ref = sampled_error(a_rows, b_cols, c_block)
-        tol = gemm_tolerance(runner.validation_dtype(), k, ref)
-        if error <= tol:
-            return Validation(status=PASSED, max_rel_error=error, tolerance=tol)
-        return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
-                          reason=f"wrong result: max error {error:.3g} (relative to the rms of C) exceeds tolerance {tol:.3g}")
 
-    @staticmethod
-    def _add_metrics(result: CaseResult, params: dict[str, Any], measurement: Measurement, runner: GemmRunner) -> None:
-        flops = 2.0 * params["m"] * params["n"] * params["k"]
-        t = measurement.summary.median
-        tflops = flops / t / 1e12
-        result.metrics["tflops"] = Metric(tflops, "TFLOP/s", True)
-        result.metrics["time_us"] = Metric(t * 1e6, "us", False)
-        peak = runner.peak()
-        if peak is not None:
-            result.peak = peak
-            result.percent_of_peak = 100.0 * tflops / peak["value"]
+def _validate(runner: GemmRunner, params: dict[str, Any], seed: int) -> Validation:
+    """Float64 reference on sampled rows and columns of the output just computed."""
+    rng = np.random.default_rng(seed + 7)
+    rows = _sample_indices(rng, params["m"])
+    cols = _sample_indices(rng, params["n"])
+    a_rows, b_cols, c_block = runner.sample(rows, cols)
+    error, ref = sampled_error(a_rows, b_cols, c_block)
+    tol = gemm_tolerance(runner.validation_dtype(), params["k"], ref)
+    if error <= tol:
+        return Validation(status=PASSED, max_rel_error=error, tolerance=tol)
+    return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
+                      reason=f"wrong result: max error {error:.3g} (relative to the rms of C) exceeds tolerance {tol:.3g}")
+
+
+def _add_metrics(result: CaseResult, params: dict[str, Any], measurement: Measurement, runner: GemmRunner) -> None:
+    add_flop_metrics(result, 2.0 * params["m"] * params["n"] * params["k"], measurement, runner.peak())
 
 
 def _shape(params: dict[str, Any]) -> str:

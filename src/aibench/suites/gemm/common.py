@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from ..kernel import KernelRunner
+
 DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 # Unit roundoff (half an ulp at 1.0) per format.
@@ -26,20 +28,8 @@ _PRECISION = {
 }
 
 
-class GemmRunner:
-    """One impl's prepared GEMM: buffers allocated and filled with random values."""
-
-    def timer(self, number: int) -> float:
-        """Seconds for `number` back-to-back GEMMs."""
-        raise NotImplementedError
-
-    def run_once(self) -> None:
-        """One GEMM on the first buffer set, finished before returning."""
-        raise NotImplementedError
-
-    def poison_output(self) -> None:
-        """Fill C with NaN (or a sentinel for integers) so an unwritten C cannot pass."""
-        raise NotImplementedError
+class GemmRunner(KernelRunner):
+    """A prepared GEMM (see KernelRunner), plus what GEMM validation reads back."""
 
     def sample(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A[rows, :], B[:, cols], C[rows][:, cols]) of the first buffer set, as float64,
@@ -48,18 +38,6 @@ class GemmRunner:
 
     def validation_dtype(self) -> str:
         raise NotImplementedError
-
-    def detail(self) -> dict:
-        return {}
-
-    def peak(self) -> dict | None:
-        return None
-
-    def telemetry(self) -> dict | None:
-        return None
-
-    def close(self) -> None:
-        pass
 
 
 def gemm_tolerance(dtype: str, k: int, ref: np.ndarray) -> float:

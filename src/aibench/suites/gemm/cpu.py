@@ -11,9 +11,9 @@ import numpy as np
 import psutil
 
 from ... import _core
-from ...errors import SkipCase, UsageError
+from ...errors import UsageError
 from ...targets.cpu import cpu_peak_tflops, last_level_cache_bytes
-from ..base import Impl, RunContext
+from ..base import RunContext
 from .common import GemmRunner
 
 _NP_DTYPE = {"fp32": np.float32, "fp64": np.float64}

@@ -1,0 +1,170 @@
+// Kernel selection and the OpenMP loop of the attention forward, shared by every path.
+// Compiled without ISA flags: only the tile kernels behind the function pointers use
+// the wide vectors.
+#include "attention/attention.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include <omp.h>
+
+#include "gemm/gemm.hpp"
+
+namespace aibench::attention {
+namespace {
+
+constexpr size_t kAlignBytes = 64;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Grow-only 64-byte-aligned scratch memory, one per thread, kept between calls so that
+// timing a small case does not time malloc.
+class Scratch {
+ public:
+  ~Scratch() { std::free(data_); }
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      std::free(data_);
+      data_ = nullptr;
+      size_ = 0;
+      const size_t rounded = (std::max<size_t>(bytes, 1) + kAlignBytes - 1) / kAlignBytes * kAlignBytes;
+      data_ = std::aligned_alloc(kAlignBytes, rounded);
+      if (data_ == nullptr) throw std::bad_alloc();
+      size_ = rounded;
+    }
+    return data_;
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+thread_local Scratch tile_scratch;    // per OpenMP thread: the tile kernel's buffers
+thread_local Scratch layout_scratch;  // per calling thread: packed / padded V
+
+}  // namespace
+
+bool has_avx512_bf16() {
+#if AIBENCH_X86
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+std::vector<std::string> paths(const std::string& dtype) {
+  std::vector<std::string> names;
+  if (dtype == "fp32") {
+    for (gemm::Isa isa : gemm::available_isas()) names.emplace_back(gemm::isa_name(isa));
+  } else if (dtype == "bf16") {
+    if (has_avx512_bf16()) names.emplace_back("avx512_bf16");
+  } else {
+    throw std::invalid_argument("attention: dtype must be 'fp32' or 'bf16', got '" + dtype + "'");
+  }
+  return names;
+}
+
+Kernel select_kernel(Dtype dtype, const std::string& isa) {
+  if (dtype == Dtype::bf16) {
+    if (isa != "auto" && isa != "avx512_bf16") {
+      throw std::invalid_argument("attention: bf16 ISA path must be 'auto' or 'avx512_bf16', got '" +
+                                  isa + "'");
+    }
+    if (!has_avx512_bf16()) {
+      throw std::invalid_argument(
+          "attention: bf16 needs AVX512_BF16 (VDPBF16PS), which this CPU or build lacks");
+    }
+#if AIBENCH_X86
+    return avx512_bf16::bf16_kernel();
+#endif
+  }
+  switch (gemm::parse_isa(isa)) {  // throws std::invalid_argument for unknown / unsupported
+#if AIBENCH_X86
+    case gemm::Isa::avx512: return avx512::fp32_kernel();
+    case gemm::Isa::avx2: return avx2::fp32_kernel();
+#endif
+    default: return scalar::fp32_kernel();
+  }
+}
+
+void forward(const Kernel& kernel, const Problem& p, int threads) {
+  const int64_t B = p.batch, H = p.heads, Hkv = p.kv_heads, Sk = p.seq_k, D = p.head_dim;
+  const int64_t q_tiles = ceil_div(p.seq_q, kBlockQ);
+  if (B * H * q_tiles == 0) return;
+  const int num_threads = threads > 0 ? threads : omp_get_max_threads();
+
+  // V as the tile kernel reads it: in place, or (bf16 pairs, fp32 with an odd head dim)
+  // repacked once per call into rows of whole vectors.
+  VLayout vl{p.v, D, Sk * D};
+  bool repack = false;
+  int64_t rows_per_head = Sk;  // rows of the layout per kv head
+  if (kernel.pack_v != nullptr) {
+    repack = true;
+    rows_per_head = (Sk + 1) / 2;
+    vl.ld = round_up(D, kPadD);
+  } else if (D % kernel.v_granule != 0) {
+    repack = true;
+    vl.ld = round_up(D, kPadD);
+  }
+  void* packed = nullptr;
+  if (repack) {
+    vl.head_stride = rows_per_head * vl.ld;
+    packed = layout_scratch.get(static_cast<size_t>(B * Hkv * vl.head_stride) * 4);
+    vl.base = packed;
+  }
+  constexpr int64_t kPackRows = 64;
+  const int64_t pack_chunks = ceil_div(rows_per_head, kPackRows);
+  const size_t scratch_bytes = kernel.scratch_bytes(D);
+  int out_of_memory = 0;
+
+#pragma omp parallel num_threads(num_threads)
+  {
+    if (repack) {
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t g = 0; g < B * Hkv; ++g) {
+        for (int64_t c = 0; c < pack_chunks; ++c) {
+          const int64_t r0 = c * kPackRows, r1 = std::min(rows_per_head, r0 + kPackRows);
+          if (kernel.pack_v != nullptr) {
+            const auto* src = static_cast<const uint16_t*>(p.v) + g * Sk * D;
+            auto* dst = static_cast<uint32_t*>(packed) + g * vl.head_stride;
+            kernel.pack_v(p, src, r0, r1, vl.ld, dst);
+          } else {
+            const auto* src = static_cast<const float*>(p.v) + g * Sk * D;
+            auto* dst = static_cast<float*>(packed) + g * vl.head_stride;
+            for (int64_t r = r0; r < r1; ++r) {
+              std::memcpy(dst + r * vl.ld, src + r * D, sizeof(float) * D);
+              std::fill(dst + r * vl.ld + D, dst + (r + 1) * vl.ld, 0.0f);
+            }
+          }
+        }
+      }
+    }  // implicit barrier: V is complete before any tile reads it
+    // An exception must not leave the parallel region: note it and throw after.
+    void* scratch = nullptr;
+    try {
+      scratch = tile_scratch.get(scratch_bytes);
+    } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+      out_of_memory = 1;
+    }
+    // Causal work grows with the query tile index: hand out the heavy tiles first.
+#pragma omp for collapse(3) schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t h = 0; h < H; ++h) {
+        for (int64_t t = 0; t < q_tiles; ++t) {
+          if (scratch != nullptr) kernel.tile(p, vl, b, h, (q_tiles - 1 - t) * kBlockQ, scratch);
+        }
+      }
+    }
+  }
+  if (out_of_memory) throw std::bad_alloc();
+}
+
+}  // namespace aibench::attention

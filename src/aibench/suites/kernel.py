@@ -1,0 +1,100 @@
+"""What compute suites (gemm, attention) share: a prepared kernel run, and the one way a
+(case, impl) pair becomes a CaseResult: measure, validate, then (only if valid) report."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ..errors import SkipCase
+from ..harness import Measurement, measure
+from ..results import FAILED, PASSED, SKIPPED, CaseResult, Validation, now_iso
+from .base import Impl, RunContext
+
+
+class KernelRunner:
+    """One impl's prepared operation: buffers allocated and filled with random values."""
+
+    def timer(self, number: int) -> float:
+        """Seconds for `number` back-to-back operations."""
+        raise NotImplementedError
+
+    def run_once(self) -> None:
+        """One operation on the first buffer set, finished before returning."""
+        raise NotImplementedError
+
+    def poison_output(self) -> None:
+        """Fill the output with NaN (or a sentinel for integers) so that an output the
+        kernel never wrote cannot pass validation."""
+        raise NotImplementedError
+
+    def detail(self) -> dict:
+        return {}
+
+    def peak(self) -> dict | None:
+        return None
+
+    def telemetry(self) -> dict | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def run_kernel_case(suite_name: str, case_id: str, params: dict[str, Any], impl: Impl, ctx: RunContext,
+                    make_runner: Callable[[dict[str, Any], RunContext], KernelRunner],
+                    validate: Callable[[KernelRunner, dict[str, Any], int], Validation],
+                    add_metrics: Callable[[CaseResult, dict[str, Any], Measurement, KernelRunner], None]) -> CaseResult:
+    result = CaseResult(suite=suite_name, case_id=case_id, params=dict(params), target=str(ctx.target),
+                        impl=impl.name, status=SKIPPED, started_at=now_iso())
+    started = time.perf_counter()
+    reason = impl.unavailable_reason(ctx.target)
+    if reason is not None:
+        result.validation = Validation(status=SKIPPED, reason=reason)
+        return result
+    runner: KernelRunner | None = None
+    try:
+        runner = make_runner(params, ctx)
+        result.impl_detail = runner.detail()
+        measurement = measure(runner.timer, ctx.policy)
+        result.stats = measurement.to_dict()
+        # Validate after timing, on a freshly poisoned output: a wrong result is a
+        # failure and never a number.
+        runner.poison_output()
+        runner.run_once()
+        result.validation = validate(runner, params, ctx.seed)
+        result.telemetry = runner.telemetry()
+        if result.validation.status == PASSED:
+            result.status = PASSED
+            add_metrics(result, params, measurement, runner)
+        else:
+            result.status = FAILED
+            result.error = result.validation.reason
+    except SkipCase as e:
+        result.status = SKIPPED
+        result.validation = Validation(status=SKIPPED, reason=str(e))
+    except Exception as e:  # noqa: BLE001 - any failure fails only this case
+        result.status = FAILED
+        result.error = f"{type(e).__name__}: {e}"
+    finally:
+        if runner is not None:
+            runner.close()
+        result.duration_s = time.perf_counter() - started
+    return result
+
+
+def add_flop_metrics(result: CaseResult, flops: float, measurement: Measurement, peak: dict | None) -> None:
+    """`tflops` (decimal, from the median time) and `time_us`, and percent of peak."""
+    t = measurement.summary.median
+    tflops = flops / t / 1e12
+    result.metrics["tflops"] = _metric(tflops, "TFLOP/s", True)
+    result.metrics["time_us"] = _metric(t * 1e6, "us", False)
+    if peak is not None:
+        result.peak = peak
+        result.percent_of_peak = 100.0 * tflops / peak["value"]
+
+
+def _metric(value, unit, higher):
+    from ..results import Metric
+
+    return Metric(value, unit, higher)

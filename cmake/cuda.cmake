@@ -146,7 +146,9 @@ pybind11_add_module(_cuda MODULE
   csrc/cuda/timing.cpp
   csrc/cuda/cublaslt_gemm.cpp
   csrc/cuda/fill.cu
-  csrc/cuda/mma_gemm.cu)
+  csrc/cuda/flash_attn.cu
+  csrc/cuda/mma_gemm.cu
+  csrc/cuda/wgmma_gemm.cu)
 target_include_directories(_cuda PRIVATE csrc)
 target_link_libraries(_cuda PRIVATE CUDA::cudart_static ${_aibench_cublaslt_target})
 set_target_properties(_cuda PROPERTIES
@@ -168,6 +170,11 @@ target_compile_definitions(_cuda PRIVATE
   AIBENCH_CUDA_COMPILER="${CMAKE_CUDA_COMPILER_ID} ${CMAKE_CUDA_COMPILER_VERSION}"
   AIBENCH_CUDA_ARCHITECTURES="${_aibench_archs_text}"
   AIBENCH_CUBLASLT_SOURCE="${_aibench_cublaslt_source}")
+# MmaGemm's Hopper path (wgmma + TMA, csrc/cuda/wgmma_gemm.cu) exists only in sm_90a code:
+# the host side uses it when 90a is among the architectures (e.g. "80;90a").
+if(AIBENCH_CUDA_ARCHITECTURES MATCHES "(^|;)90a(-real|-virtual)?(;|$)")
+  target_compile_definitions(_cuda PRIVATE AIBENCH_HAVE_SM90A=1)
+endif()
 install(TARGETS _cuda DESTINATION aibench)
 message(STATUS "aibench: building aibench._cuda (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
   "architectures ${AIBENCH_CUDA_ARCHITECTURES}, cuBLASLt from ${_aibench_cublaslt_source})")

@@ -11,6 +11,7 @@ namespace aibench {
 namespace timing { void bind_timing(py::module_& m); }
 namespace clock { void bind_clock(py::module_& m); }
 namespace gemm { void bind_gemm(py::module_& m); }
+namespace collectives { void bind_collectives(py::module_& m); }
 }  // namespace aibench
 
 PYBIND11_MODULE(_core, m) {
@@ -32,4 +33,5 @@ PYBIND11_MODULE(_core, m) {
   aibench::timing::bind_timing(m);
   aibench::clock::bind_clock(m);
   aibench::gemm::bind_gemm(m);
+  aibench::collectives::bind_collectives(m);
 }

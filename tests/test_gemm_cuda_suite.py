@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aibench.cli import main
+from aibench.dtypes import bf16_bits, decode
 from aibench.peaks import gpu_peak
 from aibench.suites.gemm.common import gemm_tolerance, sampled_error
 from aibench.targets import Target, parse_target
@@ -28,11 +29,17 @@ def test_target_parsing():
 
 def test_device_format_decoding():
     bf16 = np.array([0x3F80, 0xC000, 0x7FC0], dtype=np.uint16)
-    out = cu.decode(bf16, "bf16")
+    out = decode(bf16, "bf16")
     assert out[0] == 1.0 and out[1] == -2.0 and np.isnan(out[2])
     fp8 = np.array([0x38, 0xB8, 0x7E, 0x01, 0x7F], dtype=np.uint8)  # 1, -1, 448, 2^-9, NaN
-    out = cu.decode(fp8, "fp8")
+    out = decode(fp8, "fp8")
     assert list(out[:4]) == [1.0, -1.0, 448.0, 2.0**-9] and np.isnan(out[4])
+
+
+def test_bf16_rounding_is_nearest_even():
+    x = np.array([1.0, 1.0 + 2**-8, 1.0 + 3 * 2**-8, -2.5, np.nan], dtype=np.float32)
+    bits = bf16_bits(x)
+    assert list(bits[:4]) == [0x3F80, 0x3F80, 0x3F82, 0xC020] and bits[4] == 0x7FC0
 
 
 def test_tolerance_catches_a_missing_k_block_in_bf16():

@@ -11,10 +11,12 @@
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cuda/check.cuh"
 #include "cuda/mma_gemm.cuh"
 #include "cuda/mma_layout.cuh"
+#include "cuda/wgmma_gemm.cuh"
 
 namespace aibench_cuda {
 namespace {
@@ -234,8 +236,18 @@ KernelFn pick_kernel(bool fp16, bool aligned) {
 }  // namespace
 
 MmaGemm::MmaGemm(int device, std::int64_t m, std::int64_t n, std::int64_t k,
-                 const std::string& dtype, std::uintptr_t a, std::uintptr_t b, std::uintptr_t c)
+                 const std::string& dtype, std::uintptr_t a, std::uintptr_t b, std::uintptr_t c,
+                 const std::string& variant)
     : CudaOp(device), a_(a), b_(b), c_(c) {
+  std::string chosen = variant;
+  const char* env_variant = std::getenv("AIBENCH_MMA_GEMM_VARIANT");
+  const bool from_env = chosen == "auto" && env_variant != nullptr && *env_variant != '\0';
+  if (from_env) chosen = env_variant;
+  if (chosen != "auto" && chosen != "mma_sync" && chosen != "wgmma")
+    throw_value("MmaGemm variant must be 'auto', 'mma_sync' or 'wgmma', got '" + chosen + "'" +
+                (from_env ? " (from AIBENCH_MMA_GEMM_VARIANT)" : ""));
+  const std::string variant_note =
+      from_env ? " (variant " + chosen + " from AIBENCH_MMA_GEMM_VARIANT)" : "";
   const DType dt = parse_dtype(dtype);
   if (dt != DType::bf16 && dt != DType::fp16)
     throw_value("MmaGemm supports dtype 'bf16' or 'fp16', got '" + dtype + "'");
@@ -255,6 +267,9 @@ MmaGemm::MmaGemm(int device, std::int64_t m, std::int64_t n, std::int64_t k,
   aligned_ = k % 8 == 0 && n % 8 == 0 && a % 16 == 0 && b % 16 == 0;
   c_pairs_ = n % 2 == 0 && c % 4 == 0;
   grid_ = static_cast<unsigned>(blocks);
+  if (chosen == "wgmma" && !aligned_)
+    throw_value("MmaGemm variant 'wgmma' needs k and n multiples of 8 and 16-byte aligned A and "
+                "B pointers" + variant_note);
 
   check_device(device);
   DeviceGuard guard(device);
@@ -270,6 +285,22 @@ MmaGemm::MmaGemm(int device, std::int64_t m, std::int64_t n, std::int64_t k,
                           " bytes of shared memory per block, device allows " +
                           std::to_string(optin),
                       "MmaGemm");
+
+  // Hopper: the wgmma + TMA kernel where it can run (wgmma_gemm.cu), unless told otherwise.
+  std::string wgmma_not_used;
+  if (chosen != "mma_sync") {
+    wgmma_not_used = aligned_ ? wgmma_gemm_unavailable_reason(device)
+                              : "k, n not multiples of 8 or A, B not 16-byte aligned";
+    if (wgmma_not_used.empty()) {
+      wgmma_ = std::make_unique<WgmmaGemm>(m_, n_, k_, fp16_, a, b, c, c_pairs_, grid_);
+      describe_ = wgmma_->describe() + variant_note;
+      return;
+    }
+    if (chosen == "wgmma")
+      throw_unsupported("MmaGemm variant 'wgmma' cannot run: " + wgmma_not_used + variant_note,
+                        "MmaGemm");
+  }
+
   KernelFn kernel = pick_kernel(fp16_, aligned_);
   // Fails with cudaErrorNoKernelImageForDevice when the build lacks this architecture.
   cudaFuncAttributes attr{};
@@ -287,9 +318,17 @@ MmaGemm::MmaGemm(int device, std::int64_t m, std::int64_t n, std::int64_t k,
                 aligned_ ? "cp.async 16B zero-fill loads" : "generic guarded loads (unaligned rows)",
                 attr.numRegs, attr.localSizeBytes, static_cast<int>(grid_));
   describe_ = buf;
+  describe_ += chosen == "mma_sync" ? "; variant mma_sync" + variant_note
+                                    : "; auto: wgmma not used (" + wgmma_not_used + ")";
 }
 
+MmaGemm::~MmaGemm() = default;
+
 void MmaGemm::launch(cudaStream_t stream) {
+  if (wgmma_) {
+    wgmma_->launch(stream);
+    return;
+  }
   KernelFn kernel = pick_kernel(fp16_, aligned_);
   kernel<<<grid_, THREADS, SMEM_BYTES, stream>>>(reinterpret_cast<const std::uint16_t*>(a_),
                                                  reinterpret_cast<const std::uint16_t*>(b_),

@@ -12,6 +12,7 @@
 #include "cuda/check.cuh"
 #include "cuda/cublaslt_gemm.cuh"
 #include "cuda/fill.cuh"
+#include "cuda/flash_attn.cuh"
 #include "cuda/mma_gemm.cuh"
 #include "cuda/timing.cuh"
 
@@ -131,11 +132,31 @@ PYBIND11_MODULE(_cuda, m) {
            py::arg("flush_bytes") = 0)
       .def_property_readonly("algo_info", &CublasLtGemm::algo_info);
 
+  py::class_<FlashAttention>(m, "FlashAttention")
+      .def(py::init<int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                    std::int64_t, const std::string&, bool, double, std::uintptr_t,
+                    std::uintptr_t, std::uintptr_t, std::uintptr_t>(),
+           py::arg("device"), py::arg("batch"), py::arg("heads"), py::arg("kv_heads"),
+           py::arg("seqlen_q"), py::arg("seqlen_k"), py::arg("head_dim"), py::arg("dtype"),
+           py::arg("causal"), py::arg("scale"), py::arg("q_ptr"), py::arg("k_ptr"),
+           py::arg("v_ptr"), py::arg("o_ptr"),
+           "FlashAttention-2 forward: o = softmax(q k^T * scale [+ causal mask]) v; q, o "
+           "(batch, heads, seqlen_q, head_dim), k, v (batch, kv_heads, seqlen_k, head_dim), "
+           "bf16 or fp16, head_dim 64 or 128")
+      .def("run",
+           [](FlashAttention& op) {
+             py::gil_scoped_release release;
+             run_op(op);
+           })
+      .def("time", &time_gil_free<FlashAttention>, py::arg("number"), py::arg("flush_ptr") = 0,
+           py::arg("flush_bytes") = 0)
+      .def_property_readonly("describe", &FlashAttention::describe);
+
   py::class_<MmaGemm>(m, "MmaGemm")
       .def(py::init<int, std::int64_t, std::int64_t, std::int64_t, const std::string&,
-                    std::uintptr_t, std::uintptr_t, std::uintptr_t>(),
+                    std::uintptr_t, std::uintptr_t, std::uintptr_t, const std::string&>(),
            py::arg("device"), py::arg("m"), py::arg("n"), py::arg("k"), py::arg("dtype"),
-           py::arg("a_ptr"), py::arg("b_ptr"), py::arg("c_ptr"))
+           py::arg("a_ptr"), py::arg("b_ptr"), py::arg("c_ptr"), py::arg("variant") = "auto")
       .def("run",
            [](MmaGemm& op) {
              py::gil_scoped_release release;

@@ -112,6 +112,8 @@ def comparison_table(cases: list[CaseResult]) -> Table | None:
 
 def print_summary(cases: list[CaseResult], console: Console | None = None) -> None:
     console = console or Console()
+    if not console.is_terminal:  # a log file: no terminal width to respect
+        console = Console(width=200)
     console.print(summary_table(cases))
     comp = comparison_table(cases)
     if comp is not None:

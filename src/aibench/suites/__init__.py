@@ -7,9 +7,10 @@ from .base import Suite
 
 
 def all_suites() -> dict[str, Suite]:
+    from .attention import AttentionSuite
     from .gemm import GemmSuite
 
-    suites = [GemmSuite()]
+    suites = [GemmSuite(), AttentionSuite()]
     return {s.name: s for s in suites}
 
 

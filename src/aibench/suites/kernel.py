@@ -98,3 +98,21 @@ def _metric(value, unit, higher):
     from ..results import Metric
 
     return Metric(value, unit, higher)
+
+
+def impls_from_runners(suite: str, kinds: tuple[str, ...],
+                       runners: Callable[[str], dict[str, type]]) -> list[Impl]:
+    """The Impl list of a suite whose impls are runner classes per target kind (each with
+    a `description` and an `unavailable(target) -> reason | None`)."""
+
+    def reason_for(name: str):
+        def reason(target) -> str | None:
+            table = runners(target.kind)
+            if name not in table:
+                return f"{suite} impl {name!r} does not run on the {target.kind} target"
+            return table[name].unavailable(target)
+        return reason
+
+    names = list(dict.fromkeys(n for kind in kinds for n in runners(kind)))
+    return [Impl(n, "; ".join(f"{k}: {runners(k)[n].description}" for k in kinds if n in runners(k)),
+                 tuple(k for k in kinds if n in runners(k)), reason_for(n)) for n in names]

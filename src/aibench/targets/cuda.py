@@ -11,8 +11,6 @@ import functools
 import importlib.util
 from typing import Any, Callable
 
-import numpy as np
-
 from ..errors import SkipCase
 from . import Target
 
@@ -184,29 +182,3 @@ def free_device_bytes(index: int) -> int:
     with cupy.cuda.Device(index):
         free, _total = cupy.cuda.runtime.memGetInfo()
     return int(free)
-
-
-# --- host decoding of device formats, for validation -----------------------------------
-@functools.lru_cache(maxsize=1)
-def _fp8_e4m3_table() -> np.ndarray:
-    """float64 value of each of the 256 fp8 e4m3 (fn) bit patterns."""
-    table = np.empty(256, dtype=np.float64)
-    for bits in range(256):
-        sign = -1.0 if bits & 0x80 else 1.0
-        exp, man = (bits >> 3) & 0xF, bits & 0x7
-        if exp == 0xF and man == 0x7:
-            table[bits] = np.nan
-        elif exp == 0:
-            table[bits] = sign * (man / 8.0) * 2.0**-6
-        else:
-            table[bits] = sign * (1.0 + man / 8.0) * 2.0 ** (exp - 7)
-    return table
-
-
-def decode(host: np.ndarray, fmt: str) -> np.ndarray:
-    """Device-format values (as copied to the host) -> float64."""
-    if fmt == "bf16":
-        return (host.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    if fmt == "fp8":
-        return _fp8_e4m3_table()[host.astype(np.uint8)]
-    return host.astype(np.float64)

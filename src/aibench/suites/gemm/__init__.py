@@ -16,7 +16,7 @@ from ...harness import Measurement
 from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
 from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
-from ..kernel import add_flop_metrics, run_kernel_case
+from ..kernel import add_flop_metrics, impls_from_runners, run_kernel_case
 from .common import DTYPES, GemmRunner, gemm_tolerance, sampled_error
 
 CPU_DTYPES = ("fp32", "fp64")
@@ -49,13 +49,11 @@ class GemmSuite(Suite):
         "k": Param("k", positive_int, "inner dimension"),
         "dtype": Param("dtype", choice(DTYPES), "element type: " + " ".join(DTYPES)),
     }
-    target_kinds = ("cpu", "cuda")
+    target_kinds = ("cpu", "cuda", "jax")
     comparisons = (("aibench", "blas"), ("aibench", "torch"), ("cublas", "torch"), ("aibench", "cublas"))
 
     def impls(self) -> list[Impl]:
-        names = [*_runners("cpu"), *(n for n in _runners("cuda") if n not in _runners("cpu"))]
-        return [Impl(name, _describe(name), tuple(k for k in ("cpu", "cuda") if name in _runners(k)),
-                     _reason_for(name)) for name in names]
+        return impls_from_runners(self.name, self.target_kinds, _runners)
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind == "cpu":
@@ -74,18 +72,25 @@ class GemmSuite(Suite):
                 cases += [{"m": m, "n": 4096, "k": 4096, "dtype": d}
                           for d in CUDA_DTYPES for m in range(256, 16384 + 1, 256)]
             return cases
+        if target.kind == "jax":
+            from ...targets.jax import jax_platform
+
+            if jax_platform(target) in ("tpu", "gpu"):
+                return _squares([4096, 8192] if tier == "quick" else [1024, 2048, 4096, 8192, 16384],
+                                ("bf16", "fp32", "int8"))
+            return _squares([512, 1024, 2048] if tier == "quick" else [256, 512, 1024, 2048, 4096], ("fp32", "bf16"))
         raise UsageError(f"suite gemm does not run on target {target}")
 
     def asv_spec(self) -> AsvSpec:
         shapes: dict[str, None] = {}
-        for kind in ("cpu", "cuda"):
+        for kind in ("cpu", "cuda"):  # a jax target's shapes are among these
             for tier in TIERS:
                 for c in self.default_cases(tier, Target(kind, 0 if kind == "cuda" else None)):
                     shapes[_shape(c)] = None
         return AsvSpec(
             class_name="Gemm",
             param_names=("shape", "dtype", "impl", "target"),
-            param_values=(tuple(shapes), DTYPES, tuple(self.impl_names()), ("cpu", "cuda")),
+            param_values=(tuple(shapes), DTYPES, tuple(self.impl_names()), ("cpu", "cuda", "jax")),
             tracks=(AsvTrack("track_tflops", "tflops", "TFLOP/s"),
                     AsvTrack("track_time", "time_us", "seconds", 1e-6)),
             version="1",
@@ -94,6 +99,8 @@ class GemmSuite(Suite):
 
     def check_case(self, params: dict[str, Any], target: Target) -> None:
         dtype = params["dtype"]
+        if target.kind == "jax":
+            return
         if target.kind == "cpu" and dtype not in CPU_DTYPES:
             raise UsageError(f"gemm dtype {dtype} is not available on the cpu target (cpu: {', '.join(CPU_DTYPES)})")
         if target.kind == "cpu":
@@ -135,21 +142,11 @@ def _runners(kind: str) -> dict[str, type[GemmRunner]]:
     """impl name -> runner class, for one target kind."""
     from . import cpu, cuda
 
-    return {"cpu": cpu.RUNNERS, "cuda": cuda.RUNNERS}.get(kind, {})
+    from .jax import JaxGemmRunner
+
+    return {"cpu": cpu.RUNNERS, "cuda": cuda.RUNNERS, "jax": {"jax": JaxGemmRunner}}.get(kind, {})
 
 
-def _describe(name: str) -> str:
-    return "; ".join(f"{kind}: {r[name].description}" for kind in ("cpu", "cuda")
-                     if name in (r := _runners(kind)))
-
-
-def _reason_for(name: str):
-    def reason(target: Target) -> str | None:
-        runners = _runners(target.kind)
-        if name not in runners:
-            return f"gemm impl {name!r} does not run on the {target.kind} target"
-        return runners[name].unavailable(target)
-    return reason
 
 
 def _sample_indices(rng: np.random.Generator, size: int, count: int = 24) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ...dtypes import decode
 from ...errors import SkipCase
 from ...peaks import gpu_peak
 from ...targets import Target
@@ -59,12 +60,12 @@ class CudaOperands(GemmRunner):
 
     def sample(self, rows, cols):
         fmt = "fp32" if self.dtype == "tf32" else self.dtype
-        a_rows = cu.decode(self.a[self.cupy.asarray(rows)].get(), fmt)
+        a_rows = decode(self.a[self.cupy.asarray(rows)].get(), fmt)
         if self.b_layout == "nk":
-            b_cols = cu.decode(self.b[self.cupy.asarray(cols)].get(), fmt).T
+            b_cols = decode(self.b[self.cupy.asarray(cols)].get(), fmt).T
         else:
-            b_cols = cu.decode(self.b[:, self.cupy.asarray(cols)].get(), fmt)
-        c_block = cu.decode(self.c[self.cupy.ix_(self.cupy.asarray(rows), self.cupy.asarray(cols))].get(), self.out_fmt)
+            b_cols = decode(self.b[:, self.cupy.asarray(cols)].get(), fmt)
+        c_block = decode(self.c[self.cupy.ix_(self.cupy.asarray(rows), self.cupy.asarray(cols))].get(), self.out_fmt)
         return a_rows, b_cols, c_block
 
     def validation_dtype(self) -> str:

@@ -1,0 +1,220 @@
+"""Attention on the cpu target: aibench's fused C++ kernel, numpy, and torch when installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from typing import Any
+
+import numpy as np
+import psutil
+
+from ... import _core
+from ...dtypes import bf16_bits, bf16_to_float32
+from ...errors import SkipCase, UsageError
+from ...targets.cpu import cpu_peak_tflops, last_level_cache_bytes
+from ..base import RunContext
+from .common import AttentionRunner, default_scale, kv_head
+
+_MAX_BUFFER_SETS = 16
+
+
+def _shapes(p: dict[str, Any]):
+    b, h, hk, sq, sk, d = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"], p["head_dim"]
+    return (b, h, sq, d), (b, hk, sk, d), (b, h, sq, d)
+
+
+def _set_bytes(p: dict[str, Any]) -> int:
+    q, kv, o = _shapes(p)
+    item = 4 if p["dtype"] == "fp32" else 2
+    return (math.prod(q) + 2 * math.prod(kv) + math.prod(o)) * item
+
+
+def check_fits_in_memory(p: dict[str, Any]) -> None:
+    """Refuse, before allocating, a case that cannot fit: the operands plus the score
+    matrix the numpy impl materialises (B·H·Sq·Sk float32)."""
+    scores = p["batch"] * p["heads"] * p["seqlen"] * p["kv_seqlen"] * 4
+    need = _set_bytes(p) + 2 * scores
+    avail = psutil.virtual_memory().available
+    if need > 0.8 * avail:
+        raise UsageError(f"attention case needs {need / 2**30:.1f} GiB (operands and scores); only "
+                         f"{avail / 2**30:.1f} GiB of memory is available")
+
+
+class _HostOperands(AttentionRunner):
+    """Random q, k, v (uniform [-1, 1), never zeros) as float32 or bf16 bits, rotated
+    among buffer sets when a set fits in the last-level cache."""
+
+    def __init__(self, p: dict[str, Any], ctx: RunContext):
+        self.p = p
+        self.causal, self.scale = p["causal"], default_scale(p["head_dim"])
+        self.bf16 = p["dtype"] == "bf16"
+        rng = np.random.default_rng(ctx.seed)
+        qs, kvs, os_ = _shapes(p)
+        one = _set_bytes(p)
+        sets = 1 if one >= last_level_cache_bytes() else min(_MAX_BUFFER_SETS, math.ceil(2 * last_level_cache_bytes() / one))
+
+        def make(shape):
+            x = rng.uniform(-1, 1, shape).astype(np.float32)
+            return bf16_bits(x) if self.bf16 else x
+
+        self.q = [make(qs) for _ in range(sets)]
+        self.k = [make(kvs) for _ in range(sets)]
+        self.v = [make(kvs) for _ in range(sets)]
+        self.o = [np.empty(os_, dtype=np.uint16 if self.bf16 else np.float32) for _ in range(sets)]
+
+    def _f64(self, x: np.ndarray) -> np.ndarray:
+        return (bf16_to_float32(x) if self.bf16 else x).astype(np.float64)
+
+    def head(self, b, h):
+        hk = kv_head(h, self.p["heads"], self.p["kv_heads"])
+        return (self._f64(self.q[0][b, h]), self._f64(self.k[0][b, hk]), self._f64(self.v[0][b, hk]),
+                self._f64(self.o[0][b, h]))
+
+    def poison_output(self) -> None:
+        self.o[0].fill(0x7FC0 if self.bf16 else np.nan)
+
+    def peak(self) -> dict | None:
+        return cpu_peak_tflops("fp32") if not self.bf16 else None
+
+    def close(self) -> None:
+        self.q = self.k = self.v = self.o = []
+
+
+class OwnAttentionRunner(_HostOperands):
+    description = ("aibench's fused C++ kernel: Q tiles against K/V tiles with the online softmax, "
+                   "OpenMP over batch x heads x query tiles, AVX512_BF16 for bf16")
+    unavailable = staticmethod(lambda target: None)
+
+    def __init__(self, p, ctx):
+        paths = list(_core.attention_paths(p["dtype"]))
+        if not paths:
+            raise SkipCase(f"aibench's {p['dtype']} attention needs AVX512_BF16, which this CPU lacks")
+        super().__init__(p, ctx)
+        self.isa = paths[-1]
+
+    def timer(self, number: int) -> float:
+        return _core.time_attention(self.q, self.k, self.v, self.o, number, self.causal, self.scale, self.isa)
+
+    def run_once(self) -> None:
+        _core.attention(self.q[0], self.k[0], self.v[0], self.o[0], self.causal, self.scale, self.isa)
+
+    def detail(self) -> dict:
+        return {"isa": self.isa, "buffer_sets": len(self.q)}
+
+
+class NumpyAttentionRunner(_HostOperands):
+    """What a straightforward implementation does: batched matmul, softmax, matmul (numpy's
+    BLAS), materialising the scores. numpy has no bf16, so bf16 cases compute in float32
+    from the bf16 inputs and round the output to bf16."""
+
+    description = "numpy: matmul, softmax, matmul with numpy's BLAS (float32 math)"
+    unavailable = staticmethod(lambda target: None)
+
+    def __init__(self, p, ctx):
+        super().__init__(p, ctx)
+        b, h, hk, sq, sk = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"]
+        group = h // hk
+        as32 = (lambda x: bf16_to_float32(x)) if self.bf16 else (lambda x: x)
+        # Grouped-query heads as (B, Hkv, group, S, D) so that K/V broadcast over the group.
+        self.q32 = [as32(x).reshape(b, hk, group, sq, -1) for x in self.q]
+        self.kT32 = [np.ascontiguousarray(as32(x).swapaxes(-1, -2))[:, :, None] for x in self.k]
+        self.v32 = [as32(x)[:, :, None] for x in self.v]
+        self.mask = None
+        if self.causal:
+            hidden = np.arange(sk)[None, :] > (np.arange(sq)[:, None] + (sk - sq))
+            self.mask = np.where(hidden, -np.inf, 0.0).astype(np.float32)
+
+    def _forward(self, i: int) -> np.ndarray:
+        s = np.matmul(self.q32[i], self.kT32[i]) * np.float32(self.scale)
+        if self.mask is not None:
+            s += self.mask
+        s -= s.max(axis=-1, keepdims=True)
+        np.exp(s, out=s)
+        s /= s.sum(axis=-1, keepdims=True)
+        return np.matmul(s, self.v32[i]).reshape(self.o[i].shape)
+
+    def timer(self, number: int) -> float:
+        sets = len(self.q32)
+        start = time.perf_counter()
+        for i in range(number):
+            self._forward(i % sets)
+        return time.perf_counter() - start
+
+    def run_once(self) -> None:
+        out = np.nan_to_num(self._forward(0), nan=0.0)  # rows that see no key: 0, as defined
+        self.o[0][...] = bf16_bits(out) if self.bf16 else out
+
+    def detail(self) -> dict:
+        return {"numpy": np.__version__, "math": "float32", "buffer_sets": len(self.q)}
+
+
+def _torch_missing(target) -> str | None:
+    return None if importlib.util.find_spec("torch") else "PyTorch is not installed (pip install 'aibench[torch]')"
+
+
+class TorchAttentionRunner(_HostOperands):
+    description = "torch.nn.functional.scaled_dot_product_attention"
+    unavailable = staticmethod(_torch_missing)
+
+    def __init__(self, p, ctx):
+        super().__init__(p, ctx)
+        self.sdpa = TorchSdpa(p)
+        self.t = [self.sdpa.tensors(q, k, v, o) for q, k, v, o in zip(self.q, self.k, self.v, self.o)]
+
+    def timer(self, number: int) -> float:
+        sets = len(self.t)
+        start = time.perf_counter()
+        for i in range(number):
+            self.sdpa(*self.t[i % sets][:3])
+        return time.perf_counter() - start
+
+    def run_once(self) -> None:
+        q, k, v, o = self.t[0]
+        o.copy_(self.sdpa(q, k, v))
+
+    def detail(self) -> dict:
+        return self.sdpa.detail()
+
+
+class TorchSdpa:
+    """torch's SDPA with aibench's conventions (bottom-right causal, grouped-query heads),
+    on tensors that share memory with aibench's buffers (CPU numpy or CUDA CuPy)."""
+
+    def __init__(self, p: dict[str, Any]):
+        if p["causal"] and p["seqlen"] > p["kv_seqlen"]:
+            raise SkipCase("causal with seqlen > kv_seqlen leaves rows with no visible key, which torch does not define as 0")
+        import torch
+        import torch.nn.functional as F
+
+        self.torch, self.F = torch, F
+        self.p, self.scale = p, default_scale(p["head_dim"])
+        self.kwargs: dict[str, Any] = {"scale": self.scale, "enable_gqa": p["kv_heads"] != p["heads"]}
+        if p["causal"] and p["seqlen"] == p["kv_seqlen"]:
+            self.kwargs["is_causal"] = True
+        elif p["causal"]:
+            from torch.nn.attention.bias import causal_lower_right
+
+            self.kwargs["attn_mask"] = causal_lower_right(p["seqlen"], p["kv_seqlen"])
+
+    def tensors(self, *arrays):
+        torch = self.torch
+        out = []
+        for a in arrays:
+            t = torch.from_dlpack(a) if not isinstance(a, np.ndarray) else torch.from_numpy(a)
+            if self.p["dtype"] == "bf16":
+                t = t.view(torch.bfloat16)
+            out.append(t)
+        return out
+
+    def __call__(self, q, k, v):
+        return self.F.scaled_dot_product_attention(q, k, v, **self.kwargs)
+
+    def detail(self) -> dict:
+        return {"torch": self.torch.__version__, "threads": self.torch.get_num_threads(),
+                "causal_mask": "is_causal" if "is_causal" in self.kwargs else
+                ("causal_lower_right" if "attn_mask" in self.kwargs else "none")}
+
+
+RUNNERS = {"aibench": OwnAttentionRunner, "numpy": NumpyAttentionRunner, "torch": TorchAttentionRunner}

@@ -1,0 +1,85 @@
+"""The jax target: JAX's default device (TPU on a TPU host, else GPU, else CPU), or the
+platform named as jax:tpu / jax:gpu / jax:cpu. Timing is wall-clock around compiled
+(jitted) functions with block_until_ready on every call, after warm-up compilation."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import time
+from typing import Any, Callable
+
+from ..errors import SkipCase
+from . import Target
+
+
+def unavailable_reason(target: Target) -> str | None:
+    if importlib.util.find_spec("jax") is None:
+        return "JAX is not installed (pip install 'aibench[jax]')"
+    try:
+        device(target)
+    except RuntimeError as e:
+        return f"JAX has no {target.platform or 'default'} device: {str(e).splitlines()[0]}"
+    return None
+
+
+def device(target: Target):
+    """The JAX device a target names: jax[:platform] -> first device of that platform,
+    cuda:N -> JAX's GPU device N."""
+    import jax
+
+    if target.kind == "cuda":
+        return jax.devices("gpu")[target.index or 0]
+    return jax.devices(target.platform)[0] if target.platform else jax.devices()[0]
+
+
+def jax_platform(target: Target) -> str | None:
+    try:
+        return device(target).platform
+    except Exception:  # noqa: BLE001 - no JAX or no device: treated as a CPU-sized sweep
+        return None
+
+
+def require(target: Target):
+    reason = unavailable_reason(target)
+    if reason is not None:
+        raise SkipCase(reason)
+    return device(target)
+
+
+def describe(dev) -> dict[str, Any]:
+    import jax
+
+    return {"jax": jax.__version__, "platform": dev.platform, "device_kind": dev.device_kind,
+            "device_count": len(jax.devices(dev.platform))}
+
+
+def peak(dev, dtype: str) -> dict | None:
+    from ..peaks import gpu_peak, tpu_peak
+    from .cpu import cpu_peak_tflops
+
+    if dev.platform == "tpu":
+        return tpu_peak(dev.device_kind, dtype)
+    if dev.platform == "gpu":
+        return gpu_peak(dev.device_kind, dtype)
+    return cpu_peak_tflops(dtype)
+
+
+def timer(fn: Callable, args: tuple) -> Callable[[int], float]:
+    """`number` calls of a jitted function, each waited for (block_until_ready)."""
+
+    def run(number: int) -> float:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn(*args).block_until_ready()
+        return time.perf_counter() - start
+
+    return run
+
+
+@functools.lru_cache(maxsize=None)
+def jnp_dtype(dtype: str):
+    import jax.numpy as jnp
+
+    return {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16, "int8": jnp.int8,
+            "fp64": jnp.float64}[dtype]

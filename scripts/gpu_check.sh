@@ -8,6 +8,7 @@
 # Wheels in .whl/ (e.g. asv for machines without network) are installed to /tmp/site first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+REPO="$PWD"
 OUT="${OUT:-$PWD/gpu-check-out}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
@@ -22,8 +23,12 @@ fi
 
 echo "== build with CUDA =="
 start=$(date +%s)
+# Build for this GPU only (fast); on Hopper (9.0) that is sm_90a, which enables wgmma.
+cc="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d '. ')"
+arch="${cc:-90}"; [ "$arch" = "90" ] && arch="90a"
 export AIBENCH_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
-export CMAKE_ARGS="${CMAKE_ARGS:--DAIBENCH_CUDA_ARCHITECTURES=90}"
+export CMAKE_ARGS="${CMAKE_ARGS:--DAIBENCH_CUDA_ARCHITECTURES=$arch}"
+echo "architectures: $CMAKE_ARGS"
 if ! "$PY" -m pip install -q --no-build-isolation --no-deps . >"$OUT/build.log" 2>&1; then
   tail -40 "$OUT/build.log"; echo "BUILD FAILED"; exit 1
 fi
@@ -32,13 +37,21 @@ cd /tmp  # import the installed package, not the source tree
 "$PY" -c "from aibench import _cuda; print('devices', _cuda.device_count(), _cuda.build_info())" || exit 1
 cd - >/dev/null
 
+if [ "$arch" = "90a" ]; then
+  echo "== wgmma smoke test (own process) =="
+  if ! ( cd /tmp && timeout 120 "$PY" "$REPO/scripts/wgmma_smoke.py" ) 2>&1 | tee "$OUT/wgmma-smoke.log"; then
+    echo "WGMMA SMOKE FAILED: the rest of the check uses the mma.sync kernel"; status=1
+    export AIBENCH_MMA_GEMM_VARIANT=mma_sync
+  fi
+fi
+
 echo "== GPU tests =="
-"$PY" -m pytest -q -m gpu tests -p no:cacheprovider 2>&1 | tee "$OUT/pytest-gpu.log" | tail -30
+"$PY" -m pytest -q -m gpu tests -p no:cacheprovider --continue-on-collection-errors 2>&1 | tee "$OUT/pytest-gpu.log" | tail -30
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 echo "== short GPU benchmark: aibench run --target cuda --quick =="
 cd /tmp
-COLUMNS=200 aibench run --target cuda --quick --machine "${MACHINE:-gpu-check}" \
+COLUMNS=200 aibench run --target cuda --quick --suite gemm --suite attention --machine "${MACHINE:-gpu-check}" \
   --output "$OUT/gpu-quick.json" --asv-results "$OUT/asv" 2>&1 | tee "$OUT/run.log" | grep -v '━'
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 exit $status

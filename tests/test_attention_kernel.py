@@ -94,8 +94,10 @@ def test_fp32_large_logits_are_stable(isa):
         _core.attention(q, k, v, o, causal, 1.0, isa)
         ref = reference(q, k, v, causal, 1.0)
         assert np.all(np.isfinite(o))
+        # fp32 scores of a few hundred carry absolute errors ~1e-5 (the same for a plain
+        # fp32 softmax): conditioning, not the kernel; a missing max subtraction gives inf/NaN.
         err = np.max(np.abs(o - ref)) / np.max(np.abs(ref))
-        assert err < 1e-5, f"{isa} causal={causal}: error {err}"
+        assert err < 1e-4, f"{isa} causal={causal}: error {err}"
 
 
 @pytest.mark.skipif(not BF16_PATHS, reason="CPU without AVX512_BF16")

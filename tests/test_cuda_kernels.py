@@ -107,7 +107,7 @@ def random_device(cuda, cp, shape, dtype, seed, lo=-1.0, hi=1.0):
     return array
 
 
-def run_gemm(cuda, cp, impl, dtype, m, n, k, b_layout="kn", a_offset=0):
+def run_gemm(cuda, cp, impl, dtype, m, n, k, b_layout="kn", a_offset=0, variant="auto"):
     """Runs one GEMM and checks it against float64 numpy; returns the plan."""
     lo, hi = (-8.0, 8.0) if dtype == "int8" else (-1.0, 1.0)
     a_store = random_device(cuda, cp, m * k + a_offset, dtype, seed=11, lo=lo, hi=hi)
@@ -118,7 +118,7 @@ def run_gemm(cuda, cp, impl, dtype, m, n, k, b_layout="kn", a_offset=0):
     if impl == "cublaslt":
         op = cuda.CublasLtGemm(DEVICE, m, n, k, dtype, a.data.ptr, b.data.ptr, c.data.ptr, b_layout=b_layout)
     else:
-        op = cuda.MmaGemm(DEVICE, m, n, k, dtype, a.data.ptr, b.data.ptr, c.data.ptr)
+        op = cuda.MmaGemm(DEVICE, m, n, k, dtype, a.data.ptr, b.data.ptr, c.data.ptr, variant=variant)
     op.run()
 
     a_host = decode(cp.asnumpy(a), input_encoding(dtype))
@@ -246,19 +246,84 @@ MMA_SHAPES = [
     (130, 264, 40),  # 16-byte rows: the cp.async path, with partial tiles on every edge
     (256, 256, 256),
     (2048, 2048, 2048),
+    (8, 8, 8),  # the wgmma path: one tile, mostly TMA zero fill
+    (200, 72, 520),  # k tail (520 = 8*64 + 8), 9 k tiles wrap the 4-stage pipeline
+    (300, 520, 1032),  # n tail of 8 (whole 64-column B boxes out of bounds), 17 k tiles
 ]
+MMA_VARIANTS = ["auto", "mma_sync", "wgmma"]
+
+
+@pytest.fixture(scope="module")
+def has_wgmma(cuda, capability):
+    """The wgmma kernel can run: compute capability 9.0 and a module built with sm_90a."""
+    archs = str(cuda.build_info()["architectures"]).replace(";", ",").split(",")
+    return capability == 90 and any(a.strip().startswith("90a") for a in archs)
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("variant", MMA_VARIANTS)
 @pytest.mark.parametrize("shape", MMA_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
-def test_mma_gemm(cuda, cp, capability, dtype, shape):
+def test_mma_gemm(cuda, cp, capability, has_wgmma, monkeypatch, dtype, shape, variant):
     if capability < 80:
         pytest.skip("MmaGemm needs compute capability 8.0")
-    op = run_gemm(cuda, cp, "mma", dtype, *shape)
+    monkeypatch.delenv("AIBENCH_MMA_GEMM_VARIANT", raising=False)
     m, n, k = shape
     aligned = n % 8 == 0 and k % 8 == 0
-    assert ("cp.async" in op.describe) == aligned, op.describe
+    if variant == "wgmma":
+        if not has_wgmma:
+            pytest.skip("the wgmma kernel needs compute capability 9.0 and a module built with 90a")
+        if not aligned:
+            buf = cp.zeros(m * k + k * n + m * n + 64, dtype=np.uint16)
+            with pytest.raises(ValueError, match="wgmma"):
+                cuda.MmaGemm(DEVICE, m, n, k, dtype, buf.data.ptr, buf.data.ptr, buf.data.ptr, variant="wgmma")
+            return
+    op = run_gemm(cuda, cp, "mma", dtype, *shape, variant=variant)
+    expect_wgmma = variant == "wgmma" or (variant == "auto" and has_wgmma and aligned)
+    if expect_wgmma:
+        assert op.describe.startswith("wgmma"), op.describe
+    else:
+        assert op.describe.startswith("mma.sync"), op.describe
+        assert ("cp.async" in op.describe) == aligned, op.describe
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_mma_gemm_wgmma_repeatable_and_matches_mma_sync(cuda, cp, has_wgmma, dtype):
+    """wgmma twice on fresh inputs: bit-identical (a race would move it); and within a rounding
+    step or two of the mma.sync kernel on the same inputs."""
+    if not has_wgmma:
+        pytest.skip("the wgmma kernel needs compute capability 9.0 and a module built with 90a")
+    m, n, k = 1000, 776, 2056  # partial tiles on every edge, 33 k tiles
+    a = random_device(cuda, cp, (m, k), dtype, 31)
+    b = random_device(cuda, cp, (k, n), dtype, 32)
+    outs = []
+    for variant in ("wgmma", "wgmma", "mma_sync"):
+        c = cp.full((m, n), SENTINEL[dtype], dtype=OUTPUT[dtype][1])
+        op = cuda.MmaGemm(DEVICE, m, n, k, dtype, a.data.ptr, b.data.ptr, c.data.ptr, variant=variant)
+        assert op.describe.startswith("wgmma" if variant == "wgmma" else "mma.sync"), op.describe
+        op.run()
+        outs.append(cp.asnumpy(c))
+    assert np.array_equal(outs[0].view(np.uint16), outs[1].view(np.uint16)), "wgmma results differ between runs"
+    x, y = decode(outs[0], dtype), decode(outs[2], dtype)
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
+    step = 2.0**-7 if dtype == "bf16" else 2.0**-10
+    assert np.all(np.abs(x - y) <= step * np.maximum(np.abs(x), np.abs(y)) + 1e-2)
+
+
+@pytest.mark.gpu
+def test_mma_gemm_wgmma_unavailable_raises(cuda, cp, capability, has_wgmma, monkeypatch):
+    if capability < 80:
+        pytest.skip("MmaGemm needs compute capability 8.0")
+    if has_wgmma:
+        pytest.skip("the wgmma kernel is available here")
+    monkeypatch.delenv("AIBENCH_MMA_GEMM_VARIANT", raising=False)
+    buf = cp.zeros(1 << 16, dtype=np.uint16)
+    p = buf.data.ptr
+    with pytest.raises(cuda.CudaError, match="wgmma"):
+        cuda.MmaGemm(DEVICE, 64, 64, 64, "bf16", p, p, p, variant="wgmma")
+    op = cuda.MmaGemm(DEVICE, 64, 64, 64, "bf16", p, p, p)  # auto falls back
+    assert op.describe.startswith("mma.sync") and "wgmma not used" in op.describe, op.describe
 
 
 @pytest.mark.gpu
@@ -298,6 +363,8 @@ def test_mma_gemm_rejects_bad_arguments(cuda, cp):
         cuda.MmaGemm(DEVICE, 64, 0, 64, "bf16", p, p, p)
     with pytest.raises(ValueError):
         cuda.MmaGemm(DEVICE, 64, 64, 64, "bf16", p + 1, p, p)
+    with pytest.raises(ValueError, match="variant"):
+        cuda.MmaGemm(DEVICE, 64, 64, 64, "bf16", p, p, p, variant="hopper")
 
 
 # --- timing -------------------------------------------------------------------------------
@@ -371,6 +438,10 @@ def test_cuda_module_without_device_reports_why():
     assert "\n" not in str(info.value) and "(in " in str(info.value)
     with pytest.raises(ValueError):  # argument errors come before any CUDA call
         cuda.MmaGemm(0, 8, 8, 8, "fp64", 256, 256, 256)
+    with pytest.raises(ValueError, match="variant"):
+        cuda.MmaGemm(0, 8, 8, 8, "bf16", 256, 256, 256, variant="hopper")
+    with pytest.raises(ValueError, match="wgmma"):
+        cuda.MmaGemm(0, 8, 8, 7, "bf16", 256, 256, 256, variant="wgmma")
     info_dict = cuda.build_info()
     assert info_dict["cuda_compiler"] and info_dict["architectures"]
     assert cuda.runtime_version() > 0 and cuda.cublaslt_version() > 0

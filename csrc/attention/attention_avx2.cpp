@@ -44,14 +44,13 @@ struct Vec {
     x = _mm256_max_ps(_mm256_set1_ps(-126.0f), x);  // NaN (second operand) passes
     x = _mm256_min_ps(_mm256_set1_ps(127.0f), x);
     const R n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const R r = _mm256_mul_ps(_mm256_sub_ps(x, n), _mm256_set1_ps(0.693147180559945f));
-    R y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const R f = _mm256_sub_ps(x, n);
+    R y = _mm256_set1_ps(1.3264719163998961e-3f);
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(9.671513922512531e-3f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(5.550733953714371e-2f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(2.4022242426872253e-1f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(6.931470036506653e-1f));
+    y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.0f));
     const __m256i e = _mm256_slli_epi32(
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), live);

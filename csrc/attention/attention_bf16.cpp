@@ -12,7 +12,7 @@
 // The first element of a pair is the low half of the 32-bit word. An odd head dim or
 // key count is completed with a zero element.
 // Scratch of one tile (4-byte words): qtp ceil(D/2) x kBlockQ, st kBlockK x kBlockQ (fp32),
-// pp kBlockK/2 x kBlockQ, ob kBlockQ x Dpad (fp32), m, l, alpha kBlockQ each.
+// pp kBlockK/2 x kBlockQ, ob kBlockQ x Dpad (fp32), m, l, alpha, tmax kBlockQ each.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -46,9 +46,11 @@ inline __m512bh as_bh(__m512i x) { return (__m512bh)x; }
 
 // ---- Q·Kᵀ: Sᵀ[j][i] = Σ_d K[j][d]·Q[i][d], fp32 accumulation ----
 
-// MR key rows (k, rows D apart) x 64 queries (qtp, rows kBlockQ apart) into st.
+// MR key rows (k, rows D apart) x 64 queries (qtp, rows kBlockQ apart) into st, times c;
+// raises tmax to the column max.
 template <int MR>
-void qk_micro_bf16(const uint16_t* k, int64_t D, const uint32_t* qtp, float* st) {
+void qk_micro_bf16(const uint16_t* k, int64_t D, const uint32_t* qtp, float* st, float c,
+                   float* tmax) {
   constexpr int NV = static_cast<int>(kBlockQ / 16);
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
@@ -78,47 +80,43 @@ void qk_micro_bf16(const uint16_t* k, int64_t D, const uint32_t* qtp, float* st)
       for (int x = 0; x < NV; ++x) acc[r][x] = _mm512_dpbf16_ps(acc[r][x], kb, qv[x]);
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int x = 0; x < NV; ++x) _mm512_storeu_ps(st + r * kBlockQ + x * 16, acc[r][x]);
+  store_scores<MR, NV>(acc, st, c, tmax);
 }
 
 template <int MR>
-void qk_rest_bf16(int64_t rows, const uint16_t* k, int64_t D, const uint32_t* qtp, float* st) {
+void qk_rest_bf16(int64_t rows, const uint16_t* k, int64_t D, const uint32_t* qtp, float* st,
+                  float c, float* tmax) {
   if constexpr (MR >= 1) {
     if (rows == MR) {
-      qk_micro_bf16<MR>(k, D, qtp, st);
+      qk_micro_bf16<MR>(k, D, qtp, st, c, tmax);
     } else {
-      qk_rest_bf16<MR - 1>(rows, k, D, qtp, st);
+      qk_rest_bf16<MR - 1>(rows, k, D, qtp, st, c, tmax);
     }
   }
 }
 
 constexpr int kMrQkBf16 = 6;
 
-void qk_tile_bf16(const uint16_t* k, int64_t nk, int64_t D, const uint32_t* qtp, float* st) {
+void qk_tile_bf16(const uint16_t* k, int64_t nk, int64_t D, const uint32_t* qtp, float* st, float c,
+                  float* tmax) {
+  reset_tmax(tmax);
   int64_t j = 0;
-  for (; j + kMrQkBf16 <= nk; j += kMrQkBf16) qk_micro_bf16<kMrQkBf16>(k + j * D, D, qtp, st + j * kBlockQ);
-  if (j < nk) qk_rest_bf16<kMrQkBf16 - 1>(nk - j, k + j * D, D, qtp, st + j * kBlockQ);
+  for (; j + kMrQkBf16 <= nk; j += kMrQkBf16)
+    qk_micro_bf16<kMrQkBf16>(k + j * D, D, qtp, st + j * kBlockQ, c, tmax);
+  if (j < nk) qk_rest_bf16<kMrQkBf16 - 1>(nk - j, k + j * D, D, qtp, st + j * kBlockQ, c, tmax);
 }
 
-// ---- Pᵀ (fp32, nk rows) -> bf16 key pairs pp[j/2][i] ----
+// ---- Pᵀ (fp32) -> bf16 key pairs pp[j/2][i], the softmax's sink ----
 
-void pack_p(const float* st, int64_t nk, uint32_t* pp) {
-  const __m512i idx = interleave_index();
-  for (int64_t jp = 0; 2 * jp < nk; ++jp) {
-    const float* a = st + 2 * jp * kBlockQ;
-    const bool has_b = 2 * jp + 1 < nk;
-    for (int64_t x = 0; x < kBlockQ / 16; ++x) {
-      const __m512 av = _mm512_loadu_ps(a + x * 16);
-      const __m512 bv = has_b ? _mm512_loadu_ps(a + kBlockQ + x * 16) : _mm512_setzero_ps();
-      // cvtne2ps_pbh(hi, lo): words 0..15 = lo, 16..31 = hi, rounded to nearest even.
-      const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(bv, av);
-      _mm512_storeu_si512(pp + jp * kBlockQ + x * 16, _mm512_permutexvar_epi16(idx, both));
-    }
+struct PackPairs {
+  uint32_t* pp;
+  __m512i idx;  // interleave_index()
+  void operator()(int64_t vq, int64_t j, __m512 p0, __m512 p1) const {
+    // cvtne2ps_pbh(hi, lo): words 0..15 = lo, 16..31 = hi, rounded to nearest even.
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(p1, p0);
+    _mm512_storeu_si512(pp + (j / 2) * kBlockQ + vq * 16, _mm512_permutexvar_epi16(idx, both));
   }
-}
+};
 
 // ---- P·V: O[i][:] = O[i][:]·alpha[i] + Σ_j P[i][j]·V[j][:] over key pairs ----
 
@@ -188,7 +186,7 @@ void pv_tile_bf16(const uint32_t* pp, const uint32_t* vp, int64_t ldv, int64_t n
 size_t scratch_bytes(int64_t D) {
   const int64_t pairs = (D + 1) / 2;
   return 4 * static_cast<size_t>(pairs * kBlockQ + kBlockK * kBlockQ + kBlockK / 2 * kBlockQ +
-                                 kBlockQ * pad_d(D) + 3 * kBlockQ);
+                                 kBlockQ * pad_d(D) + 4 * kBlockQ);
 }
 
 void tile(const Problem& p, const VLayout& vl, int64_t b, int64_t h, int64_t q0, void* scratch) {
@@ -209,6 +207,7 @@ void tile(const Problem& p, const VLayout& vl, int64_t b, int64_t h, int64_t q0,
   float* m = ob + kBlockQ * Dpad;
   float* l = m + kBlockQ;
   float* alpha = l + kBlockQ;
+  float* tmax = alpha + kBlockQ;
 
   for (int64_t i = 0; i < nq; ++i) {
     const uint16_t* qi = q + i * D;
@@ -225,13 +224,13 @@ void tile(const Problem& p, const VLayout& vl, int64_t b, int64_t h, int64_t q0,
   __builtin_memset(ob, 0, sizeof(float) * static_cast<size_t>(kBlockQ * Dpad));
 
   const float c = p.scale * kLog2e;
+  const __m512i idx = interleave_index();
   const int64_t kend = visible_end(p, q0, nq);
   for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
     const int64_t nk = Sk - j0 < kBlockK ? Sk - j0 : kBlockK;
     const bool masked = p.causal && j0 + nk - 1 > q0 + off;
-    qk_tile_bf16(k + j0 * D, nk, D, qtp, st);
-    softmax_tile(st, nk, m, l, alpha, c, masked, j0 - off - q0);
-    pack_p(st, nk, pp);
+    qk_tile_bf16(k + j0 * D, nk, D, qtp, st, c, tmax);
+    softmax_tile(st, nk, tmax, m, l, alpha, masked, j0 - off - q0, PackPairs{pp, idx});
     pv_tile_bf16(pp, vp + (j0 / 2) * vl.ld, vl.ld, (nk + 1) / 2, ob, Dpad, alpha);
   }
 

@@ -6,6 +6,11 @@
 // n-contiguous) feeds mma.sync.m16n8k16. Edges: the cp.async path zero-fills chunks outside
 // the matrix (src-size 0); shapes whose rows are not 16-byte aligned use the generic path,
 // which fills the same shared tiles with guarded element loads.
+//
+// Dispatch (MmaGemm's constructor): on compute capability 9.0, with a module built for sm_90a
+// and 16-byte rows and pointers (k, n multiples of 8), the Hopper kernel of wgmma_gemm.cu
+// (TMA + wgmma, same 128x256 tiles and grid) runs instead; variant "mma_sync" / "wgmma" (or
+// AIBENCH_MMA_GEMM_VARIANT) forces one. describe() names the kernel that runs.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

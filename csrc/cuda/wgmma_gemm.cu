@@ -51,6 +51,8 @@ constexpr int CONSUMER_REGS = 232;
 static_assert(128 * PRODUCER_REGS + CONSUMER_THREADS * CONSUMER_REGS <= 65536,
               "setmaxnreg budgets exceed the register file");
 static_assert(BM == 64 * CONSUMERS, "each consumer warpgroup owns 64 rows");
+static_assert(BM == mma_cfg::BM && BN == mma_cfg::BN,
+              "MmaGemm sizes the grid and orders the blocks with its own tile shape");
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define AIBENCH_WGMMA_DEVICE 1
@@ -412,8 +414,8 @@ std::string wgmma_gemm_unavailable_reason(int device) {
            "." + std::to_string(cc % 10);
   int optin = 0;
   AIBENCH_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  if (optin < SMEM_BYTES)
-    return "needs " + std::to_string(SMEM_BYTES) + " bytes of shared memory per block, device allows " +
+  if (optin < SMEM_BYTES + 1024)  // + the static part (barriers, padded to the 1024 alignment)
+    return "needs " + std::to_string(SMEM_BYTES + 1024) + " bytes of shared memory per block, device allows " +
            std::to_string(optin);
 
   // Which code did the driver load for this device? Once per device and process.

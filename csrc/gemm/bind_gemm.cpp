@@ -1,4 +1,7 @@
-// Python bindings of the CPU GEMM: gemm, time_gemm, isa_paths, best_isa, gemm_blocking.
+// Python bindings of the CPU GEMM: gemm, time_gemm, isa_paths, best_isa, gemm_blocking,
+// lowp_paths. The dtypes of (a, b, c) choose the product: float32 or float64 throughout;
+// (uint16, uint16, float32) bf16 bits -> fp32; (uint16, uint16, uint16) bf16 -> bf16;
+// (int8, int8, int32) int8 -> int32.
 // Arrays are checked, never converted: c is written in place, so a silent copy would
 // lose the result: a non-array argument raises TypeError, every other check ValueError
 // (pybind11 maps the std::invalid_argument of parse_isa to ValueError).
@@ -18,7 +21,7 @@ namespace py = pybind11;
 namespace aibench::gemm {
 namespace {
 
-enum class Dtype { fp32, fp64 };
+enum class Dtype { fp32, fp64, bf16_fp32_out, bf16_bf16_out, int8 };
 
 // One validated product C = A·B on the arrays' own memory.
 struct Operands {
@@ -55,18 +58,30 @@ Operands check_operands(const py::array& a, const py::array& b, py::array& c) {
   check_layout("b", b);
   check_layout("c", c);
   Dtype dtype;
+  // The output dtype is that of the inputs except for bf16 (fp32 or bf16) and int8 (int32).
+  bool c_ok = c.dtype().is(a.dtype());
   if (a.dtype().is(py::dtype::of<float>())) {
     dtype = Dtype::fp32;
   } else if (a.dtype().is(py::dtype::of<double>())) {
     dtype = Dtype::fp64;
+  } else if (a.dtype().is(py::dtype::of<uint16_t>())) {  // bf16 bits
+    const bool fp32_out = c.dtype().is(py::dtype::of<float>());
+    dtype = fp32_out ? Dtype::bf16_fp32_out : Dtype::bf16_bf16_out;
+    c_ok = c_ok || fp32_out;
+  } else if (a.dtype().is(py::dtype::of<int8_t>())) {
+    dtype = Dtype::int8;
+    c_ok = c.dtype().is(py::dtype::of<int32_t>());
   } else {
-    throw py::value_error("gemm: dtype must be float32 or float64, got " +
-                          std::string(py::str(a.dtype())));
+    throw py::value_error(
+        "gemm: dtype must be float32, float64, uint16 (bf16 bits) or int8, got " +
+        std::string(py::str(a.dtype())));
   }
-  if (!b.dtype().is(a.dtype()) || !c.dtype().is(a.dtype())) {
-    throw py::value_error("gemm: a, b and c must have the same dtype, got " +
-                          std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) +
-                          ", " + std::string(py::str(c.dtype())));
+  if (!b.dtype().is(a.dtype()) || !c_ok) {
+    throw py::value_error(
+        "gemm: (a, b, c) dtypes must be (float32, float32, float32), (float64, float64, "
+        "float64), (uint16, uint16, float32 or uint16) for bf16, or (int8, int8, int32), got " +
+        std::string(py::str(a.dtype())) + ", " + std::string(py::str(b.dtype())) + ", " +
+        std::string(py::str(c.dtype())));
   }
   const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
   if (b.shape(0) != k || c.shape(0) != m || c.shape(1) != n) {
@@ -84,19 +99,49 @@ void check_threads(int threads) {
   if (threads < 0) throw py::value_error("gemm: threads must be >= 0 (0 = all cores)");
 }
 
-// Kernels of both dtypes for one ISA, looked up once before any timing.
+// The kernel of one dtype and ISA path, looked up once before any timing. fp32/fp64 take
+// the paths of isa_paths(); bf16 and int8 those of lowp_paths(dtype) ("auto": the best).
 struct Kernels {
-  KernelSpec<float> fp32;
-  KernelSpec<double> fp64;
-  explicit Kernels(Isa isa) : fp32(fp32_kernel(isa)), fp64(fp64_kernel(isa)) {}
+  Dtype dtype;
+  KernelSpec<float> fp32{};
+  KernelSpec<double> fp64{};
+  Bf16KernelSpec bf16{};
+  Int8KernelSpec int8{};
+  Kernels(const std::string& isa, Dtype d) : dtype(d) {
+    switch (d) {
+      case Dtype::fp32: fp32 = fp32_kernel(parse_isa(isa)); break;
+      case Dtype::fp64: fp64 = fp64_kernel(parse_isa(isa)); break;
+      case Dtype::bf16_fp32_out:
+      case Dtype::bf16_bf16_out: bf16 = bf16_kernel(isa); break;
+      case Dtype::int8: int8 = int8_kernel(isa); break;
+    }
+  }
 
   void run(const Operands& op, int threads) const {
-    if (op.dtype == Dtype::fp32) {
-      gemm(fp32, op.m, op.n, op.k, static_cast<const float*>(op.a), op.k,
-           static_cast<const float*>(op.b), op.n, static_cast<float*>(op.c), op.n, threads);
-    } else {
-      gemm(fp64, op.m, op.n, op.k, static_cast<const double*>(op.a), op.k,
-           static_cast<const double*>(op.b), op.n, static_cast<double*>(op.c), op.n, threads);
+    switch (op.dtype) {
+      case Dtype::fp32:
+        gemm(fp32, op.m, op.n, op.k, static_cast<const float*>(op.a), op.k,
+             static_cast<const float*>(op.b), op.n, static_cast<float*>(op.c), op.n, threads);
+        break;
+      case Dtype::fp64:
+        gemm(fp64, op.m, op.n, op.k, static_cast<const double*>(op.a), op.k,
+             static_cast<const double*>(op.b), op.n, static_cast<double*>(op.c), op.n, threads);
+        break;
+      case Dtype::bf16_fp32_out:
+        gemm_bf16(bf16, op.m, op.n, op.k, static_cast<const uint16_t*>(op.a), op.k,
+                  static_cast<const uint16_t*>(op.b), op.n, static_cast<float*>(op.c), op.n,
+                  threads);
+        break;
+      case Dtype::bf16_bf16_out:
+        gemm_bf16(bf16, op.m, op.n, op.k, static_cast<const uint16_t*>(op.a), op.k,
+                  static_cast<const uint16_t*>(op.b), op.n, static_cast<uint16_t*>(op.c), op.n,
+                  threads);
+        break;
+      case Dtype::int8:
+        gemm_int8(int8, op.m, op.n, op.k, static_cast<const int8_t*>(op.a), op.k,
+                  static_cast<const int8_t*>(op.b), op.n, static_cast<int32_t*>(op.c), op.n,
+                  threads);
+        break;
     }
   }
 };
@@ -104,7 +149,7 @@ struct Kernels {
 void gemm_once(const py::array& a, const py::array& b, py::array& c, const std::string& isa,
                int threads) {
   const Operands op = check_operands(a, b, c);
-  const Kernels kernels(parse_isa(isa));
+  const Kernels kernels(isa, op.dtype);
   check_threads(threads);
   py::gil_scoped_release release;
   kernels.run(op, threads);
@@ -126,7 +171,7 @@ double time_gemm(const std::vector<py::array>& a_list, const std::vector<py::arr
       throw py::value_error("time_gemm: every buffer set must have the same shapes and dtype");
     }
   }
-  const Kernels kernels(parse_isa(isa));
+  const Kernels kernels(isa, sets[0].dtype);
   check_threads(threads);
   py::gil_scoped_release release;
   return timing::time_repeated(number, [&](int64_t i) {
@@ -135,14 +180,18 @@ double time_gemm(const std::vector<py::array>& a_list, const std::vector<py::arr
 }
 
 py::dict gemm_blocking(const std::string& isa, const std::string& dtype) {
-  const Isa path = parse_isa(isa);
   Blocking b;
   if (dtype == "fp32") {
-    b = fp32_kernel(path).blocking;
+    b = fp32_kernel(parse_isa(isa)).blocking;
   } else if (dtype == "fp64") {
-    b = fp64_kernel(path).blocking;
+    b = fp64_kernel(parse_isa(isa)).blocking;
+  } else if (dtype == "bf16") {
+    b = bf16_kernel(isa).blocking;
+  } else if (dtype == "int8") {
+    b = int8_kernel(isa).blocking;
   } else {
-    throw py::value_error("gemm_blocking: dtype must be 'fp32' or 'fp64', got '" + dtype + "'");
+    throw py::value_error("gemm_blocking: dtype must be 'fp32', 'fp64', 'bf16' or 'int8', got '" +
+                          dtype + "'");
   }
   py::dict d;
   d["mr"] = b.mr;
@@ -166,13 +215,20 @@ void bind_gemm(py::module_& m) {
   m.def("gemm", &gemm_once, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("c").noconvert(), py::arg("isa") = "auto", py::arg("threads") = 0,
         "c[:] = a @ b with the own blocked kernel. a (m, k), b (k, n), c (m, n): C-contiguous\n"
-        "float32 or float64 arrays of one dtype. threads=0: all cores (OpenMP default).");
+        "arrays, dtypes (float32, float32, float32), (float64, float64, float64), bf16 bits\n"
+        "(uint16, uint16, float32 | uint16) or (int8, int8, int32). isa: a path of\n"
+        "isa_paths() for float32/float64, of lowp_paths(dtype) for bf16/int8, or 'auto'.\n"
+        "threads=0: all cores (OpenMP default).");
   m.def("time_gemm", &time_gemm, py::arg("a_list").noconvert(), py::arg("b_list").noconvert(),
         py::arg("c_list").noconvert(),
         py::arg("number"), py::arg("isa") = "auto", py::arg("threads") = 0,
         "Seconds for `number` back-to-back gemm calls; call i uses buffer set i % len(a_list).");
   m.def("gemm_blocking", &gemm_blocking, py::arg("isa"), py::arg("dtype"),
-        "Block sizes {mr, nr, kc, mc, nc} of one ISA path and dtype ('fp32' or 'fp64').");
+        "Block sizes {mr, nr, kc, mc, nc} of one ISA path and dtype ('fp32', 'fp64', 'bf16',\n"
+        "'int8'; bf16/int8 take a path of lowp_paths(dtype)).");
+  m.def("lowp_paths", &lowp_paths, py::arg("dtype"),
+        "Paths of the own bf16 or int8 GEMM this CPU can run, best first ('avx512_bf16',\n"
+        "'avx512_vnni'); [] where the CPU lacks the dot-product instructions.");
 }
 
 }  // namespace aibench::gemm

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--asv-results", type=Path, default=Path("results"),
                        help="asv results tree to record the run in (default results/)")
     p_run.add_argument("--no-asv", action="store_true", help="do not record the run in the asv results tree")
+    p_run.add_argument("--power", action="store_true",
+                       help="measure energy over a sustained window on compute cases (gemm, attention)")
+    p_run.add_argument("--power-window", type=float, default=None, metavar="SECONDS",
+                       help="sustained power window (default 5 s, at least 10 meter update periods)")
+    p_run.add_argument("--redfish", default=None, metavar="URL",
+                       help="BMC Redfish service for whole-node power (credentials: AIBENCH_REDFISH_USER/PASSWORD)")
     p_run.add_argument("--json", action="store_true", help="print the run document as JSON")
     return parser
 
@@ -138,6 +144,13 @@ def cmd_info(args) -> int:
     return 0
 
 
+def run_options(args) -> dict:
+    """Run-wide options that suites read from RunContext.options."""
+    if args.power_window is not None and not args.power_window > 0:
+        raise UsageError(f"--power-window must be a positive number of seconds (got {args.power_window})")
+    return {"power": args.power, "power_window_s": args.power_window, "redfish": args.redfish}
+
+
 def cmd_run(args, argv: list[str]) -> int:
     from .report import RunProgress, print_summary
     from .results import ResultWriter
@@ -152,6 +165,7 @@ def cmd_run(args, argv: list[str]) -> int:
         raw_params.setdefault(key, []).extend(values)
     if args.time_budget is not None and not args.time_budget > 0:
         raise UsageError(f"--time-budget must be a positive number of seconds (got {args.time_budget})")
+    options = run_options(args)
     planned = plan_run(args.suite or ["gemm"], tier, target, args.impl, raw_params)
     if not planned:
         raise UsageError("nothing to run: no impl of the chosen suite(s) runs on this target")
@@ -165,7 +179,7 @@ def cmd_run(args, argv: list[str]) -> int:
     status = "complete"
     try:
         with RunProgress(len(planned), enabled=not args.json) as progress:
-            run_planned(planned, writer, target, policy, progress)
+            run_planned(planned, writer, target, policy, progress, options)
     except KeyboardInterrupt:
         status = "interrupted"
     writer.finish(status)

@@ -32,15 +32,8 @@ def _cpu_model() -> str:
 def _cpu_flags() -> list[str]:
     interesting = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16",
                    "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile", "asimd", "sve")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    have = set(line.split(":", 1)[1].split())
-                    return [flag for flag in interesting if flag in have]
-    except OSError:
-        pass
-    return []
+    have = cpu_target.cpu_flags()
+    return [flag for flag in interesting if flag in have]
 
 
 def _numa_nodes() -> int:
@@ -134,7 +127,7 @@ def system_fingerprint(measure_clock: bool = True) -> dict[str, Any]:
     }
     if measure_clock:
         cpu["measured_clock_ghz"] = cpu_target.measured_clock_ghz()
-        cpu["peak_tflops"] = {d: cpu_target.cpu_peak_tflops(d) for d in ("fp64", "fp32")}
+        cpu["peak_tflops"] = {d: cpu_target.cpu_peak_tflops(d) for d in ("fp64", "fp32", "bf16", "int8")}
     return {
         "hostname": socket.gethostname(),
         "cpu": cpu,

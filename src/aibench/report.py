@@ -110,13 +110,35 @@ def comparison_table(cases: list[CaseResult]) -> Table | None:
     return table
 
 
+def energy_table(cases: list[CaseResult]) -> Table | None:
+    """Efficiency per case that ran the sustained power window."""
+    rows = [c for c in cases if c.power]
+    if not rows:
+        return None
+    table = Table(title="energy per FLOP (sustained window)")
+    for col in ("suite", "case", "target", "impl", "source", "avg W", "idle W", "J/TFLOP", "GFLOP/s/W",
+                "sustained/short", "note"):
+        table.add_column(col, justify="left" if col in ("suite", "case", "target", "impl", "source", "note") else "right")
+    for c in rows:
+        p = c.power
+        if not p.get("available"):
+            table.add_row(c.suite, c.case_id, c.target, c.impl, "-", "", "", "", "", "", escape(p.get("reason", "")[:90]))
+            continue
+        pr = p["primary"]
+        note = "THROTTLED (sustained rate dropped)" if p.get("throttled") else ""
+        table.add_row(c.suite, c.case_id, c.target, c.impl, escape(", ".join(pr["sources"]))[:60],
+                      _fmt(pr["avg_watts"]), _fmt(pr["idle_watts"]), _fmt(pr["joules_per_tflop"]),
+                      _fmt(pr["gflops_per_watt"]), f"{p['sustained_vs_short']:.3f}", note)
+    return table
+
+
 def print_summary(cases: list[CaseResult], console: Console | None = None) -> None:
     console = console or Console()
     if not console.is_terminal:  # a log file: no terminal width to respect
         console = Console(width=200)
     console.print(summary_table(cases))
-    comp = comparison_table(cases)
-    if comp is not None:
-        console.print(comp)
+    for extra in (comparison_table(cases), energy_table(cases)):
+        if extra is not None:
+            console.print(extra)
     counts = {s: sum(1 for c in cases if c.status == s) for s in (PASSED, FAILED, SKIPPED)}
     console.print(f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[SKIPPED]} skipped")

@@ -59,6 +59,7 @@ class CaseResult:
     peak: dict[str, Any] | None = None  # {value, unit, source}
     impl_detail: dict[str, Any] = field(default_factory=dict)  # library version, ISA path...
     telemetry: dict[str, Any] | None = None
+    power: dict[str, Any] | None = None  # the --power window (energy/window.py), or why none
     error: str | None = None
     started_at: str | None = None
     duration_s: float | None = None

@@ -59,10 +59,10 @@ def new_document(argv: list[str], machine: str, tier: str, target: Target) -> Ru
 
 
 def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target, policy: SamplingPolicy,
-                progress=None) -> None:
+                progress=None, options: dict[str, Any] | None = None) -> None:
     """Run every case; a failing case is recorded and the others go on. Ctrl-C stops the
     run between cases and leaves every finished case in the file (the caller marks it)."""
-    ctx = RunContext(target=target, policy=policy)
+    ctx = RunContext(target=target, policy=policy, options=options or {})
     for item in planned:
         label = f"{item.suite.name} {item.suite.case_id(item.params)} [{item.impl.name}]"
         if progress is not None:

@@ -9,8 +9,9 @@ from .base import Suite
 def all_suites() -> dict[str, Suite]:
     from .attention import AttentionSuite
     from .gemm import GemmSuite
+    from .power import PowerSuite
 
-    suites = [GemmSuite(), AttentionSuite()]
+    suites = [GemmSuite(), AttentionSuite(), PowerSuite()]
     return {s.name: s for s in suites}
 
 

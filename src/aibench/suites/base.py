@@ -7,7 +7,7 @@ target, the implementations it knows, and runs one (case, impl) pair into a Case
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..errors import UsageError
@@ -69,6 +69,9 @@ class RunContext:
     target: Target
     policy: SamplingPolicy
     seed: int = 0
+    # Run-wide options from the command line that some suites read (e.g. `power`,
+    # `power_window_s`, `redfish`, storage paths, object-store URL), by name.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Suite:
@@ -78,6 +81,9 @@ class Suite:
     target_kinds: tuple[str, ...] = ()
     # Pairs (impl, peer) whose headline ratio the summary prints, e.g. ("aibench", "blas").
     comparisons: tuple[tuple[str, str], ...] = ()
+    # follower -> leader: when --param sweeps the leader and not the follower, the follower
+    # takes the leader's value (e.g. attention's kv_seqlen follows seqlen).
+    coupled: dict[str, str] = {}
 
     def impls(self) -> list[Impl]:
         raise NotImplementedError
@@ -129,6 +135,9 @@ class Suite:
         for base in bases:
             for combo in _product(overrides):
                 case = {**base, **combo}
+                for follower, leader in self.coupled.items():
+                    if leader in overrides and follower not in overrides:
+                        case[follower] = case[leader]
                 key = tuple(case.items())
                 if key not in seen:
                     seen.add(key)

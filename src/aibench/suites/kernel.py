@@ -44,7 +44,7 @@ class KernelRunner:
 def run_kernel_case(suite_name: str, case_id: str, params: dict[str, Any], impl: Impl, ctx: RunContext,
                     make_runner: Callable[[dict[str, Any], RunContext], KernelRunner],
                     validate: Callable[[KernelRunner, dict[str, Any], int], Validation],
-                    add_metrics: Callable[[CaseResult, dict[str, Any], Measurement, KernelRunner], None]) -> CaseResult:
+                    flops: Callable[[dict[str, Any]], float]) -> CaseResult:
     result = CaseResult(suite=suite_name, case_id=case_id, params=dict(params), target=str(ctx.target),
                         impl=impl.name, status=SKIPPED, started_at=now_iso())
     started = time.perf_counter()
@@ -66,7 +66,9 @@ def run_kernel_case(suite_name: str, case_id: str, params: dict[str, Any], impl:
         result.telemetry = runner.telemetry()
         if result.validation.status == PASSED:
             result.status = PASSED
-            add_metrics(result, params, measurement, runner)
+            add_flop_metrics(result, flops(params), measurement, runner.peak())
+            if ctx.options.get("power"):
+                add_energy(result, runner, measurement, flops(params), ctx)
         else:
             result.status = FAILED
             result.error = result.validation.reason
@@ -92,6 +94,22 @@ def add_flop_metrics(result: CaseResult, flops: float, measurement: Measurement,
     if peak is not None:
         result.peak = peak
         result.percent_of_peak = 100.0 * tflops / peak["value"]
+
+
+def add_energy(result: CaseResult, runner: KernelRunner, measurement: Measurement, flops: float,
+               ctx: RunContext) -> None:
+    """The sustained power window: energy metrics from the meter(s) covering the device,
+    or the reason there are none (never an estimate)."""
+    from ..energy.window import measure_energy
+
+    result.power = measure_energy(runner.timer, measurement.summary.median, flops, ctx.target, ctx.options)
+    primary = result.power.get("primary")
+    if not primary:
+        return
+    result.metrics["gflops_per_watt"] = _metric(primary["gflops_per_watt"], "GFLOP/s/W", True)
+    result.metrics["joules_per_tflop"] = _metric(primary["joules_per_tflop"], "J/TFLOP", False)
+    result.metrics["avg_watts"] = _metric(primary["avg_watts"], "W", False)
+    result.metrics["energy_j"] = _metric(primary["joules"], "J", False)
 
 
 def _metric(value, unit, higher):

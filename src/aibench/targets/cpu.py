@@ -16,6 +16,21 @@ from .. import _core
 
 # dtype -> bytes per element, for SIMD lane counts
 _DTYPE_BYTES = {"fp64": 8, "fp32": 4}
+# Dot-product instructions do k products per fp32 lane per instruction at the fp32 FMA
+# rate: VDPBF16PS 2 bf16 pairs, VPDPBUSD 4 int8 pairs. dtype -> (needed flags, factor).
+_DOT_PRODUCT = {"bf16": (("avx512_bf16",), 2), "int8": (("avx512_vnni", "avx_vnni"), 4)}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def cpu_vendor_family() -> tuple[str, int | None]:
@@ -70,6 +85,13 @@ def physical_cores() -> int:
 
 def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
     """Theoretical peak for `dtype` on the best (or given) ISA path, or None if unknown."""
+    if dtype in _DOT_PRODUCT:
+        flags, factor = _DOT_PRODUCT[dtype]
+        if not cpu_flags() & set(flags):
+            return None
+        base = cpu_peak_tflops("fp32", isa)
+        return {**base, "value": base["value"] * factor,
+                "source": f"{factor} x the fp32 peak ({' or '.join(flags)} dot products): {base['source']}"}
     if dtype not in _DTYPE_BYTES:
         return None
     isa = isa or _core.best_isa()

@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 
 from ...errors import UsageError
-from ...harness import Measurement
 from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
 from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
-from ..kernel import add_flop_metrics, impls_from_runners, run_kernel_case
+from ..kernel import impls_from_runners, run_kernel_case
 from .common import (AttentionRunner, attention_flops, attention_tolerance, default_scale, reference_rows,
                      sampled_heads, sampled_rows)
 
@@ -63,6 +62,7 @@ class AttentionSuite(Suite):
     }
     target_kinds = ("cpu", "cuda", "jax")
     comparisons = (("aibench", "numpy"), ("aibench", "torch"), ("aibench", "jax"))
+    coupled = {"kv_seqlen": "seqlen", "kv_heads": "heads"}
 
     def impls(self) -> list[Impl]:
         return impls_from_runners(self.name, self.target_kinds, _runners)
@@ -82,18 +82,6 @@ class AttentionSuite(Suite):
             return _sweep(16384, [4096], [64, 128], ("bf16",))
         return _sweep(16384, [512, 1024, 2048, 4096, 8192, 16384], [64, 128],
                       ("bf16", "fp16") if tier == "full" else ("bf16",), gqa=tier == "full")
-
-    def expand(self, tier, target, overrides):
-        cases = super().expand(tier, target, overrides)
-        # A sweep that changes seqlen keeps kv_seqlen with it unless kv_seqlen is given.
-        if "seqlen" in overrides and "kv_seqlen" not in overrides:
-            for c in cases:
-                c["kv_seqlen"] = c["seqlen"]
-        if "heads" in overrides and "kv_heads" not in overrides:
-            for c in cases:
-                c["kv_heads"] = c["heads"]
-        unique = {tuple(c.items()): c for c in cases}
-        return list(unique.values())
 
     def check_case(self, params: dict[str, Any], target: Target) -> None:
         if params["heads"] % params["kv_heads"]:
@@ -129,7 +117,7 @@ class AttentionSuite(Suite):
 
     def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
         return run_kernel_case(self.name, self.case_id(params), params, impl, ctx,
-                               _runners(ctx.target.kind)[impl.name], _validate, _add_metrics)
+                               _runners(ctx.target.kind)[impl.name], _validate, _flops)
 
 
 def _shape(p: dict[str, Any]) -> str:
@@ -157,8 +145,8 @@ def _validate(runner: AttentionRunner, p: dict[str, Any], seed: int) -> Validati
                       reason=f"wrong result: max error {error:.3g} (relative to the rms of O) exceeds tolerance {tol:.3g}")
 
 
-def _add_metrics(result: CaseResult, p: dict[str, Any], m: Measurement, runner: AttentionRunner) -> None:
-    add_flop_metrics(result, attention_flops(p), m, runner.peak())
+def _flops(p: dict[str, Any]) -> float:
+    return attention_flops(p)
 
 
 def _runners(kind: str) -> dict[str, type[AttentionRunner]]:

@@ -76,7 +76,7 @@ class _HostOperands(AttentionRunner):
         self.o[0].fill(0x7FC0 if self.bf16 else np.nan)
 
     def peak(self) -> dict | None:
-        return cpu_peak_tflops("fp32") if not self.bf16 else None
+        return cpu_peak_tflops(self.p["dtype"])
 
     def close(self) -> None:
         self.q = self.k = self.v = self.o = []

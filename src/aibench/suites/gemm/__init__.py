@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 
 from ...errors import UsageError
-from ...harness import Measurement
 from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
 from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
-from ..kernel import add_flop_metrics, impls_from_runners, run_kernel_case
+from ..kernel import impls_from_runners, run_kernel_case
 from .common import DTYPES, GemmRunner, gemm_tolerance, sampled_error
 
 CPU_DTYPES = ("fp32", "fp64")
@@ -113,7 +112,7 @@ class GemmSuite(Suite):
 
     def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
         return run_kernel_case(self.name, self.case_id(params), params, impl, ctx,
-                               _runners(ctx.target.kind)[impl.name], _validate, _add_metrics)
+                               _runners(ctx.target.kind)[impl.name], _validate, _flops)
 
 
 def _validate(runner: GemmRunner, params: dict[str, Any], seed: int) -> Validation:
@@ -130,8 +129,8 @@ def _validate(runner: GemmRunner, params: dict[str, Any], seed: int) -> Validati
                       reason=f"wrong result: max error {error:.3g} (relative to the rms of C) exceeds tolerance {tol:.3g}")
 
 
-def _add_metrics(result: CaseResult, params: dict[str, Any], measurement: Measurement, runner: GemmRunner) -> None:
-    add_flop_metrics(result, 2.0 * params["m"] * params["n"] * params["k"], measurement, runner.peak())
+def _flops(params: dict[str, Any]) -> float:
+    return 2.0 * params["m"] * params["n"] * params["k"]
 
 
 def _shape(params: dict[str, Any]) -> str:

@@ -1,0 +1,116 @@
+"""The sustained power window around a compute case (`--power`, and the power suite).
+
+Idle power first (meters running, nothing launched), then at least `window_s` of
+back-to-back repetitions of the validated operation (at least ten update periods of the
+slowest meter), with clocks read at both ends and the sustained rate compared with the
+short-run rate of the ordinary measurement."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from . import EnergyReading, ipmi, nvml, rapl, redfish
+
+DEFAULT_WINDOW_S = 5.0
+THROTTLE_DROP = 0.05  # a sustained rate more than 5% below the short run is flagged
+
+
+def discover_meters(target, options: dict[str, Any]) -> tuple[list, list[str]]:
+    meters, reasons = [], []
+    found, why = rapl.discover()
+    meters += found
+    reasons += why
+    if target.kind == "cuda":
+        from ..targets import cuda as cu
+
+        index = target.index or 0
+        found, why = nvml.discover(index, cu.device_properties(index).get("pci_bus_id"))
+        meters += found
+        reasons += why
+    found, why = ipmi.discover()
+    meters += found
+    reasons += why
+    found, why = redfish.discover(options.get("redfish"))
+    meters += found
+    reasons += why
+    return meters, reasons
+
+
+def _primary(readings: list[EnergyReading], target) -> list[EnergyReading]:
+    """The readings that cover the device doing the work: the GPU board for cuda, the CPU
+    packages (plus DRAM) otherwise; the whole node when nothing narrower is readable."""
+    wanted = ("gpu board",) if target.kind == "cuda" else ("cpu package", "dram")
+    chosen = [r for r in readings if r.scope in wanted]
+    return chosen or [r for r in readings if r.scope == "whole node"]
+
+
+def _clock(target) -> dict[str, Any]:
+    if target.kind == "cuda":
+        from ..targets import cuda as cu
+
+        snap = cu.telemetry_snapshot(target.index or 0)
+        return {"sm_clock_mhz": snap.get("sm_clock_mhz"), "throttle_reasons": snap.get("throttle_reasons")}
+    from .. import _core
+
+    return {"cpu_clock_ghz": _core.measure_clock_ghz(0.05)}
+
+
+def _run_meters(meters, action) -> tuple[list[EnergyReading], float]:
+    for m in meters:
+        m.start()
+    started = time.perf_counter()
+    result = action()
+    readings = [m.stop() for m in meters]
+    return readings, result if result is not None else time.perf_counter() - started
+
+
+def measure_energy(timer, median_s: float, flops: float, target, options: dict[str, Any]) -> dict[str, Any]:
+    """Energy of a sustained run of `timer` (seconds for `number` repetitions of an
+    operation of `flops`). Returns the power record of the case (see docs/result-schema.md)."""
+    meters, reasons = discover_meters(target, options)
+    if not meters:
+        return {"available": False, "reason": "no readable energy source: " + "; ".join(reasons)}
+    slowest = max(m.update_period_s for m in meters)
+    window_s = max(float(options.get("power_window_s") or DEFAULT_WINDOW_S), 10 * slowest)
+    idle_s = max(min(window_s / 2, 3.0), 3 * slowest)
+
+    idle, _ = _run_meters(meters, lambda: time.sleep(idle_s))
+    idle_watts = {(r.source, r.name): r.watts for r in idle}
+    clock_start = _clock(target)
+    number = max(1, math.ceil(window_s / median_s))
+    readings, elapsed = _run_meters(meters, lambda: timer(number))
+    clock_end = _clock(target)
+
+    work_tflop = flops * number / 1e12
+    sustained = work_tflop / elapsed
+    short = flops / median_s / 1e12
+    entries = []
+    for r in readings:
+        idle_w = idle_watts.get((r.source, r.name), float("nan"))
+        entries.append({
+            "source": r.source, "scope": r.scope, "name": r.name, "update_period_s": r.update_period_s,
+            "joules": r.joules, "seconds": r.seconds, "avg_watts": r.watts, "idle_watts": idle_w,
+            "dynamic_joules": r.joules - idle_w * r.seconds,
+            "joules_per_tflop": r.joules / work_tflop, "gflops_per_watt": work_tflop * 1e3 / r.joules if r.joules > 0 else None,
+        })
+    primary = _primary(readings, target)
+    total_j = sum(r.joules for r in primary)
+    seconds = max(r.seconds for r in primary)
+    idle_total = sum(idle_watts.get((r.source, r.name), 0.0) for r in primary)
+    return {
+        "available": True,
+        "window_s": elapsed, "repetitions": number, "idle_s": idle_s,
+        "primary": {"sources": sorted({f"{r.source} ({r.scope}: {r.name})" for r in primary}),
+                    "joules": total_j, "avg_watts": total_j / seconds, "idle_watts": idle_total,
+                    "dynamic_joules": total_j - idle_total * seconds,
+                    "joules_per_tflop": total_j / work_tflop,
+                    "gflops_per_watt": work_tflop * 1e3 / total_j if total_j > 0 else None},
+        "meters": entries,
+        "unreadable": reasons,
+        "clock_start": clock_start, "clock_end": clock_end,
+        "sustained_tflops": sustained, "short_run_tflops": short,
+        "sustained_vs_short": sustained / short,
+        "throttled": sustained / short < 1.0 - THROTTLE_DROP,
+    }

@@ -1,0 +1,279 @@
+"""MPI for aibench: launcher detection, self-launch, and the rank-0 gathering helpers.
+
+Under `mpirun`/`mpiexec`/`srun` every rank runs `aibench run`; rank 0 gathers, writes the
+run document and the asv results and prints; the other ranks print only errors. Started
+without a launcher, a run that includes an MPI suite (interconnect) launches itself:
+
+    mpiexec -n N python -m mpi4py -m aibench.cli run ...     (N = --ranks, default 2)
+
+with AIBENCH_MPI_CHILD=1 in the environment, and returns the child's exit code.
+`python -m mpi4py` makes an uncaught exception abort every rank instead of leaving the
+others hanging in a collective. The mpiexec is the one the MPI wheels bring (next to
+sys.executable, or found through the installed `mpich` distribution), else the first on
+PATH; AIBENCH_MPIEXEC names another. docs/interconnect.md: using a cluster's own MPI.
+
+Nothing here imports mpi4py.MPI (which initialises MPI) except start_session(), so the
+parent of a self-launch never becomes an MPI process itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHILD_MARKER = "AIBENCH_MPI_CHILD"  # set in the environment of self-launched ranks
+LAUNCH_DESCRIPTION = "AIBENCH_MPI_LAUNCH"  # how the parent launched them (recorded)
+DEFAULT_RANKS = 2
+
+# Environment variables that change how an MPI library or NCCL behaves; recorded with
+# every MPI run so that two runs with different tuning are never compared unknowingly.
+BEHAVIOUR_ENV_PREFIXES = ("MPIR_CVAR_", "MPICH_", "OMPI_MCA_", "UCX_", "NCCL_", "FI_", "I_MPI_", "PSM2_",
+                          "HCOLL_", "MV2_")
+# ...minus per-process bookkeeping that launchers set (they differ by rank and mean nothing).
+_ENV_NOISE = ("OMPI_MCA_orte_ess_", "OMPI_MCA_ess_base_jobid", "OMPI_MCA_ess_base_vpid", "OMPI_MCA_pmix",
+              "OMPI_MCA_initial_wdir", "OMPI_MCA_orte_launch", "OMPI_MCA_orte_precondition",
+              "OMPI_MCA_orte_app_num", "OMPI_MCA_orte_num_nodes", "OMPI_MCA_orte_top_session_dir",
+              "OMPI_MCA_orte_jobfam_session_dir", "OMPI_MCA_orte_local_daemon_uri", "OMPI_MCA_orte_hnp_uri")
+
+# Slurm step ids of the batch script, extern and interactive steps: not an srun task.
+_SLURM_NON_TASK_STEPS = {"4294967291", "4294967292", "4294967290", "batch", "extern", "interactive"}
+
+
+def launcher() -> str | None:
+    """Which launcher started this process, from its environment, or None."""
+    env = os.environ
+    if env.get(CHILD_MARKER):
+        return "aibench self-launch"
+    if "OMPI_COMM_WORLD_SIZE" in env or "OMPI_COMM_WORLD_RANK" in env:
+        return "Open MPI mpirun"
+    if "PMIX_RANK" in env:
+        return "PMIx"
+    if "PMI_RANK" in env or "PMI_SIZE" in env or "MPI_LOCALNRANKS" in env or "PMI_FD" in env:
+        return "PMI (MPICH hydra, Intel MPI or compatible)"
+    if "SLURM_PROCID" in env and "SLURM_NTASKS" in env and env.get("SLURM_STEP_ID", "batch") not in _SLURM_NON_TASK_STEPS:
+        return "Slurm srun"
+    if "MV2_COMM_WORLD_RANK" in env:
+        return "MVAPICH mpirun_rsh"
+    return None
+
+
+def under_launcher() -> bool:
+    return launcher() is not None
+
+
+def find_mpiexec() -> str | None:
+    """The mpiexec to self-launch with: AIBENCH_MPIEXEC, the one next to this Python (the
+    mpich wheel installs it there), the one the installed `mpich` distribution lists, or
+    the first mpiexec/mpirun on PATH."""
+    explicit = os.environ.get("AIBENCH_MPIEXEC")
+    if explicit:
+        return shutil.which(explicit) or (explicit if os.access(explicit, os.X_OK) else None)
+    candidates = [Path(sys.executable).parent / "mpiexec"]
+    try:
+        from importlib import metadata
+
+        for dist in ("mpich", "openmpi", "impi-rt"):
+            try:
+                files = metadata.files(dist) or []
+            except metadata.PackageNotFoundError:
+                continue
+            candidates += [Path(str(f.locate())) for f in files if str(f).endswith(("bin/mpiexec", "bin/mpiexec.hydra"))]
+    except Exception:  # noqa: BLE001 - metadata is a convenience, PATH remains
+        pass
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return shutil.which("mpiexec") or shutil.which("mpirun")
+
+
+def _is_open_mpi(mpiexec: str) -> bool:
+    try:
+        out = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=20)
+        return "Open MPI" in out.stdout + out.stderr or "OpenRTE" in out.stdout + out.stderr
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def self_launch_command(ranks: int, cli_args: list[str], mpiexec: str) -> list[str]:
+    extra = ["--oversubscribe"] if _is_open_mpi(mpiexec) else []
+    return [mpiexec, "-n", str(ranks), *extra, sys.executable, "-m", "mpi4py", "-m", "aibench.cli", *cli_args]
+
+
+def self_launch(ranks: int, cli_args: list[str]) -> int:
+    """Run `aibench <cli_args>` on `ranks` local ranks and return its exit code. The
+    children inherit stdout/stderr: only their rank 0 prints, so nothing shows twice."""
+    from .errors import UsageError
+
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        raise UsageError("no mpiexec found to launch the MPI ranks: install the `mpich` wheel "
+                         "(pip install mpich), set AIBENCH_MPIEXEC, or run under mpirun/srun")
+    cmd = self_launch_command(ranks, cli_args, mpiexec)
+    env = dict(os.environ)
+    env[CHILD_MARKER] = "1"
+    env[LAUNCH_DESCRIPTION] = " ".join(cmd[:cmd.index(sys.executable)])
+    # Keep the children's Python from buffering stdout (rank 0 prints the progress and
+    # summary) and from importing a stale aibench from the current directory.
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)  # mpiexec forwards it to the ranks, which save
+        try:
+            code = proc.wait(timeout=30)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.kill()
+            code = proc.wait()
+    return 128 - code if code < 0 else code
+
+
+# ---- the session of one MPI run (every rank) ---------------------------------------------
+
+
+def behaviour_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in sorted(environ.items())
+            if k.startswith(BEHAVIOUR_ENV_PREFIXES) and not k.startswith(_ENV_NOISE)}
+
+
+@dataclass
+class Session:
+    """This process's place in an MPI run: communicator, rank, and what rank 0 records."""
+
+    comm: Any  # mpi4py.MPI.Intracomm (a duplicate of COMM_WORLD)
+    rank: int
+    size: int
+    hosts: list[str]  # host of each rank
+    info: dict[str, Any] = field(default_factory=dict)  # system["mpi"] of the run document
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def host(self) -> str:
+        return self.hosts[self.rank]
+
+    def node_ranks(self) -> dict[str, list[int]]:
+        nodes: dict[str, list[int]] = {}
+        for r, h in enumerate(self.hosts):
+            nodes.setdefault(h, []).append(r)
+        return nodes
+
+    @property
+    def local_rank(self) -> int:
+        return self.node_ranks()[self.host].index(self.rank)
+
+    @property
+    def local_size(self) -> int:
+        return len(self.node_ranks()[self.host])
+
+    def topology(self) -> dict[str, Any]:
+        """Hosts and ranks per node, as every interconnect result records them."""
+        nodes = self.node_ranks()
+        per_node = sorted({len(r) for r in nodes.values()})
+        return {"ranks": self.size, "nodes": len(nodes), "hosts": list(nodes),
+                "ranks_per_node": per_node[0] if len(per_node) == 1 else {h: len(r) for h, r in nodes.items()},
+                "rank_hosts": self.hosts}
+
+    def idle_barrier(self) -> None:
+        idle_barrier(self.comm)
+
+    def bcast(self, obj: Any) -> Any:
+        return self.comm.bcast(obj, root=0)
+
+
+_SESSION: Session | None = None
+
+
+def current() -> Session | None:
+    """The session started in this process, if any."""
+    return _SESSION
+
+
+def start_session() -> Session:
+    """Initialise MPI (once) and gather what rank 0 records about the run. Collective:
+    every rank of COMM_WORLD must call it."""
+    global _SESSION
+    if _SESSION is not None:
+        return _SESSION
+    import mpi4py
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD.Dup()
+    rank, size = comm.Get_rank(), comm.Get_size()
+    hosts = comm.allgather(socket.gethostname())
+    envs = comm.gather(behaviour_env(), root=0)
+    info: dict[str, Any] = {}
+    if rank == 0:
+        library = MPI.Get_library_version().strip()
+        differing = sorted({k for e in envs for k in e if any(e.get(k) != o.get(k) for o in envs)})
+        session = Session(comm, rank, size, hosts)
+        info = {
+            "library": library.splitlines()[0].strip() if library else "unknown",
+            "library_version": library,
+            "standard": "%d.%d" % MPI.Get_version(),
+            "mpi4py": mpi4py.__version__,
+            "launcher": os.environ.get(LAUNCH_DESCRIPTION) or launcher() or "none (singleton)",
+            "thread_level": {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
+                             MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}.get(
+                                 MPI.Query_thread(), str(MPI.Query_thread())),
+            **session.topology(),
+            "env": envs[0],
+            "env_differs_across_ranks": differing,
+        }
+    _SESSION = Session(comm, rank, size, hosts, info)
+    return _SESSION
+
+
+def idle_barrier(comm, max_sleep_s: float = 0.005) -> None:
+    """A barrier that sleeps while it waits, so that ranks waiting for rank 0 (running a
+    non-MPI suite, or writing) do not spin on the cores it measures with."""
+    req = comm.Ibarrier()
+    sleep = 50e-6
+    while not req.Test():
+        time.sleep(sleep)
+        sleep = min(sleep * 2, max_sleep_s)
+
+
+def agree(comm, ok: bool, timeout_s: float = 300.0) -> bool:
+    """True on every rank when `ok` is true on every rank. If some rank never arrives (it
+    is stuck in a communication its peer abandoned), abort the job after `timeout_s`
+    rather than hang forever."""
+    import numpy as np
+    from mpi4py import MPI
+
+    mine = np.array([1 if ok else 0], dtype=np.int32)
+    everyone = np.zeros(1, dtype=np.int32)
+    req = comm.Iallreduce(mine, everyone, op=MPI.MIN)
+    deadline = time.monotonic() + timeout_s
+    sleep = 20e-6
+    while not req.Test():
+        if time.monotonic() > deadline:
+            print(f"aibench: rank {comm.Get_rank()}: peers did not answer within {timeout_s:.0f} s; aborting the MPI job",
+                  file=sys.stderr, flush=True)
+            comm.Abort(1)
+        time.sleep(sleep)
+        sleep = min(sleep * 2, 0.002)
+    return bool(everyone[0])
+
+
+def mpi_unavailable_reason() -> str | None:
+    """Why MPI cases cannot run from this process (None: they can), without initialising
+    MPI: mpi4py must import, and a launcher must be active or an mpiexec be found."""
+    import importlib.util
+
+    if importlib.util.find_spec("mpi4py") is None:
+        return "mpi4py is not installed (pip install mpi4py mpich)"
+    if not under_launcher() and find_mpiexec() is None:
+        return "no MPI launcher: not started by mpirun/srun and no mpiexec found (pip install mpich)"
+    return None

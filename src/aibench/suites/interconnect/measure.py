@@ -1,0 +1,92 @@
+"""Timing of a collective across ranks: a tight loop of back-to-back calls with an
+MPI.Wtime timestamp after each, reduced to the slowest rank.
+
+Iterations follow the Intel MPI Benchmarks rule, min(1000, 40 MiB / size), at least
+`min_iters`, then cut so that the timed loop stays under the per-size time cap. Warm-up:
+a tenth of that (at least 2), as OSU does. The per-iteration time of the slowest rank
+is the element-wise maximum over ranks of each rank's per-iteration durations; the
+reported time (nccl-tests) is the slowest rank's average.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ...stats import summarize
+from .common import MiB
+
+IMB_BYTES = 40 * MiB
+MAX_ITERS = 1000
+
+
+@dataclass
+class CollectiveTiming:
+    iters: int
+    warmup: int
+    stopped_by: str  # "iterations" (the IMB count) or "time_cap"
+    samples: np.ndarray  # seconds per iteration of the slowest rank, in order
+    rank_avg: list[float] = field(default_factory=list)  # each rank's average (root only)
+
+    @property
+    def time_s(self) -> float:
+        """The slowest rank's average per iteration."""
+        return max(self.rank_avg) if self.rank_avg else float(np.mean(self.samples))
+
+    def stats(self) -> dict:
+        """Like harness.Measurement.to_dict(): the summary and every sample."""
+        summary = summarize(self.samples)
+        out = {"number": 1, "warmup_reps": self.warmup, "stopped_by": self.stopped_by, **summary.to_dict(),
+               "samples_s": [float(x) for x in self.samples]}
+        if self.rank_avg:
+            out.update({"time_avg_s_min_rank": min(self.rank_avg), "time_avg_s_mean_rank": float(np.mean(self.rank_avg)),
+                        "time_avg_s_max_rank": max(self.rank_avg)})
+        return out
+
+
+def planned_iterations(nbytes: int, min_iters: int, max_iters: int = MAX_ITERS) -> int:
+    return min(max_iters, max(min_iters, IMB_BYTES // max(1, nbytes)))
+
+
+def min_iterations(budget_s: float) -> int:
+    """Fewest timed iterations per size: 10 with the quick tier's 1 s cap, 30 standard,
+    50 full."""
+    return int(max(5, min(50, round(10 * budget_s))))
+
+
+def time_collective(comm, op: Callable[[], None], nbytes: int, budget_s: float, min_iters: int,
+                    max_iters: int = MAX_ITERS) -> CollectiveTiming:
+    """Collective: every rank calls it with the same arguments."""
+    from mpi4py import MPI
+
+    wtime = MPI.Wtime
+    iters = planned_iterations(nbytes, min_iters, max_iters)
+    warmup = max(2, iters // 10)
+    comm.Barrier()
+    best = math.inf
+    for _ in range(warmup):
+        t0 = wtime()
+        op()
+        best = min(best, wtime() - t0)
+    slowest = comm.allreduce(best, op=MPI.MAX)  # the same value, so the same count, everywhere
+    stopped_by = "iterations"
+    if slowest * iters > budget_s:
+        iters = max(min_iters, int(budget_s / max(slowest, 1e-9)))
+        stopped_by = "time_cap"
+
+    ts = np.empty(iters + 1)
+    comm.Barrier()
+    ts[0] = wtime()
+    for i in range(1, iters + 1):
+        op()
+        ts[i] = wtime()
+
+    per_iter = np.diff(ts)
+    slowest_per_iter = np.empty_like(per_iter)
+    comm.Allreduce(per_iter, slowest_per_iter, op=MPI.MAX)
+    avgs = comm.gather((ts[-1] - ts[0]) / iters, root=0)
+    return CollectiveTiming(iters=iters, warmup=warmup, stopped_by=stopped_by, samples=slowest_per_iter,
+                            rank_avg=list(avgs) if avgs else [])

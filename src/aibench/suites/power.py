@@ -1,0 +1,57 @@
+"""Power suite: GEMM at the peak shape of each dtype with the sustained power window on,
+giving energy per FLOP (J/TFLOP, GFLOP/s per watt) per dtype, impl and target."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..results import CaseResult
+from ..targets import Target
+from .base import AsvSpec, AsvTrack, Impl, RunContext, Suite
+from .gemm import CPU_DTYPES, CUDA_DTYPES, DTYPES, GemmSuite
+
+_GEMM = GemmSuite()
+
+
+class PowerSuite(Suite):
+    name = "power"
+    description = "Energy per FLOP: GEMM at its peak shape per dtype under a sustained power window"
+    params = _GEMM.params
+    target_kinds = ("cpu", "cuda")
+    comparisons = _GEMM.comparisons
+
+    def impls(self) -> list[Impl]:
+        return _GEMM.impls()
+
+    def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
+        if target.kind == "cuda":
+            size, dtypes = 8192, CUDA_DTYPES
+        else:
+            size, dtypes = (2048 if tier == "quick" else 4096), CPU_DTYPES
+        return [{"m": size, "n": size, "k": size, "dtype": d} for d in dtypes]
+
+    def check_case(self, params: dict[str, Any], target: Target) -> None:
+        _GEMM.check_case(params, target)
+
+    def case_id(self, params: dict[str, Any]) -> str:
+        return _GEMM.case_id(params)
+
+    def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
+        ctx = dataclasses.replace(ctx, options={**ctx.options, "power": True})
+        result = _GEMM.run_case(params, impl, ctx)
+        result.suite = self.name
+        return result
+
+    def asv_spec(self) -> AsvSpec:
+        shapes = tuple(dict.fromkeys(f"{c['m']}x{c['n']}x{c['k']}" for kind in ("cpu", "cuda") for tier in ("quick", "standard")
+                                     for c in self.default_cases(tier, Target(kind, 0 if kind == "cuda" else None))))
+        return AsvSpec(
+            class_name="Power",
+            param_names=("shape", "dtype", "impl", "target"),
+            param_values=(shapes, DTYPES, tuple(i.name for i in self.impls()), ("cpu", "cuda")),
+            tracks=(AsvTrack("track_gflops_per_watt", "gflops_per_watt", "GFLOP/s/W"),
+                    AsvTrack("track_joules_per_tflop", "joules_per_tflop", "J/TFLOP")),
+            version="1",
+            key=lambda p, target, impl: (f"{p['m']}x{p['n']}x{p['k']}", p["dtype"], impl, target.split(":")[0]),
+        )

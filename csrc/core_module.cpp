@@ -12,6 +12,8 @@ namespace timing { void bind_timing(py::module_& m); }
 namespace clock { void bind_clock(py::module_& m); }
 namespace gemm { void bind_gemm(py::module_& m); }
 namespace collectives { void bind_collectives(py::module_& m); }
+namespace attention { void bind_attention(py::module_& m); }
+namespace io { void bind_io(py::module_& m); }
 }  // namespace aibench
 
 PYBIND11_MODULE(_core, m) {
@@ -34,4 +36,6 @@ PYBIND11_MODULE(_core, m) {
   aibench::clock::bind_clock(m);
   aibench::gemm::bind_gemm(m);
   aibench::collectives::bind_collectives(m);
+  aibench::attention::bind_attention(m);
+  aibench::io::bind_io(m);
 }

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--redfish", default=None, metavar="URL",
                        help="BMC Redfish service for whole-node power (credentials: AIBENCH_REDFISH_USER/PASSWORD)")
     p_run.add_argument("--json", action="store_true", help="print the run document as JSON")
+    p_run.add_argument("--ranks", type=int, default=None, metavar="N",
+                       help="MPI ranks to launch locally for MPI suites (interconnect) when not started "
+                            "by mpirun/mpiexec/srun (default 2)")
     return parser
 
 
@@ -166,23 +169,45 @@ def cmd_run(args, argv: list[str]) -> int:
     if args.time_budget is not None and not args.time_budget > 0:
         raise UsageError(f"--time-budget must be a positive number of seconds (got {args.time_budget})")
     options = run_options(args)
+    if args.ranks is not None and args.ranks < 1:
+        raise UsageError(f"--ranks must be at least 1 (got {args.ranks})")
     planned = plan_run(args.suite or ["gemm"], tier, target, args.impl, raw_params)
     if not planned:
         raise UsageError("nothing to run: no impl of the chosen suite(s) runs on this target")
+    # MPI: under a launcher every rank runs (rank 0 writes and prints); without one, a run
+    # with an MPI suite launches itself on --ranks local ranks and returns their exit code.
+    from . import mpi
+
+    session = None
+    if mpi.under_launcher():
+        session = mpi.start_session()
+    elif any(getattr(p.suite, "uses_mpi", False) for p in planned) and mpi.mpi_unavailable_reason() is None:
+        return mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS, argv[1:])
+    is_root = session is None or session.is_root
     machine = args.machine or socket.gethostname()
     output = args.output or default_output(machine)
     policy = SamplingPolicy(budget_s=args.time_budget or TIER_BUDGET_S[tier])
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, quiet=not is_root)
     err.print(f"aibench {__version__}: {len(planned)} case(s), tier {tier}, target {target}; writing {output}")
-    writer = ResultWriter(output, new_document(argv, machine, tier, target))
+    if session is not None and args.ranks is not None and args.ranks != session.size:
+        err.print(f"--ranks {args.ranks} ignored: started by {mpi.launcher()} with {session.size} rank(s)")
+    if is_root:
+        doc = new_document(argv, machine, tier, target)
+        if session is not None:
+            doc.system["mpi"] = {**(doc.system.get("mpi") or {}), **session.info}
+        writer = ResultWriter(output, doc)
+    else:
+        writer = mpi.NullWriter()  # rank 0 holds the run document
     status = "complete"
     try:
-        with RunProgress(len(planned), enabled=not args.json) as progress:
+        with RunProgress(len(planned), enabled=not args.json and is_root) as progress:
             run_planned(planned, writer, target, policy, progress, options)
     except KeyboardInterrupt:
         status = "interrupted"
     writer.finish(status)
+    if not is_root:
+        return 130 if status == "interrupted" else session.exit_code(None)  # rank 0's exit code
     cases = writer.doc.cases
 
     if not args.no_asv and cases:
@@ -201,7 +226,8 @@ def cmd_run(args, argv: list[str]) -> int:
     if status == "interrupted":
         err.print(f"interrupted: {len(cases)} finished case(s) saved in {output}")
         return 130
-    return exit_code(cases)
+    code = exit_code(cases)
+    return code if session is None else session.exit_code(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,6 +191,11 @@ class Session:
     def bcast(self, obj: Any) -> Any:
         return self.comm.bcast(obj, root=0)
 
+    def exit_code(self, code: int | None) -> int:
+        """Rank 0's exit code on every rank (the others wait asleep while it writes)."""
+        idle_barrier(self.comm)
+        return int(self.comm.bcast(code, root=0))
+
 
 _SESSION: Session | None = None
 
@@ -277,3 +282,15 @@ def mpi_unavailable_reason() -> str | None:
     if not under_launcher() and find_mpiexec() is None:
         return "no MPI launcher: not started by mpirun/srun and no mpiexec found (pip install mpich)"
     return None
+
+
+class NullWriter:
+    """The result writer of ranks other than 0: they keep no document."""
+
+    doc = None
+
+    def add(self, case) -> None:
+        pass
+
+    def finish(self, status: str) -> None:
+        pass

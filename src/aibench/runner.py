@@ -49,7 +49,9 @@ def plan_run(suite_names: list[str], tier: str, target: Target, impl_names: list
         impls = [i for i in suite.impls() if target.kind in i.target_kinds
                  and (not impl_names or i.name in impl_names)]
         for params in suite.expand(tier, target, overrides):
-            planned.extend(PlannedCase(suite, params, impl) for impl in impls)
+            # A suite may narrow the impls of a case (interconnect: p2p runs on `mpi` only).
+            case_impls = suite.impls_for_case(params, impls) if hasattr(suite, "impls_for_case") else impls
+            planned.extend(PlannedCase(suite, params, impl) for impl in case_impls)
     return planned
 
 
@@ -62,8 +64,16 @@ def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target
                 progress=None, options: dict[str, Any] | None = None) -> None:
     """Run every case; a failing case is recorded and the others go on. Ctrl-C stops the
     run between cases and leaves every finished case in the file (the caller marks it)."""
+    from . import mpi
+
     ctx = RunContext(target=target, policy=policy, options=options or {})
+    session = mpi.current()  # in an MPI run: MPI suites run on every rank, the others on rank 0
     for item in planned:
+        collective = session is not None and getattr(item.suite, "uses_mpi", False)
+        if session is not None and not collective and not session.is_root:
+            continue
+        if collective:
+            session.idle_barrier()  # wait (asleep) for rank 0 to finish non-MPI cases
         label = f"{item.suite.name} {item.suite.case_id(item.params)} [{item.impl.name}]"
         if progress is not None:
             progress.start_case(label)

@@ -9,9 +9,10 @@ from .base import Suite
 def all_suites() -> dict[str, Suite]:
     from .attention import AttentionSuite
     from .gemm import GemmSuite
+    from .interconnect import InterconnectSuite
     from .power import PowerSuite
 
-    suites = [GemmSuite(), AttentionSuite(), PowerSuite()]
+    suites = [GemmSuite(), AttentionSuite(), PowerSuite(), InterconnectSuite()]
     return {s.name: s for s in suites}
 
 

@@ -18,7 +18,10 @@ from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, cho
 from ..kernel import impls_from_runners, run_kernel_case
 from .common import DTYPES, GemmRunner, gemm_tolerance, sampled_error
 
-CPU_DTYPES = ("fp32", "fp64")
+CPU_DTYPES = ("fp32", "fp64", "bf16", "int8")
+# The quick tier keeps the whole run short: bf16 and int8 only at 2048 cubed.
+_CPU_QUICK_FLOAT = ("fp32", "fp64")
+_CPU_QUICK_LOWP = ("bf16", "int8")
 CUDA_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 # Transformer GEMMs, (tokens, hidden, ffn) of Llama-3 8B and 70B: the MLP up-projection
@@ -57,7 +60,7 @@ class GemmSuite(Suite):
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind == "cpu":
             if tier == "quick":
-                return _squares([512, 1024, 2048], CPU_DTYPES)
+                return _squares([512, 1024, 2048], _CPU_QUICK_FLOAT) + _squares([2048], _CPU_QUICK_LOWP)
             if tier == "standard":
                 return _squares([256, 512, 1024, 2048, 4096], CPU_DTYPES) + _transformer(512, CPU_DTYPES)
             return _squares([256, 512, 1024, 2048, 4096, 8192], CPU_DTYPES) + _transformer(2048, CPU_DTYPES)

@@ -22,6 +22,8 @@ _PRECISION = {
     "fp32": (None, "fp32", "fp32"),
     "tf32": ("tf32", "fp32", "fp32"),
     "bf16": (None, "bf16", "fp32"),
+    # bf16 inputs, fp32 output (the own CPU kernel): fp32 accumulation, one fp32 rounding.
+    "bf16-fp32out": (None, "fp32", "fp32"),
     "fp16": (None, "fp16", "fp32"),
     "fp8": (None, "bf16", "fp32"),
     "int8": (None, "int32", "int32"),

@@ -1,0 +1,106 @@
+"""The MPI library's own all-reduce on host buffers: MPI_Allreduce through mpi4py's
+upper-case (buffer) methods, out of place or with MPI.IN_PLACE."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ... import _core
+from .common import FORMATS, ExactInputs, poison
+
+_NATIVE_16 = {"bf16": "BFLOAT16_T", "fp16": "FLOAT16_T"}
+
+
+@functools.lru_cache(maxsize=None)
+def _user_sum(dtype: str):
+    """An MPI op summing `dtype` bit patterns with aibench's kernel, for a library that
+    has no such datatype (MPICH 5 has MPI_FLOAT16_T but not a bfloat16 type)."""
+    from mpi4py import MPI
+
+    def op(inbuf, inoutbuf, datatype):
+        acc = np.frombuffer(inoutbuf, dtype=np.uint16)
+        _core.reduce_sum(acc, np.frombuffer(inbuf, dtype=np.uint16), dtype)
+
+    return MPI.Op.Create(op, commute=True)
+
+
+def mpi_type_and_op(dtype: str):
+    """(datatype, op, how) for a sum of `dtype` by the MPI library."""
+    from mpi4py import MPI
+
+    if dtype == "fp32":
+        return MPI.FLOAT, MPI.SUM, "MPI_FLOAT, MPI_SUM"
+    if dtype == "fp64":
+        return MPI.DOUBLE, MPI.SUM, "MPI_DOUBLE, MPI_SUM"
+    native = getattr(MPI, _NATIVE_16[dtype], MPI.DATATYPE_NULL)
+    if native != MPI.DATATYPE_NULL:
+        return native, MPI.SUM, f"MPI_{_NATIVE_16[dtype]}, MPI_SUM (the library's own reduction)"
+    return (MPI.UINT16_T, _user_sum(dtype),
+            f"the library has no {dtype} datatype: MPI_UINT16_T with a user-defined MPI op "
+            "(aibench's reduce kernel); the communication is the library's")
+
+
+class MpiHostAllreduce:
+    def __init__(self, comm, count: int, dtype: str, inplace: bool):
+        from mpi4py import MPI
+
+        self.comm, self.count, self.dtype, self.inplace = comm, count, dtype, inplace
+        storage = FORMATS[dtype].storage
+        self.result = np.empty(count, dtype=storage)
+        self.send = self.result if inplace else np.empty(count, dtype=storage)
+        datatype, self._op, self.how = mpi_type_and_op(dtype)
+        self._sbuf = MPI.IN_PLACE if inplace else [self.send, datatype]
+        self._rbuf = [self.result, datatype]
+        self._allreduce = comm.Allreduce
+
+    def run(self) -> None:
+        self._allreduce(self._sbuf, self._rbuf, self._op)
+
+    def fill(self, inputs: ExactInputs, rank: int) -> None:
+        inputs.fill(self.send, rank)
+
+    def prepare_check(self, inputs: ExactInputs, rank: int) -> None:
+        if not self.inplace:
+            poison(self.result, self.dtype)
+        inputs.fill(self.send, rank)
+
+    def result_host(self) -> np.ndarray:
+        return self.result
+
+    def detail(self) -> dict:
+        return {"call": "comm.Allreduce(MPI.IN_PLACE, buf, op)" if self.inplace else "comm.Allreduce(sendbuf, recvbuf, op)",
+                "datatype_op": self.how}
+
+    def close(self) -> None:
+        self.result = self.send = None  # type: ignore[assignment]
+
+
+class RmaRunner:
+    """aibench's RMA all-reduce (rma.py) behind the same interface."""
+
+    def __init__(self, comm, count: int, dtype: str, inplace: bool, algorithm: str, sync: str):
+        from .rma import RmaAllreduce
+
+        self.impl = RmaAllreduce(comm, count, dtype, inplace, algorithm, sync)
+
+    def run(self) -> None:
+        self.impl.run()
+
+    def fill(self, inputs: ExactInputs, rank: int) -> None:
+        inputs.fill(self.impl.send, rank)
+
+    def prepare_check(self, inputs: ExactInputs, rank: int) -> None:
+        self.impl.poison()  # collective
+        inputs.fill(self.impl.send, rank)
+        self.impl.comm.Barrier()
+
+    def result_host(self) -> np.ndarray:
+        return self.impl.result
+
+    def detail(self) -> dict:
+        return self.impl.detail()
+
+    def close(self) -> None:
+        self.impl.close()

@@ -2,4 +2,5 @@
 
 from aibench.asv_benchmarks import asv_class
 
-Power = asv_class("power")
+PowerCpu = asv_class("power", "PowerCpu")
+PowerCuda = asv_class("power", "PowerCuda")

@@ -24,10 +24,12 @@ def test_exported_benchmarks_match_asv_discovery_of_suites_dir():
     buf = io.StringIO()
     list_benchmarks(str(REPO / "suites"), buf)
     discovered = {b["name"]: b for b in json.loads(buf.getvalue())}
-    for exported in benchmark_dicts(get_suite("gemm").asv_spec(), "gemm"):
-        found = discovered[exported["name"]]
-        for key in ("type", "unit", "version", "param_names", "params"):
-            assert found[key] == exported[key], key
+    for suite in ("gemm", "attention", "power"):
+        for spec in get_suite(suite).asv_specs():
+            for exported in benchmark_dicts(spec, suite):
+                found = discovered[exported["name"]]
+                for key in ("type", "unit", "version", "param_names", "params"):
+                    assert found[key] == exported[key], key
 
 
 @pytest.mark.skipif(git_commit() is None, reason="aibench not built from a git checkout")
@@ -47,9 +49,9 @@ def test_asv_publish_builds_pages_from_an_aibench_run(tmp_path):
                        text=True, timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     index = json.loads((tmp_path / "html" / "index.json").read_text())
-    assert "gemm.Gemm.track_tflops" in index["benchmarks"]
+    assert "gemm.GemmCpu.track_tflops" in index["benchmarks"]
     assert set(index["machines"]) == {"node-a", "node-b"}
-    graphs = list((tmp_path / "html" / "graphs").rglob("gemm.Gemm.track_tflops.json"))
+    graphs = list((tmp_path / "html" / "graphs").rglob("gemm.GemmCpu.track_tflops.json"))
     assert graphs, "no graph of the gemm benchmark"
     points = [json.loads(g.read_text()) for g in graphs]
     # Some graph holds a measured (non-null) TFLOP/s value for the 512^3 fp32 case.

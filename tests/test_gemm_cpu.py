@@ -60,3 +60,175 @@ def test_bad_arguments_raise_value_error_not_crash():
 def test_clock_measurement_is_plausible():
     ghz = _core.measure_clock_ghz(0.05)
     assert 0.3 < ghz < 7.0
+
+
+# ---- Low-precision paths: bf16 (AVX512_BF16) and int8 (AVX512_VNNI) ----
+
+LOWP = [(dtype, path) for dtype in ("bf16", "int8") for path in _core.lowp_paths(dtype)]
+_GROUP = {"bf16": 2, "int8": 4}  # k per 32-bit lane of the dot-product instructions
+
+
+def _lowp_odd_shapes(path, dtype):
+    b = _core.gemm_blocking(path, dtype)
+    mr, nr, kc, mc, nc = b["mr"], b["nr"], b["kc"], b["mc"], b["nc"]
+    assert kc % _GROUP[dtype] == 0  # only the last k block may have a partial group
+    return [(1, 1, 1), (7, 7, 7), (63, 63, 63), (1, 1000, 7), (1000, 1, 63), (63, 1000, 1),
+            (5, 9, 3), (13, 70, 5), (3, 3, 6), (mr, nr, kc), (mr + 1, nr + 1, kc + 1),
+            (mr - 1, nr - 1, kc - 1), (mr, nr, kc + 2), (mc + 3, nr * 2 + 5, kc * 2 + 3),
+            (mr * 3 - 1, nc + 7, 17), (1000, 513, 129)]
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "int8"])
+def test_lowp_paths_are_listed_or_skipped_with_reason(dtype):
+    paths = _core.lowp_paths(dtype)
+    if not paths:
+        flag = {"bf16": "avx512_bf16", "int8": "avx512_vnni"}[dtype]
+        pytest.skip(f"this CPU lacks {flag}: no own {dtype} GEMM path (none is emulated)")
+    assert paths == [{"bf16": "avx512_bf16", "int8": "avx512_vnni"}[dtype]]
+    assert _core.gemm_blocking("auto", dtype) == _core.gemm_blocking(paths[0], dtype)
+
+
+@pytest.mark.skipif(not _core.lowp_paths("bf16"), reason="this CPU lacks AVX512_BF16")
+def test_own_bf16_gemm_matches_float64_reference_on_odd_shapes():
+    from aibench.dtypes import bf16_bits, bf16_to_float32
+
+    rng = np.random.default_rng(2)
+    for m, n, k in _lowp_odd_shapes("avx512_bf16", "bf16"):
+        a = bf16_bits(rng.uniform(-1, 1, (m, k)).astype(np.float32))
+        b = bf16_bits(rng.uniform(-1, 1, (k, n)).astype(np.float32))
+        a64, b64 = bf16_to_float32(a).astype(np.float64), bf16_to_float32(b).astype(np.float64)
+        ref = a64 @ b64
+        scale = np.abs(a64) @ np.abs(b64)
+        c = np.full((m, n), np.nan, dtype=np.float32)  # fp32 output
+        _core.gemm(a, b, c, "avx512_bf16")
+        err = np.max(np.abs(c - ref) / scale)
+        assert err < 2e-5, f"bf16 -> fp32 {m}x{n}x{k}: error {err}"
+        # bf16 output: the same fp32 sum over all of k, rounded once to nearest even.
+        c16 = np.full((m, n), 0x7FC0, dtype=np.uint16)
+        _core.gemm(a, b, c16, "avx512_bf16")
+        assert np.array_equal(c16, bf16_bits(c)), f"bf16 -> bf16 {m}x{n}x{k}: not RNE of the fp32 sum"
+
+
+@pytest.mark.skipif(not _core.lowp_paths("int8"), reason="this CPU lacks AVX512_VNNI")
+def test_own_int8_gemm_is_exact_on_odd_shapes():
+    rng = np.random.default_rng(3)
+    for m, n, k in _lowp_odd_shapes("avx512_vnni", "int8"):
+        # The full s8 range: -128 is where the u8 = a + 128 packing and its correction bite.
+        a = rng.integers(-128, 127, (m, k), dtype=np.int8, endpoint=True)
+        b = rng.integers(-128, 127, (k, n), dtype=np.int8, endpoint=True)
+        c = np.full((m, n), np.iinfo(np.int32).min, dtype=np.int32)
+        _core.gemm(a, b, c, "avx512_vnni")
+        ref = a.astype(np.int64) @ b.astype(np.int64)
+        assert np.array_equal(c, ref), f"int8 {m}x{n}x{k}: {np.count_nonzero(c != ref)} wrong elements"
+
+
+@pytest.mark.skipif(not _core.lowp_paths("int8"), reason="this CPU lacks AVX512_VNNI")
+def test_own_int8_gemm_extremes_are_exact():
+    # Every product at its extreme: (-128)(-128) and (-128)(127), summed past one k block.
+    kc = _core.gemm_blocking("avx512_vnni", "int8")["kc"]
+    m, n, k = 13, 70, 2 * kc + 1
+    a = np.full((m, k), -128, dtype=np.int8)
+    b = np.where(np.arange(n) % 2 == 0, -128, 127).astype(np.int8)[None, :].repeat(k, axis=0)
+    c = np.zeros((m, n), dtype=np.int32)
+    _core.gemm(a, b, c)
+    np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
+
+
+@pytest.mark.skipif(not (_core.lowp_paths("bf16") and _core.lowp_paths("int8")),
+                    reason="this CPU lacks AVX512_BF16 or AVX512_VNNI")
+def test_time_gemm_runs_lowp_and_rejects_bad_arguments():
+    from aibench.dtypes import bf16_bits
+
+    rng = np.random.default_rng(4)
+    a = [bf16_bits(rng.uniform(-1, 1, (33, 17)).astype(np.float32)) for _ in range(2)]
+    b = [bf16_bits(rng.uniform(-1, 1, (17, 29)).astype(np.float32)) for _ in range(2)]
+    c = [np.full((33, 29), np.nan, np.float32) for _ in range(2)]
+    assert _core.time_gemm(a, b, c, 2) > 0
+    assert np.all(np.isfinite(c[0])) and np.all(np.isfinite(c[1]))
+    ai = [rng.integers(-128, 128, (9, 11), dtype=np.int8)]
+    bi = [rng.integers(-128, 128, (11, 5), dtype=np.int8)]
+    ci = [np.zeros((9, 5), np.int32)]
+    assert _core.time_gemm(ai, bi, ci, 1, "avx512_vnni") > 0
+    np.testing.assert_array_equal(ci[0], ai[0].astype(np.int64) @ bi[0].astype(np.int64))
+    with pytest.raises(ValueError):  # an fp32 ISA path has no bf16 kernel
+        _core.gemm(a[0], b[0], c[0], "avx512")
+    with pytest.raises(ValueError):  # int8 -> int32 only
+        _core.gemm(ai[0], bi[0], np.zeros((9, 5), np.int64))
+    with pytest.raises(ValueError):  # bf16 bits with an int8 operand
+        _core.gemm(a[0], ai[0][:17, :5].copy(), np.zeros((33, 5), np.float32))
+    with pytest.raises(ValueError):
+        _core.lowp_paths("fp16")
+    with pytest.raises(ValueError):
+        _core.gemm_blocking("avx512_vnni", "bf16")
+
+
+# ---- Suite level: bf16 and int8 cases through the command line ----
+
+@pytest.mark.parametrize("dtype", ["bf16", "int8"])
+def test_suite_runs_lowp_cases_own_validated_blas_skipped(tmp_path, dtype):
+    import json
+
+    from aibench.cli import main
+
+    out = tmp_path / "run.json"
+    code = main(["run", "--suite", "gemm", "--param", "m=37,64", "--param", "n=45", "--param", "k=29",
+                 "--param", f"dtype={dtype}", "--output", str(out), "--time-budget", "0.05", "--no-asv"])
+    assert code == 0
+    cases = json.loads(out.read_text())["cases"]
+    by_impl = {}
+    for c in cases:
+        by_impl.setdefault(c["impl"], []).append(c)
+    for c in by_impl["blas"]:
+        assert c["status"] == "skipped" and f"no {dtype} BLAS" in c["validation"]["reason"]
+    for c in by_impl["aibench"]:
+        if not _core.lowp_paths(dtype):
+            assert c["status"] == "skipped" and "lacks" in c["validation"]["reason"]
+            continue
+        assert c["status"] == "passed" and c["validation"]["status"] == "passed"
+        assert c["metrics"]["tflops"]["value"] > 0 and c["percent_of_peak"] > 0
+        assert c["impl_detail"]["isa"] == _core.lowp_paths(dtype)[0]
+        if dtype == "int8":
+            assert c["validation"]["max_rel_error"] == 0.0  # exact
+    for c in by_impl.get("torch", []):
+        assert c["status"] in ("passed", "skipped")
+        if c["status"] == "skipped":
+            assert c["validation"]["reason"]
+
+
+@pytest.mark.skipif(not _core.lowp_paths("int8"), reason="this CPU lacks AVX512_VNNI")
+def test_suite_catches_a_wrong_int8_element(tmp_path, monkeypatch):
+    import json
+
+    from aibench.cli import main
+    from aibench.suites.gemm import cpu
+
+    original = cpu.OwnKernelRunner.run_once
+
+    def off_by_one(self):
+        original(self)
+        self.c[0][-1, -1] += 1  # int8 is exact: one unit off must fail
+
+    monkeypatch.setattr(cpu.OwnKernelRunner, "run_once", off_by_one)
+    out = tmp_path / "run.json"
+    code = main(["run", "--param", "m=40", "--param", "n=24", "--param", "k=36", "--param", "dtype=int8",
+                 "--impl", "aibench", "--output", str(out), "--time-budget", "0.05", "--no-asv"])
+    assert code == 1
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["status"] == "failed" and "wrong result" in case["error"]
+
+
+def test_own_lowp_runner_skips_with_reason_without_the_instructions(tmp_path, monkeypatch):
+    import json
+
+    from aibench.cli import main
+    from aibench.suites.gemm import cpu
+
+    monkeypatch.setattr(cpu._core, "lowp_paths", lambda dtype: [])  # a CPU without them
+    out = tmp_path / "run.json"
+    code = main(["run", "--param", "m=16", "--param", "n=16", "--param", "k=16", "--param", "dtype=bf16,int8",
+                 "--impl", "aibench", "--output", str(out), "--time-budget", "0.05", "--no-asv"])
+    assert code == 0
+    cases = json.loads(out.read_text())["cases"]
+    assert len(cases) == 2
+    for c in cases:
+        assert c["status"] == "skipped" and "lacks" in c["validation"]["reason"] and c["metrics"] == {}

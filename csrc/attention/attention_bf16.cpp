@@ -150,35 +150,44 @@ void pv_micro_bf16(const uint32_t* pp, const uint32_t* vp, int64_t ldv, int64_t 
 constexpr int kMrPvBf16 = 6, kNvPvBf16 = 4;
 
 template <int NV>
-void pv_column_bf16(const uint32_t* pp, const uint32_t* vp, int64_t ldv, int64_t npairs, float* o,
-                    int64_t ldo, const float* alpha) {
+void pv_column_bf16(const uint32_t* pp, const uint32_t* vp, int64_t ldv, int64_t nk, int64_t t0,
+                    float* o, int64_t ldo, const float* alpha) {
   constexpr int MR = kMrPvBf16;
   constexpr int kRest = static_cast<int>(kBlockQ % MR);
   int64_t i = 0;
-  for (; i + MR <= kBlockQ; i += MR) pv_micro_bf16<MR, NV>(pp + i, vp, ldv, npairs, o + i * ldo, ldo, alpha + i);
-  if constexpr (kRest > 0) pv_micro_bf16<kRest, NV>(pp + i, vp, ldv, npairs, o + i * ldo, ldo, alpha + i);
+  for (; i + MR <= kBlockQ; i += MR) {
+    const int64_t npairs = (keys_needed(i, MR, t0, nk) + 1) / 2;
+    pv_micro_bf16<MR, NV>(pp + i, vp, ldv, npairs, o + i * ldo, ldo, alpha + i);
+  }
+  if constexpr (kRest > 0) {
+    const int64_t npairs = (keys_needed(i, kRest, t0, nk) + 1) / 2;
+    pv_micro_bf16<kRest, NV>(pp + i, vp, ldv, npairs, o + i * ldo, ldo, alpha + i);
+  }
 }
 
 template <int NV>
 void pv_column_rest_bf16(int64_t nv, const uint32_t* pp, const uint32_t* vp, int64_t ldv,
-                         int64_t npairs, float* o, int64_t ldo, const float* alpha) {
+                         int64_t nk, int64_t t0, float* o, int64_t ldo, const float* alpha) {
   if constexpr (NV >= 1) {
     if (nv == NV) {
-      pv_column_bf16<NV>(pp, vp, ldv, npairs, o, ldo, alpha);
+      pv_column_bf16<NV>(pp, vp, ldv, nk, t0, o, ldo, alpha);
     } else {
-      pv_column_rest_bf16<NV - 1>(nv, pp, vp, ldv, npairs, o, ldo, alpha);
+      pv_column_rest_bf16<NV - 1>(nv, pp, vp, ldv, nk, t0, o, ldo, alpha);
     }
   }
 }
 
-// vp rows hold ldv >= ldo pairs; o has ldo = Dpad columns, all computed.
-void pv_tile_bf16(const uint32_t* pp, const uint32_t* vp, int64_t ldv, int64_t npairs, float* o,
-                  int64_t ldo, const float* alpha) {
+// nk keys (key pairs rounded up); vp rows hold ldv >= ldo pairs; o has ldo = Dpad
+// columns, all computed. t0: see keys_needed.
+void pv_tile_bf16(const uint32_t* pp, const uint32_t* vp, int64_t ldv, int64_t nk, int64_t t0,
+                  float* o, int64_t ldo, const float* alpha) {
   constexpr int NV = kNvPvBf16;
   const int64_t nvec = ldo / 16;
   int64_t x = 0;
-  for (; x + NV <= nvec; x += NV) pv_column_bf16<NV>(pp, vp + x * 16, ldv, npairs, o + x * 16, ldo, alpha);
-  if (x < nvec) pv_column_rest_bf16<NV - 1>(nvec - x, pp, vp + x * 16, ldv, npairs, o + x * 16, ldo, alpha);
+  for (; x + NV <= nvec; x += NV)
+    pv_column_bf16<NV>(pp, vp + x * 16, ldv, nk, t0, o + x * 16, ldo, alpha);
+  if (x < nvec)
+    pv_column_rest_bf16<NV - 1>(nvec - x, pp, vp + x * 16, ldv, nk, t0, o + x * 16, ldo, alpha);
 }
 
 // ---- The tile ----
@@ -229,9 +238,10 @@ void tile(const Problem& p, const VLayout& vl, int64_t b, int64_t h, int64_t q0,
   for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
     const int64_t nk = Sk - j0 < kBlockK ? Sk - j0 : kBlockK;
     const bool masked = p.causal && j0 + nk - 1 > q0 + off;
+    const int64_t t0 = masked ? j0 - off - q0 : -(kBlockK + kBlockQ);
     qk_tile_bf16(k + j0 * D, nk, D, qtp, st, c, tmax);
-    softmax_tile(st, nk, tmax, m, l, alpha, masked, j0 - off - q0, PackPairs{pp, idx});
-    pv_tile_bf16(pp, vp + (j0 / 2) * vl.ld, vl.ld, (nk + 1) / 2, ob, Dpad, alpha);
+    softmax_tile(st, nk, tmax, m, l, alpha, masked, t0, PackPairs{pp, idx});
+    pv_tile_bf16(pp, vp + (j0 / 2) * vl.ld, vl.ld, nk, t0, ob, Dpad, alpha);
   }
 
   for (int64_t i = 0; i < nq; ++i) {

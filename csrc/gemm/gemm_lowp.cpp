@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 
 #include <omp.h>
 
@@ -18,6 +19,7 @@ namespace aibench::gemm {
 namespace {
 
 constexpr int64_t kAlignBytes = 64;
+constexpr int64_t kMaxNr = 256;  // widest micro-panel the packing supports (checked below)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -106,31 +108,44 @@ In a_packed(In v) {
   }
 }
 
+// The same on a whole 32-bit lane (G elements of A, memory order = lane order).
+template <class In>
+uint32_t a_lane_packed(uint32_t lane) {
+  if constexpr (sizeof(In) == 1) {
+    return lane ^ 0x80808080u;
+  } else {
+    return lane;
+  }
+}
+
 // Packs rows x kc of A into micro-panels of mr rows: micro-panel r holds, for each k
 // group q, the mr lanes (A[r*mr + i][q*G .. q*G + G)) side by side, the order the
-// micro-kernel broadcasts them in. Rows past `rows` and k past kc are zero (for int8 a
+// micro-kernel broadcasts them in. A row's G consecutive elements are already a lane in
+// memory, so whole lanes are copied. Rows past `rows` and k past kc are zero (for int8 a
 // padded A byte meets a zero B byte, so its value does not matter).
 template <class In, int64_t G>
-void pack_a(int64_t rows, int64_t kc, const In* a, int64_t lda, int64_t mr, uint32_t* dst32) {
+void pack_a(int64_t rows, int64_t kc, const In* a, int64_t lda, int64_t mr, uint32_t* dst) {
+  static_assert(G * sizeof(In) == sizeof(uint32_t), "a k group fills one 32-bit lane");
   const int64_t kq = ceil_div(kc, G);
-  In* dst = reinterpret_cast<In*>(dst32);
-  for (int64_t r0 = 0; r0 < rows; r0 += mr, dst += mr * kq * G) {
+  const int64_t full = kc / G;
+  for (int64_t r0 = 0; r0 < rows; r0 += mr, dst += mr * kq) {
     const int64_t valid = std::min(mr, rows - r0);
     for (int64_t i = 0; i < mr; ++i) {
-      In* d = dst + i * G;
+      uint32_t* d = dst + i;
       if (i >= valid) {
-        for (int64_t q = 0; q < kq; ++q) std::memset(d + q * mr * G, 0, G * sizeof(In));
+        for (int64_t q = 0; q < kq; ++q) d[q * mr] = 0;
         continue;
       }
       const In* src = a + (r0 + i) * lda;
-      const int64_t full = kc / G;
       for (int64_t q = 0; q < full; ++q) {
-        for (int64_t t = 0; t < G; ++t) d[q * mr * G + t] = a_packed(src[q * G + t]);
+        uint32_t lane;
+        std::memcpy(&lane, src + q * G, sizeof lane);
+        d[q * mr] = a_lane_packed<In>(lane);
       }
       if (full < kq) {  // the last, partial group
-        for (int64_t t = 0; t < G; ++t) {
-          d[full * mr * G + t] = full * G + t < kc ? a_packed(src[full * G + t]) : In(0);
-        }
+        In part[G] = {};
+        for (int64_t t = 0; full * G + t < kc; ++t) part[t] = a_packed(src[full * G + t]);
+        std::memcpy(d + full * mr, part, sizeof(uint32_t));
       }
     }
   }
@@ -141,29 +156,53 @@ void pack_a(int64_t rows, int64_t kc, const In* a, int64_t lda, int64_t mr, uint
 // values: -128 * sum over this block's k of B[p][j], the correction for the +128 on A.
 template <class In, int64_t G, bool kCorrection>
 void pack_b_micro_panel(int64_t kc, int64_t cols, const In* b, int64_t ldb, int64_t nr,
-                        uint32_t* dst32) {
+                        uint32_t* dst) {
+  static_assert(G * sizeof(In) == sizeof(uint32_t), "a k group fills one 32-bit lane");
+  using U = std::conditional_t<sizeof(In) == 1, uint8_t, uint16_t>;
+  constexpr int kBits = 8 * sizeof(In);
   const int64_t kq = ceil_div(kc, G);
-  In* dst = reinterpret_cast<In*>(dst32);
-  for (int64_t q = 0; q < kq; ++q, dst += nr * G) {
+  int32_t colsum[kMaxNr];  // sum over k of B[p][j]: |.| <= 128 kc, no overflow
+  if constexpr (kCorrection) std::fill(colsum, colsum + nr, 0);
+  for (int64_t q = 0; q < kq; ++q, dst += nr) {
+    const In* rows[G];
+    int64_t valid_rows = 0;
     for (int64_t t = 0; t < G; ++t) {
-      const int64_t p = q * G + t;
-      if (p < kc) {
-        const In* src = b + p * ldb;
-        for (int64_t j = 0; j < cols; ++j) dst[j * G + t] = src[j];
-        for (int64_t j = cols; j < nr; ++j) dst[j * G + t] = In(0);
-      } else {
-        for (int64_t j = 0; j < nr; ++j) dst[j * G + t] = In(0);
+      if (q * G + t < kc) {
+        rows[t] = b + (q * G + t) * ldb;
+        ++valid_rows;
       }
     }
+    if (valid_rows == G) {  // the common case: a loop the compiler vectorises
+      for (int64_t j = 0; j < cols; ++j) {
+        uint32_t lane = 0;
+        for (int64_t t = 0; t < G; ++t) {
+          lane |= static_cast<uint32_t>(static_cast<U>(rows[t][j])) << (kBits * t);
+        }
+        dst[j] = lane;
+      }
+      if constexpr (kCorrection) {
+        for (int64_t j = 0; j < cols; ++j) {
+          int32_t s = 0;
+          for (int64_t t = 0; t < G; ++t) s += rows[t][j];
+          colsum[j] += s;
+        }
+      }
+    } else {  // the last, partial group: missing rows are zero
+      for (int64_t j = 0; j < cols; ++j) {
+        uint32_t lane = 0;
+        for (int64_t t = 0; t < valid_rows; ++t) {
+          lane |= static_cast<uint32_t>(static_cast<U>(rows[t][j])) << (kBits * t);
+          if constexpr (kCorrection) colsum[j] += rows[t][j];
+        }
+        dst[j] = lane;
+      }
+    }
+    std::fill(dst + cols, dst + nr, 0u);
   }
   if constexpr (kCorrection) {
-    int32_t* corr = reinterpret_cast<int32_t*>(dst32 + kq * nr);
-    for (int64_t j = 0; j < nr; ++j) corr[j] = 0;
-    for (int64_t p = 0; p < kc; ++p) {
-      const In* src = b + p * ldb;
-      for (int64_t j = 0; j < cols; ++j) corr[j] += src[j];  // |sum| <= 128 kc: no overflow
-    }
-    for (int64_t j = 0; j < cols; ++j) corr[j] *= -128;
+    int32_t* corr = reinterpret_cast<int32_t*>(dst);  // right after the kq groups
+    for (int64_t j = 0; j < cols; ++j) corr[j] = -128 * colsum[j];
+    std::fill(corr + cols, corr + nr, 0);
   }
 }
 
@@ -186,6 +225,9 @@ void gemm_lowp(const typename Types<K>::Spec& kernel, int64_t m, int64_t n, int6
   }
   const Blocking& blk = kernel.blocking;
   const int64_t mr = blk.mr, nr = blk.nr;
+  if (nr > kMaxNr || blk.kc % G != 0) {
+    throw std::logic_error("gemm_lowp: blocking needs nr <= 256 and kc a multiple of the k group");
+  }
   const int num_threads = threads > 0 ? threads : omp_get_max_threads();
 
   // Row blocks and column splits exactly as in gemm_driver.cpp.

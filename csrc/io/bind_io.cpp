@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -199,6 +200,38 @@ void bind_io(py::module_& m) {
     return py::str(msg);
   }, py::arg("path"), py::arg("offset"), py::arg("length"), py::arg("file_id"),
      "Check a byte range of a file made by io_create_file; None when it matches, else the first mismatch.");
+  m.def("io_fill", [](py::buffer buf, uint64_t offset, uint64_t file_id) {
+    py::buffer_info info = buf.request(true);
+    const uint64_t len = static_cast<uint64_t>(info.size * info.itemsize);
+    if (offset % 8 || len % 8) throw py::value_error("io_fill: offset and length must be multiples of 8");
+    auto* p = static_cast<unsigned char*>(info.ptr);
+    py::gil_scoped_release release;
+    for (uint64_t i = 0; i < len / 8; ++i) {
+      const uint64_t w = content_word(file_id, offset / 8 + i);
+      std::memcpy(p + 8 * i, &w, 8);
+    }
+  }, py::arg("buffer"), py::arg("offset"), py::arg("file_id"),
+     "Fill a writable buffer with the content of bytes [offset, offset+len) of object/file `file_id`.");
+  m.def("io_verify", [](py::buffer buf, uint64_t offset, uint64_t file_id) -> py::object {
+    py::buffer_info info = buf.request();
+    const uint64_t len = static_cast<uint64_t>(info.size * info.itemsize);
+    if (offset % 8 || len % 8) throw py::value_error("io_verify: offset and length must be multiples of 8");
+    std::string msg;
+    {
+      py::gil_scoped_release release;
+      // Unaligned buffers (bytes objects) are compared through memcpy.
+      std::vector<uint64_t> chunk(std::min<uint64_t>(len / 8, 1 << 16));
+      for (uint64_t done = 0; done < len && msg.empty();) {
+        const uint64_t n = std::min<uint64_t>(len - done, chunk.size() * 8);
+        std::memcpy(chunk.data(), static_cast<const char*>(info.ptr) + done, n);
+        msg = verify_block(chunk.data(), offset + done, n, file_id);
+        done += n;
+      }
+    }
+    if (msg.empty()) return py::none();
+    return py::str(msg);
+  }, py::arg("buffer"), py::arg("offset"), py::arg("file_id"),
+     "Check a buffer holding bytes [offset, offset+len) of object/file `file_id`; None or the first mismatch.");
   m.def("io_content_word", &content_word, py::arg("file_id"), py::arg("word"),
         "The 8-byte word at byte offset 8*word of a file made by io_create_file.");
   m.def("io_uring_unavailable_reason", []() -> py::object {

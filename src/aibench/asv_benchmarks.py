@@ -14,18 +14,22 @@ from .suites.base import RunContext
 from .targets import parse_target
 
 
-def asv_class(suite_name: str) -> type:
+def asv_class(suite_name: str, class_name: str | None = None) -> type:
+    """The asv benchmark class `class_name` of a suite (its only one when None)."""
     suite = get_suite(suite_name)
-    spec = suite.asv_spec()
+    specs = suite.asv_specs()
+    spec = next(s for s in specs if class_name in (None, s.class_name))
     # The points each asv parameter tuple stands for: (params, target, impl name).
     points: dict[tuple, tuple[dict[str, Any], str, str]] = {}
-    for kind in spec.param_values[spec.param_names.index("target")]:
+    kinds = spec.param_values[spec.param_names.index("target")] if "target" in spec.param_names else (spec.target_kind,)
+    for kind in kinds:
         target = parse_target(kind)
         for tier in ("quick", "standard", "full"):
             for params in suite.default_cases(tier, target):
                 for impl in suite.impls():
-                    if kind in impl.target_kinds:
-                        points[spec.key(params, str(target), impl.name)] = (params, str(target), impl.name)
+                    key = spec.key(params, str(target), impl.name) if kind in impl.target_kinds else None
+                    if key is not None:
+                        points[key] = (params, str(target), impl.name)
     budget = float(os.environ.get("AIBENCH_ASV_BUDGET", "1.0"))
 
     def setup(self, *key):

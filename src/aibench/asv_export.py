@@ -92,8 +92,8 @@ def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) ->
     conf = asv_config(results_dir, repo)
     suites = all_suites()
 
-    specs = {name: s.asv_spec() for name, s in suites.items() if s.asv_spec() is not None}
-    bench_list = [d for name, spec in specs.items() for d in benchmark_dicts(spec, name)]
+    specs = [(name, spec) for name, s in suites.items() for spec in s.asv_specs()]
+    bench_list = [d for name, spec in specs for d in benchmark_dicts(spec, name)]
     Benchmarks(conf, bench_list).save()
 
     info = machine_info(doc)
@@ -108,7 +108,7 @@ def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) ->
         results = Results.load(str(path))
 
     started = datetime.datetime.fromisoformat(doc.started_at)
-    for suite_name, spec in specs.items():
+    for suite_name, spec in specs:
         cases = [c for c in doc.cases if c.suite == suite_name and c.status == PASSED]
         if not cases:
             continue

@@ -70,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sustained power window (default 5 s, at least 10 meter update periods)")
     p_run.add_argument("--redfish", default=None, metavar="URL",
                        help="BMC Redfish service for whole-node power (credentials: AIBENCH_REDFISH_USER/PASSWORD)")
+    io = p_run.add_argument_group("storage and objectstore suites")
+    io.add_argument("--path", default=None, metavar="DIR",
+                    help="storage: directory for aibench's own test file (default: the current directory)")
+    io.add_argument("--file", default=None, metavar="PATH",
+                    help="storage: read this existing file instead (read-only, never modified)")
+    io.add_argument("--device", default=None, metavar="PATH", help="storage: read this block device (read-only)")
+    io.add_argument("--file-size", default=None, metavar="SIZE",
+                    help="storage: size of the test file (e.g. 4G; default by tier, at most 1/4 of free space)")
+    io.add_argument("--url", default=None, metavar="URL",
+                    help="objectstore: s3://bucket/prefix (or gs://, az://); default: a local S3 endpoint")
+    io.add_argument("--endpoint-url", default=None, metavar="URL", help="objectstore: S3 endpoint (http(s)://host:port)")
+    io.add_argument("--keep", action="store_true", help="objectstore: keep the uploaded objects")
+    io.add_argument("--read-only", action="store_true",
+                    help="objectstore: read the existing objects under --url, write nothing")
     p_run.add_argument("--json", action="store_true", help="print the run document as JSON")
     p_run.add_argument("--ranks", type=int, default=None, metavar="N",
                        help="MPI ranks to launch locally for MPI suites (interconnect) when not started "
@@ -151,7 +165,14 @@ def run_options(args) -> dict:
     """Run-wide options that suites read from RunContext.options."""
     if args.power_window is not None and not args.power_window > 0:
         raise UsageError(f"--power-window must be a positive number of seconds (got {args.power_window})")
-    return {"power": args.power, "power_window_s": args.power_window, "redfish": args.redfish}
+    from .suites.objectstore.options import validate_options as objectstore_options
+    from .suites.storage.source import validate_options as storage_options
+
+    io = {"path": args.path, "file": args.file, "device": args.device, "file_size": args.file_size,
+          "url": args.url, "endpoint_url": args.endpoint_url, "keep": args.keep, "read_only": args.read_only}
+    storage_options(io)  # UsageError (exit 2) before anything runs
+    objectstore_options(io)
+    return {"power": args.power, "power_window_s": args.power_window, "redfish": args.redfish, **io}
 
 
 def cmd_run(args, argv: list[str]) -> int:

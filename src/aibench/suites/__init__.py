@@ -10,9 +10,13 @@ def all_suites() -> dict[str, Suite]:
     from .attention import AttentionSuite
     from .gemm import GemmSuite
     from .interconnect import InterconnectSuite
+    from .objectstore import ObjectStoreSuite
     from .power import PowerSuite
+    from .storage import StorageSuite
 
     suites = [GemmSuite(), AttentionSuite(), PowerSuite(), InterconnectSuite()]
+    suites.append(StorageSuite())
+    suites.append(ObjectStoreSuite())
     return {s.name: s for s in suites}
 
 

@@ -58,8 +58,9 @@ class AsvSpec:
     tracks: tuple[AsvTrack, ...]
     version: str
     # CaseResult params + target + impl -> the asv parameter tuple, or None if the case
-    # is not one of the tracked points (e.g. an ad-hoc --param shape).
+    # is not one of the tracked points (e.g. an ad-hoc --param shape, another target).
     key: Callable[[dict[str, Any], str, str], tuple | None]
+    target_kind: str | None = None  # the target kind of a per-target class
 
 
 @dataclass
@@ -89,8 +90,15 @@ class Suite:
         raise NotImplementedError
 
     def asv_spec(self) -> AsvSpec | None:
-        """The asv benchmarks of this suite (None: not tracked in asv)."""
+        """The asv benchmark class of a suite with one (None: not tracked in asv)."""
         return None
+
+    def asv_specs(self) -> list[AsvSpec]:
+        """Every asv benchmark class of this suite. Suites that run on several targets
+        keep one class per target kind, so that asv's parameter product holds only
+        combinations that can occur (asv stores and graphs the whole product)."""
+        spec = self.asv_spec()
+        return [spec] if spec is not None else []
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -145,6 +153,27 @@ class Suite:
         for case in cases:
             self.check_case(case, target)
         return cases
+
+
+def per_target_asv_specs(suite: "Suite", class_prefix: str, kinds: tuple[str, ...], names: tuple[str, ...],
+                         point: Callable[[dict[str, Any]], tuple], values: Callable[[str], tuple[tuple, ...]],
+                         tracks: tuple[AsvTrack, ...], version: str) -> list[AsvSpec]:
+    """One asv class per target kind (e.g. GemmCpu, GemmCuda, GemmJax) with params
+    `names` + impl: `point(params)` gives a case's values for `names`, `values(kind)`
+    each name's values on that kind (the product stays small: no impossible rows)."""
+    specs = []
+    for kind in kinds:
+        impls = tuple(i.name for i in suite.impls() if kind in i.target_kinds)
+
+        def key(params, target, impl, kind=kind, impls=impls):
+            if target.split(":")[0] != kind or impl not in impls:
+                return None
+            return (*point(params), impl)
+
+        specs.append(AsvSpec(class_name=f"{class_prefix}{kind.capitalize()}", param_names=(*names, "impl"),
+                             param_values=(*values(kind), impls), tracks=tracks, version=version, key=key,
+                             target_kind=kind))
+    return specs
 
 
 def _product(overrides: dict[str, list[Any]]) -> list[dict[str, Any]]:

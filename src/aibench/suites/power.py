@@ -8,8 +8,8 @@ from typing import Any
 
 from ..results import CaseResult
 from ..targets import Target
-from .base import AsvSpec, AsvTrack, Impl, RunContext, Suite
-from .gemm import CPU_DTYPES, CUDA_DTYPES, DTYPES, GemmSuite
+from .base import AsvSpec, AsvTrack, Impl, RunContext, Suite, per_target_asv_specs
+from .gemm import CPU_DTYPES, CUDA_DTYPES, GemmSuite
 
 _GEMM = GemmSuite()
 
@@ -43,15 +43,14 @@ class PowerSuite(Suite):
         result.suite = self.name
         return result
 
-    def asv_spec(self) -> AsvSpec:
-        shapes = tuple(dict.fromkeys(f"{c['m']}x{c['n']}x{c['k']}" for kind in ("cpu", "cuda") for tier in ("quick", "standard")
-                                     for c in self.default_cases(tier, Target(kind, 0 if kind == "cuda" else None))))
-        return AsvSpec(
-            class_name="Power",
-            param_names=("shape", "dtype", "impl", "target"),
-            param_values=(shapes, DTYPES, tuple(i.name for i in self.impls()), ("cpu", "cuda")),
-            tracks=(AsvTrack("track_gflops_per_watt", "gflops_per_watt", "GFLOP/s/W"),
-                    AsvTrack("track_joules_per_tflop", "joules_per_tflop", "J/TFLOP")),
-            version="1",
-            key=lambda p, target, impl: (f"{p['m']}x{p['n']}x{p['k']}", p["dtype"], impl, target.split(":")[0]),
-        )
+    def asv_specs(self) -> list[AsvSpec]:
+        def values(kind: str) -> tuple[tuple, ...]:
+            target = Target(kind, 0 if kind == "cuda" else None)
+            shapes = dict.fromkeys(f"{c['m']}x{c['n']}x{c['k']}" for t in ("quick", "standard")
+                                   for c in self.default_cases(t, target))
+            return tuple(shapes), CPU_DTYPES if kind == "cpu" else CUDA_DTYPES
+
+        return per_target_asv_specs(
+            self, "Power", self.target_kinds, ("shape", "dtype"), lambda p: (f"{p['m']}x{p['n']}x{p['k']}", p["dtype"]),
+            values, (AsvTrack("track_gflops_per_watt", "gflops_per_watt", "GFLOP/s/W"),
+                     AsvTrack("track_joules_per_tflop", "joules_per_tflop", "J/TFLOP")), version="1")

@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import UsageError
 from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
-from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
+from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, per_target_asv_specs, positive_int
 from ..kernel import impls_from_runners, run_kernel_case
 from .common import (AttentionRunner, attention_flops, attention_tolerance, default_scale, reference_rows,
                      sampled_heads, sampled_rows)
@@ -99,21 +99,18 @@ class AttentionSuite(Suite):
         return (f"b{p['batch']}h{p['heads']}{gqa}s{p['seqlen']}{kv}d{p['head_dim']}"
                 f"{'-causal' if p['causal'] else ''}-{p['dtype']}")
 
-    def asv_spec(self) -> AsvSpec:
-        shapes: dict[str, None] = {}
-        for kind in ("cpu", "cuda"):
-            for tier in TIERS:
-                for c in self.default_cases(tier, Target(kind, 0 if kind == "cuda" else None)):
-                    shapes[_shape(c)] = None
-        return AsvSpec(
-            class_name="Attention",
-            param_names=("shape", "causal", "dtype", "impl", "target"),
-            param_values=(tuple(shapes), (False, True), DTYPES, tuple(i.name for i in self.impls()),
-                          ("cpu", "cuda", "jax")),
-            tracks=(AsvTrack("track_tflops", "tflops", "TFLOP/s"), AsvTrack("track_time", "time_us", "seconds", 1e-6)),
-            version="1",
-            key=lambda p, target, impl: (_shape(p), p["causal"], p["dtype"], impl, target.split(":")[0]),
-        )
+    def asv_specs(self) -> list[AsvSpec]:
+        def values(kind: str) -> tuple[tuple, ...]:
+            kinds = ("cpu", "cuda") if kind == "jax" else (kind,)  # JAX runs either sweep
+            shapes = dict.fromkeys(_shape(c) for k in kinds for t in TIERS
+                                   for c in self.default_cases(t, Target(k, 0 if k == "cuda" else None)))
+            return tuple(shapes), (False, True), DTYPES
+
+        return per_target_asv_specs(
+            self, "Attention", self.target_kinds, ("shape", "causal", "dtype"),
+            lambda p: (_shape(p), p["causal"], p["dtype"]), values,
+            (AsvTrack("track_tflops", "tflops", "TFLOP/s"), AsvTrack("track_time", "time_us", "seconds", 1e-6)),
+            version="1")
 
     def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
         return run_kernel_case(self.name, self.case_id(params), params, impl, ctx,

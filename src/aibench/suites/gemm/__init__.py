@@ -14,7 +14,7 @@ import numpy as np
 from ...errors import UsageError
 from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
-from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
+from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, per_target_asv_specs, positive_int
 from ..kernel import impls_from_runners, run_kernel_case
 from .common import DTYPES, GemmRunner, gemm_tolerance, sampled_error
 
@@ -83,21 +83,21 @@ class GemmSuite(Suite):
             return _squares([512, 1024, 2048] if tier == "quick" else [256, 512, 1024, 2048, 4096], ("fp32", "bf16"))
         raise UsageError(f"suite gemm does not run on target {target}")
 
-    def asv_spec(self) -> AsvSpec:
-        shapes: dict[str, None] = {}
-        for kind in ("cpu", "cuda"):  # a jax target's shapes are among these
-            for tier in TIERS:
-                for c in self.default_cases(tier, Target(kind, 0 if kind == "cuda" else None)):
-                    shapes[_shape(c)] = None
-        return AsvSpec(
-            class_name="Gemm",
-            param_names=("shape", "dtype", "impl", "target"),
-            param_values=(tuple(shapes), DTYPES, tuple(self.impl_names()), ("cpu", "cuda", "jax")),
-            tracks=(AsvTrack("track_tflops", "tflops", "TFLOP/s"),
-                    AsvTrack("track_time", "time_us", "seconds", 1e-6)),
-            version="1",
-            key=lambda params, target, impl: (_shape(params), params["dtype"], impl, target.split(":")[0]),
-        )
+    def asv_specs(self) -> list[AsvSpec]:
+        def values(kind: str) -> tuple[tuple, ...]:
+            if kind == "jax":
+                from .jax import JAX_DTYPES
+
+                return tuple(f"{n}x{n}x{n}" for n in (256, 512, 1024, 2048, 4096, 8192, 16384)), JAX_DTYPES
+            target = Target(kind, 0 if kind == "cuda" else None)
+            tiers = TIERS if kind == "cpu" else ("quick", "standard")  # the cuda m-sweep stays out of asv
+            shapes = dict.fromkeys(_shape(c) for t in tiers for c in self.default_cases(t, target))
+            return tuple(shapes), CPU_DTYPES if kind == "cpu" else CUDA_DTYPES
+
+        return per_target_asv_specs(
+            self, "Gemm", ("cpu", "cuda", "jax"), ("shape", "dtype"), lambda p: (_shape(p), p["dtype"]), values,
+            (AsvTrack("track_tflops", "tflops", "TFLOP/s"), AsvTrack("track_time", "time_us", "seconds", 1e-6)),
+            version="1")
 
     def check_case(self, params: dict[str, Any], target: Target) -> None:
         dtype = params["dtype"]

@@ -11,7 +11,7 @@ from ..kernel import KernelRunner
 DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
 # Unit roundoff (half an ulp at 1.0) per format.
-_U = {"fp64": 2.0**-53, "fp32": 2.0**-24, "tf32": 2.0**-11, "bf16": 2.0**-9, "fp16": 2.0**-11,
+_U = {"fp64": 2.0**-53, "fp32": 2.0**-24, "tf32": 2.0**-11, "bf16": 2.0**-8, "fp16": 2.0**-11,
       "fp8": 2.0**-4, "int8": 0.0, "int32": 0.0}
 
 # dtype -> (input rounding the reference does not see, output format, accumulator format).

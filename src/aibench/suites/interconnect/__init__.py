@@ -35,7 +35,7 @@ from ...stats import summarize
 from ...targets import Target
 from ..base import AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice
 from .common import DTYPES, FORMATS, GiB, MiB, ExactInputs, busbw_factor, fmt_size, parse_bool, parse_size, sweep_sizes
-from .measure import min_iterations, time_collective
+from .measure import max_iterations, min_iterations, time_collective
 
 PATTERNS = ("allreduce", "p2p")
 RMA_ALGORITHMS = ("ring", "recursive-doubling", "rabenseifner")
@@ -207,7 +207,7 @@ class InterconnectSuite(Suite):
 
         def timed():
             runner.fill(inputs, rank)  # never zeros: the same small integers as the check
-            return time_collective(comm, runner.run, nbytes, budget, min_iterations(budget))
+            return time_collective(comm, runner.run, nbytes, budget, min_iterations(budget), max_iterations(budget))
 
         timing, errors = _phase(comm, timed)
         if errors:

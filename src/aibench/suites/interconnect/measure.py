@@ -40,7 +40,7 @@ class CollectiveTiming:
         """Like harness.Measurement.to_dict(): the summary and every sample."""
         summary = summarize(self.samples)
         out = {"number": 1, "warmup_reps": self.warmup, "stopped_by": self.stopped_by, **summary.to_dict(),
-               "samples_s": [float(x) for x in self.samples]}
+               "samples_s": [round(float(x), 9) for x in self.samples]}  # Wtime resolution: ns
         if self.rank_avg:
             out.update({"time_avg_s_min_rank": min(self.rank_avg), "time_avg_s_mean_rank": float(np.mean(self.rank_avg)),
                         "time_avg_s_max_rank": max(self.rank_avg)})
@@ -49,6 +49,11 @@ class CollectiveTiming:
 
 def planned_iterations(nbytes: int, min_iters: int, max_iters: int = MAX_ITERS) -> int:
     return min(max_iters, max(min_iters, IMB_BYTES // max(1, nbytes)))
+
+
+def max_iterations(budget_s: float) -> int:
+    """Most timed iterations per size: 200 with the quick tier's 1 s cap, else IMB's 1000."""
+    return 200 if budget_s <= 1.0 else MAX_ITERS
 
 
 def min_iterations(budget_s: float) -> int:

@@ -1,0 +1,85 @@
+"""fio, the peer of the storage suite: the same job (file, pattern, bs, iodepth, numjobs,
+direct, runtime and ramp) run by fio with JSON output, read-only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+
+def fio_binary() -> str | None:
+    return shutil.which("fio")
+
+
+def fio_version() -> str | None:
+    exe = fio_binary()
+    if exe is None:
+        return None
+    try:
+        return subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def fio_command(path: str, *, pattern: str, bs: int, qd: int, threads: int, direct: bool, region: int,
+                runtime_s: float, ramp_s: float, engine: str) -> list[str]:
+    # fio splits file names at ':'; escape it.
+    cmd = [fio_binary() or "fio", "--name=aibench", f"--filename={path.replace(':', chr(92) + ':')}",
+           "--readonly", f"--ioengine={engine}", f"--direct={int(direct)}",
+           f"--rw={'read' if pattern == 'seq' else 'randread'}", f"--bs={bs}", f"--iodepth={qd}",
+           f"--numjobs={threads}", "--group_reporting", "--time_based",
+           f"--runtime={max(1, round(runtime_s * 1000))}ms", f"--ramp_time={round(ramp_s * 1000)}ms",
+           "--norandommap", "--randrepeat=0", "--invalidate=1", "--output-format=json"]
+    if pattern == "seq" and threads > 1:
+        # As aibench does: each job reads its own slice of the file sequentially.
+        slice_bytes = region // threads // bs * bs
+        cmd += [f"--size={slice_bytes}", f"--offset_increment={slice_bytes}"]
+    else:
+        cmd += [f"--size={region}"]
+    if engine == "io_uring":
+        cmd += ["--fixedbufs=1", "--registerfiles=1"]
+    return cmd
+
+
+def parse_fio_json(stdout: str) -> dict[str, Any]:
+    """fio's figures from its JSON output (any text before the JSON is skipped)."""
+    start = stdout.find("{")
+    if start < 0:
+        raise ValueError("fio printed no JSON")
+    doc = json.loads(stdout[start:])
+    job = doc["jobs"][0]
+    if job.get("error"):
+        raise RuntimeError(f"fio job error {job['error']}")
+    read = job["read"]
+    clat = read.get("clat_ns") or {}
+    pct = clat.get("percentile") or {}
+    runtime_s = job.get("job_runtime", read.get("runtime", 0)) / 1000.0
+
+    def p(key):
+        v = pct.get(key)
+        return None if v is None else v / 1e3
+
+    return {
+        "version": doc.get("fio version"),
+        "bw_bytes": float(read["bw_bytes"]),
+        "iops": float(read["iops"]),
+        "io_bytes": int(read.get("io_bytes", 0)),
+        "runtime_s": runtime_s,
+        "lat_us": {"min": clat.get("min", 0) / 1e3, "mean": clat.get("mean", 0) / 1e3, "max": clat.get("max", 0) / 1e3,
+                   "p50": p("50.000000"), "p90": p("90.000000"), "p99": p("99.000000"), "p99_9": p("99.900000")},
+        "usr_cpu_pct": job.get("usr_cpu"),
+        "sys_cpu_pct": job.get("sys_cpu"),
+    }
+
+
+def run_fio(cmd: list[str], timeout_s: float) -> dict[str, Any]:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"fio did not finish within {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise RuntimeError(f"fio exited {proc.returncode}: {last[-1] if last else 'no output'}")
+    return parse_fio_json(proc.stdout)

@@ -1,0 +1,194 @@
+"""The storage suite on real files: O_DIRECT reads through io_uring and the pread pool,
+content verification catching a corrupted block, read-only handling of existing files,
+the latency histogram against known values, and fio side by side when installed."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aibench.harness import SamplingPolicy
+from aibench.suites.base import RunContext
+from aibench.suites.storage import StorageSuite
+from aibench.targets import Target
+
+core = pytest.importorskip("aibench._core")
+if not hasattr(core, "io_read"):
+    pytest.skip("aibench._core built without csrc/io", allow_module_level=True)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _real_fs_dir() -> Path | None:
+    """A directory on a disk filesystem (/tmp may be tmpfs): the repo's build dir or cwd."""
+    for base in (REPO / "build", REPO, Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            base.mkdir(exist_ok=True)
+            if os.access(base, os.W_OK) and not core.io_fs_type(str(base))["is_tmpfs"]:
+                return base
+        except OSError:
+            continue
+    return None
+
+
+@pytest.fixture
+def disk_dir():
+    base = _real_fs_dir()
+    if base is None:
+        pytest.skip("no writable directory on a disk filesystem")
+    d = Path(tempfile.mkdtemp(prefix="test-storage-", dir=base))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _ctx(**options):
+    return RunContext(target=Target("cpu"), policy=SamplingPolicy(budget_s=0.3), options=options)
+
+
+def _case(pattern="seq", bs=1 << 20, qd=4, threads=1, direct=1):
+    return {"pattern": pattern, "bs": bs, "qd": qd, "threads": threads, "direct": direct}
+
+
+def _impl(suite, name):
+    return next(i for i in suite.impls() if i.name == name)
+
+
+def test_histogram_percentiles_match_known_latencies():
+    rng = np.random.default_rng(3)
+    values = rng.integers(1_000, 50_000_000, size=200_001).astype(np.uint64)  # 1 us .. 50 ms
+    pcts = [1.0, 50.0, 90.0, 99.0, 99.9, 100.0]
+    s = core.io_histogram_summary(values.tolist(), pcts)
+    ordered = np.sort(values)
+    for p, got in zip(pcts, s["percentiles"]):
+        exact = float(ordered[max(0, int(np.ceil(p / 100 * len(values))) - 1)])
+        assert abs(got - exact) / exact < s["relative_error"] * 1.01, (p, got, exact)
+    assert s["relative_error"] < 0.01  # finer than fio's ~0.8%
+    assert s["count"] == len(values) and s["min_ns"] == ordered[0] and s["max_ns"] == ordered[-1]
+    assert s["mean_ns"] == pytest.approx(values.mean(), rel=1e-9)
+    # Small values are exact.
+    exact = core.io_histogram_summary([5, 7, 9, 11, 200], [0.0, 40.0, 60.0, 100.0])
+    assert exact["percentiles"] == [5.0, 7.0, 9.0, 200.0]
+
+
+def test_odirect_reads_are_verified_and_file_is_deleted(disk_dir):
+    suite = StorageSuite()
+    ctx = _ctx(path=str(disk_dir), file_size=32 << 20)
+    for case in (_case("seq", 1 << 20, 4), _case("rand", 4096, 16, 2)):
+        r = suite.run_case(case, _impl(suite, "aibench"), ctx)
+        assert r.status == "passed", r.error
+        d = r.impl_detail
+        assert d["engine"] in ("io_uring", "pread")
+        if core.io_uring_unavailable_reason() is None:
+            assert d["engine"] == "io_uring" and d["registered_buffers"]
+        assert d["source"]["kind"] == "created" and d["source"]["filesystem"] != "tmpfs"
+        assert "verification" in d and r.validation.status == "passed"
+        m = r.metrics
+        assert m["gbps"].value > 0 and m["iops"].value > 0
+        assert m["gbps"].value == pytest.approx(m["iops"].value * case["bs"] / 1e9)
+        lat = [m[f"lat_{k}_us"].value for k in ("min", "p50", "p90", "p99", "p99_9", "max")]
+        assert lat == sorted(lat) and lat[0] > 0
+        assert r.stats["n"] >= 1
+    files = list(disk_dir.rglob("*"))
+    assert any(p.name == "aibench-read-test.bin" for p in files)
+    suite.close()
+    assert list(disk_dir.iterdir()) == []
+
+
+def test_corrupted_block_fails_the_case(disk_dir, monkeypatch):
+    monkeypatch.setenv("AIBENCH_IO_VERIFY_EVERY", "1")
+    suite = StorageSuite()
+
+    def corrupt(path):
+        with open(path, "r+b") as f:  # one byte in the third MiB
+            f.seek((2 << 20) + 777)
+            b = f.read(1)
+            f.seek((2 << 20) + 777)
+            f.write(bytes([b[0] ^ 0x40]))
+            f.flush()
+            os.fsync(f.fileno())
+
+    suite.after_create = corrupt
+    r = suite.run_case(_case("seq", 1 << 20, 2), _impl(suite, "aibench"), _ctx(path=str(disk_dir), file_size=16 << 20))
+    suite.close()
+    assert r.status == "failed"
+    assert "differs from what aibench wrote" in r.error and str((2 << 20) + 777) in r.error
+    assert not r.metrics
+
+
+def test_pread_engine_when_forced(disk_dir, monkeypatch):
+    monkeypatch.setenv("AIBENCH_IO_ENGINE", "pread")
+    suite = StorageSuite()
+    r = suite.run_case(_case("rand", 4096, 8, 2), _impl(suite, "aibench"), _ctx(path=str(disk_dir), file_size=16 << 20))
+    suite.close()
+    assert r.status == "passed", r.error
+    assert r.impl_detail["engine"] == "pread" and r.impl_detail["os_threads"] == 16
+    assert r.metrics["iops"].value > 0
+
+
+def test_existing_file_is_read_only_and_unchanged(disk_dir):
+    path = disk_dir / "users-data.bin"
+    path.write_bytes(os.urandom(8 << 20))
+    before = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    suite = StorageSuite()
+    r = suite.run_case(_case("seq", 1 << 20, 2, direct=0), _impl(suite, "aibench"), _ctx(file=str(path)))
+    suite.close()
+    assert r.status == "passed", r.error
+    assert r.impl_detail["source"]["kind"] == "file"
+    assert "cannot be checked" in r.impl_detail["source"]["content"]
+    assert "content of an existing file" in r.validation.reason
+    assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in disk_dir.iterdir()) == ["users-data.bin"]
+
+
+def test_tmpfs_refuses_o_direct_with_a_clear_reason():
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK) or not core.io_fs_type(str(shm))["is_tmpfs"]:
+        pytest.skip("no writable tmpfs at /dev/shm")
+    suite = StorageSuite()
+    r = suite.run_case(_case(), _impl(suite, "aibench"), _ctx(path=str(shm), file_size=16 << 20))
+    suite.close()
+    assert r.status == "skipped" and "does not support O_DIRECT" in r.validation.reason
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
+def test_fio_cross_check_in_one_run(disk_dir, tmp_path):
+    import json
+
+    out = tmp_path / "run.json"
+    p = subprocess.run([sys.executable, "-m", "aibench.cli", "run", "--suite", "storage", "--param", "pattern=seq",
+                        "--param", "bs=1M", "--param", "qd=8", "--param", "threads=1", "--param", "direct=1",
+                        "--path", str(disk_dir), "--file-size", "32M", "--time-budget", "0.3", "--no-asv",
+                        "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr + p.stdout
+    cases = {c["impl"]: c for c in json.loads(out.read_text())["cases"]}
+    assert cases["aibench"]["status"] == cases["fio"]["status"] == "passed"
+    fio = cases["fio"]
+    assert fio["metrics"]["gbps"]["value"] > 0 and fio["metrics"]["lat_p99_us"]["value"] > 0
+    vs = fio["impl_detail"]["vs_aibench"]
+    assert vs["gbps_ratio_aibench_over_fio"] == pytest.approx(
+        cases["aibench"]["metrics"]["gbps"]["value"] / fio["metrics"]["gbps"]["value"])
+    assert "--readonly" in fio["impl_detail"]["command"]
+    assert "aibench/fio" in p.stdout
+    assert list(disk_dir.iterdir()) == []  # the test file is gone after the run
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--file", "/nonexistent/x"], "--file /nonexistent/x"),
+    (["--path", "/nonexistent"], "--path /nonexistent: not a directory"),
+    (["--device", "/etc/hostname"], "not a block device"),
+    (["--file-size", "12x"], "bad --file-size"),
+    (["--file", "/etc/hostname", "--path", "."], "cannot be combined"),
+    (["--param", "bs=1000"], "must be a multiple of 512"),
+])
+def test_storage_usage_errors_are_one_line(args, message):
+    p = subprocess.run([sys.executable, "-m", "aibench.cli", "run", "--suite", "storage", "--no-asv", *args],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in p.stderr

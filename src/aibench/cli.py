@@ -48,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_info = sub.add_parser("info", help="system fingerprint and theoretical peaks")
     p_info.add_argument("--json", action="store_true")
 
+    p_cmp = sub.add_parser("compare", help="runs (nodes) side by side, with ratios and noise-aware verdicts")
+    p_cmp.add_argument("runs", nargs="*", help="run documents; the first is the baseline")
+    p_cmp.add_argument("--reference", metavar="NAME", help="baseline from results/reference/NAME*.json")
+    p_cmp.add_argument("--fail-below", type=float, default=None, metavar="RATIO",
+                       help="exit 1 when any shared case is below RATIO of the baseline")
+    fmt = p_cmp.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true")
+    fmt.add_argument("--json", action="store_true")
+
     p_run = sub.add_parser("run", help="run suites and write a result file")
     p_run.add_argument("--suite", action="append", help="suite to run (repeatable; default: gemm)")
     tier = p_run.add_mutually_exclusive_group()
@@ -259,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "compare":
+            from .compare import cmd_compare
+
+            return cmd_compare(args)
         return cmd_run(args, ["aibench", *argv])
     except UsageError as e:
         print(f"aibench: error: {e}", file=sys.stderr)

@@ -1,8 +1,9 @@
-"""asv benchmarks of the interconnect suite: `asv run` measures the same all-reduce cases
-as `aibench run --suite interconnect`, under the same names aibench records in results/.
-Each case launches its own MPI ranks (mpiexec -n $AIBENCH_RANKS, default 2), since asv
-runs benchmarks in a single process."""
+"""asv benchmarks of the interconnect suite, one class per target kind: `asv run` measures
+the same all-reduce cases as `aibench run --suite interconnect`, under the names aibench
+records in results/. Each case launches its own MPI ranks (mpiexec -n $AIBENCH_RANKS,
+default 2), since asv runs a benchmark in a single process."""
 
 from aibench.asv_benchmarks import asv_class
 
-Allreduce = asv_class("interconnect")
+AllreduceCpu = asv_class("interconnect", "AllreduceCpu")
+AllreduceCuda = asv_class("interconnect", "AllreduceCuda")

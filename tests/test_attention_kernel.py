@@ -22,6 +22,8 @@ SHAPES = [
     (1, 1, 1, 65, 129, 33),     # odd head dim (bf16 pairs), one key past a tile
     (1, 2, 2, 64, 128, 256),    # whole tiles, the largest head dim
     (1, 4, 1, 130, 7, 1),
+    (1, 2, 1, 130, 300, 64),    # causal diagonal crosses K tiles mid-tile
+    (1, 2, 2, 200, 70, 48),
 ]
 
 

@@ -146,6 +146,25 @@ def test_three_ranks_through_the_cli_and_behaviour_env_is_recorded(tmp_path):
 
 
 @needs_mpi
+def test_under_an_external_mpiexec_every_rank_runs_and_rank_0_alone_writes(tmp_path):
+    out = tmp_path / "run.json"
+    p = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect",
+                        "--param", "size=4k", "--param", "pattern=allreduce,p2p", "--param", "inplace=false",
+                        "--impl", "mpi", "--impl", "rma-ring", "--output", str(out), "--no-asv", "--time-budget", "0.1"],
+                       capture_output=True, text=True, timeout=120, env=_clean_env())
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("aibench results") == 1 and p.stderr.count("case(s), tier") == 1
+    doc = json.loads(out.read_text())
+    assert doc["system"]["mpi"]["ranks"] == 3 and "PMI" in doc["system"]["mpi"]["launcher"]
+    assert [(c["case_id"], c["impl"], c["status"]) for c in doc["cases"]] == [
+        ("allreduce-4KiB-fp32", "mpi", "passed"), ("allreduce-4KiB-fp32", "rma-ring", "passed"),
+        ("p2p-4KiB", "mpi", "passed")]
+    matrix = doc["cases"][2]["impl_detail"]["p2p"]
+    assert len(matrix["participants"]) == 3 and matrix["rounds"] == 3  # every pair of the 3 ranks
+    assert all((x is None) == (i == j) for i, row in enumerate(matrix["bw_gbps"]) for j, x in enumerate(row))
+
+
+@needs_mpi
 def test_injected_wrong_reduction_fails_the_case_with_exit_1(tmp_path):
     out = tmp_path / "run.json"
     p = run_cli("run", "--suite", "interconnect", "--param", "size=4004", "--param", "pattern=allreduce",
@@ -324,8 +343,9 @@ def test_asv_benchmarks_match_asv_discovery():
     buf = io.StringIO()
     list_benchmarks(str(REPO / "suites"), buf)
     discovered = {b["name"]: b for b in json.loads(buf.getvalue())}
-    exported = benchmark_dicts(get_suite("interconnect").asv_spec(), "interconnect")
-    assert {e["name"] for e in exported} == {"interconnect.Allreduce.track_busbw", "interconnect.Allreduce.track_time"}
+    exported = [b for spec in get_suite("interconnect").asv_specs() for b in benchmark_dicts(spec, "interconnect")]
+    assert {e["name"] for e in exported} == {f"interconnect.Allreduce{k}.{t}" for k in ("Cpu", "Cuda")
+                                              for t in ("track_busbw", "track_time")}
     for e in exported:
         found = discovered[e["name"]]
         for key in ("type", "unit", "version", "param_names", "params"):
@@ -333,12 +353,17 @@ def test_asv_benchmarks_match_asv_discovery():
 
 
 def test_asv_key_maps_allreduce_cases_and_leaves_p2p_out():
-    spec = get_suite("interconnect").asv_spec()
-    key = spec.key({"pattern": "allreduce", "size": 1024, "dtype": "bf16", "inplace": True}, "cpu", "rma-ring")
-    assert key == (1024, "bf16", True, "rma-ring", "cpu")
-    for name, values in zip(spec.param_names, spec.param_values):
-        assert key[spec.param_names.index(name)] in values
-    assert spec.key({"pattern": "p2p", "size": 4096, "dtype": "fp32", "inplace": False}, "cpu", "mpi") is None
+    cpu, cuda = get_suite("interconnect").asv_specs()
+    assert (cpu.class_name, cuda.class_name) == ("AllreduceCpu", "AllreduceCuda")
+    assert cpu.param_names == ("size", "dtype", "inplace", "impl")
+    case = {"pattern": "allreduce", "size": 1024, "dtype": "bf16", "inplace": True}
+    key = cpu.key(case, "cpu", "rma-ring")
+    assert key == (1024, "bf16", True, "rma-ring")
+    for name, values in zip(cpu.param_names, cpu.param_values):
+        assert key[cpu.param_names.index(name)] in values
+    assert cuda.key(case, "cpu", "rma-ring") is None and cuda.key(case, "cuda:0", "nccl") == (1024, "bf16", True, "nccl")
+    assert cpu.key({"pattern": "p2p", "size": 4096, "dtype": "fp32", "inplace": False}, "cpu", "mpi") is None
+    assert max(cuda.param_values[0]) == 2**30 and "nccl" not in cpu.param_values[3]
 
 
 @needs_mpi
@@ -355,7 +380,7 @@ def test_run_lands_in_asv_results(tmp_path):
     files = list((results / "ic-node").glob("*.json"))
     data = [json.loads(f.read_text()) for f in files if f.name != "machine.json"]
     assert data, files
-    track = data[0]["results"]["interconnect.Allreduce.track_busbw"]
+    track = data[0]["results"]["interconnect.AllreduceCpu.track_busbw"]
     values = [v for v in track[0] if v is not None]
     assert len(values) == 2 and all(v > 0 for v in values)  # mpi and rma-ring at 4 KiB fp32
     machine = json.loads((results / "ic-node" / "machine.json").read_text())

@@ -97,9 +97,11 @@ void qk_rest_bf16(int64_t rows, const uint16_t* k, int64_t D, const uint32_t* qt
 
 constexpr int kMrQkBf16 = 6;
 
-void qk_tile_bf16(const uint16_t* k, int64_t nk, int64_t D, const uint32_t* qtp, float* st, float c,
-                  float* tmax) {
+// t0: see keys_needed; key rows no query of the tile can see are skipped.
+void qk_tile_bf16(const uint16_t* k, int64_t nk, int64_t t0, int64_t D, const uint32_t* qtp,
+                  float* st, float c, float* tmax) {
   reset_tmax(tmax);
+  nk = keys_needed(0, kBlockQ, t0, nk);
   int64_t j = 0;
   for (; j + kMrQkBf16 <= nk; j += kMrQkBf16)
     qk_micro_bf16<kMrQkBf16>(k + j * D, D, qtp, st + j * kBlockQ, c, tmax);
@@ -239,7 +241,7 @@ void tile(const Problem& p, const VLayout& vl, int64_t b, int64_t h, int64_t q0,
     const int64_t nk = Sk - j0 < kBlockK ? Sk - j0 : kBlockK;
     const bool masked = p.causal && j0 + nk - 1 > q0 + off;
     const int64_t t0 = masked ? j0 - off - q0 : -(kBlockK + kBlockQ);
-    qk_tile_bf16(k + j0 * D, nk, D, qtp, st, c, tmax);
+    qk_tile_bf16(k + j0 * D, nk, t0, D, qtp, st, c, tmax);
     softmax_tile(st, nk, tmax, m, l, alpha, masked, t0, PackPairs{pp, idx});
     pv_tile_bf16(pp, vp + (j0 / 2) * vl.ld, vl.ld, nk, t0, ob, Dpad, alpha);
   }

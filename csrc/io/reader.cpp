@@ -202,6 +202,15 @@ uint64_t xorshift(uint64_t& s) {
   return s * 0x2545F4914F6CDD1Dull;
 }
 
+// Buffered sequential reads: at the end of each pass over a thread's slice, its pages
+// are dropped from the page cache (as fio's invalidate does for every loop), so that the
+// next pass reads the device again. No effect with O_DIRECT.
+void evict_slice(const Shared& sh, uint64_t slice_start_block) {
+  if (sh.cfg.direct) return;
+  posix_fadvise(sh.fd, static_cast<off_t>(slice_start_block * sh.cfg.bs),
+                static_cast<off_t>(sh.blocks_slice * sh.cfg.bs), POSIX_FADV_DONTNEED);
+}
+
 // Accounts one completed read that ended at `done` after starting at `submitted`.
 void complete(Shared& sh, ThreadStats& st, const void* buf, uint64_t offset, Clock::time_point submitted,
               Clock::time_point done) {
@@ -268,6 +277,7 @@ void uring_thread(Shared& sh, ThreadStats& st, int tid) {
     if (cfg.random) return (xorshift(rng) % sh.blocks_total) * cfg.bs;
     const uint64_t b = slice_start + seq_next;
     seq_next = (seq_next + 1) % sh.blocks_slice;
+    if (seq_next == 0) evict_slice(sh, slice_start);
     return b * cfg.bs;
   };
   std::vector<int> refill;
@@ -347,8 +357,14 @@ void pread_worker(Shared& sh, ThreadStats& st, int job, int worker, std::atomic<
   for (;;) {
     const auto start = Clock::now();
     if (start >= sh.t_end || sh.stop.load(std::memory_order_relaxed)) return;
-    const uint64_t off = cfg.random ? (xorshift(rng) % sh.blocks_total) * cfg.bs
-                                    : (slice_start + seq_counter.fetch_add(1) % sh.blocks_slice) * cfg.bs;
+    uint64_t off;
+    if (cfg.random) {
+      off = (xorshift(rng) % sh.blocks_total) * cfg.bs;
+    } else {
+      const uint64_t n = seq_counter.fetch_add(1);
+      if (n % sh.blocks_slice == sh.blocks_slice - 1) evict_slice(sh, slice_start);
+      off = (slice_start + n % sh.blocks_slice) * cfg.bs;
+    }
     uint64_t got = 0;
     while (got < cfg.bs) {
       const ssize_t r = pread(sh.fd, static_cast<char*>(buf.get()) + got, cfg.bs - got, static_cast<off_t>(off + got));

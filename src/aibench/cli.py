@@ -57,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", action="store_true")
     fmt.add_argument("--json", action="store_true")
 
+    p_pub = sub.add_parser("publish", help="record run documents in the asv results tree and build asv's pages")
+    p_pub.add_argument("runs", nargs="*", help="run documents (default: results/runs/*.json)")
+    p_pub.add_argument("--results", type=Path, default=Path("results"), help="asv results tree (default results/)")
+    p_pub.add_argument("--html", type=Path, default=Path("html"), help="where the pages go (default html/)")
+    p_pub.add_argument("--repo", default=".", help="the aibench git checkout the runs' commits belong to")
+
+    p_pre = sub.add_parser("preview", help="serve the published pages on 127.0.0.1")
+    p_pre.add_argument("--html", type=Path, default=Path("html"))
+    p_pre.add_argument("--port", type=int, default=8080)
+
     p_run = sub.add_parser("run", help="run suites and write a result file")
     p_run.add_argument("--suite", action="append", help="suite to run (repeatable; default: gemm)")
     tier = p_run.add_mutually_exclusive_group()
@@ -272,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
             from .compare import cmd_compare
 
             return cmd_compare(args)
+        if args.command in ("publish", "preview"):
+            from . import publish
+
+            return publish.cmd_publish(args) if args.command == "publish" else publish.cmd_preview(args)
         return cmd_run(args, ["aibench", *argv])
     except UsageError as e:
         print(f"aibench: error: {e}", file=sys.stderr)

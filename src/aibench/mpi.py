@@ -119,6 +119,10 @@ def self_launch(ranks: int, cli_args: list[str]) -> int:
     cmd = self_launch_command(ranks, cli_args, mpiexec)
     env = dict(os.environ)
     env[CHILD_MARKER] = "1"
+    if "--oversubscribe" in cmd and hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Open MPI's mpiexec refuses to start as root unless told twice (containers).
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     env[LAUNCH_DESCRIPTION] = " ".join(cmd[:cmd.index(sys.executable)])
     # Keep the children's Python from buffering stdout (rank 0 prints the progress and
     # summary) and from importing a stale aibench from the current directory.

@@ -17,6 +17,7 @@ rabenseifner (rma.py), and `nccl` (cuda target, CuPy).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from ...errors import SkipCase, UsageError
 from ...results import FAILED, PASSED, SKIPPED, CaseResult, Metric, RunDocument, Validation, now_iso
 from ...stats import summarize
 from ...targets import Target
-from ..base import AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice
+from ..base import AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, per_target_asv_specs
 from .common import DTYPES, FORMATS, GiB, MiB, ExactInputs, busbw_factor, fmt_size, parse_bool, parse_size, sweep_sizes
 from .measure import max_iterations, min_iterations, time_collective
 
@@ -115,17 +116,22 @@ class InterconnectSuite(Suite):
             cases += [{"pattern": "p2p", "size": s, "dtype": "fp32", "inplace": False} for s in _P2P_BYTES[tier]]
         return cases
 
-    def asv_spec(self) -> AsvSpec:
-        return AsvSpec(
-            class_name="Allreduce",
-            param_names=("size", "dtype", "inplace", "impl", "target"),
-            param_values=(tuple(sweep_sizes(1 * GiB)), DTYPES, (False, True), tuple(self.impl_names()), ("cpu", "cuda")),
-            tracks=(AsvTrack("track_busbw", "busbw_gbps", "GB/s"),
-                    AsvTrack("track_time", "time_us", "seconds", 1e-6)),
-            version="1",
-            key=lambda params, target, impl: None if params.get("pattern") != "allreduce" else
-            (params["size"], params["dtype"], params["inplace"], impl, target.split(":")[0]),
-        )
+    def asv_specs(self) -> list[AsvSpec]:
+        """AllreduceCpu and AllreduceCuda: size x dtype x inplace x impl, tracking busbw
+        (GB/s) and the time per all-reduce (seconds). The p2p matrix stays out of asv."""
+        specs = per_target_asv_specs(
+            self, "Allreduce", ("cpu", "cuda"), ("size", "dtype", "inplace"),
+            lambda p: (p["size"], p["dtype"], p["inplace"]),
+            lambda kind: (tuple(sweep_sizes(max(_MAX_BYTES[kind].values()))), DTYPES, (False, True)),
+            (AsvTrack("track_busbw", "busbw_gbps", "GB/s"), AsvTrack("track_time", "time_us", "seconds", 1e-6)),
+            version="1")
+
+        def allreduce_only(spec: AsvSpec) -> AsvSpec:
+            inner = spec.key
+            return dataclasses.replace(spec, key=lambda params, target, impl: None
+                                       if params.get("pattern") != "allreduce" else inner(params, target, impl))
+
+        return [allreduce_only(s) for s in specs]
 
     def check_case(self, params: dict[str, Any], target: Target) -> None:
         size, dtype = params["size"], params["dtype"]

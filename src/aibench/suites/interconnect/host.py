@@ -89,12 +89,13 @@ class RmaRunner:
         self.impl.run()
 
     def fill(self, inputs: ExactInputs, rank: int) -> None:
-        inputs.fill(self.impl.send, rank)
+        inputs.fill(self.impl.send, rank)  # in place: local stores into the window
+        self.impl.local_writes_done()
 
     def prepare_check(self, inputs: ExactInputs, rank: int) -> None:
         self.impl.poison()  # collective
         inputs.fill(self.impl.send, rank)
-        self.impl.comm.Barrier()
+        self.impl.local_writes_done()
 
     def result_host(self) -> np.ndarray:
         return self.impl.result

@@ -355,6 +355,13 @@ class RmaAllreduce:
             self.win.Sync()  # local stores to window memory, before peers access it
         self.comm.Barrier()
 
+    def local_writes_done(self) -> None:
+        """Collective: local stores into window memory are visible before any peer's
+        next access (Win.Sync is the memory barrier of the unified model)."""
+        if self.sync == "flush":
+            self.win.Sync()
+        self.comm.Barrier()
+
     def detail(self) -> dict:
         return {"algorithm": self.algorithm, "sync": self.sync, "window_bytes": self.layout["total"],
                 "steps_per_call": self.steps_per_call,

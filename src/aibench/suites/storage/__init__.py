@@ -226,8 +226,9 @@ class StorageSuite(Suite):
             "cpu_percent_of_one_core": {"user": 100 * r["cpu_user_s"] / window, "system": 100 * r["cpu_sys_s"] / window},
         })
         if not params["direct"] and r["bytes"] > region:
-            detail["page_cache_note"] = (f"the run read {r['bytes'] / region:.1f}x the file: after the first pass, "
-                                         "buffered reads may come from the page cache")
+            detail["page_cache_note"] = (f"the run read {r['bytes'] / region:.1f}x the file; sequential passes "
+                                         "drop their pages (posix_fadvise) at each wrap, random reads may hit "
+                                         "pages cached earlier in the run")
         result.impl_detail = detail
         samples = [_INTERVAL_S / n for n in r["interval_ios"][: int(runtime_s / _INTERVAL_S + 1e-9)] if n > 0]
         if samples:

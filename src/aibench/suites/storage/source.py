@@ -167,7 +167,10 @@ def open_source(options: dict[str, Any], budget_s: float, cache: dict[str, Any],
         return ReadSource("file", path, os.path.getsize(path), None, core.io_fs_type(path))
     if opts["device"]:
         path = opts["device"]
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # read-only, always
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # read-only, always
+        except OSError as e:
+            raise RuntimeError(f"--device {path}: cannot open it read-only: {e.strerror}") from None
         try:
             size = os.lseek(fd, 0, os.SEEK_END)
         finally:

@@ -31,8 +31,15 @@ def _clean_env(**extra) -> dict:
         if k.startswith(("PMI_", "PMIX_", "OMPI_COMM_WORLD", "MPI_LOCALNRANKS", "SLURM_", "HYDRA_")):
             del env[k]
     env.pop(mpi.CHILD_MARKER, None)
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")  # Open MPI in a container runs as root
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     env.update(extra)
     return env
+
+
+def mpiexec(ranks: int) -> list[str]:
+    extra = ["--oversubscribe"] if mpi._is_open_mpi(MPIEXEC) else []
+    return [MPIEXEC, "-n", str(ranks), *extra]
 
 
 def run_cli(*args, timeout=120, **env):
@@ -78,7 +85,7 @@ def test_every_impl_is_exact_for_uneven_counts_and_every_dtype(tmp_path, ranks):
     in and out of place, three calls in a row on the same buffers."""
     script = tmp_path / "exact.py"
     script.write_text(_EXACT_SCRIPT)
-    p = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py", str(script), ",".join(CPU_IMPLS)],
+    p = subprocess.run([*mpiexec(ranks), sys.executable, "-m", "mpi4py", str(script), ",".join(CPU_IMPLS)],
                        capture_output=True, text=True, timeout=120, env=_clean_env())
     assert p.returncode == 0, p.stdout + p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -148,14 +155,15 @@ def test_three_ranks_through_the_cli_and_behaviour_env_is_recorded(tmp_path):
 @needs_mpi
 def test_under_an_external_mpiexec_every_rank_runs_and_rank_0_alone_writes(tmp_path):
     out = tmp_path / "run.json"
-    p = subprocess.run([MPIEXEC, "-n", "3", sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect",
+    p = subprocess.run([*mpiexec(3), sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect",
                         "--param", "size=4k", "--param", "pattern=allreduce,p2p", "--param", "inplace=false",
                         "--impl", "mpi", "--impl", "rma-ring", "--output", str(out), "--no-asv", "--time-budget", "0.1"],
                        capture_output=True, text=True, timeout=120, env=_clean_env())
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("aibench results") == 1 and p.stderr.count("case(s), tier") == 1
     doc = json.loads(out.read_text())
-    assert doc["system"]["mpi"]["ranks"] == 3 and "PMI" in doc["system"]["mpi"]["launcher"]
+    assert doc["system"]["mpi"]["ranks"] == 3
+    assert doc["system"]["mpi"]["launcher"] != "none (singleton)"  # detected from the launcher's environment
     assert [(c["case_id"], c["impl"], c["status"]) for c in doc["cases"]] == [
         ("allreduce-4KiB-fp32", "mpi", "passed"), ("allreduce-4KiB-fp32", "rma-ring", "passed"),
         ("p2p-4KiB", "mpi", "passed")]
@@ -336,7 +344,7 @@ def test_run_case_outside_mpi_launches_the_ranks_itself():
 
 
 def test_asv_benchmarks_match_asv_discovery():
-    from asv_runner.discovery import list_benchmarks
+    list_benchmarks = pytest.importorskip("asv_runner.discovery").list_benchmarks
 
     from aibench.asv_export import benchmark_dicts
 

@@ -197,7 +197,7 @@ def run_options(args) -> dict:
 def cmd_run(args, argv: list[str]) -> int:
     from .report import RunProgress, print_summary
     from .results import ResultWriter
-    from .runner import TIER_BUDGET_S, default_output, exit_code, new_document, plan_run, run_planned
+    from .runner import TIER_BUDGET_S, default_output, default_suites, exit_code, new_document, plan_run, run_planned
     from .targets import parse_target
 
     tier = args.tier or "standard"
@@ -211,7 +211,8 @@ def cmd_run(args, argv: list[str]) -> int:
     options = run_options(args)
     if args.ranks is not None and args.ranks < 1:
         raise UsageError(f"--ranks must be at least 1 (got {args.ranks})")
-    planned = plan_run(args.suite or ["gemm"], tier, target, args.impl, raw_params)
+    suites = args.suite or default_suites(target, raw_params) or default_suites(target)
+    planned = plan_run(suites, tier, target, args.impl, raw_params)
     if not planned:
         raise UsageError("nothing to run: no impl of the chosen suite(s) runs on this target")
     # MPI: under a launcher every rank runs (rank 0 writes and prints); without one, a run
@@ -221,7 +222,7 @@ def cmd_run(args, argv: list[str]) -> int:
     session = None
     if mpi.under_launcher():
         session = mpi.start_session()
-    elif any(getattr(p.suite, "uses_mpi", False) for p in planned) and mpi.mpi_unavailable_reason() is None:
+    elif any(p.suite.uses_mpi for p in planned) and mpi.mpi_unavailable_reason() is None:
         return mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS, argv[1:])
     is_root = session is None or session.is_root
     machine = args.machine or socket.gethostname()

@@ -50,9 +50,18 @@ def plan_run(suite_names: list[str], tier: str, target: Target, impl_names: list
                  and (not impl_names or i.name in impl_names)]
         for params in suite.expand(tier, target, overrides):
             # A suite may narrow the impls of a case (interconnect: p2p runs on `mpi` only).
-            case_impls = suite.impls_for_case(params, impls) if hasattr(suite, "impls_for_case") else impls
+            case_impls = suite.impls_for_case(params, impls)
             planned.extend(PlannedCase(suite, params, impl) for impl in case_impls)
     return planned
+
+
+def default_suites(target: Target, param_keys=()) -> list[str]:
+    """What `aibench run` without --suite runs: every suite of the default run on this
+    target that has all the --param keys given (so gemm's m, n, k select gemm)."""
+    from .suites import all_suites
+
+    return [name for name, s in all_suites().items()
+            if s.in_default_run and target.kind in s.target_kinds and set(param_keys) <= set(s.params)]
 
 
 def new_document(argv: list[str], machine: str, tier: str, target: Target) -> RunDocument:
@@ -69,7 +78,7 @@ def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target
     ctx = RunContext(target=target, policy=policy, options=options or {})
     session = mpi.current()  # in an MPI run: MPI suites run on every rank, the others on rank 0
     for item in planned:
-        collective = session is not None and getattr(item.suite, "uses_mpi", False)
+        collective = session is not None and item.suite.uses_mpi
         if session is not None and not collective and not session.is_root:
             continue
         if collective:

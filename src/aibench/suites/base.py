@@ -85,9 +85,18 @@ class Suite:
     # follower -> leader: when --param sweeps the leader and not the follower, the follower
     # takes the leader's value (e.g. attention's kv_seqlen follows seqlen).
     coupled: dict[str, str] = {}
+    # Whether every MPI rank takes part in each case (interconnect); other suites run on
+    # rank 0 alone in an MPI run.
+    uses_mpi: bool = False
+    # Whether a plain `aibench run` (no --suite) includes this suite on its targets.
+    in_default_run: bool = True
 
     def impls(self) -> list[Impl]:
         raise NotImplementedError
+
+    def impls_for_case(self, params: dict[str, Any], impls: list[Impl]) -> list[Impl]:
+        """The impls that apply to one case (default: all of them)."""
+        return impls
 
     def asv_spec(self) -> AsvSpec | None:
         """The asv benchmark class of a suite with one (None: not tracked in asv)."""

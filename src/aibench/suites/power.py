@@ -20,6 +20,7 @@ class PowerSuite(Suite):
     params = _GEMM.params
     target_kinds = ("cpu", "cuda")
     comparisons = _GEMM.comparisons
+    in_default_run = False  # a sustained window per case: asked for with --suite power
 
     def impls(self) -> list[Impl]:
         return _GEMM.impls()

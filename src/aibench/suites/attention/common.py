@@ -10,7 +10,7 @@ import numpy as np
 from ..kernel import KernelRunner
 
 # Unit roundoff of the formats the output (and, for 16-bit types, P) is rounded to.
-_U = {"fp32": 2.0**-24, "bf16": 2.0**-9, "fp16": 2.0**-11}
+_U = {"fp32": 2.0**-24, "bf16": 2.0**-8, "fp16": 2.0**-11}
 
 
 class AttentionRunner(KernelRunner):

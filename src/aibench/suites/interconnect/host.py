@@ -8,7 +8,7 @@ import functools
 import numpy as np
 
 from ... import _core
-from .common import FORMATS, ExactInputs, poison
+from .common import FORMATS, ExactInputs, decode, encode, poison
 
 _NATIVE_16 = {"bf16": "BFLOAT16_T", "fp16": "FLOAT16_T"}
 
@@ -26,6 +26,27 @@ def _user_sum(dtype: str):
     return MPI.Op.Create(op, commute=True)
 
 
+@functools.lru_cache(maxsize=None)
+def _native_16(dtype: str):
+    """The library's own 16-bit float datatype if MPI_SUM really works on it (probed with
+    MPI_Reduce_local: a library may define the handle and still reject it, as Open MPI
+    4.1 does through mpi4py), else None."""
+    from mpi4py import MPI
+
+    datatype = getattr(MPI, _NATIVE_16[dtype], MPI.DATATYPE_NULL)
+    if datatype == MPI.DATATYPE_NULL:
+        return None
+    try:
+        if datatype.Get_size() != 2:
+            return None
+        a, b = encode(np.array([1.0, -2.0, 3.0]), dtype), encode(np.array([4.0, 5.0, -6.0]), dtype)
+        MPI.SUM.Reduce_local([a, datatype], [b, datatype])
+        ok = list(decode(b, dtype)) == [5.0, 3.0, -3.0]
+    except Exception:  # noqa: BLE001 - MPI.Exception, or a handle the library does not know
+        return None
+    return datatype if ok else None
+
+
 def mpi_type_and_op(dtype: str):
     """(datatype, op, how) for a sum of `dtype` by the MPI library."""
     from mpi4py import MPI
@@ -34,11 +55,11 @@ def mpi_type_and_op(dtype: str):
         return MPI.FLOAT, MPI.SUM, "MPI_FLOAT, MPI_SUM"
     if dtype == "fp64":
         return MPI.DOUBLE, MPI.SUM, "MPI_DOUBLE, MPI_SUM"
-    native = getattr(MPI, _NATIVE_16[dtype], MPI.DATATYPE_NULL)
-    if native != MPI.DATATYPE_NULL:
+    native = _native_16(dtype)
+    if native is not None:
         return native, MPI.SUM, f"MPI_{_NATIVE_16[dtype]}, MPI_SUM (the library's own reduction)"
     return (MPI.UINT16_T, _user_sum(dtype),
-            f"the library has no {dtype} datatype: MPI_UINT16_T with a user-defined MPI op "
+            f"the library has no usable {dtype} datatype: MPI_UINT16_T with a user-defined MPI op "
             "(aibench's reduce kernel); the communication is the library's")
 
 

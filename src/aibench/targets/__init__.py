@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 
@@ -42,3 +43,17 @@ def parse_target(text: str) -> Target:
     if arg is not None and arg not in ("tpu", "gpu", "cpu"):
         raise UsageError(f"bad JAX platform in {text!r}: expected tpu, gpu or cpu")
     return Target("jax", platform=arg)
+
+
+def torch_missing(target: Target | None = None) -> str | None:
+    """Why the torch impls cannot run here (torch is an optional peer), or None. On the
+    cuda target the GPU itself must be usable too."""
+    if target is not None and target.kind == "cuda":
+        from .cuda import unavailable_reason
+
+        reason = unavailable_reason(target)
+        if reason is not None:
+            return reason
+    if importlib.util.find_spec("torch") is None:
+        return "PyTorch is not installed (pip install 'aibench[torch]')"
+    return None

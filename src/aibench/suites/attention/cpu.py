@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from typing import Any
@@ -13,6 +12,7 @@ import psutil
 from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
+from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, last_level_cache_bytes
 from ..base import RunContext
 from .common import AttentionRunner, default_scale, kv_head
@@ -150,13 +150,9 @@ class NumpyAttentionRunner(_HostOperands):
         return {"numpy": np.__version__, "math": "float32", "buffer_sets": len(self.q)}
 
 
-def _torch_missing(target) -> str | None:
-    return None if importlib.util.find_spec("torch") else "PyTorch is not installed (pip install 'aibench[torch]')"
-
-
 class TorchAttentionRunner(_HostOperands):
     description = "torch.nn.functional.scaled_dot_product_attention"
-    unavailable = staticmethod(_torch_missing)
+    unavailable = staticmethod(torch_missing)
 
     def __init__(self, p, ctx):
         super().__init__(p, ctx)

@@ -3,7 +3,6 @@ on the same random operands in GPU memory (CuPy arrays)."""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ from ...dtypes import decode
 from ...errors import SkipCase
 from ...peaks import gpu_peak
 from ...targets import cuda as cu
+from ...targets import torch_missing
 from ..base import RunContext
 from .common import AttentionRunner, default_scale, kv_head
 from .cpu import TorchSdpa
@@ -91,16 +91,9 @@ class OwnFlashRunner(CudaOperands):
         return {**super().detail(), "kernel": self.plan.describe}
 
 
-def _torch_reason(target) -> str | None:
-    reason = cu.unavailable_reason(target)
-    if reason is None and importlib.util.find_spec("torch") is None:
-        return "PyTorch is not installed (pip install 'aibench[torch]')"
-    return reason
-
-
 class TorchCudaAttentionRunner(CudaOperands):
     description = "torch.nn.functional.scaled_dot_product_attention (flash backend where it applies)"
-    unavailable = staticmethod(_torch_reason)
+    unavailable = staticmethod(torch_missing)
 
     def __init__(self, p, ctx):
         super().__init__(p, ctx)

@@ -8,7 +8,6 @@ bf16 nor an int8 BLAS, so the blas impl skips them.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from typing import Any
@@ -19,6 +18,7 @@ import psutil
 from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
+from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, last_level_cache_bytes
 from ..base import RunContext
 from .common import GemmRunner
@@ -31,12 +31,6 @@ _NP_OUT_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.float32, "in
 _POISON = {np.dtype(np.uint16): 0x7FC0, np.dtype(np.int32): np.iinfo(np.int32).min}
 _LOWP_INSTRUCTIONS = {"bf16": "AVX512_BF16 (VDPBF16PS)", "int8": "AVX512_VNNI (VPDPBUSD)"}
 _MAX_BUFFER_SETS = 64
-
-
-def _torch_missing() -> str | None:
-    if importlib.util.find_spec("torch") is None:
-        return "PyTorch is not installed (pip install 'aibench[torch]')"
-    return None
 
 
 def set_bytes(params: dict[str, Any]) -> int:
@@ -188,7 +182,7 @@ class BlasRunner(_NumpyOperands):
 class TorchCpuRunner(_NumpyOperands):
     description = ("torch.matmul on CPU (oneDNN/MKL) for fp32, fp64 and bf16 (bf16 output); "
                    "torch._int_mm for int8 (int32 output)")
-    unavailable = staticmethod(lambda target: _torch_missing())
+    unavailable = staticmethod(torch_missing)
     # torch.matmul on bfloat16 tensors returns bfloat16: C is held as bf16 bits.
     out_dtype = {**_NP_OUT_DTYPE, "bf16": np.uint16}
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ import numpy as np
 from ...dtypes import decode
 from ...errors import SkipCase
 from ...peaks import gpu_peak
-from ...targets import Target
+from ...targets import torch_missing
 from ...targets import cuda as cu
 from ..base import RunContext
 from .common import GemmRunner
@@ -160,16 +159,9 @@ class CupyRunner(CudaOperands):
         super().close()
 
 
-def _torch_missing(target: Target) -> str | None:
-    reason = cu.unavailable_reason(target)
-    if reason is None and importlib.util.find_spec("torch") is None:
-        return "PyTorch is not installed (pip install 'aibench[torch]')"
-    return reason
-
-
 class TorchCudaRunner(CudaOperands):
     description = "torch.matmul on CUDA (cuBLAS/cuBLASLt); torch._int_mm for int8, torch._scaled_mm for fp8"
-    unavailable = staticmethod(_torch_missing)
+    unavailable = staticmethod(torch_missing)
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)

@@ -8,14 +8,13 @@ accumulation are fp32. CPU tests check argument validation (before any CUDA call
 the host emulation of the kernel's tiling, fragment layouts, masks and online softmax.
 """
 
-import importlib.util
 import math
-import pathlib
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
+
+from aibench.dtypes import decode
+from cuda_helpers import built_cuda_module, run_host_check
 
 DEVICE = 0
 STORAGE = {"bf16": np.uint16, "fp16": np.float16}
@@ -34,13 +33,6 @@ SHAPES = [
     (2, 16, 16, 512, 512, 128),
     (1, 4, 1, 1000, 1000, 64),  # GQA 4:1
 ]
-
-
-def decode(host, dtype):
-    """Host array of raw storage -> float64 values."""
-    if dtype == "bf16":
-        return (host.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    return host.astype(np.float64)
 
 
 def reference(q, k, v, scale, causal):
@@ -215,23 +207,9 @@ def test_flash_attention_throughput_report(cuda, cp, capability, head_dim, causa
 # --- argument validation (no GPU needed) -------------------------------------------------
 
 
-def _built_cuda_module():
-    try:
-        spec = importlib.util.find_spec("aibench._cuda")
-    except ImportError:
-        spec = None
-    if spec is None:
-        pytest.skip("aibench._cuda is not built")
-    from aibench import _cuda
-
-    if not hasattr(_cuda, "FlashAttention"):
-        pytest.skip("this aibench._cuda build predates FlashAttention")
-    return _cuda
-
-
 def test_flash_attention_rejects_bad_arguments_before_cuda():
     """Argument errors are ValueError and come before any CUDA call, GPU or not."""
-    cuda = _built_cuda_module()
+    cuda = built_cuda_module(needs="FlashAttention")
     p = 1 << 20  # never dereferenced: construction fails before touching the device
 
     def make(**changes):
@@ -255,18 +233,4 @@ def test_flash_attention_rejects_bad_arguments_before_cuda():
 
 def test_flash_attention_index_emulation(tmp_path):
     """Runs the host emulation of the kernel's tiling, swizzle, fragments, masks and softmax."""
-    root = pathlib.Path(__file__).resolve().parents[1]
-    source = root / "csrc" / "cuda" / "flash_attn_check.cpp"
-    if not source.exists():
-        pytest.skip("csrc/cuda not in this checkout")
-    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if compiler is None:
-        pytest.skip("no C++ compiler")
-    exe = tmp_path / "flash_attn_check"
-    subprocess.run(
-        [compiler, "-std=c++17", "-O2", f"-I{root / 'csrc'}", str(source), "-o", str(exe)],
-        check=True, capture_output=True, text=True,
-    )
-    result = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "all checks passed" in result.stdout
+    run_host_check(tmp_path, "flash_attn_check")

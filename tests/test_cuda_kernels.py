@@ -6,13 +6,11 @@ output precision of the dtype. CPU tests check the module without a GPU and run 
 emulation of the tensor-core kernel's index arithmetic.
 """
 
-import importlib.util
-import pathlib
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
+
+from aibench.dtypes import decode
+from cuda_helpers import built_cuda_module, run_host_check
 
 DEVICE = 0
 DTYPES = ["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8"]
@@ -45,32 +43,6 @@ SENTINEL = {
     "int32": -(2**31),
 }
 UNIT_ROUNDOFF = {"fp64": 2.0**-53, "fp32": 2.0**-24, "bf16": 2.0**-8, "fp16": 2.0**-11, "int32": 0.0}
-
-
-def _e4m3_table():
-    table = np.empty(256, dtype=np.float64)
-    for byte in range(256):
-        sign = -1.0 if byte & 0x80 else 1.0
-        exponent, mantissa = (byte >> 3) & 0xF, byte & 0x7
-        if exponent == 0xF and mantissa == 0x7:
-            table[byte] = np.nan
-        elif exponent == 0:
-            table[byte] = sign * mantissa / 8.0 * 2.0**-6
-        else:
-            table[byte] = sign * (1.0 + mantissa / 8.0) * 2.0 ** (exponent - 7)
-    return table
-
-
-E4M3 = _e4m3_table()
-
-
-def decode(host, encoding):
-    """Host array of raw storage -> float64 values."""
-    if encoding == "bf16":
-        return (host.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    if encoding == "fp8":
-        return E4M3[host]
-    return host.astype(np.float64)
 
 
 def input_encoding(dtype):
@@ -413,21 +385,8 @@ def test_device_queries(cuda):
 # --- CPU-only ---------------------------------------------------------------------------
 
 
-def _built_cuda_module():
-    """aibench._cuda when it was built; a built module that fails to import is an error."""
-    try:
-        spec = importlib.util.find_spec("aibench._cuda")
-    except ImportError:
-        spec = None
-    if spec is None:
-        pytest.skip("aibench._cuda is not built")
-    from aibench import _cuda  # must import even without a driver (static cudart)
-
-    return _cuda
-
-
 def test_cuda_module_without_device_reports_why():
-    cuda = _built_cuda_module()
+    cuda = built_cuda_module()
     if cuda.device_count() > 0:
         pytest.skip("a CUDA device is present")
     reason = cuda.cuda_unavailable_reason()
@@ -449,18 +408,4 @@ def test_cuda_module_without_device_reports_why():
 
 def test_mma_kernel_index_emulation(tmp_path):
     """Runs the host emulation of MmaGemm's tiling, swizzles and fragment layouts."""
-    root = pathlib.Path(__file__).resolve().parents[1]
-    source = root / "csrc" / "cuda" / "mma_layout_check.cpp"
-    if not source.exists():
-        pytest.skip("csrc/cuda not in this checkout")
-    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if compiler is None:
-        pytest.skip("no C++ compiler")
-    exe = tmp_path / "mma_layout_check"
-    subprocess.run(
-        [compiler, "-std=c++17", "-O2", f"-I{root / 'csrc'}", str(source), "-o", str(exe)],
-        check=True, capture_output=True, text=True,
-    )
-    result = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "all checks passed" in result.stdout
+    run_host_check(tmp_path, "mma_layout_check")

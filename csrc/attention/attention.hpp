@@ -104,7 +104,6 @@ Kernel bf16_kernel();
 // ("scalar", "avx2", "avx512"; bf16: "avx512_bf16" or none). Throws std::invalid_argument
 // for another dtype name.
 std::vector<std::string> paths(const std::string& dtype);
-bool has_avx512_bf16();
 // "auto" or one of paths(dtype). Throws std::invalid_argument (bf16 without AVX512_BF16:
 // a message that says it needs AVX512_BF16).
 Kernel select_kernel(Dtype dtype, const std::string& isa);

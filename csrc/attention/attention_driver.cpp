@@ -4,65 +4,27 @@
 #include "attention/attention.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <stdexcept>
 
 #include <omp.h>
 
+#include "common/cpu_features.hpp"
+#include "common/scratch.hpp"
 #include "gemm/gemm.hpp"
 
 namespace aibench::attention {
 namespace {
-
-constexpr size_t kAlignBytes = 64;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// Grow-only 64-byte-aligned scratch memory, one per thread, kept between calls so that
-// timing a small case does not time malloc.
-class Scratch {
- public:
-  ~Scratch() { std::free(data_); }
-  void* get(size_t bytes) {
-    if (bytes > size_) {
-      std::free(data_);
-      data_ = nullptr;
-      size_ = 0;
-      const size_t rounded = (std::max<size_t>(bytes, 1) + kAlignBytes - 1) / kAlignBytes * kAlignBytes;
-      data_ = std::aligned_alloc(kAlignBytes, rounded);
-      if (data_ == nullptr) throw std::bad_alloc();
-      size_ = rounded;
-    }
-    return data_;
-  }
-
- private:
-  void* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 thread_local Scratch tile_scratch;    // per OpenMP thread: the tile kernel's buffers
 thread_local Scratch layout_scratch;  // per calling thread: packed / padded V
 
 }  // namespace
 
-bool has_avx512_bf16() {
-#if AIBENCH_X86
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
 std::vector<std::string> paths(const std::string& dtype) {
   std::vector<std::string> names;
   if (dtype == "fp32") {
-    for (gemm::Isa isa : gemm::available_isas()) names.emplace_back(gemm::isa_name(isa));
+    for (Isa isa : available_isas(gemm::kIsaNeeds)) names.emplace_back(isa_name(isa));
   } else if (dtype == "bf16") {
     if (has_avx512_bf16()) names.emplace_back("avx512_bf16");
   } else {
@@ -85,10 +47,10 @@ Kernel select_kernel(Dtype dtype, const std::string& isa) {
     return avx512_bf16::bf16_kernel();
 #endif
   }
-  switch (gemm::parse_isa(isa)) {  // throws std::invalid_argument for unknown / unsupported
+  switch (parse_isa(isa, gemm::kIsaNeeds)) {  // throws std::invalid_argument for unknown / unsupported
 #if AIBENCH_X86
-    case gemm::Isa::avx512: return avx512::fp32_kernel();
-    case gemm::Isa::avx2: return avx2::fp32_kernel();
+    case Isa::avx512: return avx512::fp32_kernel();
+    case Isa::avx2: return avx2::fp32_kernel();
 #endif
     default: return scalar::fp32_kernel();
   }
@@ -98,7 +60,7 @@ void forward(const Kernel& kernel, const Problem& p, int threads) {
   const int64_t B = p.batch, H = p.heads, Hkv = p.kv_heads, Sk = p.seq_k, D = p.head_dim;
   const int64_t q_tiles = ceil_div(p.seq_q, kBlockQ);
   if (B * H * q_tiles == 0) return;
-  const int num_threads = threads > 0 ? threads : omp_get_max_threads();
+  const int num_threads = resolve_threads(threads);
 
   // V as the tile kernel reads it: in place, or (bf16 pairs, fp32 with an odd head dim)
   // repacked once per call into rows of whole vectors.

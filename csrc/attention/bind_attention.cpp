@@ -12,24 +12,13 @@
 #include <vector>
 
 #include "attention/attention.hpp"
+#include "common/py_arrays.hpp"
 #include "timing/timing.hpp"
 
 namespace py = pybind11;
 
 namespace aibench::attention {
 namespace {
-
-std::string shape_str(const py::array& x) {
-  std::string s = "(";
-  for (py::ssize_t d = 0; d < x.ndim(); ++d) s += (d ? ", " : "") + std::to_string(x.shape(d));
-  return s + (x.ndim() == 1 ? ",)" : ")");
-}
-
-bool overlaps(const py::array& x, const py::array& y) {
-  const auto* x0 = static_cast<const char*>(x.data());
-  const auto* y0 = static_cast<const char*>(y.data());
-  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
-}
 
 void check_layout(const char* fn, const char* name, const py::array& x) {
   if (x.ndim() != 4) {
@@ -92,10 +81,6 @@ Problem check_operands(const char* fn, const py::array& q, const py::array& k, c
   }
   return {dtype, B, H, Hkv, Sq, Sk, D, causal, static_cast<float>(scale),
           q.data(), k.data(), v.data(), o.mutable_data()};
-}
-
-void check_threads(const char* fn, int threads) {
-  if (threads < 0) throw py::value_error(std::string(fn) + ": threads must be >= 0 (0 = all cores)");
 }
 
 void attention_once(const py::array& q, const py::array& k, const py::array& v, py::array& o,

@@ -55,7 +55,7 @@ bool partial_overlap(const py::array& x, const py::array& y) {
 void reduce_sum(py::array& dst, const py::array& src, const std::string& dtype_name,
                 const py::object& a_obj, const std::string& isa_name_) {
   const Dtype dtype = parse_dtype(dtype_name);
-  const SumFn fn = sum_kernel(parse_isa(isa_name_), dtype);
+  const SumFn fn = sum_kernel(parse_isa(isa_name_, kIsaNeeds), dtype);
   check_array("dst", dst, dtype, dtype_name);
   check_array("src", src, dtype, dtype_name);
   if (!dst.writeable()) throw py::value_error("reduce_sum: dst must be writeable");
@@ -85,10 +85,10 @@ void reduce_sum(py::array& dst, const py::array& src, const std::string& dtype_n
 void bind_collectives(py::module_& m) {
   m.def("reduce_isa_paths", []() {
     std::vector<std::string> names;
-    for (Isa isa : available_isas()) names.emplace_back(isa_name(isa));
+    for (Isa isa : available_isas(kIsaNeeds)) names.emplace_back(isa_name(isa));
     return names;
   }, "ISA paths of the collectives' reduce kernel this CPU can run, slowest first.");
-  m.def("reduce_best_isa", []() { return std::string(isa_name(best_isa())); },
+  m.def("reduce_best_isa", []() { return std::string(isa_name(best_isa(kIsaNeeds))); },
         "Fastest reduce ISA path this CPU can run (what isa='auto' picks).");
   m.def("reduce_sum", &reduce_sum, py::arg("dst").noconvert(), py::arg("src").noconvert(),
         py::arg("dtype"), py::arg("a") = py::none(), py::arg("isa") = "auto",

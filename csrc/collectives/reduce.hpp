@@ -16,10 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "common/cpu_features.hpp"
+
 namespace aibench::collectives {
 
 enum class Dtype { fp32, fp64, bf16, fp16 };
-enum class Isa { scalar, avx2, avx512 };
+using aibench::Isa;
 
 // out[i] = a[i] + b[i] for 0 <= i < n. out may be the same pointer as a or b (in-place
 // accumulation); any other overlap is undefined.
@@ -41,13 +43,9 @@ SumKernels sum_kernels();
 }
 #endif
 
-// ISA paths this CPU (and build) can run, slowest first.
-std::vector<Isa> available_isas();
-Isa best_isa();
-const char* isa_name(Isa isa);
-// "auto" (= best_isa()), "scalar", "avx2" or "avx512"; std::invalid_argument otherwise or
-// when this CPU cannot run it.
-Isa parse_isa(const std::string& name);
+// What the reduce kernels need (F16C for the AVX2 fp16 path), for aibench::parse_isa etc.
+// (common/cpu_features.hpp); its errors say "reduce ISA path".
+extern const IsaNeeds kIsaNeeds;
 // "fp32", "fp64", "bf16" or "fp16"; std::invalid_argument otherwise.
 Dtype parse_dtype(const std::string& name);
 int dtype_size(Dtype dtype);

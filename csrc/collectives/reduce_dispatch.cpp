@@ -1,30 +1,14 @@
-// Which reduce ISA paths this CPU can run, and the kernel of each (dtype, ISA).
+// What the reduce ISA paths need, and the kernel of each (dtype, ISA).
 #include <stdexcept>
 
 #include "collectives/reduce.hpp"
 
 namespace aibench::collectives {
-namespace {
 
-// __builtin_cpu_supports also checks that the OS saves the wider registers (XGETBV).
-bool cpu_supports(Isa isa) {
-  switch (isa) {
-    case Isa::scalar:
-      return true;
-#if AIBENCH_X86
-    case Isa::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-    case Isa::avx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-#else
-    case Isa::avx2:
-    case Isa::avx512:
-      return false;
-#endif
-  }
-  return false;
-}
+// The AVX2 path converts fp16 with F16C; the AVX-512 one needs only AVX-512F for that.
+const IsaNeeds kIsaNeeds{"reduce ISA path", kF16c, kNoExtra};
+
+namespace {
 
 SumKernels kernels_of(Isa isa) {
   switch (isa) {
@@ -37,37 +21,6 @@ SumKernels kernels_of(Isa isa) {
 }
 
 }  // namespace
-
-std::vector<Isa> available_isas() {
-  std::vector<Isa> isas;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
-    if (cpu_supports(isa)) isas.push_back(isa);
-  }
-  return isas;
-}
-
-Isa best_isa() { return available_isas().back(); }
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
-  }
-  return "unknown";
-}
-
-Isa parse_isa(const std::string& name) {
-  if (name == "auto") return best_isa();
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
-    if (name != isa_name(isa)) continue;
-    if (!cpu_supports(isa)) {
-      throw std::invalid_argument("reduce ISA path '" + name + "' is not supported by this CPU or build");
-    }
-    return isa;
-  }
-  throw std::invalid_argument("unknown ISA path '" + name + "' (expected 'auto', 'scalar', 'avx2' or 'avx512')");
-}
 
 Dtype parse_dtype(const std::string& name) {
   if (name == "fp32") return Dtype::fp32;

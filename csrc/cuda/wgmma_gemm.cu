@@ -32,6 +32,7 @@
 
 #include "cuda/check.cuh"
 #include "cuda/mma_layout.cuh"  // block_coords: the same grouped raster as MmaGemm
+#include "cuda/ptx.cuh"
 #include "cuda/wgmma_gemm.cuh"
 
 namespace aibench_cuda {
@@ -208,30 +209,6 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], std::uint64_t 
           "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
         : "l"(desc_a), "l"(desc_b), "r"(1)
         : "memory");
-  }
-}
-
-template <bool FP16>
-__device__ __forceinline__ void store_pair(void* C, int M, int N, int row, int col, float v0,
-                                           float v1, bool pairs) {
-  if (row >= M || col >= N) return;
-  const std::size_t at = static_cast<std::size_t>(row) * N + col;
-  if constexpr (FP16) {
-    __half* p = static_cast<__half*>(C) + at;
-    if (pairs) {  // N even, col even, C 4-byte aligned: col + 1 < N and an aligned pair
-      *reinterpret_cast<__half2*>(p) = __floats2half2_rn(v0, v1);
-    } else {
-      p[0] = __float2half_rn(v0);
-      if (col + 1 < N) p[1] = __float2half_rn(v1);
-    }
-  } else {
-    __nv_bfloat16* p = static_cast<__nv_bfloat16*>(C) + at;
-    if (pairs) {
-      *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v0, v1);
-    } else {
-      p[0] = __float2bfloat16_rn(v0);
-      if (col + 1 < N) p[1] = __float2bfloat16_rn(v1);
-    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/py_arrays.hpp"
 #include "gemm/gemm.hpp"
 #include "timing/timing.hpp"
 
@@ -31,18 +32,6 @@ struct Operands {
   const void* b;
   void* c;
 };
-
-std::string shape_str(const py::array& x) {
-  std::string s = "(";
-  for (py::ssize_t d = 0; d < x.ndim(); ++d) s += (d ? ", " : "") + std::to_string(x.shape(d));
-  return s + (x.ndim() == 1 ? ",)" : ")");
-}
-
-bool overlaps(const py::array& x, const py::array& y) {
-  const auto* x0 = static_cast<const char*>(x.data());
-  const auto* y0 = static_cast<const char*>(y.data());
-  return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
-}
 
 void check_layout(const char* name, const py::array& x) {
   if (x.ndim() != 2) {
@@ -95,10 +84,6 @@ Operands check_operands(const py::array& a, const py::array& b, py::array& c) {
   return {dtype, m, n, k, a.data(), b.data(), c.mutable_data()};
 }
 
-void check_threads(int threads) {
-  if (threads < 0) throw py::value_error("gemm: threads must be >= 0 (0 = all cores)");
-}
-
 // The kernel of one dtype and ISA path, looked up once before any timing. fp32/fp64 take
 // the paths of isa_paths(); bf16 and int8 those of lowp_paths(dtype) ("auto": the best).
 struct Kernels {
@@ -109,8 +94,8 @@ struct Kernels {
   Int8KernelSpec int8{};
   Kernels(const std::string& isa, Dtype d) : dtype(d) {
     switch (d) {
-      case Dtype::fp32: fp32 = fp32_kernel(parse_isa(isa)); break;
-      case Dtype::fp64: fp64 = fp64_kernel(parse_isa(isa)); break;
+      case Dtype::fp32: fp32 = fp32_kernel(parse_isa(isa, kIsaNeeds)); break;
+      case Dtype::fp64: fp64 = fp64_kernel(parse_isa(isa, kIsaNeeds)); break;
       case Dtype::bf16_fp32_out:
       case Dtype::bf16_bf16_out: bf16 = bf16_kernel(isa); break;
       case Dtype::int8: int8 = int8_kernel(isa); break;
@@ -150,7 +135,7 @@ void gemm_once(const py::array& a, const py::array& b, py::array& c, const std::
                int threads) {
   const Operands op = check_operands(a, b, c);
   const Kernels kernels(isa, op.dtype);
-  check_threads(threads);
+  check_threads("gemm", threads);
   py::gil_scoped_release release;
   kernels.run(op, threads);
 }
@@ -172,7 +157,7 @@ double time_gemm(const std::vector<py::array>& a_list, const std::vector<py::arr
     }
   }
   const Kernels kernels(isa, sets[0].dtype);
-  check_threads(threads);
+  check_threads("gemm", threads);
   py::gil_scoped_release release;
   return timing::time_repeated(number, [&](int64_t i) {
     kernels.run(sets[static_cast<size_t>(i) % sets.size()], threads);
@@ -182,9 +167,9 @@ double time_gemm(const std::vector<py::array>& a_list, const std::vector<py::arr
 py::dict gemm_blocking(const std::string& isa, const std::string& dtype) {
   Blocking b;
   if (dtype == "fp32") {
-    b = fp32_kernel(parse_isa(isa)).blocking;
+    b = fp32_kernel(parse_isa(isa, kIsaNeeds)).blocking;
   } else if (dtype == "fp64") {
-    b = fp64_kernel(parse_isa(isa)).blocking;
+    b = fp64_kernel(parse_isa(isa, kIsaNeeds)).blocking;
   } else if (dtype == "bf16") {
     b = bf16_kernel(isa).blocking;
   } else if (dtype == "int8") {
@@ -207,10 +192,10 @@ py::dict gemm_blocking(const std::string& isa, const std::string& dtype) {
 void bind_gemm(py::module_& m) {
   m.def("isa_paths", []() {
     std::vector<std::string> names;
-    for (Isa isa : available_isas()) names.emplace_back(isa_name(isa));
+    for (Isa isa : available_isas(kIsaNeeds)) names.emplace_back(isa_name(isa));
     return names;
   }, "ISA paths of the CPU GEMM this CPU can run, slowest first.");
-  m.def("best_isa", []() { return std::string(isa_name(best_isa())); },
+  m.def("best_isa", []() { return std::string(isa_name(best_isa(kIsaNeeds))); },
         "Fastest ISA path this CPU can run (what isa='auto' picks).");
   m.def("gemm", &gemm_once, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("c").noconvert(), py::arg("isa") = "auto", py::arg("threads") = 0,

@@ -22,9 +22,11 @@
 #include <string>
 #include <vector>
 
+#include "common/cpu_features.hpp"
+
 namespace aibench::gemm {
 
-enum class Isa { scalar, avx2, avx512 };
+using aibench::Isa;
 
 // Block sizes in elements. mr x nr is the register tile of the micro-kernel; kc, mc, nc
 // size the packed A block (mc x kc, per thread, L2) and B panel (kc x nc, shared, L3).
@@ -64,13 +66,9 @@ KernelSpec<double> fp64_kernel();
 
 // ---- ISA selection (gemm_dispatch.cpp) ----
 
-// ISA paths this CPU can run, slowest first.
-std::vector<Isa> available_isas();
-Isa best_isa();
-const char* isa_name(Isa isa);
-// "scalar", "avx2", "avx512" or "auto" (= best_isa()). Throws std::invalid_argument for an
-// unknown name or an ISA this CPU (or this build) cannot run.
-Isa parse_isa(const std::string& name);
+// What the fp32/fp64 kernels need (FMA on both paths), for aibench::available_isas,
+// parse_isa, ... (common/cpu_features.hpp). The attention kernels need the same.
+extern const IsaNeeds kIsaNeeds;
 
 KernelSpec<float> fp32_kernel(Isa isa);
 KernelSpec<double> fp64_kernel(Isa isa);

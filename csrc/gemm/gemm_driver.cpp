@@ -4,43 +4,14 @@
 #include "gemm/gemm.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include <omp.h>
 
+#include "common/scratch.hpp"
+
 namespace aibench::gemm {
 namespace {
-
-constexpr int64_t kAlignBytes = 64;  // cache line, and the alignment of a zmm load
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// Grow-only 64-byte-aligned scratch memory, one per calling thread, kept between calls so
-// that timing a small GEMM does not time malloc.
-class Scratch {
- public:
-  ~Scratch() { std::free(data_); }
-  void* get(size_t bytes) {
-    if (bytes > size_) {
-      std::free(data_);
-      data_ = nullptr;
-      size_ = 0;
-      // aligned_alloc wants a size that is a multiple of the alignment.
-      const size_t rounded = (bytes + kAlignBytes - 1) / kAlignBytes * kAlignBytes;
-      data_ = std::aligned_alloc(kAlignBytes, rounded);
-      if (data_ == nullptr) throw std::bad_alloc();
-      size_ = rounded;
-    }
-    return data_;
-  }
-
- private:
-  void* data_ = nullptr;
-  size_t size_ = 0;
-};
 
 thread_local Scratch scratch;
 
@@ -82,7 +53,7 @@ void gemm_blocked(const KernelSpec<T>& kernel, int64_t m, int64_t n, int64_t k, 
   }
   const Blocking& blk = kernel.blocking;
   const int64_t mr = blk.mr, nr = blk.nr;
-  const int num_threads = threads > 0 ? threads : omp_get_max_threads();
+  const int num_threads = resolve_threads(threads);
 
   // Row blocks of A: the fewest of at most about MC rows, their count a multiple of the
   // thread count, each a whole number of MR-row panels and within one panel of the

@@ -5,67 +5,22 @@
 // gemm_driver.cpp (see gemm.hpp); what differs is the packed layout (k interleaved in
 // groups of 2 or 4 in each 32-bit lane), the int8 correction, and bf16 output.
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <stdexcept>
 #include <type_traits>
 
 #include <omp.h>
 
+#include "common/cpu_features.hpp"
+#include "common/scratch.hpp"
 #include "gemm/gemm.hpp"
 
 namespace aibench::gemm {
 namespace {
 
-constexpr int64_t kAlignBytes = 64;
 constexpr int64_t kMaxNr = 256;  // widest micro-panel the packing supports (checked below)
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// Grow-only 64-byte-aligned scratch memory per calling thread (as in gemm_driver.cpp).
-class Scratch {
- public:
-  ~Scratch() { std::free(data_); }
-  void* get(size_t bytes) {
-    if (bytes > size_) {
-      std::free(data_);
-      data_ = nullptr;
-      size_ = 0;
-      const size_t rounded = (bytes + kAlignBytes - 1) / kAlignBytes * kAlignBytes;
-      data_ = std::aligned_alloc(kAlignBytes, rounded);
-      if (data_ == nullptr) throw std::bad_alloc();
-      size_ = rounded;
-    }
-    return data_;
-  }
-
- private:
-  void* data_ = nullptr;
-  size_t size_ = 0;
-};
-
 thread_local Scratch lowp_scratch;
-
-bool cpu_has_bf16() {
-#if AIBENCH_X86
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx512bf16");
-#else
-  return false;
-#endif
-}
-
-bool cpu_has_vnni() {
-#if AIBENCH_X86
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-#else
-  return false;
-#endif
-}
 
 // fp32 -> bf16 bits, round to nearest even, as VCVTNEPS2BF16 does it (the micro-kernel
 // rounds full tiles with that instruction; this rounds the edges): NaN -> quiet NaN,
@@ -228,7 +183,7 @@ void gemm_lowp(const typename Types<K>::Spec& kernel, int64_t m, int64_t n, int6
   if (nr > kMaxNr || blk.kc % G != 0) {
     throw std::logic_error("gemm_lowp: blocking needs nr <= 256 and kc a multiple of the k group");
   }
-  const int num_threads = threads > 0 ? threads : omp_get_max_threads();
+  const int num_threads = resolve_threads(threads);
 
   // Row blocks and column splits exactly as in gemm_driver.cpp.
   const int64_t row_panels = ceil_div(m, mr);
@@ -344,15 +299,15 @@ void gemm_lowp(const typename Types<K>::Spec& kernel, int64_t m, int64_t n, int6
 }  // namespace
 
 std::vector<std::string> lowp_paths(const std::string& dtype) {
-  if (dtype == "bf16") return cpu_has_bf16() ? std::vector<std::string>{"avx512_bf16"} : std::vector<std::string>{};
-  if (dtype == "int8") return cpu_has_vnni() ? std::vector<std::string>{"avx512_vnni"} : std::vector<std::string>{};
+  if (dtype == "bf16") return has_avx512_bf16() ? std::vector<std::string>{"avx512_bf16"} : std::vector<std::string>{};
+  if (dtype == "int8") return has_avx512_vnni() ? std::vector<std::string>{"avx512_vnni"} : std::vector<std::string>{};
   throw std::invalid_argument("lowp_paths: dtype must be 'bf16' or 'int8', got '" + dtype + "'");
 }
 
 Bf16KernelSpec bf16_kernel(const std::string& isa) {
 #if AIBENCH_X86
   if (isa == "avx512_bf16" || isa == "auto") {
-    if (!cpu_has_bf16()) {
+    if (!has_avx512_bf16()) {
       throw std::invalid_argument("bf16 GEMM path '" + isa +
                                   "': this CPU lacks AVX512_BF16 (no emulation is offered)");
     }
@@ -365,7 +320,7 @@ Bf16KernelSpec bf16_kernel(const std::string& isa) {
 Int8KernelSpec int8_kernel(const std::string& isa) {
 #if AIBENCH_X86
   if (isa == "avx512_vnni" || isa == "auto") {
-    if (!cpu_has_vnni()) {
+    if (!has_avx512_vnni()) {
       throw std::invalid_argument("int8 GEMM path '" + isa +
                                   "': this CPU lacks AVX512_VNNI (no emulation is offered)");
     }

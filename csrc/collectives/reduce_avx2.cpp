@@ -1,4 +1,4 @@
-// AVX2 + F16C reduce path (compiled with -mavx2 -mfma -mf16c). Everything is in an
+// AVX2 + F16C reduce path (compiled with -mavx2 -mf16c). Everything is in an
 // anonymous namespace: see the ODR rule in reduce.hpp. Loops do two vectors per step
 // (the sum is bound by memory bandwidth, not by the adder); tails go scalar.
 #include <immintrin.h>

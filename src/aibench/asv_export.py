@@ -68,7 +68,7 @@ def machine_info(doc: RunDocument) -> dict[str, str]:
         "ram": str(mem),
         "gpu": devices[0]["name"] if devices else "none",
         "gpu_count": str(gpus.get("count", 0)),
-        "gpu_driver": str(gpus.get("driver_version", "none")),
+        "gpu_driver": str(gpus.get("nvidia_driver") or gpus.get("driver_version") or "none"),
         "mpi": mpi.get("library", "none") if isinstance(mpi, dict) else "none",
     }
 

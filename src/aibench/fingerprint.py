@@ -79,6 +79,19 @@ def git_commit() -> str | None:
         return None
 
 
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver release (e.g. 580.159.04) from NVML; the CUDA driver API version
+    (cudaDriverGetVersion) is recorded beside it as driver_version."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+        return version.decode() if isinstance(version, bytes) else version
+    except Exception:  # noqa: BLE001 - no NVML: the CUDA version alone identifies less
+        return None
+
+
 def _gpus() -> dict[str, Any]:
     from .targets import cuda as cu
 
@@ -92,7 +105,8 @@ def _gpus() -> dict[str, Any]:
     for i in range(count):
         props = cu.device_properties(i)
         devices.append({**props, "name": cu.device_name(i)})
-    return {"available": True, "count": count, "driver_version": module.driver_version(),
+    return {"available": True, "count": count, "nvidia_driver": _nvidia_driver(),
+            "driver_version": module.driver_version(),
             "runtime_version": module.runtime_version(), "cublaslt_version": module.cublaslt_version(),
             "devices": devices}
 

@@ -110,7 +110,8 @@ class CublasRunner(_PlanRunner):
 
 
 class OwnMmaRunner(_PlanRunner):
-    description = "aibench's tensor-core kernel: shared-memory tiles, cp.async pipeline, ldmatrix + mma.sync (bf16/fp16)"
+    description = ("aibench's tensor-core kernel (bf16/fp16): on Hopper built for sm_90a, wgmma with a TMA + mbarrier "
+                   "pipeline; elsewhere shared-memory tiles, cp.async pipeline, ldmatrix + mma.sync")
     unavailable = staticmethod(cu.unavailable_reason)
 
     def __init__(self, params, ctx):

@@ -152,6 +152,7 @@ def test_power_suite_reports_simulated_rapl_wattage_and_j_per_tflop(tmp_path, mo
     assert power["available"] and power["primary"]["sources"] == ["rapl (cpu package: package-0)"]
     assert case["metrics"]["avg_watts"]["value"] == pytest.approx(85.0, rel=0.02)
     assert power["primary"]["idle_watts"] == pytest.approx(85.0, rel=0.02)
+    assert 0 < power["meter_cost_fraction"] < 0.01  # the meters' reads cost under 1% of one core
     # J/TFLOP is the energy of the window over the work done in it.
     work_tflop = power["sustained_tflops"] * power["window_s"]
     assert case["metrics"]["joules_per_tflop"]["value"] == pytest.approx(power["primary"]["joules"] / work_tflop, rel=1e-9)

@@ -117,18 +117,19 @@ def energy_table(cases: list[CaseResult]) -> Table | None:
         return None
     table = Table(title="energy per FLOP (sustained window)")
     for col in ("suite", "case", "target", "impl", "source", "avg W", "idle W", "J/TFLOP", "GFLOP/s/W",
-                "sustained/short", "note"):
+                "sustained/short", "meter cost", "note"):
         table.add_column(col, justify="left" if col in ("suite", "case", "target", "impl", "source", "note") else "right")
     for c in rows:
         p = c.power
         if not p.get("available"):
-            table.add_row(c.suite, c.case_id, c.target, c.impl, "-", "", "", "", "", "", escape(p.get("reason", "")[:90]))
+            table.add_row(c.suite, c.case_id, c.target, c.impl, "-", "", "", "", "", "", "", escape(p.get("reason", "")[:90]))
             continue
         pr = p["primary"]
         note = "THROTTLED (sustained rate dropped)" if p.get("throttled") else ""
         table.add_row(c.suite, c.case_id, c.target, c.impl, escape(", ".join(pr["sources"]))[:60],
                       _fmt(pr["avg_watts"]), _fmt(pr["idle_watts"]), _fmt(pr["joules_per_tflop"]),
-                      _fmt(pr["gflops_per_watt"]), f"{p['sustained_vs_short']:.3f}", note)
+                      _fmt(pr["gflops_per_watt"]), f"{p['sustained_vs_short']:.3f}",
+                      f"{100 * p['meter_cost_fraction']:.3f}%", note)
     return table
 
 

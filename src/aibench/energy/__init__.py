@@ -23,6 +23,8 @@ class EnergyReading:
     joules: float
     seconds: float
     update_period_s: float
+    read_seconds: float = 0.0  # time spent reading the source during the window
+
 
     @property
     def watts(self) -> float:
@@ -57,6 +59,7 @@ class CounterMeter(EnergyMeter):
     def start(self) -> None:
         self._lock = threading.Lock()
         self._total = 0.0
+        self._read_s = 0.0
         self._last = self.read_joules()
         self._t0 = time.perf_counter()
         self._stop = threading.Event()
@@ -64,7 +67,9 @@ class CounterMeter(EnergyMeter):
         self._thread.start()
 
     def _accumulate(self) -> None:
+        started = time.perf_counter()
         now = self.read_joules()
+        self._read_s += time.perf_counter() - started
         with self._lock:
             delta = now - self._last
             if delta < 0 and self.wrap_joules:
@@ -81,7 +86,8 @@ class CounterMeter(EnergyMeter):
         self._thread.join()
         self._accumulate()
         seconds = time.perf_counter() - self._t0
-        return EnergyReading(self.source, self.scope, self.name, self._total, seconds, self.update_period_s)
+        return EnergyReading(self.source, self.scope, self.name, self._total, seconds, self.update_period_s,
+                             self._read_s)
 
 
 class SampledPowerMeter(EnergyMeter):
@@ -90,20 +96,28 @@ class SampledPowerMeter(EnergyMeter):
     def read_watts(self) -> float:
         raise NotImplementedError
 
+    def _sample(self) -> None:
+        started = time.perf_counter()
+        watts = self.read_watts()
+        self._read_s += time.perf_counter() - started
+        self._samples.append((started, watts))
+
     def start(self) -> None:
-        self._samples: list[tuple[float, float]] = [(time.perf_counter(), self.read_watts())]
+        self._samples: list[tuple[float, float]] = []
+        self._read_s = 0.0
+        self._sample()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while not self._stop.wait(self.update_period_s):
-            self._samples.append((time.perf_counter(), self.read_watts()))
+            self._sample()
 
     def stop(self) -> EnergyReading:
         self._stop.set()
         self._thread.join()
-        self._samples.append((time.perf_counter(), self.read_watts()))
+        self._sample()
         joules = sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(self._samples, self._samples[1:]))
         seconds = self._samples[-1][0] - self._samples[0][0]
-        return EnergyReading(self.source, self.scope, self.name, joules, seconds, self.update_period_s)
+        return EnergyReading(self.source, self.scope, self.name, joules, seconds, self.update_period_s, self._read_s)

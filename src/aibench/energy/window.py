@@ -110,6 +110,10 @@ def measure_energy(timer, median_s: float, flops: float, target, options: dict[s
         "meters": entries,
         "unreadable": reasons,
         "clock_start": clock_start, "clock_end": clock_end,
+        # What the meters cost the run: time their polling threads spent reading sources,
+        # as a fraction of the window (of one core).
+        "meter_read_s": sum(r.read_seconds for r in readings),
+        "meter_cost_fraction": sum(r.read_seconds for r in readings) / elapsed,
         "sustained_tflops": sustained, "short_run_tflops": short,
         "sustained_vs_short": sustained / short,
         "throttled": sustained / short < 1.0 - THROTTLE_DROP,

@@ -5,6 +5,8 @@
 #include <omp.h>
 #endif
 
+#include "common/scratch.hpp"
+
 namespace py = pybind11;
 
 namespace aibench {
@@ -32,6 +34,9 @@ PYBIND11_MODULE(_core, m) {
 #endif
     return info;
   }, "How this extension was compiled.");
+  m.def("default_threads", []() { return aibench::resolve_threads(0); },
+        "Threads the CPU kernels use when given threads=0 (OMP_NUM_THREADS if set, else every "
+        "processor this process may run on).");
   aibench::timing::bind_timing(m);
   aibench::clock::bind_clock(m);
   aibench::gemm::bind_gemm(m);

@@ -232,3 +232,20 @@ def test_own_lowp_runner_skips_with_reason_without_the_instructions(tmp_path, mo
     assert len(cases) == 2
     for c in cases:
         assert c["status"] == "skipped" and "lacks" in c["validation"]["reason"] and c["metrics"] == {}
+
+
+def test_kernels_keep_every_core_when_torch_lowers_openmp_threads():
+    """torch.set_num_threads(1) (what torch does by itself under an MPI launcher) lowers
+    the OpenMP default of the whole process; aibench's kernels must still use every core."""
+    import os
+    import subprocess
+    import sys
+
+    torch = pytest.importorskip("torch")
+    del torch
+    code = ("import os, torch; from aibench import _core; torch.set_num_threads(1); "
+            "print(_core.default_threads(), len(os.sched_getaffinity(0)))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    threads, cores = map(int, out.stdout.split())
+    assert threads == cores

@@ -14,6 +14,8 @@
 
 #include <omp.h>
 
+#include "common/scratch.hpp"
+
 namespace py = pybind11;
 
 namespace aibench::clock {
@@ -60,7 +62,7 @@ double thread_clock_ghz(double seconds) {
 // GHz of each OpenMP thread (one per core by default), all measured at the same time.
 std::vector<double> measure_clock_ghz_per_thread(double seconds) {
   if (!(seconds > 0.0)) throw std::invalid_argument("measure_clock_ghz: seconds must be > 0");
-  std::vector<double> ghz(static_cast<size_t>(omp_get_max_threads()));
+  std::vector<double> ghz(static_cast<size_t>(resolve_threads(0)));
 #pragma omp parallel num_threads(static_cast<int>(ghz.size()))
   {
     thread_clock_ghz(0.05);  // let the clock ramp up under load before measuring

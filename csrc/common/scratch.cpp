@@ -7,7 +7,13 @@
 
 namespace aibench {
 
-int resolve_threads(int threads) { return threads > 0 ? threads : omp_get_max_threads(); }
+// threads = 0: OMP_NUM_THREADS when the user set it, else every processor this process may
+// run on. Not omp_get_max_threads() alone: another library in the process can lower it
+// behind our back (torch sets it to 1 under an MPI launcher, as MKL picks 1 thread per rank).
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  return std::getenv("OMP_NUM_THREADS") != nullptr ? omp_get_max_threads() : omp_get_num_procs();
+}
 
 Scratch::~Scratch() { std::free(data_); }
 

@@ -79,6 +79,27 @@ def measured_clock_ghz() -> float:
     return float(_core.measure_clock_ghz(0.2))
 
 
+def worker_threads() -> int:
+    """Threads a CPU impl gets: OMP_NUM_THREADS when set, else every processor this process
+    may run on (the count aibench's own kernels use, so that peers get the same cores)."""
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def import_torch():
+    """torch, with its intra-op threads set to worker_threads(): its own default can be
+    lower (1 under an MPI launcher, where MKL picks one thread per rank), and a peer held
+    to fewer cores than aibench's kernel would be an unfair comparison."""
+    import torch
+
+    torch.set_num_threads(worker_threads())
+    return torch
+
+
 def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 

@@ -13,7 +13,7 @@ from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
-from ...targets.cpu import cpu_peak_tflops, last_level_cache_bytes
+from ...targets.cpu import cpu_peak_tflops, import_torch, last_level_cache_bytes
 from ..base import RunContext
 from .common import AttentionRunner, default_scale, kv_head
 
@@ -181,7 +181,7 @@ class TorchSdpa:
     def __init__(self, p: dict[str, Any]):
         if p["causal"] and p["seqlen"] > p["kv_seqlen"]:
             raise SkipCase("causal with seqlen > kv_seqlen leaves rows with no visible key, which torch does not define as 0")
-        import torch
+        torch = import_torch()
         import torch.nn.functional as F
 
         self.torch, self.F = torch, F

@@ -19,7 +19,7 @@ from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
-from ...targets.cpu import cpu_peak_tflops, last_level_cache_bytes
+from ...targets.cpu import cpu_peak_tflops, import_torch, last_level_cache_bytes
 from ..base import RunContext
 from .common import GemmRunner
 
@@ -145,7 +145,7 @@ class OwnKernelRunner(_NumpyOperands):
         _core.gemm(self.a[0], self.b[0], self.c[0], self.isa)
 
     def detail(self) -> dict:
-        return {"isa": self.isa, "buffer_sets": len(self.a), "output": _out_name(self.c[0]),
+        return {"isa": self.isa, "threads": _core.default_threads(), "buffer_sets": len(self.a), "output": _out_name(self.c[0]),
                 "blocking": _core.gemm_blocking(self.isa, self.dtype)}
 
 
@@ -188,7 +188,7 @@ class TorchCpuRunner(_NumpyOperands):
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
-        import torch
+        torch = import_torch()
 
         self.torch = torch
         if self.dtype == "bf16":

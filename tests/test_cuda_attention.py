@@ -66,18 +66,6 @@ def cuda():
     return cuda
 
 
-@pytest.fixture(scope="module")
-def cp(cuda):
-    cupy = pytest.importorskip("cupy")
-    cupy.cuda.Device(DEVICE).use()
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def capability(cuda):
-    props = cuda.device_properties(DEVICE)
-    return props["major"] * 10 + props["minor"]
-
 
 def random_device(cuda, cp, shape, dtype, seed):
     array = cp.empty(shape, dtype=STORAGE[dtype])

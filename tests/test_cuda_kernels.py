@@ -60,18 +60,6 @@ def cuda():
     return cuda
 
 
-@pytest.fixture(scope="module")
-def cp(cuda):
-    cupy = pytest.importorskip("cupy")
-    cupy.cuda.Device(DEVICE).use()
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def capability(cuda):
-    props = cuda.device_properties(DEVICE)
-    return props["major"] * 10 + props["minor"]
-
 
 def random_device(cuda, cp, shape, dtype, seed, lo=-1.0, hi=1.0):
     array = cp.empty(shape, dtype=INPUT_STORAGE[dtype])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,8 +184,6 @@ def cmd_compare(args) -> int:
     if args.fail_below is not None:
         low = [r for r in rows if any(x < args.fail_below for x in r.ratios)]
         if low:
-            import sys
-
             print(f"aibench: {len(low)} shared case(s) below {args.fail_below}x of {names(runs)[0]}", file=sys.stderr)
             return 1
     return 0

@@ -1,4 +1,5 @@
-"""The three ways a request or a case can go wrong, each with its own exit path."""
+"""The ways a request or a case can go wrong that are not a failed case (any exception
+inside a case fails that case; runner.py and suites/kernel.py record it)."""
 
 
 class UsageError(Exception):
@@ -7,7 +8,3 @@ class UsageError(Exception):
 
 class SkipCase(Exception):
     """This case cannot run here (no GPU, no library, no instruction set): skipped, with why."""
-
-
-class CaseFailure(Exception):
-    """The case ran but its result is wrong or it could not complete: failed, exit 1."""

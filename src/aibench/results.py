@@ -64,11 +64,6 @@ class CaseResult:
     started_at: str | None = None
     duration_s: float | None = None
 
-    @property
-    def key(self) -> tuple:
-        """What identifies the same case across runs (for comparisons)."""
-        return (self.suite, self.case_id, self.target, self.impl)
-
     def to_dict(self) -> dict:
         return asdict(self)
 

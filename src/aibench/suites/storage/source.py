@@ -16,7 +16,6 @@ import secrets
 import shutil
 import stat
 import tempfile
-import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -122,9 +121,6 @@ class ReadSource:
         return {**d, **self.detail}
 
 
-_SETTLE_S = 5.0  # idle time between writing the test file and the first timed read
-
-
 class CreatedFile:
     """The suite's own test file: created once per run, deleted when done or at exit."""
 
@@ -140,10 +136,6 @@ class CreatedFile:
             core.io_create_file(self.path, size, self.file_id)
             if after_create is not None:
                 after_create(self.path)
-            # fsync returns before a virtual or cached device has absorbed the write: here,
-            # O_DIRECT reads started right after writing 1 GiB ran at about 0.6x the same
-            # reads a little later, and only the first impl of the first case paid for it.
-            time.sleep(_SETTLE_S)
         except BaseException:
             self.close()
             raise

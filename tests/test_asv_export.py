@@ -2,16 +2,64 @@
 
 import io
 import json
+import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
+import asv
 import pytest
 
+from aibench import publish
 from aibench.asv_export import benchmark_dicts
 from aibench.cli import main
 from aibench.fingerprint import git_commit
 from aibench.suites import get_suite
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def loaded_files(page: str) -> list[str]:
+    """What a page's <script src> and <link rel=stylesheet href> tags load."""
+    class Tags(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.urls = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "script" and a.get("src"):
+                self.urls.append(a["src"])
+            elif tag == "link" and a.get("rel") == "stylesheet":
+                self.urls.append(a["href"])
+
+    tags = Tags()
+    tags.feed(page)
+    return tags.urls
+
+
+def assert_self_contained(html: Path):
+    """Every script and stylesheet of asv's index.html is a file in the published tree:
+    fails when a newer asv asks for a CDN file that aibench/www_vendor lacks."""
+    urls = loaded_files((html / "index.html").read_text())
+    assert len(urls) > 10, urls
+    remote = [u for u in urls if u.startswith(("http:", "https:", "//"))]
+    assert not remote, f"still loaded from the internet (add them to aibench/www_vendor): {remote}"
+    assert [u for u in urls if not (html / u).is_file()] == []
+
+
+def test_asv_template_made_self_contained_with_a_plots_link(tmp_path):
+    """On asv's own index.html template: CDN files become local copies, and the nav
+    links aibench's plots page only where there is one."""
+    shutil.copytree(Path(asv.__file__).parent / "www", tmp_path / "html")
+    assert publish._make_pages_self_contained(tmp_path / "html") == []
+    assert_self_contained(tmp_path / "html")
+    assert "plots/index.html" not in (tmp_path / "html" / "index.html").read_text()
+
+    shutil.copytree(Path(asv.__file__).parent / "www", tmp_path / "html2")
+    (tmp_path / "html2" / "plots").mkdir()
+    (tmp_path / "html2" / "plots" / "index.html").write_text("<html></html>")
+    publish._make_pages_self_contained(tmp_path / "html2")
+    assert '<a href="plots/index.html">aibench plots</a>' in (tmp_path / "html2" / "index.html").read_text()
 
 
 def test_exported_benchmarks_match_asv_discovery_of_suites_dir():
@@ -45,6 +93,7 @@ def test_asv_publish_builds_pages_from_an_aibench_run(tmp_path):
     index = json.loads((tmp_path / "html" / "index.json").read_text())
     assert "gemm.GemmCpu.track_tflops" in index["benchmarks"]
     assert set(index["machines"]) == {"node-a", "node-b"}
+    assert_self_contained(tmp_path / "html")
     graphs = list((tmp_path / "html" / "graphs").rglob("gemm.GemmCpu.track_tflops.json"))
     assert graphs, "no graph of the gemm benchmark"
     points = [json.loads(g.read_text()) for g in graphs]

@@ -16,35 +16,16 @@ import pytest
 
 from aibench import mpi
 from aibench.suites import get_suite
+from mpi_helpers import clean_env, mpiexec, needs_mpi
 
 REPO = Path(__file__).resolve().parents[1]
-MPIEXEC = mpi.find_mpiexec()
-needs_mpi = pytest.mark.skipif(MPIEXEC is None or mpi.mpi_unavailable_reason() is not None,
-                               reason=f"no MPI to launch ranks with: {mpi.mpi_unavailable_reason()}")
 CPU_IMPLS = ["mpi", "rma-ring", "rma-ring-fence", "rma-recursive-doubling", "rma-recursive-doubling-fence",
              "rma-rabenseifner", "rma-rabenseifner-fence"]
 
 
-def _clean_env(**extra) -> dict:
-    env = dict(os.environ)
-    for k in list(env):  # never look launched: these tests start their own ranks
-        if k.startswith(("PMI_", "PMIX_", "OMPI_COMM_WORLD", "MPI_LOCALNRANKS", "SLURM_", "HYDRA_")):
-            del env[k]
-    env.pop(mpi.CHILD_MARKER, None)
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")  # Open MPI in a container runs as root
-    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    env.update(extra)
-    return env
-
-
-def mpiexec(ranks: int) -> list[str]:
-    extra = ["--oversubscribe"] if mpi._is_open_mpi(MPIEXEC) else []
-    return [MPIEXEC, "-n", str(ranks), *extra]
-
-
 def run_cli(*args, timeout=120, **env):
     return subprocess.run([sys.executable, "-m", "aibench.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=_clean_env(**env))
+                          timeout=timeout, env=clean_env(**env))
 
 
 _EXACT_SCRIPT = textwrap.dedent("""
@@ -86,7 +67,7 @@ def test_every_impl_is_exact_for_uneven_counts_and_every_dtype(tmp_path, ranks):
     script = tmp_path / "exact.py"
     script.write_text(_EXACT_SCRIPT)
     p = subprocess.run([*mpiexec(ranks), sys.executable, "-m", "mpi4py", str(script), ",".join(CPU_IMPLS)],
-                       capture_output=True, text=True, timeout=120, env=_clean_env())
+                       capture_output=True, text=True, timeout=120, env=clean_env())
     assert p.returncode == 0, p.stdout + p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["ranks"] == ranks and out["checked"] == len(CPU_IMPLS) * 72
@@ -158,7 +139,7 @@ def test_under_an_external_mpiexec_every_rank_runs_and_rank_0_alone_writes(tmp_p
     p = subprocess.run([*mpiexec(3), sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect",
                         "--param", "size=4k", "--param", "pattern=allreduce,p2p", "--param", "inplace=false",
                         "--impl", "mpi", "--impl", "rma-ring", "--output", str(out), "--no-asv", "--time-budget", "0.1"],
-                       capture_output=True, text=True, timeout=120, env=_clean_env())
+                       capture_output=True, text=True, timeout=120, env=clean_env())
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count("aibench results") == 1 and p.stderr.count("case(s), tier") == 1
     doc = json.loads(out.read_text())

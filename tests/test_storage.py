@@ -76,6 +76,47 @@ def test_histogram_percentiles_match_known_latencies():
     assert exact["percentiles"] == [5.0, 7.0, 9.0, 200.0]
 
 
+def test_latency_merge_equals_one_histogram_of_all_values():
+    """Interleaved windows are merged through their sparse histograms: exactly as if one
+    histogram had seen every value."""
+    rng = np.random.default_rng(5)
+    values = rng.integers(10_000, 9_000_000, size=30_001).tolist()
+    pcts = [50.0, 99.0]
+    whole = core.io_histogram_summary(values, pcts)
+    parts = [core.io_histogram_summary(values[i::3], pcts) for i in range(3)]
+    merged = core.io_latency_merge(parts)
+    for key in ("count", "min_ns", "max_ns", "p50_ns", "p90_ns", "p99_ns", "p99_9_ns", "buckets"):
+        assert merged[key] == whole[key], key
+    assert merged["mean_ns"] == pytest.approx(whole["mean_ns"], rel=1e-12)
+    assert merged["count"] == sum(p["count"] for p in parts) == len(values)
+
+
+def test_fio_runs_merge_into_totals_and_histogram_percentiles():
+    from aibench.suites.storage.fio import bins_percentile, merge_runs, parse_fio_json
+
+    def fio_json(ios, runtime_ms, bins):
+        import json
+
+        n = sum(bins.values())
+        clat = {"min": min(bins), "max": max(bins), "mean": sum(v * c for v, c in bins.items()) / n,
+                "percentile": {"50.000000": 0, "99.000000": 0}, "bins": {str(v): c for v, c in bins.items()}}
+        read = {"bw_bytes": ios * 4096 / (runtime_ms / 1e3), "iops": ios / (runtime_ms / 1e3),
+                "io_bytes": ios * 4096, "total_ios": ios, "runtime": runtime_ms, "clat_ns": clat}
+        return "fio-3\n" + json.dumps({"fio version": "fio-3", "jobs": [{"read": read, "job_runtime": runtime_ms,
+                                                                          "usr_cpu": 1.0, "sys_cpu": 3.0}]})
+
+    a = parse_fio_json(fio_json(1000, 500, {100_000: 900, 900_000: 100}))
+    b = parse_fio_json(fio_json(3000, 500, {200_000: 2970, 5_000_000: 30}))
+    m = merge_runs([a, b])
+    assert m["iops"] == pytest.approx(4000 / 1.0) and m["bw_bytes"] == pytest.approx(4000 * 4096)
+    assert m["runs"] == 2 and m["total_ios"] == 4000
+    # 4000 values: 900 at 100 us, 2970 at 200 us, 100 at 900 us, 30 at 5 ms.
+    assert m["lat_us"]["p50"] == 200.0 and m["lat_us"]["p99"] == 900.0 and m["lat_us"]["p99_9"] == 5000.0
+    assert m["lat_us"]["min"] == 100.0 and m["lat_us"]["max"] == 5000.0
+    assert m["lat_us"]["mean"] == pytest.approx((900 * 100 + 2970 * 200 + 100 * 900 + 30 * 5000) / 4000)
+    assert bins_percentile({}, 50) is None
+
+
 def test_odirect_reads_are_verified_and_file_is_deleted(disk_dir):
     suite = StorageSuite()
     ctx = _ctx(path=str(disk_dir), file_size=32 << 20)
@@ -86,6 +127,7 @@ def test_odirect_reads_are_verified_and_file_is_deleted(disk_dir):
         assert d["engine"] in ("io_uring", "pread")
         if core.io_uring_unavailable_reason() is None:
             assert d["engine"] == "io_uring" and d["registered_buffers"]
+            assert isinstance(d["huge_page_buffers"], bool)
         assert d["source"]["kind"] == "created" and d["source"]["filesystem"] != "tmpfs"
         assert "verification" in d and r.validation.status == "passed"
         m = r.metrics
@@ -176,6 +218,23 @@ def test_fio_cross_check_in_one_run(disk_dir, tmp_path):
     assert "--readonly" in fio["impl_detail"]["command"]
     assert "aibench/fio" in p.stdout
     assert list(disk_dir.iterdir()) == []  # the test file is gone after the run
+    # Measured interleaved: the same windows, A B B A A B B A, recorded by both.
+    windows = cases["aibench"]["impl_detail"]["windows"]
+    assert [w["impl"] for w in windows] == ["aibench", "fio", "fio", "aibench"] * 2
+    assert fio["impl_detail"]["windows"] == windows and fio["impl_detail"]["fio"]["runs"] == 4
+    fio_windows = [w["gbps"] for w in windows if w["impl"] == "fio"]
+    assert min(fio_windows) <= fio["metrics"]["gbps"]["value"] <= max(fio_windows)
+    assert len(fio["stats"]["samples_s"]) == 4
+
+
+def test_one_impl_alone_is_not_interleaved(disk_dir):
+    suite = StorageSuite()
+    ctx = _ctx(path=str(disk_dir), file_size=16 << 20)
+    ctx.case_impls = ("aibench",)
+    r = suite.run_case(_case("seq", 1 << 20, 4), _impl(suite, "aibench"), ctx)
+    suite.close()
+    assert r.status == "passed", r.error
+    assert "windows" not in r.impl_detail and r.impl_detail["runtime_s"] == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("args, message", [

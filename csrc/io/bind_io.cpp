@@ -1,5 +1,5 @@
 // Python bindings of the storage reader: io_create_file, io_read, io_verify_file,
-// io_uring_unavailable_reason, io_dio_alignment, io_fs_type, io_histogram_summary.
+// io_uring_unavailable_reason, io_dio_alignment, io_fs_type, io_latency_merge, io_histogram_summary.
 // Arguments are checked here (ValueError); the I/O itself runs without the GIL.
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -38,7 +38,20 @@ py::dict latency_dict(const LatencyHistogram& h) {
   d["mean_ns"] = h.mean();
   d["max_ns"] = h.max();
   for (const auto& [name, p] : kPercentiles) d[(std::string(name) + "_ns").c_str()] = h.percentile(p);
+  d["sum_ns"] = h.sum();
+  d["buckets"] = h.sparse();  // to merge with other runs' (io_latency_merge)
   return d;
+}
+
+// One latency dict from the latency dicts of several io_read runs, exactly as one run's
+// per-thread histograms are merged.
+py::dict latency_merge(const std::vector<py::dict>& parts) {
+  LatencyHistogram h;
+  for (const auto& part : parts) {
+    h.merge_sparse(part["buckets"].cast<std::vector<std::pair<size_t, uint64_t>>>(), part["sum_ns"].cast<double>(),
+                   part["min_ns"].cast<uint64_t>(), part["max_ns"].cast<uint64_t>());
+  }
+  return latency_dict(h);
 }
 
 py::dict io_read(const std::string& path, bool direct, const std::string& pattern, uint64_t bs, int qd, int threads,
@@ -91,6 +104,7 @@ py::dict io_read(const std::string& path, bool direct, const std::string& patter
   d["fallback_reason"] = r.fallback_reason.empty() ? py::object(py::none()) : py::object(py::str(r.fallback_reason));
   d["registered_buffers"] = r.registered_buffers;
   d["registered_file"] = r.registered_file;
+  d["huge_page_buffers"] = r.huge_pages;
   d["bytes"] = r.bytes;
   d["ios"] = r.ios;
   d["ramp_ios"] = r.ramp_ios;
@@ -252,6 +266,8 @@ void bind_io(py::module_& m) {
   m.def("io_dio_alignment", &dio_alignment, py::arg("path"),
         "O_DIRECT memory and offset alignment of a file (statx STATX_DIOALIGN, else 4096).");
   m.def("io_fs_type", &fs_type, py::arg("path"), "Filesystem of a path (statfs): magic, name, is_tmpfs, free_bytes.");
+  m.def("io_latency_merge", &latency_merge, py::arg("parts"),
+        "One latency dict (counts, percentiles, buckets) from the `latency` dicts of several io_read runs.");
   m.def("io_histogram_summary", &histogram_summary, py::arg("values_ns"), py::arg("percentiles"),
         "Feeds values into the reader's latency histogram (two merged halves); its summary and percentiles.");
 }

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 namespace aibench::io {
@@ -76,6 +78,32 @@ class LatencyHistogram {
       if (seen >= rank) return std::clamp(value(i), double(min()), double(max_));
     }
     return double(max_);
+  }
+
+  // The non-empty buckets as (index, count) and the exact sum: what is kept to merge
+  // histograms of separate runs later (the storage suite's interleaved windows).
+  std::vector<std::pair<size_t, uint64_t>> sparse() const {
+    std::vector<std::pair<size_t, uint64_t>> out;
+    for (size_t i = 0; i < kBuckets; ++i) {
+      if (counts_[i]) out.emplace_back(i, counts_[i]);
+    }
+    return out;
+  }
+  double sum() const { return sum_; }
+  // Adds what sparse(), sum(), min() and max() of another histogram gave.
+  void merge_sparse(const std::vector<std::pair<size_t, uint64_t>>& buckets, double sum, uint64_t min,
+                    uint64_t max) {
+    uint64_t n = 0;
+    for (const auto& [i, c] : buckets) {
+      if (i >= kBuckets) throw std::out_of_range("latency histogram bucket index out of range");
+      counts_[i] += c;
+      n += c;
+    }
+    if (n == 0) return;
+    count_ += n;
+    sum_ += sum;
+    min_ = std::min(min_, min);
+    max_ = std::max(max_, max);
   }
 
  private:

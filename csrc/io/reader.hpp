@@ -55,6 +55,7 @@ struct ReadResult {
   std::string fallback_reason;  // why io_uring was not used (auto), else empty
   bool registered_buffers = false;
   bool registered_file = false;
+  bool huge_pages = false;  // io_uring buffers: transparent huge pages requested (madvise)
   uint64_t bytes = 0;  // completed in the measurement window
   uint64_t ios = 0;
   double window_s = 0.0;

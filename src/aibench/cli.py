@@ -1,4 +1,4 @@
-"""`aibench list | info | run`: the command line.
+"""`aibench list | info | run | compare | diagnose | publish | preview | plot`: the command line.
 
 Exit codes: 0 every case passed; 1 some case failed (the others ran and were saved);
 2 usage error, printed as one line; 130 interrupted (finished cases are saved).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -57,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", action="store_true")
     fmt.add_argument("--json", action="store_true")
 
+    p_diag = sub.add_parser("diagnose", help="the defective-node list of a fleet run")
+    p_diag.add_argument("run", help="run document (a fleet run, or one node with --baseline)")
+    base = p_diag.add_mutually_exclusive_group()
+    base.add_argument("--baseline", metavar="FILE", help="compare every node with this run instead of the fleet median")
+    base.add_argument("--reference", metavar="NAME", help="baseline from results/reference/NAME*.json")
+    p_diag.add_argument("--threshold", type=float, default=0.1, metavar="FRACTION",
+                        help="list figures more than this fraction below the reference (default 0.1)")
+    p_diag.add_argument("--json", action="store_true")
+
     p_pub = sub.add_parser("publish", help="record run documents in the asv results tree and build asv's pages")
     p_pub.add_argument("runs", nargs="*", help="run documents (default: results/runs/*.json)")
     p_pub.add_argument("--results", type=Path, default=Path("results"), help="asv results tree (default results/)")
@@ -66,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_pre = sub.add_parser("preview", help="serve the published pages on 127.0.0.1")
     p_pre.add_argument("--html", type=Path, default=Path("html"))
     p_pre.add_argument("--port", type=int, default=8080)
+
+    p_plot = sub.add_parser("plot", help="PNG charts of run documents and a page showing them")
+    p_plot.add_argument("runs", nargs="+", help="run documents")
+    p_plot.add_argument("--out", type=Path, default=Path("plots"), metavar="DIR",
+                        help="where the PNGs and index.html go (default plots/)")
 
     p_run = sub.add_parser("run", help="run suites and write a result file")
     p_run.add_argument("--suite", action="append", help="suite to run (repeatable; default: gemm)")
@@ -105,8 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="objectstore: read the existing objects under --url, write nothing")
     p_run.add_argument("--json", action="store_true", help="print the run document as JSON")
     p_run.add_argument("--ranks", type=int, default=None, metavar="N",
-                       help="MPI ranks to launch locally for MPI suites (interconnect) when not started "
-                            "by mpirun/mpiexec/srun (default 2)")
+                       help="MPI ranks to launch locally for MPI suites (interconnect) or --fleet when not "
+                            "started by mpirun/mpiexec/srun (default 2)")
+    p_run.add_argument("--fleet", action="store_true",
+                       help="every MPI rank is a node: run the per-node suites on all of them at once and "
+                            "gather the results into one document (mpirun -n NODES --map-by ppr:1:node ...)")
+    p_run.add_argument("--per-gpu", action="store_true",
+                       help="with --fleet and --target cuda: one rank per GPU, each on cuda:<local rank>")
     return parser
 
 
@@ -211,19 +231,34 @@ def cmd_run(args, argv: list[str]) -> int:
     options = run_options(args)
     if args.ranks is not None and args.ranks < 1:
         raise UsageError(f"--ranks must be at least 1 (got {args.ranks})")
+    if args.per_gpu and not (args.fleet and target.kind == "cuda"):
+        raise UsageError("--per-gpu goes with --fleet and --target cuda")
     suites = args.suite or default_suites(target, raw_params) or default_suites(target)
     planned = plan_run(suites, tier, target, args.impl, raw_params)
     if not planned:
         raise UsageError("nothing to run: no impl of the chosen suite(s) runs on this target")
     # MPI: under a launcher every rank runs (rank 0 writes and prints); without one, a run
-    # with an MPI suite launches itself on --ranks local ranks and returns their exit code.
+    # with an MPI suite or --fleet launches itself on --ranks local ranks and returns their
+    # exit code.
     from . import mpi
 
-    session = None
+    session = fleet = None
     if mpi.under_launcher():
         session = mpi.start_session()
-    elif any(p.suite.uses_mpi for p in planned) and mpi.mpi_unavailable_reason() is None:
-        return mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS, argv[1:])
+    elif args.fleet or any(p.suite.uses_mpi for p in planned):
+        reason = mpi.mpi_unavailable_reason()
+        if reason is None:
+            return mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS, argv[1:])
+        if args.fleet:
+            raise UsageError(f"--fleet needs MPI: {reason}")
+    if args.fleet:
+        from .fleet import Fleet
+
+        fleet = Fleet.start(session, args.per_gpu)
+        if args.per_gpu:  # this rank's GPU; the plan is made again for it
+            target = parse_target(f"cuda:{session.local_rank}")
+            planned = plan_run(suites, tier, target, args.impl, raw_params)
+        fleet.check_same_plan([(p.suite.name, p.suite.case_id(p.params), p.impl.name) for p in planned])
     is_root = session is None or session.is_root
     machine = args.machine or socket.gethostname()
     output = args.output or default_output(machine)
@@ -233,17 +268,22 @@ def cmd_run(args, argv: list[str]) -> int:
     err.print(f"aibench {__version__}: {len(planned)} case(s), tier {tier}, target {target}; writing {output}")
     if session is not None and args.ranks is not None and args.ranks != session.size:
         err.print(f"--ranks {args.ranks} ignored: started by {mpi.launcher()} with {session.size} rank(s)")
+    fleet_info = fleet.describe(str(target)) if fleet is not None else None  # collective
     if is_root:
-        doc = new_document(argv, machine, tier, target)
+        doc = new_document(argv, machine, tier, target,
+                           system=fleet_info["nodes"][0]["system"] if fleet_info else None)
         if session is not None:
             doc.system["mpi"] = {**(doc.system.get("mpi") or {}), **session.info}
+        doc.fleet = fleet_info
         writer = ResultWriter(output, doc)
     else:
         writer = mpi.NullWriter()  # rank 0 holds the run document
     status = "complete"
+    # A fleet records each per-node case once per node.
+    total = sum(session.size if fleet is not None and not p.suite.uses_mpi else 1 for p in planned)
     try:
-        with RunProgress(len(planned), enabled=not args.json and is_root) as progress:
-            run_planned(planned, writer, target, policy, progress, options)
+        with RunProgress(total, enabled=not args.json and is_root) as progress:
+            run_planned(planned, writer, target, policy, progress, options, fleet)
     except KeyboardInterrupt:
         status = "interrupted"
     writer.finish(status)
@@ -253,14 +293,22 @@ def cmd_run(args, argv: list[str]) -> int:
 
     if not args.no_asv and cases:
         from .asv_export import export_run
+        from .fleet import split_by_node
 
         try:
-            path = export_run(writer.doc, args.asv_results)
-            err.print(f"asv results: {path}")
+            for node_doc in split_by_node(writer.doc):  # a fleet: one asv machine per node
+                err.print(f"asv results: {export_run(node_doc, args.asv_results)}")
         except Exception as e:  # noqa: BLE001 - the run document is the record; asv is a view
             err.print(f"[yellow]asv export skipped:[/] {e}")
     if args.json:
         print(json.dumps(writer.doc.to_dict(), indent=1))
+    elif fleet is not None:
+        from .fleet import print_fleet_summary
+
+        print_fleet_summary(writer.doc)
+        if any(c.node is None for c in cases):  # MPI suites, run by the fleet together
+            print_summary([c for c in cases if c.node is None])
+        err.print(f"run document: {output}")
     else:
         print_summary(cases)
         err.print(f"run document: {output}")
@@ -283,10 +331,18 @@ def main(argv: list[str] | None = None) -> int:
             from .compare import cmd_compare
 
             return cmd_compare(args)
+        if args.command == "diagnose":
+            from .diagnose import cmd_diagnose
+
+            return cmd_diagnose(args)
         if args.command in ("publish", "preview"):
             from . import publish
 
             return publish.cmd_publish(args) if args.command == "publish" else publish.cmd_preview(args)
+        if args.command == "plot":
+            from .plot import cmd_plot
+
+            return cmd_plot(args)
         return cmd_run(args, ["aibench", *argv])
     except UsageError as e:
         print(f"aibench: error: {e}", file=sys.stderr)
@@ -294,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aibench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `aibench compare ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

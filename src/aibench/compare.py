@@ -4,7 +4,8 @@ For every case the runs share (same suite, case, target kind and impl) it shows 
 headline metric per run, the ratio to the first run oriented so that above 1 is better
 whatever the metric, and a verdict from the kept samples: `better` / `worse` when the
 95% confidence intervals of the two medians do not overlap, else `same` (within noise).
-Per suite, the geometric mean of the ratios. Cases present in only some runs are listed
+Per suite, the geometric mean of the ratios. A fleet run document (fleet.py) gives
+one column per node. Cases present in only some runs are listed
 apart. `--fail-below R` turns it into an acceptance gate: exit 1 when any shared case
 falls under ratio R.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .fleet import split_by_node
 from .results import PASSED, CaseResult, RunDocument
 
 
@@ -56,23 +58,12 @@ def find_reference(name: str) -> Path:
     raise UsageError(f"no reference result {name!r} (known: {', '.join(known) or 'none'})")
 
 
-def _key(c: CaseResult) -> tuple:
-    return (c.suite, c.case_id, c.target.split(":")[0], c.impl)
-
-
-def _headline(c: CaseResult):
-    for name, m in c.metrics.items():
-        if m.higher_is_better:
-            return name, m
-    return None
-
-
 def _interval(c: CaseResult, higher: bool) -> tuple[float, float] | None:
     """95% CI of the headline metric, from the CI of the median time (metric ~ 1/time
     for throughputs)."""
     s = c.stats or {}
     lo, hi, med = s.get("ci95_low"), s.get("ci95_high"), s.get("median")
-    head = _headline(c)
+    head = c.headline()
     if not (lo and hi and med and head):
         return None
     value = head[1].value
@@ -93,12 +84,12 @@ def _verdict(base: CaseResult, other: CaseResult, ratio: float) -> str:
 def compare(runs: list[RunDocument]) -> tuple[list[Row], dict[str, list[float]], list[tuple[str, tuple]]]:
     """(rows of shared cases, geometric mean of ratios per suite per other run,
     [(run machine, case key)] of cases not in every run)."""
-    maps = [{_key(c): c for c in r.cases if c.status == PASSED and _headline(c)} for r in runs]
+    maps = [{c.key(): c for c in r.cases if c.status == PASSED and c.headline()} for r in runs]
     shared = [k for k in maps[0] if all(k in m for m in maps[1:])]
     rows = []
     for k in shared:
         cases = [m[k] for m in maps]
-        name, metric = _headline(cases[0])
+        name, metric = cases[0].headline()
         values = [c.metrics[name].value for c in cases]
         ratios = [v / values[0] if values[0] > 0 else math.nan for v in values[1:]]
         verdicts = [_verdict(cases[0], c, r) for c, r in zip(cases[1:], ratios)]
@@ -169,12 +160,14 @@ def cmd_compare(args) -> int:
     paths = list(args.runs)
     if args.reference:
         paths.insert(0, str(find_reference(args.reference)))
-    if len(paths) < 2:
-        raise UsageError("compare needs at least two run documents (or --reference NAME and one run)")
-    runs = [load_run(p) for p in paths]
+    # A fleet run document gives one column per node.
+    loaded = [(p, node) for p in paths for node in split_by_node(load_run(p))]
+    if len(loaded) < 2:
+        raise UsageError("compare needs at least two run documents, a fleet run, or --reference NAME and a run")
+    runs = [r for _, r in loaded]
     rows, geo, only = compare(runs)
     if args.json:
-        print(json.dumps({"runs": [{"path": p, "machine": r.machine} for p, r in zip(paths, runs)],
+        print(json.dumps({"runs": [{"path": p, "machine": r.machine} for p, r in loaded],
                           "rows": [r.__dict__ for r in rows], "geomean": geo,
                           "only_in_some": [{"machine": m, "case": list(k)} for m, k in only]}, indent=1))
     elif args.markdown:

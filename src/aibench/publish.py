@@ -1,7 +1,9 @@
 """`aibench publish` and `aibench preview`: asv's pages from aibench run documents.
 
 publish records every given run document (default: results/runs/*.json) in the asv
-results tree (asv_export, one asv machine per node) and runs `asv publish` on it;
+results tree (asv_export, one asv machine per node, each node of a fleet run too), runs
+`asv publish` on it, writes aibench's charts (plot.py) to html/plots/, and makes the
+pages self-contained (asv's third-party scripts from aibench's copies);
 preview serves the pages on 127.0.0.1."""
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +21,51 @@ from pathlib import Path
 from .asv_export import asv_config, export_run
 from .compare import load_run
 from .errors import UsageError
+from .fleet import split_by_node
+
+# asv's index.html loads these from CDNs; aibench ships the same libraries (www_vendor/,
+# whose README says where each came from) so that the pages work without internet.
+VENDORED = {
+    "https://code.jquery.com/jquery-3.3.1.min.js": "jquery-3.3.1.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.min.js": "jquery.flot-0.8.3.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.time.min.js": "jquery.flot-0.8.3.time.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.selection.min.js":
+        "jquery.flot-0.8.3.selection.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/flot/0.8.3/jquery.flot.categories.min.js":
+        "jquery.flot-0.8.3.categories.min.js",
+    "https://cdn.jsdelivr.net/npm/flot-orderbars@1.0.0/js/jquery.flot.orderBars.js": "jquery.flot.orderBars-0.2.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/stupidtable/1.0.1/stupidtable.min.js": "stupidtable.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/blueimp-md5/2.19.0/js/md5.min.js": "md5-2.19.0.js",
+    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/js/bootstrap.min.js": "bootstrap-3.1.1.min.js",
+    "https://cdn.jsdelivr.net/npm/bootstrap@3.1.1/dist/css/bootstrap.min.css": "bootstrap-3.1.1.min.css",
+}
+_WWW_VENDOR = Path(__file__).with_name("www_vendor")
+# A <script> or <link> tag whose src or href is a web URL; group 1 is the URL.
+_REMOTE_TAG = re.compile(r'<(?:script|link)\b[^>]*?\b(?:src|href)="(https?://[^"]+)"[^>]*>')
+# Subresource-integrity attributes: their hashes are of the CDN's bytes, and some local
+# copies are the same version minified differently, which the browser would refuse.
+_CDN_ATTRS = re.compile(r'\s+(?:integrity|crossorigin|referrerpolicy)="[^"]*"')
+
+
+def _make_pages_self_contained(html: Path) -> list[str]:
+    """Point asv's index.html at aibench's copies of its third-party files (copied to
+    html/vendor/) and link aibench's plots page when publish wrote one. Returns the URLs
+    that still load from the internet (a newer asv asking for files aibench lacks)."""
+    (html / "vendor").mkdir(exist_ok=True)
+    for name in VENDORED.values():
+        shutil.copyfile(_WWW_VENDOR / name, html / "vendor" / name)
+
+    def localize(m: re.Match) -> str:
+        tag, url = m.group(0), m.group(1)
+        return _CDN_ATTRS.sub("", tag.replace(url, f"vendor/{VENDORED[url]}")) if url in VENDORED else tag
+
+    index = html / "index.html"
+    page = _REMOTE_TAG.sub(localize, index.read_text())
+    if (html / "plots" / "index.html").exists():
+        nav = '<li id="nav-li-graphdisplay">'
+        page = page.replace(nav, f'<li><a href="plots/index.html">aibench plots</a></li>\n        {nav}', 1)
+    index.write_text(page)
+    return _REMOTE_TAG.findall(page)
 
 
 def _config_file(results: Path, html: Path, repo: Path) -> Path:
@@ -32,12 +81,14 @@ def cmd_publish(args) -> int:
     runs = [Path(p) for p in args.runs] or sorted(Path("results/runs").glob("*.json"))
     if not runs:
         raise UsageError("no run documents given and none under results/runs/")
-    docs = [load_run(p) for p in runs]
-    for path, doc in zip(runs, docs):
-        try:
-            export_run(doc, args.results, Path(args.repo))
-        except ValueError as e:
-            raise UsageError(f"{path}: {e}") from None
+    docs = []
+    for path in runs:
+        for doc in split_by_node(load_run(path)):  # a fleet run: one asv machine per node
+            try:
+                export_run(doc, args.results, Path(args.repo))
+            except ValueError as e:
+                raise UsageError(f"{path}: {e}") from None
+            docs.append(doc)
     conf = _config_file(args.results, args.html, Path(args.repo))
     try:
         p = subprocess.run([sys.executable, "-m", "asv", "publish", "--config", str(conf)], capture_output=True,
@@ -47,6 +98,17 @@ def cmd_publish(args) -> int:
     if p.returncode != 0:
         print(f"aibench: asv publish failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}", file=sys.stderr)
         return 1
+    from .plot import write_index, write_plots
+
+    plots = Path(args.html) / "plots"
+    pngs = write_plots(docs, plots)
+    if pngs:
+        print(f"plots: {write_index(pngs, plots)} ({len(pngs)} chart(s))")
+    # Last, once every page (asv's and aibench's plots) is written.
+    remote = _make_pages_self_contained(Path(args.html))
+    if remote:
+        print(f"aibench: warning: the pages still load from the internet (no copy in aibench/www_vendor): "
+              f"{', '.join(remote)}", file=sys.stderr)
     machines = sorted({d.machine for d in docs})
     print(f"published {len(docs)} run(s) from {len(machines)} machine(s) ({', '.join(machines)}) to {args.html}")
     return 0

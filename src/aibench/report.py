@@ -41,14 +41,6 @@ class RunProgress:
         self.progress.advance(self.task)
 
 
-def headline(case: CaseResult) -> tuple[str, float] | None:
-    """The metric a case is judged by: the first metric with higher_is_better."""
-    for name, metric in case.metrics.items():
-        if metric.higher_is_better:
-            return name, metric.value
-    return None
-
-
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -68,9 +60,9 @@ def comparisons(cases: list[CaseResult]) -> list[tuple[str, str, str, str, float
     for (suite, case_id, target), impls in by_case.items():
         for own, peer in getattr(suites.get(suite), "comparisons", ()):
             if own in impls and peer in impls:
-                a, b = headline(impls[own]), headline(impls[peer])
-                if a and b and b[1] > 0:
-                    rows.append((suite, case_id, target, f"{own}/{peer}", a[1] / b[1]))
+                a, b = impls[own].headline(), impls[peer].headline()
+                if a and b and b[1].value > 0:
+                    rows.append((suite, case_id, target, f"{own}/{peer}", a[1].value / b[1].value))
     return rows
 
 
@@ -79,7 +71,7 @@ def summary_table(cases: list[CaseResult]) -> Table:
     for col in ("suite", "case", "target", "impl", "status", "metric", "value", "% peak", "median", "n", "cv", "note"):
         table.add_column(col, justify="right" if col in ("value", "% peak", "median", "n", "cv") else "left")
     for c in cases:
-        head = headline(c)
+        head = c.headline()
         stats = c.stats or {}
         median = stats.get("median")
         note = c.error or (c.validation.reason if c.validation and c.status != PASSED else "") or ""
@@ -89,7 +81,7 @@ def summary_table(cases: list[CaseResult]) -> Table:
             note = (note + " at power cap").strip()
         table.add_row(
             c.suite, c.case_id, c.target, c.impl, f"[{_STYLE[c.status]}]{c.status}[/]",
-            head[0] if head else "", _fmt(head[1]) if head else "",
+            head[0] if head else "", _fmt(head[1].value) if head else "",
             _fmt(c.percent_of_peak, 3) if c.percent_of_peak is not None else "",
             f"{median * 1e6:,.1f} us" if median else "", str(stats.get("n", "")),
             f"{stats['cv'] * 100:.1f}%" if "cv" in stats else "", escape(note[:90]),

@@ -5,7 +5,7 @@ checked by src/aibench/schema/run.schema.json):
 
     {schema, schema_version, aibench{version, commit}, run_id, started_at, finished_at,
      status (running|complete|interrupted), command[], machine, tier, targets[],
-     system{...fingerprint...}, cases[ CaseResult ]}
+     system{...fingerprint...}, fleet{...} | null, cases[ CaseResult ]}
 """
 
 from __future__ import annotations
@@ -63,9 +63,22 @@ class CaseResult:
     error: str | None = None
     started_at: str | None = None
     duration_s: float | None = None
+    node: str | None = None  # fleet runs: the node (fleet.py's label) that measured it
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def key(self) -> tuple[str, str, str, str]:
+        """What makes cases of two runs (or two nodes) the same case: suite, case, target
+        kind (cuda:0 and cuda:3 are the same kind) and impl."""
+        return (self.suite, self.case_id, self.target.split(":")[0], self.impl)
+
+    def headline(self) -> tuple[str, Metric] | None:
+        """The metric a case is judged by: its first higher-is-better metric."""
+        for name, metric in self.metrics.items():
+            if metric.higher_is_better:
+                return name, metric
+        return None
 
     @classmethod
     def from_dict(cls, d: dict) -> "CaseResult":
@@ -89,6 +102,7 @@ class RunDocument:
     started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
     status: str = "running"
+    fleet: dict[str, Any] | None = None  # fleet runs: {nodes: [...], concurrency} (fleet.py)
 
     def to_dict(self) -> dict:
         return {
@@ -104,6 +118,7 @@ class RunDocument:
             "tier": self.tier,
             "targets": self.targets,
             "system": self.system,
+            "fleet": self.fleet,
             "cases": [c.to_dict() for c in self.cases],
         }
 
@@ -120,7 +135,7 @@ class RunDocument:
             system=d["system"], aibench=d["aibench"],
             cases=[CaseResult.from_dict(c) for c in d["cases"]],
             run_id=d["run_id"], started_at=d["started_at"], finished_at=d["finished_at"],
-            status=d["status"],
+            status=d["status"], fleet=d.get("fleet"),
         )
 
     @classmethod

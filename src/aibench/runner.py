@@ -64,42 +64,60 @@ def default_suites(target: Target, param_keys=()) -> list[str]:
             if s.in_default_run and target.kind in s.target_kinds and set(param_keys) <= set(s.params)]
 
 
-def new_document(argv: list[str], machine: str, tier: str, target: Target) -> RunDocument:
+def new_document(argv: list[str], machine: str, tier: str, target: Target,
+                 system: dict[str, Any] | None = None) -> RunDocument:
     return RunDocument(command=argv, machine=machine, tier=tier, targets=[str(target)],
-                       system=system_fingerprint(), aibench={"version": __version__, "commit": git_commit()})
+                       system=system or system_fingerprint(), aibench={"version": __version__, "commit": git_commit()})
 
 
 def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target, policy: SamplingPolicy,
-                progress=None, options: dict[str, Any] | None = None) -> None:
+                progress=None, options: dict[str, Any] | None = None, fleet=None) -> None:
     """Run every case; a failing case is recorded and the others go on. Ctrl-C stops the
-    run between cases and leaves every finished case in the file (the caller marks it)."""
+    run between cases and leaves every finished case in the file (the caller marks it).
+    In an MPI run, MPI suites run on every rank together and the others on rank 0 only,
+    except in a fleet run (fleet.Fleet), where every node runs them and rank 0 gathers."""
     from . import mpi
 
     ctx = RunContext(target=target, policy=policy, options=options or {})
-    session = mpi.current()  # in an MPI run: MPI suites run on every rank, the others on rank 0
+    session = mpi.current()
+    impls_of_case: dict[tuple, list[str]] = {}
     for item in planned:
+        impls_of_case.setdefault((item.suite.name, item.suite.case_id(item.params)), []).append(item.impl.name)
+    for item in planned:
+        ctx.case_impls = tuple(impls_of_case[(item.suite.name, item.suite.case_id(item.params))])
         collective = session is not None and item.suite.uses_mpi
-        if session is not None and not collective and not session.is_root:
+        per_node = fleet is not None and not collective
+        if session is not None and not (collective or per_node) and not session.is_root:
             continue
         if collective:
             session.idle_barrier()  # wait (asleep) for rank 0 to finish non-MPI cases
-        label = f"{item.suite.name} {item.suite.case_id(item.params)} [{item.impl.name}]"
         if progress is not None:
-            progress.start_case(label)
-        started = time.perf_counter()
-        try:
-            result = item.suite.run_case(item.params, item.impl, ctx)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - a suite bug fails its case, not the run
-            result = CaseResult(suite=item.suite.name, case_id=item.suite.case_id(item.params),
-                                params=dict(item.params), target=str(target), impl=item.impl.name,
-                                status=FAILED, error=f"{type(e).__name__}: {e}",
-                                validation=Validation(status=FAILED, reason="the case raised an exception"),
-                                duration_s=time.perf_counter() - started)
-        writer.add(result)
-        if progress is not None:
-            progress.end_case(result)
+            progress.start_case(f"{item.suite.name} {item.suite.case_id(item.params)} [{item.impl.name}]")
+        if per_node:
+            results = fleet.run(lambda: run_case(item, ctx, node=fleet.node)) or []  # [] off rank 0
+        else:
+            results = [run_case(item, ctx)]
+        for result in results:
+            writer.add(result)
+            if progress is not None:
+                progress.end_case(result)
+
+
+def run_case(item: PlannedCase, ctx: RunContext, node: str | None = None) -> CaseResult:
+    """One case; a suite bug fails its case, not the run."""
+    started = time.perf_counter()
+    try:
+        result = item.suite.run_case(item.params, item.impl, ctx)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001
+        result = CaseResult(suite=item.suite.name, case_id=item.suite.case_id(item.params),
+                            params=dict(item.params), target=str(ctx.target), impl=item.impl.name,
+                            status=FAILED, error=f"{type(e).__name__}: {e}",
+                            validation=Validation(status=FAILED, reason="the case raised an exception"),
+                            duration_s=time.perf_counter() - started)
+    result.node = node
+    return result
 
 
 def exit_code(cases: list[CaseResult]) -> int:

@@ -73,6 +73,9 @@ class RunContext:
     # Run-wide options from the command line that some suites read (e.g. `power`,
     # `power_window_s`, `redfish`, storage paths, object-store URL), by name.
     options: dict[str, Any] = field(default_factory=dict)
+    # The impls planned for the current case, in run order (the runner sets it per case):
+    # a suite may measure an impl and its peer interleaved (storage: aibench and fio).
+    case_impls: tuple[str, ...] = ()
 
 
 class Suite:

@@ -27,6 +27,8 @@ ENGINES = ("auto", "io_uring", "pread")
 _SEQ = ([128 << 10, 1 << 20, 4 << 20], [1, 8, 32])
 _RAND = ([4 << 10, 16 << 10, 128 << 10], [1, 32, 128], [1, 4])
 _INTERVAL_S = 0.1
+# aibench (A) and fio (B) windows of a paired measurement (StorageSuite._run_paired).
+PAIRED_ORDER = "ABBAABBA"
 
 
 def _bool01(text: str) -> int:
@@ -90,6 +92,9 @@ class StorageSuite(Suite):
         self.options: dict[str, Any] = {}  # defaults under RunContext.options (API and asv use)
         self._cache: dict[str, Any] = {}
         self._last_native: dict[str, CaseResult] = {}
+        # fio's windows of a paired (interleaved) measurement, kept for the fio case.
+        self._paired: dict[str, list[dict]] = {}
+        self._paired_detail: dict[str, dict] = {}
 
     # --- declaration ------------------------------------------------------------------
     def impls(self) -> list[Impl]:
@@ -174,12 +179,18 @@ class StorageSuite(Suite):
             detail = {"source": source.describe(), "region_bytes": region, "runtime_s": runtime_s, "ramp_s": ramp_s,
                       "page_cache": ("posix_fadvise(POSIX_FADV_DONTNEED) on the file before the run "
                                      "(dropping all caches needs root)") if dropped else "could not be dropped"}
-            if impl.name == "aibench":
-                self._run_native(result, params, source, region, runtime_s, ramp_s, ctx, detail)
-                if result.status == PASSED:
-                    self._last_native[cid] = result
+            if impl.name == "aibench" and "fio" in ctx.case_impls and _fio_unavailable(ctx.target) is None:
+                self._run_paired(result, params, source, region, runtime_s, ramp_s, ctx, detail)
+            elif impl.name == "aibench":
+                self._native_result(result, params, source, [self._native_window(params, source, region, runtime_s,
+                                                                                 ramp_s, ctx, detail)], detail)
+            elif cid in self._paired:  # measured interleaved with aibench's windows just before
+                self._fio_result(result, params, self._paired.pop(cid), {**detail, **self._paired_detail.pop(cid)})
             else:
-                self._run_fio(result, params, source, region, runtime_s, ramp_s, detail)
+                self._fio_result(result, params, [self._fio_window(params, source, region, runtime_s, ramp_s,
+                                                                   detail)], detail)
+            if impl.name == "aibench" and result.status == PASSED:
+                self._last_native[cid] = result
         except SkipCase as e:
             result.status = SKIPPED
             result.validation = Validation(status=SKIPPED, reason=str(e))
@@ -195,8 +206,41 @@ class StorageSuite(Suite):
             result.duration_s = time.perf_counter() - started
         return result
 
-    def _run_native(self, result: CaseResult, params, source: ReadSource, region: int, runtime_s: float,
+    def _run_paired(self, result: CaseResult, params, source: ReadSource, region: int, runtime_s: float,
                     ramp_s: float, ctx: RunContext, detail: dict) -> None:
+        """aibench and fio in alternating windows, A B B A A B B A (A aibench, B fio):
+        a device (or a VM host) whose speed drifts during the case then weighs on both
+        alike, where two back-to-back runs would put the drift between them. Each impl's
+        figures are totals over its own windows; fio's wait for the fio case."""
+        window_s, window_ramp_s = max(0.25, runtime_s / 2), min(ramp_s, 0.5)
+        native, fio, windows = [], [], []
+        for step, who in enumerate(PAIRED_ORDER):
+            source.drop_cache()
+            if who == "A":
+                r = self._native_window(params, source, region, window_s, window_ramp_s, ctx, detail)
+                native.append(r)
+                gbps, iops = r["bytes"] / r["window_s"] / 1e9, r["ios"] / r["window_s"]
+            else:
+                f = self._fio_window(params, source, region, window_s, window_ramp_s, detail)
+                fio.append(f)
+                gbps, iops = f["bw_bytes"] / 1e9, f["iops"]
+            windows.append({"step": step, "impl": "aibench" if who == "A" else "fio", "gbps": gbps, "iops": iops})
+            if who == "A" and (r["mismatches"] or r["error"]):
+                break  # _native_result fails the case
+        paired = {"measurement": (f"interleaved with the peer: windows {' '.join(PAIRED_ORDER)} (A aibench, B fio) "
+                                  f"of {window_s:g} s each after a {window_ramp_s:g} s ramp; each impl's figures "
+                                  "are totals over its own windows"),
+                  "windows": windows, "runtime_s": window_s * PAIRED_ORDER.count("A"), "ramp_s": window_ramp_s}
+        detail.update(paired)
+        self._native_result(result, params, source, native, detail)
+        if result.status == PASSED and len(fio) == PAIRED_ORDER.count("B"):
+            self._paired[result.case_id] = fio
+            self._paired_detail[result.case_id] = {k: detail[k] for k in ("fio_version", "ioengine", "command",
+                                                                           *paired)}
+
+    def _native_window(self, params, source: ReadSource, region: int, runtime_s: float, ramp_s: float,
+                       ctx: RunContext, detail: dict) -> dict:
+        """One io_read run; what it was run with goes into `detail`."""
         from ... import _core
 
         engine = os.environ.get("AIBENCH_IO_ENGINE", "auto")
@@ -213,56 +257,74 @@ class StorageSuite(Suite):
                           params["threads"], region, align=mem_align, ramp_s=ramp_s, runtime_s=runtime_s,
                           interval_s=_INTERVAL_S, engine=engine, verify=source.verifiable,
                           verify_every=max(1, verify_every), file_id=source.file_id or 0, seed=ctx.seed + 1)
-        window = r["window_s"]
-        gbps = r["bytes"] / window / 1e9
-        iops = r["ios"] / window
+        detail.update({"engine": r["engine"], "engine_choice": engine, "io_uring_fallback_reason": r["fallback_reason"],
+                       "registered_buffers": r["registered_buffers"], "registered_file": r["registered_file"],
+                       "huge_page_buffers": r["huge_page_buffers"], "os_threads": r["os_threads"],
+                       "o_direct_alignment": align, "buffer_alignment": mem_align,
+                       "verify_every": verify_every})
+        r["runtime_s"] = runtime_s
+        return r
+
+    def _native_result(self, result: CaseResult, params, source: ReadSource, runs: list[dict], detail: dict) -> None:
+        """aibench's figures from one or more io_read runs (their totals), validated."""
+        from ... import _core
+
+        region = detail["region_bytes"]
+        window = sum(r["window_s"] for r in runs)
+        nbytes, ios = sum(r["bytes"] for r in runs), sum(r["ios"] for r in runs)
+        cpu_user_s, cpu_sys_s = sum(r["cpu_user_s"] for r in runs), sum(r["cpu_sys_s"] for r in runs)
+        lat = _core.io_latency_merge([r["latency"] for r in runs])
+        del lat["buckets"]
+        gbps, iops = (nbytes / window / 1e9, ios / window) if window > 0 else (0.0, 0.0)
         detail.update({
-            "engine": r["engine"], "engine_choice": engine, "io_uring_fallback_reason": r["fallback_reason"],
-            "registered_buffers": r["registered_buffers"], "registered_file": r["registered_file"],
-            "os_threads": r["os_threads"], "o_direct_alignment": align, "buffer_alignment": mem_align,
-            "gib_per_s": r["bytes"] / window / 2**30, "bytes_read": r["bytes"], "reads": r["ios"],
-            "ramp_reads": r["ramp_ios"], "latency_ns": r["latency"],
+            "gib_per_s": nbytes / window / 2**30 if window > 0 else 0.0, "bytes_read": nbytes, "reads": ios,
+            "ramp_reads": sum(r["ramp_ios"] for r in runs), "latency_ns": lat,
             "latency_histogram": "log-linear, 128 buckets per power of two (about 0.4% error), one per thread, merged",
-            "cpu_percent_of_one_core": {"user": 100 * r["cpu_user_s"] / window, "system": 100 * r["cpu_sys_s"] / window},
+            "cpu_percent_of_one_core": {"user": 100 * cpu_user_s / window, "system": 100 * cpu_sys_s / window}
+            if window > 0 else None,
         })
-        if not params["direct"] and r["bytes"] > region:
-            detail["page_cache_note"] = (f"the run read {r['bytes'] / region:.1f}x the file; sequential passes "
+        if not params["direct"] and nbytes > region:
+            detail["page_cache_note"] = (f"the run read {nbytes / region:.1f}x the file; sequential passes "
                                          "drop their pages (posix_fadvise) at each wrap, random reads may hit "
                                          "pages cached earlier in the run")
         result.impl_detail = detail
-        samples = [_INTERVAL_S / n for n in r["interval_ios"][: int(runtime_s / _INTERVAL_S + 1e-9)] if n > 0]
+        samples = [_INTERVAL_S / n for r in runs
+                   for n in r["interval_ios"][: int(r["runtime_s"] / _INTERVAL_S + 1e-9)] if n > 0]
         if samples:
             result.stats = {**summarize(samples).to_dict(), "samples_s": samples, "stopped_by": "time",
-                            "sample": f"seconds per read, over each {_INTERVAL_S} s interval of the window",
-                            "stalled_intervals": sum(1 for n in r["interval_ios"][:len(samples)] if n == 0)}
+                            "sample": f"seconds per read, over each {_INTERVAL_S} s interval of the window(s)",
+                            "stalled_intervals": sum(1 for r in runs for n in r["interval_ios"][:int(r["runtime_s"] / _INTERVAL_S + 1e-9)] if n == 0)}
         # Validation: an I/O error, a wrong block, or nothing read fails the case.
-        if r["error"]:
-            raise RuntimeError(r["error"])
-        if r["mismatches"]:
-            msg = (f"a block read back differs from what aibench wrote: {r['first_mismatch']} "
-                   f"({r['mismatches']} of {r['verified']} checked reads)")
+        for r in runs:
+            if r["error"]:
+                raise RuntimeError(r["error"])
+        mismatches, verified = sum(r["mismatches"] for r in runs), sum(r["verified"] for r in runs)
+        if mismatches:
+            first = next(r["first_mismatch"] for r in runs if r["mismatches"])
+            msg = (f"a block read back differs from what aibench wrote: {first} "
+                   f"({mismatches} of {verified} checked reads)")
             result.status = FAILED
             result.error = msg
             result.validation = Validation(status=FAILED, reason=msg)
             return
-        if r["ios"] == 0:
+        if ios == 0:
             raise RuntimeError("no read completed in the measurement window")
         if source.verifiable:
-            detail["verification"] = (f"{r['verified']} reads (one in {verify_every} per thread) compared word by "
-                                      "word with the content written")
+            detail["verification"] = (f"{verified} reads (one in {detail['verify_every']} per thread) compared word "
+                                      "by word with the content written")
             result.validation = Validation(status=PASSED, max_rel_error=0.0, tolerance=0.0)
         else:
             detail["verification"] = "none: the content of an existing file or device is unknown; read sizes checked"
             result.validation = Validation(status=PASSED, reason=detail["verification"])
-        lat = r["latency"]
         _add_metrics(result, params["pattern"], gbps, iops, {
             "min": lat["min_ns"] / 1e3, "mean": lat["mean_ns"] / 1e3, "p50": lat["p50_ns"] / 1e3,
             "p90": lat["p90_ns"] / 1e3, "p99": lat["p99_ns"] / 1e3, "p99_9": lat["p99_9_ns"] / 1e3,
-            "max": lat["max_ns"] / 1e3}, r["cpu_user_s"], r["cpu_sys_s"])
+            "max": lat["max_ns"] / 1e3}, cpu_user_s, cpu_sys_s)
         result.status = PASSED
 
-    def _run_fio(self, result: CaseResult, params, source: ReadSource, region: int, runtime_s: float,
-                 ramp_s: float, detail: dict) -> None:
+    def _fio_window(self, params, source: ReadSource, region: int, runtime_s: float, ramp_s: float,
+                    detail: dict) -> dict:
+        """One fio run of the case's job; its command goes into `detail`."""
         from ... import _core
 
         engine = "io_uring" if _core.io_uring_unavailable_reason() is None else "libaio"
@@ -270,17 +332,25 @@ class StorageSuite(Suite):
                                   threads=params["threads"], direct=bool(params["direct"]), region=region,
                                   runtime_s=runtime_s, ramp_s=ramp_s, engine=engine)
         detail.update({"fio_version": fio_mod.fio_version(), "ioengine": engine, "command": cmd})
-        result.impl_detail = detail
         f = fio_mod.run_fio(cmd, timeout_s=runtime_s + ramp_s + 120)
         if f["io_bytes"] <= 0 or f["iops"] <= 0:
             raise RuntimeError("fio read nothing")
+        return f
+
+    def _fio_result(self, result: CaseResult, params, runs: list[dict], detail: dict) -> None:
+        """fio's figures from one or more fio runs (their totals)."""
+        f = fio_mod.merge_runs(runs)
         gbps = f["bw_bytes"] / 1e9
         detail.update({"gib_per_s": f["bw_bytes"] / 2**30, "fio": f,
                        "verification": "fio reads the same file; aibench does not check fio's data"})
+        result.impl_detail = detail
         result.validation = Validation(status=PASSED, reason=detail["verification"])
-        runtime = f["runtime_s"] or runtime_s
+        if len(runs) > 1:  # one sample per window: seconds per read
+            samples = [r["runtime_s"] / r["total_ios"] for r in runs if r["total_ios"]]
+            result.stats = {**summarize(samples).to_dict(), "samples_s": samples, "stopped_by": "time",
+                            "sample": "seconds per read, over each fio window"}
         _add_metrics(result, params["pattern"], gbps, f["iops"], f["lat_us"],
-                     (f["usr_cpu_pct"] or 0) / 100 * runtime, (f["sys_cpu_pct"] or 0) / 100 * runtime)
+                     (f["usr_cpu_pct"] or 0) / 100 * f["runtime_s"], (f["sys_cpu_pct"] or 0) / 100 * f["runtime_s"])
         own = self._last_native.get(result.case_id)
         if own is not None:
             m = own.metrics

@@ -4,6 +4,7 @@ direct, runtime and ramp) run by fio with JSON output, read-only."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from typing import Any
@@ -31,7 +32,8 @@ def fio_command(path: str, *, pattern: str, bs: int, qd: int, threads: int, dire
            f"--rw={'read' if pattern == 'seq' else 'randread'}", f"--bs={bs}", f"--iodepth={qd}",
            f"--numjobs={threads}", "--group_reporting", "--time_based",
            f"--runtime={max(1, round(runtime_s * 1000))}ms", f"--ramp_time={round(ramp_s * 1000)}ms",
-           "--norandommap", "--randrepeat=0", "--invalidate=1", "--output-format=json"]
+           "--norandommap", "--randrepeat=0", "--invalidate=1",
+           "--output-format=json+"]  # json+ adds the latency histogram (bins), so runs can be merged
     if pattern == "seq" and threads > 1:
         # As aibench does: each job reads its own slice of the file sequentially.
         slice_bytes = region // threads // bs * bs
@@ -66,11 +68,62 @@ def parse_fio_json(stdout: str) -> dict[str, Any]:
         "bw_bytes": float(read["bw_bytes"]),
         "iops": float(read["iops"]),
         "io_bytes": int(read.get("io_bytes", 0)),
+        "total_ios": int(read.get("total_ios", 0)),
         "runtime_s": runtime_s,
         "lat_us": {"min": clat.get("min", 0) / 1e3, "mean": clat.get("mean", 0) / 1e3, "max": clat.get("max", 0) / 1e3,
                    "p50": p("50.000000"), "p90": p("90.000000"), "p99": p("99.000000"), "p99_9": p("99.900000")},
         "usr_cpu_pct": job.get("usr_cpu"),
         "sys_cpu_pct": job.get("sys_cpu"),
+        # fio's completion-latency histogram (json+): {bucket value in ns: count}
+        "clat_bins": {int(k): int(v) for k, v in (clat.get("bins") or {}).items()},
+        "clat_mean_ns": clat.get("mean", 0), "clat_min_ns": clat.get("min", 0), "clat_max_ns": clat.get("max", 0),
+    }
+
+
+def bins_percentile(bins: dict[int, int], p: float) -> float | None:
+    """fio's rule on its own histogram: the bucket holding the ceil(p/100 * n)-th value."""
+    n = sum(bins.values())
+    if n == 0:
+        return None
+    rank, seen = max(1, math.ceil(p / 100 * n)), 0
+    for value in sorted(bins):
+        seen += bins[value]
+        if seen >= rank:
+            return float(value)
+    return float(max(bins))
+
+
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result (parse_fio_json's form) from several fio runs of the same job: totals
+    over their windows, latency percentiles from their merged histograms."""
+    if len(runs) == 1:
+        return {k: v for k, v in runs[0].items() if k != "clat_bins"}
+    runtime = sum(r["runtime_s"] for r in runs)
+    ios = sum(r["total_ios"] for r in runs)
+    bins: dict[int, int] = {}
+    for r in runs:
+        for value, count in r["clat_bins"].items():
+            bins[value] = bins.get(value, 0) + count
+    n = sum(bins.values())
+
+    def pct(p):
+        v = bins_percentile(bins, p)
+        return None if v is None else v / 1e3
+
+    mean = sum(r["clat_mean_ns"] * sum(r["clat_bins"].values()) for r in runs) / n if n else 0.0
+    return {
+        "version": runs[0]["version"],
+        "bw_bytes": sum(r["io_bytes"] for r in runs) / runtime,
+        "iops": ios / runtime,
+        "io_bytes": sum(r["io_bytes"] for r in runs),
+        "total_ios": ios,
+        "runtime_s": runtime,
+        "runs": len(runs),
+        "lat_us": {"min": min(r["clat_min_ns"] for r in runs) / 1e3, "mean": mean / 1e3,
+                   "max": max(r["clat_max_ns"] for r in runs) / 1e3,
+                   "p50": pct(50), "p90": pct(90), "p99": pct(99), "p99_9": pct(99.9)},
+        "usr_cpu_pct": sum((r["usr_cpu_pct"] or 0) * r["runtime_s"] for r in runs) / runtime,
+        "sys_cpu_pct": sum((r["sys_cpu_pct"] or 0) * r["runtime_s"] for r in runs) / runtime,
     }
 
 

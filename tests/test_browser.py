@@ -1,0 +1,122 @@
+"""asv's published pages, opened in headless Chromium: two machines' gemm runs on one graph,
+drawn with aibench's local copies of the JavaScript libraries (no internet needed).
+
+Needs Debian's chromium and chromium-driver (chromedriver) and selenium; skipped otherwise.
+AIBENCH_SCREENSHOT=path.png keeps the screenshot of the graph."""
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from aibench.cli import main
+from aibench.fingerprint import git_commit
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARK = "gemm.GemmCpu.track_tflops"
+# asv's URL of that graph, showing only the measured case (asv's parameter values are reprs).
+GRAPH_URL = f"#{BENCHMARK}?p-shape=%27256x256x256%27&p-dtype=%27fp32%27&p-impl=%27aibench%27"
+MACHINES = ("node-a", "node-b")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(git_commit() is None, reason="aibench not built from a git checkout"),
+]
+
+
+@pytest.fixture
+def driver():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    chromedriver = shutil.which("chromedriver")
+    if not chromium or not chromedriver:
+        pytest.skip("needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(arg)
+    # Console messages, and the DevTools network events that list every request.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    # An explicit chromedriver keeps Selenium from trying to download one.
+    drv = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
+    yield drv
+    drv.quit()
+
+
+@pytest.fixture
+def published(tmp_path):
+    """Two small gemm runs, as two machines, published with `aibench publish`."""
+    runs = []
+    for machine in MACHINES:
+        runs.append(str(tmp_path / f"{machine}.json"))
+        assert main(["run", "--suite", "gemm", "--quick", "--param", "m=256", "--param", "n=256", "--param", "k=256",
+                     "--param", "dtype=fp32", "--impl", "aibench", "--machine", machine,
+                     "--output", runs[-1], "--asv-results", str(tmp_path / "results")]) == 0
+    html = tmp_path / "html"
+    assert main(["publish", *runs, "--repo", str(REPO), "--results", str(tmp_path / "results"),
+                 "--html", str(html)]) == 0
+    return html
+
+
+@pytest.fixture
+def server(published):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(published))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+        httpd.shutdown()
+
+
+def network_log(driver):
+    """(requested URLs, failures) from Chromium's DevTools network events."""
+    urls, failures = {}, []
+    for entry in driver.get_log("performance"):
+        event = json.loads(entry["message"])["message"]
+        params = event.get("params", {})
+        if event["method"] == "Network.requestWillBeSent":
+            urls[params["requestId"]] = params["request"]["url"]
+        elif event["method"] == "Network.responseReceived" and params["response"]["status"] >= 400:
+            failures.append(f"{params['response']['status']} {params['response']['url']}")
+        elif event["method"] == "Network.loadingFailed":
+            failures.append(f"{params['errorText']} {urls.get(params['requestId'])}")
+    return list(urls.values()), failures
+
+
+# driver before server: a machine without chromium skips before running anything.
+def test_gemm_graph_of_two_machines_renders_offline(driver, server, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(server + GRAPH_URL)
+    # asv draws the graph with flot once both machines' graph files are loaded; flot
+    # keeps its plot object on the placeholder, whose series are asv's graph lines:
+    # [legend label, number of measured (non-null) points] for each.
+    series_js = """
+        var plot = window.jQuery && jQuery('#main-graph').data('plot');
+        return plot ? plot.getData().map(function (s) {
+            return [s.label, s.data.filter(function (p) { return p[1] !== null; }).length];
+        }) : [];"""
+    series = WebDriverWait(driver, 30).until(lambda d: (s := d.execute_script(series_js)) and len(s) >= 2 and s)
+    screenshot = Path(os.environ.get("AIBENCH_SCREENSHOT") or tmp_path / "asv-gemm-two-machines.png")
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(screenshot))
+
+    errors = [m["message"] for m in driver.get_log("browser") if m["level"] == "SEVERE"]
+    assert errors == [], errors
+    urls, failures = network_log(driver)
+    assert failures == [], failures
+    assert [u for u in urls if not u.startswith(server)] == [], "pages must load nothing from the internet"
+    assert driver.find_elements("css selector", "#main-graph canvas.flot-base"), "no plot canvas"
+
+    # Both machines' graph files were fetched, and each machine is a line on the plot
+    # (its legend label names it) with a measured point.
+    graph_files = [path for path in (unquote(urlsplit(u).path) for u in urls) if path.endswith(f"/{BENCHMARK}.json")]
+    for machine in MACHINES:
+        assert any(f"/machine-{machine}/" in f for f in graph_files), (machine, graph_files)
+        assert [n for label, n in series if f"machine-{machine}" in (label or "") and n > 0], (machine, series)

@@ -20,8 +20,11 @@ from aibench.fingerprint import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = "gemm.GemmCpu.track_tflops"
-# asv's URL of that graph, showing only the measured case (asv's parameter values are reprs).
-GRAPH_URL = f"#{BENCHMARK}?p-shape=%27256x256x256%27&p-dtype=%27fp32%27&p-impl=%27aibench%27"
+SHAPES = ("256x256x256", "512x512x512")
+# asv's URL of that graph with the GEMM shape (a sweep parameter) on the x-axis, showing
+# only the measured cases (asv's parameter values are reprs, quoted).
+GRAPH_URL = (f"#{BENCHMARK}?x-axis=shape&" + "&".join(f"p-shape=%27{s}%27" for s in SHAPES)
+             + "&p-dtype=%27fp32%27&p-impl=%27aibench%27")
 MACHINES = ("node-a", "node-b")
 
 pytestmark = [
@@ -51,13 +54,15 @@ def driver():
 
 @pytest.fixture
 def published(tmp_path):
-    """Two small gemm runs, as two machines, published with `aibench publish`."""
+    """Two small gemm runs, as two machines, published with `aibench publish`. (m, n and
+    k sweep as a product: the six non-square shapes are measured too, and asv's pages,
+    which list the shapes of the default sweeps, leave them out.)"""
     runs = []
     for machine in MACHINES:
         runs.append(str(tmp_path / f"{machine}.json"))
-        assert main(["run", "--suite", "gemm", "--quick", "--param", "m=256", "--param", "n=256", "--param", "k=256",
-                     "--param", "dtype=fp32", "--impl", "aibench", "--machine", machine,
-                     "--output", runs[-1], "--asv-results", str(tmp_path / "results")]) == 0
+        assert main(["run", "--suite", "gemm", "--quick", "--param", "m=256,512", "--param", "n=256,512",
+                     "--param", "k=256,512", "--param", "dtype=fp32", "--impl", "aibench", "--time-budget", "0.2",
+                     "--machine", machine, "--output", runs[-1], "--asv-results", str(tmp_path / "results")]) == 0
     html = tmp_path / "html"
     assert main(["publish", *runs, "--repo", str(REPO), "--results", str(tmp_path / "results"),
                  "--html", str(html)]) == 0
@@ -115,8 +120,9 @@ def test_gemm_graph_of_two_machines_renders_offline(driver, server, tmp_path):
     assert driver.find_elements("css selector", "#main-graph canvas.flot-base"), "no plot canvas"
 
     # Both machines' graph files were fetched, and each machine is a line on the plot
-    # (its legend label names it) with a measured point.
+    # (its legend label names it) with a measured point at both shapes of the x-axis.
     graph_files = [path for path in (unquote(urlsplit(u).path) for u in urls) if path.endswith(f"/{BENCHMARK}.json")]
     for machine in MACHINES:
         assert any(f"/machine-{machine}/" in f for f in graph_files), (machine, graph_files)
-        assert [n for label, n in series if f"machine-{machine}" in (label or "") and n > 0], (machine, series)
+        assert [n for label, n in series if f"machine-{machine}" in (label or "") and n == len(SHAPES)], \
+            (machine, series)

@@ -46,9 +46,12 @@ def load_run(path: str | Path) -> RunDocument:
 
 
 def find_reference(name: str) -> Path:
-    """results/reference/<name>*.json in the current directory or aibench's source tree."""
+    """results/reference/<name>.json, else the one <name>*.json, in the current directory
+    or aibench's source tree."""
     roots = [Path("results/reference"), Path(__file__).resolve().parents[2] / "results" / "reference"]
     for root in roots:
+        if (root / f"{name}.json").is_file():
+            return root / f"{name}.json"
         matches = sorted(root.glob(f"{name}*.json")) if root.is_dir() else []
         if len(matches) == 1:
             return matches[0]

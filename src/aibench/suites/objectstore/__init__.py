@@ -194,6 +194,11 @@ class ObjectStoreSuite(Suite):
             store = self._store_for(options)
             if store.scheme not in SCHEMES[impl.name]:
                 raise SkipCase(f"{impl.name} does not read {store.scheme}:// stores")
+            if store.embedded is not None:
+                if store.embedded.proc.poll() is not None:
+                    raise StoreError(f"the local S3 endpoint (moto) exited with code {store.embedded.proc.returncode}"
+                                     " (-9: killed, e.g. for memory); no objectstore case can run after it")
+                _check_embedded_memory(params)
             ds = self._dataset(store, params)
             verify_every = max(1, int(os.environ.get("AIBENCH_OBJ_VERIFY_EVERY", "4")))
             runtime_s = ctx.policy.budget_s
@@ -226,6 +231,21 @@ class ObjectStoreSuite(Suite):
                 client.close()
             result.duration_s = time.perf_counter() - started
         return result
+
+
+def _check_embedded_memory(params: dict[str, Any]) -> None:
+    """The embedded endpoint (moto) holds each object it serves in memory, whole even for a
+    ranged GET: skip a case whose objects in flight would take more than an eighth of the
+    available memory (a standard run's 64 GETs of 256 MiB objects had the kernel kill it)."""
+    import psutil
+
+    _, obj_size, _ = dataset_shape(params["workload"], params["size"])
+    in_flight = obj_size * params["concurrency"]
+    budget = psutil.virtual_memory().available // 8
+    if in_flight > budget:
+        raise SkipCase(f"the local S3 endpoint keeps every object it serves in memory: {params['concurrency']} "
+                       f"x {size_label(obj_size)} in flight is over {budget >> 20} MiB (1/8 of the available memory); "
+                       "give --url for a real store")
 
 
 def _request_maker(params: dict[str, Any], ds: Dataset, rngs: list[random.Random]):

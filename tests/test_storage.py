@@ -109,6 +109,11 @@ def test_fio_runs_merge_into_totals_and_histogram_percentiles():
     b = parse_fio_json(fio_json(3000, 500, {200_000: 2970, 5_000_000: 30}))
     m = merge_runs([a, b])
     assert m["iops"] == pytest.approx(4000 / 1.0) and m["bw_bytes"] == pytest.approx(4000 * 4096)
+    # numjobs=4 with group_reporting: job_runtime sums the jobs' runtimes; the rates stand
+    # for one job's 500 ms.
+    g = parse_fio_json(fio_json(1000, 500, {100_000: 1000}).replace('"job_runtime": 500', '"job_runtime": 2000'))
+    assert g["wall_s"] == pytest.approx(0.5) and g["runtime_s"] == pytest.approx(2.0)
+    assert merge_runs([g, g])["iops"] == pytest.approx(2000 / 1.0)
     assert m["runs"] == 2 and m["total_ios"] == 4000
     # 4000 values: 900 at 100 us, 2970 at 200 us, 100 at 900 us, 30 at 5 ms.
     assert m["lat_us"]["p50"] == 200.0 and m["lat_us"]["p99"] == 900.0 and m["lat_us"]["p99_9"] == 5000.0

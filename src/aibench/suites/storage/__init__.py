@@ -346,7 +346,7 @@ class StorageSuite(Suite):
         result.impl_detail = detail
         result.validation = Validation(status=PASSED, reason=detail["verification"])
         if len(runs) > 1:  # one sample per window: seconds per read
-            samples = [r["runtime_s"] / r["total_ios"] for r in runs if r["total_ios"]]
+            samples = [r["wall_s"] / r["total_ios"] for r in runs if r["total_ios"]]
             result.stats = {**summarize(samples).to_dict(), "samples_s": samples, "stopped_by": "time",
                             "sample": "seconds per read, over each fio window"}
         _add_metrics(result, params["pattern"], gbps, f["iops"], f["lat_us"],

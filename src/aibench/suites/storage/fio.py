@@ -69,7 +69,9 @@ def parse_fio_json(stdout: str) -> dict[str, Any]:
         "iops": float(read["iops"]),
         "io_bytes": int(read.get("io_bytes", 0)),
         "total_ios": int(read.get("total_ios", 0)),
-        "runtime_s": runtime_s,
+        "runtime_s": runtime_s,  # summed over the jobs of a group (numjobs > 1)
+        # The wall-clock window the rates stand for (io_bytes / bw): one job's runtime.
+        "wall_s": int(read.get("io_bytes", 0)) / float(read["bw_bytes"]) if read["bw_bytes"] else 0.0,
         "lat_us": {"min": clat.get("min", 0) / 1e3, "mean": clat.get("mean", 0) / 1e3, "max": clat.get("max", 0) / 1e3,
                    "p50": p("50.000000"), "p90": p("90.000000"), "p99": p("99.000000"), "p99_9": p("99.900000")},
         "usr_cpu_pct": job.get("usr_cpu"),
@@ -99,6 +101,7 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if len(runs) == 1:
         return {k: v for k, v in runs[0].items() if k != "clat_bins"}
     runtime = sum(r["runtime_s"] for r in runs)
+    wall = sum(r["wall_s"] for r in runs)
     ios = sum(r["total_ios"] for r in runs)
     bins: dict[int, int] = {}
     for r in runs:
@@ -113,11 +116,12 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     mean = sum(r["clat_mean_ns"] * sum(r["clat_bins"].values()) for r in runs) / n if n else 0.0
     return {
         "version": runs[0]["version"],
-        "bw_bytes": sum(r["io_bytes"] for r in runs) / runtime,
-        "iops": ios / runtime,
+        "bw_bytes": sum(r["io_bytes"] for r in runs) / wall,
+        "iops": ios / wall,
         "io_bytes": sum(r["io_bytes"] for r in runs),
         "total_ios": ios,
         "runtime_s": runtime,
+        "wall_s": wall,
         "runs": len(runs),
         "lat_us": {"min": min(r["clat_min_ns"] for r in runs) / 1e3, "mean": mean / 1e3,
                    "max": max(r["clat_max_ns"] for r in runs) / 1e3,

@@ -14,7 +14,7 @@ from aibench.cli import main
 from aibench.diagnose import diagnose
 from aibench.errors import UsageError
 from aibench.fleet import fleet_rows, node_labels, split_by_node
-from aibench.results import FAILED, PASSED, CaseResult, Metric, RunDocument, Validation
+from aibench.results import FAILED, PASSED, SKIPPED, CaseResult, Metric, RunDocument, Validation
 from mpi_helpers import clean_env, mpiexec, mpiexec_env_flag, needs_mpi
 
 
@@ -52,8 +52,20 @@ def test_split_by_node_gives_each_node_its_cases_and_fingerprint():
 def test_fleet_rows_give_min_median_max_and_spread():
     doc = _fleet([_case("n0", 1.0), _case("n1", 0.9), _case("n2", 1.1), _case("n3", 0.5, status=FAILED)])
     (row,) = fleet_rows(split_by_node(doc))
-    assert row.values == {"n0": 1.0, "n1": 0.9, "n2": 1.1} and row.failed == ["n3"]
+    assert row.values == {"n0": 1.0, "n1": 0.9, "n2": 1.1} and row.failed == ["n3"] and row.skipped == []
     assert row.median == 1.0 and row.slowest == "n1" and row.spread == pytest.approx(0.2)
+
+
+def test_fleet_summary_tells_failed_from_skipped(capsys):
+    from rich.console import Console
+
+    from aibench.fleet import print_fleet_summary
+
+    doc = _fleet([_case("n0", 1.0), _case("n1", 0.0, status=FAILED), _case("n0", 0, impl="blas", status=SKIPPED),
+                  _case("n1", 0, impl="blas", status=SKIPPED)], nodes=("n0", "n1"))
+    print_fleet_summary(doc, Console(width=250, force_terminal=False))
+    out = capsys.readouterr().out
+    assert "failed on n1" in out and "skipped on every node" in out
 
 
 def test_diagnose_names_the_slow_node_a_failed_case_and_a_missing_case():

@@ -244,6 +244,25 @@ def test_self_launch_uses_mpiexec_with_the_mpi4py_runner_and_returns_its_code(tm
     assert "AIBENCH_MPI_CHILD=1" in argv
 
 
+def test_sigterm_to_a_self_launching_run_reaches_mpiexec(tmp_path):
+    """Killing `aibench run` must not leave its ranks running."""
+    import signal
+    import time
+
+    script, got = tmp_path / "fake-mpiexec", tmp_path / "got-term"
+    script.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n"
+                      f"trap 'touch {got}; exit 143' TERM\ntouch {tmp_path / 'started'}\n"
+                      "while :; do sleep 0.05; done\n")
+    script.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--quick"],
+                            env=clean_env(AIBENCH_MPIEXEC=str(script)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143 and got.exists()
+
+
 @pytest.mark.parametrize("env, expected", [
     ({}, None),
     ({"PMI_RANK": "0", "PMI_SIZE": "2"}, "PMI"),

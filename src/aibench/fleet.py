@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import UsageError
-from .results import PASSED, RunDocument
+from .results import FAILED, PASSED, RunDocument
 
 
 def node_labels(hosts: list[str], per_gpu: bool) -> list[str]:
@@ -129,6 +129,7 @@ class FleetRow:
     unit: str
     values: dict[str, float]  # node -> value
     failed: list[str]  # nodes where the case failed
+    skipped: list[str]  # nodes where it was skipped (e.g. no such impl there)
 
     @property
     def median(self) -> float:
@@ -154,14 +155,16 @@ def fleet_rows(nodes: list[RunDocument]) -> list[FleetRow]:
             head = c.headline()
             if row is None and (head or c.status != PASSED):
                 row = rows[c.key()] = FleetRow(c.key(), head[0] if head else "", head[1].unit if head else "",
-                                               {}, [])
+                                               {}, [], [])
             if row is None:
                 continue
             if c.status == PASSED and head:
                 row.metric, row.unit = row.metric or head[0], row.unit or head[1].unit
                 row.values[node.machine] = head[1].value
-            elif c.status != PASSED:
+            elif c.status == FAILED:
                 row.failed.append(node.machine)
+            elif c.status != PASSED:
+                row.skipped.append(node.machine)
     return list(rows.values())
 
 
@@ -171,7 +174,7 @@ def print_fleet_summary(doc: RunDocument, console=None) -> None:
 
     nodes = [n for n in split_by_node(doc) if n.machine in {x["node"] for x in doc.fleet["nodes"]}]
     table = Table(title=f"fleet summary: {len(nodes)} nodes ({doc.fleet['concurrency']})")
-    for col in ("suite", "case", "impl", "metric", "min", "median", "max", "spread", "slowest", "failed on"):
+    for col in ("suite", "case", "impl", "metric", "min", "median", "max", "spread", "slowest", "not passed"):
         table.add_column(col, justify="right" if col in ("min", "median", "max", "spread") else "left")
     for row in fleet_rows(nodes):
         suite, case_id, _, impl = row.key
@@ -181,8 +184,12 @@ def print_fleet_summary(doc: RunDocument, console=None) -> None:
                      row.slowest]
         else:
             cells = ["-"] * 5
+        not_passed = [f"[red]failed on {', '.join(row.failed)}[/]"] if row.failed else []
+        if row.skipped:
+            where = "every node" if len(row.skipped) == len(nodes) else ", ".join(row.skipped)
+            not_passed.append(f"skipped on {where}")
         table.add_row(suite, case_id, impl, f"{row.metric} ({row.unit})" if row.metric else "", *cells,
-                      ", ".join(row.failed))
+                      "; ".join(not_passed))
     console = console or Console()
     if not console.is_terminal:
         console = Console(width=200)  # a log file gets whole columns

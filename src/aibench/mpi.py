@@ -128,6 +128,9 @@ def self_launch(ranks: int, cli_args: list[str]) -> int:
     # summary) and from importing a stale aibench from the current directory.
     env.setdefault("PYTHONUNBUFFERED", "1")
     proc = subprocess.Popen(cmd, env=env)
+    # `kill <aibench>` must stop the ranks too, not leave them measuring (mpiexec passes
+    # the signal on to them).
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM))
     try:
         code = proc.wait()
     except KeyboardInterrupt:
@@ -137,6 +140,8 @@ def self_launch(ranks: int, cli_args: list[str]) -> int:
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
             proc.kill()
             code = proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 128 - code if code < 0 else code
 
 

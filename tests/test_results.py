@@ -65,3 +65,17 @@ def test_non_finite_numbers_are_written_as_null(tmp_path):
     path = tmp_path / "x.json"
     write_atomic(path, {"a": float("nan"), "b": [float("inf"), 1.0]})
     assert json.loads(path.read_text()) == {"a": None, "b": [None, 1.0]}
+
+
+def test_run_documents_are_created_with_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from aibench.results import write_atomic
+
+    umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "run.json", {"a": 1})
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "run.json").stat().st_mode) == 0o644

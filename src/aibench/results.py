@@ -160,6 +160,9 @@ def write_atomic(path: Path, data: dict) -> None:
     a reader (or a crash) sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # as open() would create it (mkstemp makes it private)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(_finite_or_none(data), f, indent=1, allow_nan=False)

@@ -13,7 +13,7 @@ import pytest
 from aibench.cli import main
 from aibench.diagnose import diagnose
 from aibench.errors import UsageError
-from aibench.fleet import fleet_rows, node_labels, split_by_node
+from aibench.fleet import fleet_rows, node_documents, node_labels, split_by_node
 from aibench.results import FAILED, PASSED, SKIPPED, CaseResult, Metric, RunDocument, Validation
 from mpi_helpers import clean_env, mpiexec, mpiexec_env_flag, needs_mpi
 
@@ -47,6 +47,16 @@ def test_split_by_node_gives_each_node_its_cases_and_fingerprint():
     assert parts[1].system == {"hostname": "n1"} and parts[1].cases[0].metrics["tflops"].value == 0.5
     plain = RunDocument.from_dict(doc.to_dict() | {"fleet": None})
     assert split_by_node(plain) == [plain]
+    # The run's default name is rank 0's host, which is also node 0's label.
+    doc.machine = "n0"
+    assert [p.machine for p in split_by_node(doc)] == ["n0", "n1", "n0-fleet"]
+    assert [p.machine for p in node_documents(doc)] == ["n0", "n1"]
+
+
+def test_diagnose_ignores_the_cases_the_fleet_ran_together():
+    doc = _fleet([_case("n0", 1.0), _case("n1", 1.0), _case(None, 3.0, case_id="allreduce")], nodes=("n0", "n1"))
+    doc.machine = "n0"
+    assert diagnose(doc) == []
 
 
 def test_fleet_rows_give_min_median_max_and_spread():

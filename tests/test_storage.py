@@ -132,7 +132,9 @@ def test_odirect_reads_are_verified_and_file_is_deleted(disk_dir):
         assert d["engine"] in ("io_uring", "pread")
         if core.io_uring_unavailable_reason() is None:
             assert d["engine"] == "io_uring" and d["registered_buffers"]
-            assert isinstance(d["huge_page_buffers"], bool)
+            thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+            if thp.exists() and "[never]" not in thp.read_text():
+                assert d["huge_pages_requested"] is True
         assert d["source"]["kind"] == "created" and d["source"]["filesystem"] != "tmpfs"
         assert "verification" in d and r.validation.status == "passed"
         m = r.metrics
@@ -256,3 +258,23 @@ def test_storage_usage_errors_are_one_line(args, message):
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in p.stderr
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
+def test_a_failing_fio_does_not_fail_the_aibench_case(disk_dir, monkeypatch):
+    from aibench.suites.storage import fio as fio_mod
+
+    def broken(cmd, timeout_s):
+        raise RuntimeError("fio exited 1: no such engine")
+
+    monkeypatch.setattr(fio_mod, "run_fio", broken)
+    suite = StorageSuite()
+    ctx = _ctx(path=str(disk_dir), file_size=16 << 20)
+    ctx.case_impls = ("aibench", "fio")
+    own = suite.run_case(_case("seq", 1 << 20, 4), _impl(suite, "aibench"), ctx)
+    peer = suite.run_case(_case("seq", 1 << 20, 4), _impl(suite, "fio"), ctx)
+    suite.close()
+    assert own.status == "passed", own.error
+    assert "no such engine" in own.impl_detail["fio_failed"] and "command" not in own.impl_detail
+    assert [w["impl"] for w in own.impl_detail["windows"]] == ["aibench"] * 4
+    assert peer.status == "failed" and "no such engine" in peer.error

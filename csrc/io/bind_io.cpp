@@ -104,7 +104,7 @@ py::dict io_read(const std::string& path, bool direct, const std::string& patter
   d["fallback_reason"] = r.fallback_reason.empty() ? py::object(py::none()) : py::object(py::str(r.fallback_reason));
   d["registered_buffers"] = r.registered_buffers;
   d["registered_file"] = r.registered_file;
-  d["huge_page_buffers"] = r.huge_pages;
+  d["huge_pages_requested"] = r.huge_pages;  // madvise accepted; THP may still be off
   d["bytes"] = r.bytes;
   d["ios"] = r.ios;
   d["ramp_ios"] = r.ramp_ios;

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .compare import find_reference, load_run
 from .errors import UsageError
-from .fleet import fleet_rows, split_by_node
+from .fleet import fleet_rows, node_documents
 from .results import PASSED, CaseResult, RunDocument
 
 
@@ -36,15 +36,6 @@ class Finding:
     reference: float | None = None
     shortfall: float | None = None  # 1 - value / reference
     detail: str = ""  # the error of a failed case
-
-
-def node_documents(doc: RunDocument) -> list[RunDocument]:
-    """One document per node: a fleet's nodes (without the cases it ran together), or
-    the run itself as a single node."""
-    if not doc.fleet:
-        return [doc]
-    names = {n["node"] for n in doc.fleet["nodes"]}
-    return [d for d in split_by_node(doc) if d.machine in names]
 
 
 def baseline_figures(doc: RunDocument) -> dict[tuple, float]:

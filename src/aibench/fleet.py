@@ -101,23 +101,34 @@ class Fleet:
                 "concurrency": self.concurrency}
 
 
-def split_by_node(doc: RunDocument) -> list[RunDocument]:
-    """A fleet document as one run document per node (machine = the node, with that
-    node's fingerprint), plus one for the cases the fleet ran together (MPI suites).
-    Any other document comes back as it is."""
+def node_documents(doc: RunDocument) -> list[RunDocument]:
+    """One run document per node of a fleet document (machine = the node, with that
+    node's fingerprint and only its cases); any other document as the one node it is."""
     if not doc.fleet:
         return [doc]
-    common = dict(command=doc.command, tier=doc.tier, aibench=doc.aibench, run_id=doc.run_id,
-                  started_at=doc.started_at, finished_at=doc.finished_at, status=doc.status)
-    out = [RunDocument(machine=n["node"], targets=[n.get("target") or doc.targets[0]],
-                       system=n.get("system") or doc.system,
-                       cases=[c for c in doc.cases if c.node == n["node"]], **common)
-           for n in doc.fleet["nodes"]]
+    return [RunDocument(machine=n["node"], targets=[n.get("target") or doc.targets[0]],
+                        system=n.get("system") or doc.system,
+                        cases=[c for c in doc.cases if c.node == n["node"]], **_common(doc))
+            for n in doc.fleet["nodes"]]
+
+
+def split_by_node(doc: RunDocument) -> list[RunDocument]:
+    """node_documents(doc), plus one document for the cases the fleet ran together (MPI
+    suites), named after the run (`<run>-fleet` if a node has that name)."""
+    if not doc.fleet:
+        return [doc]
+    nodes = node_documents(doc)
     together = [c for c in doc.cases if c.node is None]
     if together:
-        out.append(RunDocument(machine=doc.machine, targets=doc.targets, system=doc.system, cases=together,
-                               **common))
-    return out
+        name = doc.machine if doc.machine not in {n.machine for n in nodes} else f"{doc.machine}-fleet"
+        nodes.append(RunDocument(machine=name, targets=doc.targets, system=doc.system, cases=together,
+                                 **_common(doc)))
+    return nodes
+
+
+def _common(doc: RunDocument) -> dict[str, Any]:
+    return dict(command=doc.command, tier=doc.tier, aibench=doc.aibench, run_id=doc.run_id,
+                started_at=doc.started_at, finished_at=doc.finished_at, status=doc.status)
 
 
 @dataclass
@@ -172,7 +183,7 @@ def print_fleet_summary(doc: RunDocument, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    nodes = [n for n in split_by_node(doc) if n.machine in {x["node"] for x in doc.fleet["nodes"]}]
+    nodes = node_documents(doc)
     table = Table(title=f"fleet summary: {len(nodes)} nodes ({doc.fleet['concurrency']})")
     for col in ("suite", "case", "impl", "metric", "min", "median", "max", "spread", "slowest", "not passed"):
         table.add_column(col, justify="right" if col in ("min", "median", "max", "spread") else "left")

@@ -110,7 +110,7 @@ def cmd_publish(args) -> int:
         print(f"aibench: warning: the pages still load from the internet (no copy in aibench/www_vendor): "
               f"{', '.join(remote)}", file=sys.stderr)
     machines = sorted({d.machine for d in docs})
-    print(f"published {len(docs)} run(s) from {len(machines)} machine(s) ({', '.join(machines)}) to {args.html}")
+    print(f"published {len(runs)} run document(s) as {len(docs)} asv run(s) from {len(machines)} machine(s) ({', '.join(machines)}) to {args.html}")
     return 0
 
 

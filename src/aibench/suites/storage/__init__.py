@@ -92,9 +92,9 @@ class StorageSuite(Suite):
         self.options: dict[str, Any] = {}  # defaults under RunContext.options (API and asv use)
         self._cache: dict[str, Any] = {}
         self._last_native: dict[str, CaseResult] = {}
-        # fio's windows of a paired (interleaved) measurement, kept for the fio case.
-        self._paired: dict[str, list[dict]] = {}
-        self._paired_detail: dict[str, dict] = {}
+        # fio's windows of a paired (interleaved) measurement and what they were run
+        # with, kept for the fio case.
+        self._paired: dict[str, tuple[list[dict], dict]] = {}
 
     # --- declaration ------------------------------------------------------------------
     def impls(self) -> list[Impl]:
@@ -185,7 +185,8 @@ class StorageSuite(Suite):
                 self._native_result(result, params, source, [self._native_window(params, source, region, runtime_s,
                                                                                  ramp_s, ctx, detail)], detail)
             elif cid in self._paired:  # measured interleaved with aibench's windows just before
-                self._fio_result(result, params, self._paired.pop(cid), {**detail, **self._paired_detail.pop(cid)})
+                runs, fio_detail = self._paired.pop(cid)
+                self._fio_result(result, params, runs, {**detail, **fio_detail})
             else:
                 self._fio_result(result, params, [self._fio_window(params, source, region, runtime_s, ramp_s,
                                                                    detail)], detail)
@@ -213,30 +214,37 @@ class StorageSuite(Suite):
         alike, where two back-to-back runs would put the drift between them. Each impl's
         figures are totals over its own windows; fio's wait for the fio case."""
         window_s, window_ramp_s = max(0.25, runtime_s / 2), min(ramp_s, 0.5)
-        native, fio, windows = [], [], []
+        native, fio, windows, fio_detail = [], [], [], {}
+        fio_failed = None
         for step, who in enumerate(PAIRED_ORDER):
+            if who == "B" and fio_failed:
+                continue
             source.drop_cache()
             if who == "A":
                 r = self._native_window(params, source, region, window_s, window_ramp_s, ctx, detail)
                 native.append(r)
-                gbps, iops = r["bytes"] / r["window_s"] / 1e9, r["ios"] / r["window_s"]
-            else:
-                f = self._fio_window(params, source, region, window_s, window_ramp_s, detail)
-                fio.append(f)
-                gbps, iops = f["bw_bytes"] / 1e9, f["iops"]
-            windows.append({"step": step, "impl": "aibench" if who == "A" else "fio", "gbps": gbps, "iops": iops})
-            if who == "A" and (r["mismatches"] or r["error"]):
-                break  # _native_result fails the case
+                windows.append({"step": step, "impl": "aibench", "gbps": r["bytes"] / r["window_s"] / 1e9,
+                                "iops": r["ios"] / r["window_s"]})
+                if r["mismatches"] or r["error"]:
+                    break  # _native_result fails the case
+                continue
+            try:
+                f = self._fio_window(params, source, region, window_s, window_ramp_s, fio_detail)
+            except (RuntimeError, OSError) as e:  # fio's failure is the fio case's, not aibench's
+                fio_failed = str(e)
+                continue
+            fio.append(f)
+            windows.append({"step": step, "impl": "fio", "gbps": f["bw_bytes"] / 1e9, "iops": f["iops"]})
         paired = {"measurement": (f"interleaved with the peer: windows {' '.join(PAIRED_ORDER)} (A aibench, B fio) "
                                   f"of {window_s:g} s each after a {window_ramp_s:g} s ramp; each impl's figures "
                                   "are totals over its own windows"),
                   "windows": windows, "runtime_s": window_s * PAIRED_ORDER.count("A"), "ramp_s": window_ramp_s}
+        if fio_failed:
+            paired["fio_failed"] = f"{fio_failed} (the fio case runs on its own)"
         detail.update(paired)
         self._native_result(result, params, source, native, detail)
-        if result.status == PASSED and len(fio) == PAIRED_ORDER.count("B"):
-            self._paired[result.case_id] = fio
-            self._paired_detail[result.case_id] = {k: detail[k] for k in ("fio_version", "ioengine", "command",
-                                                                           *paired)}
+        if result.status == PASSED and not fio_failed:
+            self._paired[result.case_id] = (fio, {**fio_detail, **paired})
 
     def _native_window(self, params, source: ReadSource, region: int, runtime_s: float, ramp_s: float,
                        ctx: RunContext, detail: dict) -> dict:
@@ -259,10 +267,11 @@ class StorageSuite(Suite):
                           verify_every=max(1, verify_every), file_id=source.file_id or 0, seed=ctx.seed + 1)
         detail.update({"engine": r["engine"], "engine_choice": engine, "io_uring_fallback_reason": r["fallback_reason"],
                        "registered_buffers": r["registered_buffers"], "registered_file": r["registered_file"],
-                       "huge_page_buffers": r["huge_page_buffers"], "os_threads": r["os_threads"],
+                       "huge_pages_requested": r["huge_pages_requested"], "os_threads": r["os_threads"],
                        "o_direct_alignment": align, "buffer_alignment": mem_align,
                        "verify_every": verify_every})
-        r["runtime_s"] = runtime_s
+        # The intervals of the window proper (the reader keeps one spare at the end).
+        r["interval_ios"] = r["interval_ios"][: int(runtime_s / _INTERVAL_S + 1e-9)]
         return r
 
     def _native_result(self, result: CaseResult, params, source: ReadSource, runs: list[dict], detail: dict) -> None:
@@ -288,12 +297,12 @@ class StorageSuite(Suite):
                                          "drop their pages (posix_fadvise) at each wrap, random reads may hit "
                                          "pages cached earlier in the run")
         result.impl_detail = detail
-        samples = [_INTERVAL_S / n for r in runs
-                   for n in r["interval_ios"][: int(r["runtime_s"] / _INTERVAL_S + 1e-9)] if n > 0]
+        intervals = [n for r in runs for n in r["interval_ios"]]
+        samples = [_INTERVAL_S / n for n in intervals if n > 0]
         if samples:
             result.stats = {**summarize(samples).to_dict(), "samples_s": samples, "stopped_by": "time",
                             "sample": f"seconds per read, over each {_INTERVAL_S} s interval of the window(s)",
-                            "stalled_intervals": sum(1 for r in runs for n in r["interval_ios"][:int(r["runtime_s"] / _INTERVAL_S + 1e-9)] if n == 0)}
+                            "stalled_intervals": intervals.count(0)}
         # Validation: an I/O error, a wrong block, or nothing read fails the case.
         for r in runs:
             if r["error"]:

@@ -3,6 +3,7 @@ direct, runtime and ramp) run by fio with JSON output, read-only."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -14,6 +15,7 @@ def fio_binary() -> str | None:
     return shutil.which("fio")
 
 
+@functools.cache  # asked once per run, not between the windows of an interleaved case
 def fio_version() -> str | None:
     exe = fio_binary()
     if exe is None:

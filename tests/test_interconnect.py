@@ -167,6 +167,48 @@ def test_injected_wrong_reduction_fails_the_case_with_exit_1(tmp_path):
         assert cases[impl]["validation"]["status"] == "failed"
     assert cases["mpi"]["status"] == "passed"  # the library's own reduction is untouched
     assert "FAILED" in p.stderr  # rank 0 reports the failure as it happens
+    # An orderly exit 1, not an MPI abort: the summary is the last thing printed.
+    assert "Abort" not in p.stdout + p.stderr and "BAD TERMINATION" not in p.stdout + p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "1 passed, 2 failed, 0 skipped", p.stdout[-500:]
+    assert p.stderr.rstrip().endswith(str(out)) and "run document:" in p.stderr[-300:]
+
+
+def _aibench_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "aibench.cli" in line and "ps -eo" not in line]
+
+
+@needs_mpi
+def test_ctrl_c_on_a_self_launched_run_saves_the_document_and_leaves_no_rank(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: aibench,
+    mpiexec and the ranks. The run must exit 130 with an `interrupted` document holding
+    the finished cases, print no MPI abort, and leave no rank behind."""
+    import signal
+    import time
+
+    out = tmp_path / "run.json"
+    before = set(_aibench_processes())
+    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--quick",
+                             "--no-asv", "--output", str(out), "--time-budget", "0.2"],
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until some cases are saved
+        try:
+            if len(json.loads(out.read_text())["cases"]) >= 3:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout[-1000:] + stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "interrupted" and len(doc["cases"]) >= 3
+    assert "Abort" not in stdout + stderr and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.rstrip().endswith(str(out)) and "interrupted:" in stderr[-300:]
+    time.sleep(1)
+    assert set(_aibench_processes()) <= before, _aibench_processes()
 
 
 @needs_mpi
@@ -231,7 +273,7 @@ def test_usage_errors_are_one_line_exit_2_without_launching(tmp_path, args, mess
     assert not fake.marker.exists(), "mpiexec was started for a usage error"
 
 
-def test_self_launch_uses_mpiexec_with_the_mpi4py_runner_and_returns_its_code(tmp_path):
+def test_self_launch_uses_mpiexec_and_returns_its_code(tmp_path):
     script = tmp_path / "fake-mpiexec"
     log = tmp_path / "argv"
     script.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n"
@@ -240,7 +282,7 @@ def test_self_launch_uses_mpiexec_with_the_mpi4py_runner_and_returns_its_code(tm
     p = run_cli("run", "--suite", "interconnect", "--quick", "--ranks", "3", AIBENCH_MPIEXEC=str(script))
     assert p.returncode == 7 and p.stdout == "" and p.stderr == ""
     argv = log.read_text()
-    assert argv.startswith(f"-n 3 {sys.executable} -m mpi4py -m aibench.cli run --suite interconnect --quick --ranks 3")
+    assert argv.startswith(f"-n 3 {sys.executable} -m aibench.cli run --suite interconnect --quick --ranks 3")
     assert "AIBENCH_MPI_CHILD=1" in argv
 
 

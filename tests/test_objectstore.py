@@ -3,6 +3,7 @@ process): every client reads and verifies aibench's objects, a corrupted object 
 the case, the prefix is cleaned up, --read-only writes nothing, and a dead endpoint is a
 failed case with one line."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -143,6 +144,37 @@ def test_embedded_endpoint_by_default_with_a_note():
     assert "means nothing as a storage figure" in r.impl_detail["endpoint_note"]
     assert r.metrics["objects_per_s"].value > 0
     assert server.proc.poll() is not None  # the local endpoint is stopped
+
+
+def test_embedded_endpoint_that_cannot_start_fails_every_case_with_its_last_words(monkeypatch):
+    """The endpoint's own error, in one line, on every case (once: 'seek of closed file')."""
+    from aibench.suites.objectstore import local_s3
+
+    monkeypatch.setattr(local_s3, "server_command",
+                        lambda: [sys.executable, "-c", "import sys; sys.exit('ImportError: moto exploded')"])
+    suite = ObjectStoreSuite()
+    results = [suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())
+               for name in ("awscrt", "obstore", "boto3")]
+    suite.close()
+    for r in results:
+        assert r.status == "failed" and "\n" not in r.error
+        assert "local S3 endpoint (moto) did not start" in r.error and "moto exploded" in r.error, r.error
+
+
+def test_embedded_endpoint_without_its_packages_skips_with_the_install_line(monkeypatch):
+    from aibench.suites.objectstore import local_s3
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(local_s3.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "flask_cors" else real_find_spec(name, *a))
+    suite = ObjectStoreSuite()
+    results = [suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())
+               for name in ("awscrt", "boto3")]
+    suite.close()
+    for r in results:
+        assert r.status == "skipped", r.error
+        assert r.validation.reason == ("the embedded S3 endpoint needs flask-cors (pip install flask-cors), "
+                                       "or give --url s3://bucket/prefix for a real store")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -353,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `aibench compare ... | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except Exception:
+        from .mpi import abort_on_crash
+
+        abort_on_crash()  # an MPI job of several ranks: abort them all rather than hang
+        raise
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ Under `mpirun`/`mpiexec`/`srun` every rank runs `aibench run`; rank 0 gathers, w
 run document and the asv results and prints; the other ranks print only errors. Started
 without a launcher, a run that includes an MPI suite (interconnect) launches itself:
 
-    mpiexec -n N python -m mpi4py -m aibench.cli run ...     (N = --ranks, default 2)
+    mpiexec -n N python -m aibench.cli run ...     (N = --ranks, default 2)
 
-with AIBENCH_MPI_CHILD=1 in the environment, and returns the child's exit code.
-`python -m mpi4py` makes an uncaught exception abort every rank instead of leaving the
-others hanging in a collective. The mpiexec is the one the MPI wheels bring (next to
+with AIBENCH_MPI_CHILD=1 in the environment, and returns the child's exit code. Every
+rank ends the same way however it was started: an orderly exit (some case failed: code 1)
+finalises MPI and exits with rank 0's code, and only an uncaught exception aborts the job
+(abort_on_crash) so that no rank is left hanging in a collective. (`python -m mpi4py`
+is not used: it turns every non-zero exit, an orderly exit 1 included, into MPI_Abort.) The mpiexec is the one the MPI wheels bring (next to
 sys.executable, or found through the installed `mpich` distribution), else the first on
 PATH; AIBENCH_MPIEXEC names another. docs/interconnect.md: using a cluster's own MPI.
 
@@ -104,7 +106,7 @@ def _is_open_mpi(mpiexec: str) -> bool:
 
 def self_launch_command(ranks: int, cli_args: list[str], mpiexec: str) -> list[str]:
     extra = ["--oversubscribe"] if _is_open_mpi(mpiexec) else []
-    return [mpiexec, "-n", str(ranks), *extra, sys.executable, "-m", "mpi4py", "-m", "aibench.cli", *cli_args]
+    return [mpiexec, "-n", str(ranks), *extra, sys.executable, "-m", "aibench.cli", *cli_args]
 
 
 def self_launch(ranks: int, cli_args: list[str]) -> int:
@@ -247,6 +249,21 @@ def start_session() -> Session:
         }
     _SESSION = Session(comm, rank, size, hosts, info)
     return _SESSION
+
+
+def abort_on_crash() -> None:
+    """Called on an uncaught exception: in a job of several ranks, print the traceback and
+    abort every rank (the others would wait forever in their next collective); alone, do
+    nothing and let the exception propagate."""
+    if _SESSION is None or _SESSION.size < 2:
+        return
+    import traceback
+
+    from mpi4py import MPI
+
+    traceback.print_exc()
+    print(f"aibench: rank {_SESSION.rank} crashed; aborting the MPI job", file=sys.stderr, flush=True)
+    MPI.COMM_WORLD.Abort(1)
 
 
 def idle_barrier(comm, max_sleep_s: float = 0.005) -> None:

@@ -30,6 +30,7 @@ from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, cho
 from ..storage import size_label
 from .clients import CLIENTS, SCHEMES, Client, RunLog
 from .options import validate_options
+from .local_s3 import EndpointUnavailable
 from .store import Dataset, StoreContext, StoreError
 
 WORKLOADS = ("whole", "ranged", "small")
@@ -77,7 +78,8 @@ class ObjectStoreSuite(Suite):
     def __init__(self):
         self.options: dict[str, Any] = {}
         self._store: StoreContext | None = None
-        self._store_error: str | None = None
+        self._store_error: str | None = None  # why the store failed (every later case fails with it)
+        self._store_skip: str | None = None  # why the store cannot exist here (every case skips with it)
         self._datasets: dict[str, Dataset] = {}
         self._lock = threading.Lock()
         self._finalizer = None
@@ -132,11 +134,16 @@ class ObjectStoreSuite(Suite):
     def _store_for(self, options: dict[str, Any]) -> StoreContext:
         if self._store is not None:
             return self._store
+        if self._store_skip is not None:
+            raise SkipCase(self._store_skip)
         if self._store_error is not None:
             raise StoreError(self._store_error)
         opts = validate_options(options)
         try:
             self._store = StoreContext.open(opts)
+        except EndpointUnavailable as e:
+            self._store_skip = str(e)
+            raise SkipCase(self._store_skip) from None
         except StoreError as e:
             self._store_error = str(e)
             raise

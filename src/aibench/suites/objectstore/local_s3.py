@@ -10,6 +10,7 @@ Run as `python -m aibench.suites.objectstore.local_s3`: prints the port, then se
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import select
 import subprocess
@@ -24,22 +25,44 @@ NOTE = ("local S3 endpoint (moto) on 127.0.0.1 started by aibench: a correctness
         "is the bottleneck, and its throughput means nothing as a storage figure (give --url for a real store)")
 
 
+# What the server needs: moto's S3 backend and the Flask app moto's server is made of.
+# All come with `pip install aibench`; a trimmed environment may lack one.
+SERVER_MODULES = {"moto": "moto[s3]", "flask": "flask", "flask_cors": "flask-cors"}
+
+
+class EndpointUnavailable(Exception):
+    """The embedded endpoint cannot run here (a package is missing): one line."""
+
+
+def missing_packages() -> list[str]:
+    """The pip names of the server's packages that are not installed."""
+    return [pip for module, pip in SERVER_MODULES.items() if importlib.util.find_spec(module) is None]
+
+
+def server_command() -> list[str]:
+    return [sys.executable, "-m", "aibench.suites.objectstore.local_s3"]
+
+
 class LocalS3:
     """A moto S3 server in a child process; `endpoint` is http://127.0.0.1:PORT."""
 
     def __init__(self, start_timeout_s: float = 60.0):
+        missing = missing_packages()
+        if missing:
+            raise EndpointUnavailable(
+                f"the embedded S3 endpoint needs {', '.join(missing)} (pip install {' '.join(missing)}), "
+                "or give --url s3://bucket/prefix for a real store")
         self._log = tempfile.TemporaryFile()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "aibench.suites.objectstore.local_s3"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env)
+        self.proc = subprocess.Popen(server_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env)
         ready, _, _ = select.select([self.proc.stdout], [], [], start_timeout_s)
         line = self.proc.stdout.readline().decode().strip() if ready else ""
         if not line.isdigit():
-            self.close()
-            self._log.seek(0)
+            self._log.seek(0)  # read the child's last words before close() drops the log
             tail = self._log.read().decode(errors="replace").strip().splitlines()
-            raise RuntimeError("the local S3 endpoint (moto) did not start: "
-                               + (tail[-1] if tail else "no output (is moto[s3] installed?)"))
+            self.close()
+            raise RuntimeError("the local S3 endpoint (moto) did not start within "
+                               f"{start_timeout_s:.0f} s: " + (tail[-1] if tail else "it printed nothing"))
         self.port = int(line)
         self.endpoint = f"http://127.0.0.1:{self.port}"
 

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 CUDA_DEVICE = 0
@@ -36,3 +38,24 @@ def cp(cuda):
 def capability(cuda):
     props = cuda.device_properties(CUDA_DEVICE)
     return props["major"] * 10 + props["minor"]
+
+
+# Headless Chromium through chromedriver, for the tests of pages aibench writes (asv's
+# pages, the acceptance report); skipped without them.
+@pytest.fixture
+def driver():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    chromedriver = shutil.which("chromedriver")
+    if not chromium or not chromedriver:
+        pytest.skip("needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(arg)
+    # Console messages, and the DevTools network events that list every request.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    # An explicit chromedriver keeps Selenium from trying to download one.
+    drv = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
+    yield drv
+    drv.quit()

@@ -8,7 +8,6 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -31,25 +30,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(git_commit() is None, reason="aibench not built from a git checkout"),
 ]
-
-
-@pytest.fixture
-def driver():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the test extra)")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    chromedriver = shutil.which("chromedriver")
-    if not chromium or not chromedriver:
-        pytest.skip("needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
-        options.add_argument(arg)
-    # Console messages, and the DevTools network events that list every request.
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    # An explicit chromedriver keeps Selenium from trying to download one.
-    drv = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
-    yield drv
-    drv.quit()
 
 
 @pytest.fixture

@@ -178,6 +178,44 @@ def _aibench_processes() -> list[str]:
     return [line for line in out.splitlines() if "aibench.cli" in line and "ps -eo" not in line]
 
 
+def _start_and_wait_for_cases(out, cases=3, **popen):
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--quick",
+                             "--no-asv", "--output", str(out), "--time-budget", "0.2"],
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=out.parent, **popen)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until some cases are saved
+        try:
+            if len(json.loads(out.read_text())["cases"]) >= cases:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return proc
+
+
+@needs_mpi
+def test_sigkill_of_a_self_launching_parent_stops_its_ranks_and_they_save(tmp_path):
+    """mpiexec gets SIGTERM when its parent dies (even by SIGKILL); the ranks finish the
+    case they are in, save an `interrupted` document and exit."""
+    import signal
+    import time
+
+    out = tmp_path / "run.json"
+    before = set(_aibench_processes())
+    proc = _start_and_wait_for_cases(out)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 60
+    while set(_aibench_processes()) - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(_aibench_processes()) - before
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "interrupted" and len(doc["cases"]) >= 3
+
+
 @needs_mpi
 def test_ctrl_c_on_a_self_launched_run_saves_the_document_and_leaves_no_rank(tmp_path):
     """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: aibench,
@@ -188,18 +226,7 @@ def test_ctrl_c_on_a_self_launched_run_saves_the_document_and_leaves_no_rank(tmp
 
     out = tmp_path / "run.json"
     before = set(_aibench_processes())
-    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--quick",
-                             "--no-asv", "--output", str(out), "--time-budget", "0.2"],
-                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until some cases are saved
-        try:
-            if len(json.loads(out.read_text())["cases"]) >= 3:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
+    proc = _start_and_wait_for_cases(out, start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout[-1000:] + stderr[-2000:]

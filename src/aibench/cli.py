@@ -1,4 +1,4 @@
-"""`aibench list | info | run | compare | diagnose | publish | preview | plot`: the command line.
+"""`aibench list | info | run | compare | diagnose | accept | publish | preview | plot`: the command line.
 
 Exit codes: 0 every case passed; 1 some case failed (the others ran and were saved);
 2 usage error, printed as one line; 130 interrupted (finished cases are saved).
@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_diag.add_argument("--threshold", type=float, default=0.1, metavar="FRACTION",
                         help="list figures more than this fraction below the reference (default 0.1)")
     p_diag.add_argument("--json", action="store_true")
+
+    from .accept import add_parser as add_accept_parser
+
+    add_accept_parser(sub)
 
     p_pub = sub.add_parser("publish", help="record run documents in the asv results tree and build asv's pages")
     p_pub.add_argument("runs", nargs="*", help="run documents (default: results/runs/*.json)")
@@ -284,11 +288,13 @@ def cmd_run(args, argv: list[str]) -> int:
     try:
         with RunProgress(total, enabled=not args.json and is_root) as progress:
             run_planned(planned, writer, target, policy, progress, options, fleet)
+        if session is not None and session.agree_to_stop():  # the last point where ranks agree
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         status = "interrupted"
     writer.finish(status)
     if not is_root:
-        return 130 if status == "interrupted" else session.exit_code(None)  # rank 0's exit code
+        return session.exit_code(None)  # rank 0's exit code
     cases = writer.doc.cases
 
     if not args.no_asv and cases:
@@ -312,10 +318,10 @@ def cmd_run(args, argv: list[str]) -> int:
     else:
         print_summary(cases)
         err.print(f"run document: {output}")
+    code = exit_code(cases)
     if status == "interrupted":
         err.print(f"interrupted: {len(cases)} finished case(s) saved in {output}")
-        return 130
-    code = exit_code(cases)
+        code = 130
     return code if session is None else session.exit_code(code)
 
 
@@ -335,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             from .diagnose import cmd_diagnose
 
             return cmd_diagnose(args)
+        if args.command == "accept":
+            from .accept import cmd_accept
+
+            return cmd_accept(args, ["aibench", *argv])
         if args.command in ("publish", "preview"):
             from . import publish
 

@@ -61,20 +61,23 @@ def find_reference(name: str) -> Path:
     raise UsageError(f"no reference result {name!r} (known: {', '.join(known) or 'none'})")
 
 
-def _interval(c: CaseResult, higher: bool) -> tuple[float, float] | None:
-    """95% CI of the headline metric, from the CI of the median time (metric ~ 1/time
-    for throughputs)."""
+def headline_interval(c: CaseResult, metric: str | None = None) -> tuple[float, float] | None:
+    """95% CI of a metric derived from the median time (the headline, a throughput ~
+    1/time, or `time_us` ~ time), from the CI of the median time; None for any other
+    metric (a latency percentile has no interval here) or without the statistics."""
     s = c.stats or {}
     lo, hi, med = s.get("ci95_low"), s.get("ci95_high"), s.get("median")
     head = c.headline()
-    if not (lo and hi and med and head):
+    name = metric or (head[0] if head else None)
+    if not (lo and hi and med and head) or name not in (head[0], "time_us") or name not in c.metrics:
         return None
-    value = head[1].value
-    return (value * med / hi, value * med / lo) if higher else (value * lo / med, value * hi / med)
+    value = c.metrics[name].value
+    return (value * med / hi, value * med / lo) if c.metrics[name].higher_is_better else \
+        (value * lo / med, value * hi / med)
 
 
 def _verdict(base: CaseResult, other: CaseResult, ratio: float) -> str:
-    a, b = _interval(base, True), _interval(other, True)
+    a, b = headline_interval(base), headline_interval(other)
     if a is None or b is None:
         return "same" if abs(ratio - 1) < 0.03 else ("better" if ratio > 1 else "worse")
     if b[0] > a[1]:

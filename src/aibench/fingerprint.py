@@ -111,6 +111,33 @@ def _gpus() -> dict[str, Any]:
             "devices": devices}
 
 
+def _nics(sys_class: str = "/sys/class") -> list[dict[str, Any]]:
+    """Physical network ports and their link rate: InfiniBand ports (their `rate`) and
+    Ethernet interfaces backed by a device (virtual ones, loopback and bridges have no
+    `device` link), for acceptance specs that name a NIC class."""
+    root = Path(sys_class)
+    nics: list[dict[str, Any]] = []
+    for port in sorted(root.glob("infiniband/*/ports/*")):
+        try:
+            rate = (port / "rate").read_text().strip()  # e.g. "400 Gb/sec (4X NDR)"
+            layer = (port / "link_layer").read_text().strip() if (port / "link_layer").exists() else "InfiniBand"
+            speed = float(rate.split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        nics.append({"name": f"{port.parents[1].name}/{port.name}", "kind": layer, "speed_gbps": speed,
+                     "rate": rate})
+    for dev in sorted(root.glob("net/*")):
+        if not (dev / "device").exists():
+            continue
+        try:
+            speed_mbps = int((dev / "speed").read_text().strip())
+        except (OSError, ValueError):
+            speed_mbps = -1  # down, or the driver does not say
+        nics.append({"name": dev.name, "kind": "Ethernet",
+                     "speed_gbps": speed_mbps / 1000 if speed_mbps > 0 else None})
+    return nics
+
+
 def _mpi() -> dict[str, Any] | None:
     import importlib.util
 
@@ -153,6 +180,7 @@ def system_fingerprint(measure_clock: bool = True) -> dict[str, Any]:
         "build": dict(_core.build_info()),
         "blas": _blas(),
         "gpus": _gpus(),
+        "nics": _nics(),
         "mpi": _mpi(),
         "aibench_version": __version__,
     }

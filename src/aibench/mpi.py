@@ -129,22 +129,51 @@ def self_launch(ranks: int, cli_args: list[str]) -> int:
     # Keep the children's Python from buffering stdout (rank 0 prints the progress and
     # summary) and from importing a stale aibench from the current directory.
     env.setdefault("PYTHONUNBUFFERED", "1")
-    proc = subprocess.Popen(cmd, env=env)
-    # `kill <aibench>` must stop the ranks too, not leave them measuring (mpiexec passes
-    # the signal on to them).
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM))
+    # mpiexec gets a session of its own, so that a terminal's Ctrl-C (sent to the whole
+    # foreground group) reaches only this process, which passes exactly one signal on:
+    # hydra forwards a first SIGINT to the ranks (they finish their case and save) and
+    # aborts the job on a second. If this process dies, mpiexec gets SIGTERM.
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_terminate_with_parent)
+    stop_signal = None
+
+    def forward(signum, frame):
+        nonlocal stop_signal
+        if stop_signal is None:
+            stop_signal = signum
+            proc.send_signal(signum)
+        else:  # asked twice: abort the job now
+            _kill_group(proc)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)  # mpiexec forwards it to the ranks, which save
-        try:
-            code = proc.wait(timeout=30)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            proc.kill()
-            code = proc.wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            _kill_group(proc)
+    if stop_signal is not None:
+        return 128 + stop_signal  # 130 for Ctrl-C: the ranks saved an `interrupted` document
     return 128 - code if code < 0 else code
+
+
+def _terminate_with_parent() -> None:
+    """In the mpiexec child (Linux): SIGTERM when the aibench process that started it dies,
+    even by SIGKILL, so that no job keeps measuring after its parent is gone."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # mpiexec, its proxies and the ranks
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 # ---- the session of one MPI run (every rank) ---------------------------------------------
@@ -199,6 +228,23 @@ class Session:
     def idle_barrier(self) -> None:
         idle_barrier(self.comm)
 
+    def agree_to_stop(self) -> bool:
+        """True on every rank when any rank was asked to stop (SIGINT, SIGTERM). Every
+        rank calls it at the same points of a run (before each case all ranks take part
+        in, and once after the last case), so all stop together, between cases, and
+        none is left waiting in a collective its peers abandoned. Waits asleep."""
+        import numpy as np
+        from mpi4py import MPI
+
+        mine = np.array([1 if stop_requested() else 0], dtype=np.int32)
+        anyone = np.zeros(1, dtype=np.int32)
+        req = self.comm.Iallreduce(mine, anyone, op=MPI.MAX)
+        sleep = 50e-6
+        while not req.Test():
+            time.sleep(sleep)
+            sleep = min(sleep * 2, 0.005)
+        return bool(anyone[0])
+
     def bcast(self, obj: Any) -> Any:
         return self.comm.bcast(obj, root=0)
 
@@ -209,6 +255,22 @@ class Session:
 
 
 _SESSION: Session | None = None
+_STOP: list[int] = []  # the signals received by this rank (see request_stop_on_signals)
+
+
+def request_stop_on_signals() -> None:
+    """In a rank of an MPI run, SIGINT and SIGTERM ask the run to stop at the next point
+    where all ranks agree (Session.agree_to_stop) instead of raising KeyboardInterrupt
+    wherever the rank happens to be, which would leave its peers in a collective."""
+    def handler(signum, frame):
+        _STOP.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def stop_requested() -> bool:
+    return bool(_STOP)
 
 
 def current() -> Session | None:
@@ -248,6 +310,8 @@ def start_session() -> Session:
             "env_differs_across_ranks": differing,
         }
     _SESSION = Session(comm, rank, size, hosts, info)
+    if size > 1:
+        request_stop_on_signals()
     return _SESSION
 
 

@@ -1,4 +1,5 @@
-"""Datasheet dense peaks of accelerators, TFLOP/s (TOPS for int8), from ../shared/ANCHORS.md.
+"""Datasheet dense peaks of accelerators, TFLOP/s (TOPS for int8), from ../shared/ANCHORS.md
+and NVIDIA's product datasheets (H200 NVL, GH200, L40S: the sparse figures halved).
 
 Keys are matched against the device name that NVML (or JAX) reports, longest key first.
 fp64 here is the FP64 *tensor-core* (matrix) rate, the one DGEMM runs at (H100/H200 67,
@@ -13,6 +14,9 @@ GPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {
     # fp64 tensor / fp32 / tf32 / bf16 = fp16 / fp8 / int8, dense
     "H100 SXM": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
     "H100 80GB HBM3": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
+    "H200 NVL": {"fp64": 60, "fp32": 60, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5, "fp8": 1670.5, "int8": 1670.5},
+    "GH200": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
+    "L40S": {"fp32": 91.6, "tf32": 183, "bf16": 362.05, "fp16": 362.05, "fp8": 733, "int8": 733},
     "H200": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
     "A100-SXM": {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
     "A100 SXM": {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},

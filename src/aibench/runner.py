@@ -73,7 +73,8 @@ def new_document(argv: list[str], machine: str, tier: str, target: Target,
 def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target, policy: SamplingPolicy,
                 progress=None, options: dict[str, Any] | None = None, fleet=None) -> None:
     """Run every case; a failing case is recorded and the others go on. Ctrl-C stops the
-    run between cases and leaves every finished case in the file (the caller marks it).
+    run between cases and leaves every finished case in the file (the caller marks it);
+    in an MPI run every rank stops at the same case (mpi.Session.agree_to_stop).
     In an MPI run, MPI suites run on every rank together and the others on rank 0 only,
     except in a fleet run (fleet.Fleet), where every node runs them and rank 0 gathers."""
     from . import mpi
@@ -87,10 +88,13 @@ def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target
         ctx.case_impls = tuple(impls_of_case[(item.suite.name, item.suite.case_id(item.params))])
         collective = session is not None and item.suite.uses_mpi
         per_node = fleet is not None and not collective
-        if session is not None and not (collective or per_node) and not session.is_root:
-            continue
-        if collective:
-            session.idle_barrier()  # wait (asleep) for rank 0 to finish non-MPI cases
+        if session is not None and (collective or per_node):
+            # Every rank takes part: wait (asleep) for rank 0 to finish its own cases, and
+            # stop here, all together, if any rank was asked to.
+            if session.agree_to_stop():
+                raise KeyboardInterrupt
+        elif session is not None and (not session.is_root or mpi.stop_requested()):
+            continue  # a rank-0 case; when asked to stop, rank 0 skips to the next agreement
         if progress is not None:
             progress.start_case(f"{item.suite.name} {item.suite.case_id(item.params)} [{item.impl.name}]")
         if per_node:

@@ -1,0 +1,265 @@
+"""The acceptance report a buyer keeps: report.json (the record), report.md and
+report.html (rendered from report.json alone, deterministically), and inputs/ holding
+the judged run documents and spec files with their SHA-256 in report.json.
+
+`aibench accept --verify DIR` checks that the inputs still hash to what the report says,
+that judging them again gives the report's verdicts, and that report.md and report.html
+are what report.json renders to: an edited byte anywhere is a mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..results import RunDocument
+from .judge import INCONCLUSIVE, MISSING, PASS, NodeJudgement
+
+REPORT_SCHEMA = "aibench.acceptance"
+REPORT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _node_summary(doc: RunDocument) -> dict[str, Any]:
+    s = doc.system or {}
+    cpu, gpus = s.get("cpu") or {}, s.get("gpus") or {}
+    return {
+        "machine": doc.machine, "hostname": s.get("hostname"), "run_id": doc.run_id, "tier": doc.tier,
+        "targets": doc.targets, "started_at": doc.started_at, "status": doc.status,
+        "cpu": f"{cpu.get('model')} ({cpu.get('arch')}), {cpu.get('cores')} cores, best ISA {cpu.get('best_isa')}",
+        "gpus": [d.get("name") for d in gpus.get("devices") or []],
+        "nics": [f"{n.get('name')} {n.get('kind')} {n.get('speed_gbps')} Gbit/s" for n in s.get("nics") or []],
+        "software": {"aibench": (doc.aibench or {}).get("version"), "commit": (doc.aibench or {}).get("commit"),
+                     "os": f"{(s.get('os') or {}).get('system')} {(s.get('os') or {}).get('release')}",
+                     "python": (s.get("python") or {}).get("version"),
+                     "nvidia_driver": gpus.get("nvidia_driver"), "cuda_runtime": gpus.get("runtime_version"),
+                     "mpi": ((s.get("mpi") or {}).get("library")),
+                     "blas": ", ".join(f"{b.get('internal_api')} {b.get('version')}" for b in s.get("blas") or [])},
+        "command": " ".join(doc.command),
+    }
+
+
+def input_names(run_files: list[Path], spec_files: list[Path], references: dict[str, Path]) -> dict[Path, str]:
+    """Where each input goes under DIR/inputs/ (spec files keep their names: includes
+    find each other by name)."""
+    names = {p: f"inputs/run{i + 1}-{p.name}" for i, p in enumerate(run_files)}
+    names.update({p: f"inputs/{p.name}" for p in spec_files})
+    names.update({p: f"inputs/reference-{p.name}" for p in references.values()})
+    return names
+
+
+def build_report(spec, judgements: list[NodeJudgement], docs: list[RunDocument], run_files: list[Path],
+                 spec_files: list[Path], references: dict[str, Path], commands: list[str]) -> dict[str, Any]:
+    summaries = {}
+    for doc in docs:
+        from ..fleet import node_documents
+
+        for node in node_documents(doc):
+            summaries[node.machine] = _node_summary(node)
+    nodes = []
+    for j in judgements:
+        counts = {k: sum(v.verdict == k for v in j.verdicts) for k in ("pass", "fail", "inconclusive", "missing")}
+        nodes.append({"node": j.node, "accepted": j.passed, "hardware_problems": j.hardware_problems,
+                      "counts": counts, "identity": summaries.get(j.node, {}),
+                      "checks": [v.to_dict() for v in j.verdicts]})
+    return {
+        "schema": REPORT_SCHEMA, "schema_version": REPORT_VERSION, "aibench": __version__,
+        "spec": {"name": spec.name, "description": spec.description, "tier": spec.tier},
+        "accepted": bool(nodes) and all(n["accepted"] for n in nodes),
+        "rejected_nodes": [n["node"] for n in nodes if not n["accepted"]],
+        "nodes": nodes,
+        "commands": commands,
+        "inputs": _inputs(run_files, spec_files, references),
+    }
+
+
+def _inputs(run_files: list[Path], spec_files: list[Path], references: dict[str, Path]) -> dict[str, Any]:
+    names = input_names(run_files, spec_files, references)
+    return {"runs": [{"file": names[p], "sha256": sha256_file(p)} for p in run_files],
+            "specs": [{"file": names[p], "sha256": sha256_file(p)} for p in spec_files],
+            "references": [{"name": n, "file": names[p], "sha256": sha256_file(p)} for n, p in references.items()]}
+
+
+def _all_inputs(report: dict[str, Any]) -> list[dict[str, Any]]:
+    i = report["inputs"]
+    return i["runs"] + i["specs"] + i.get("references", [])
+
+
+# ---- rendering (from report.json alone: --verify renders again and compares) -----------
+
+_STYLE = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700", "missing": "#8250df"}
+
+
+def _fmt(x: Any) -> str:
+    return "" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    out = [f"# Acceptance report: {report['spec']['name']}", "",
+           f"**Verdict: {'ACCEPTED' if report['accepted'] else 'REJECTED'}**"
+           + (f" (rejected: {', '.join(report['rejected_nodes'])})" if report["rejected_nodes"] else ""), "",
+           report["spec"]["description"] or "", ""]
+    for n in report["nodes"]:
+        ident = n["identity"]
+        out += [f"## Node {n['node']}: {'accepted' if n['accepted'] else 'rejected'}", "",
+                f"- CPU: {ident.get('cpu')}", f"- GPUs: {', '.join(map(str, ident.get('gpus') or [])) or 'none'}",
+                f"- NICs: {', '.join(ident.get('nics') or []) or 'none recorded'}",
+                f"- software: " + ", ".join(f"{k} {v}" for k, v in (ident.get("software") or {}).items() if v),
+                f"- run {ident.get('run_id')} ({ident.get('tier')}, {ident.get('started_at')}): `{ident.get('command')}`",
+                ""]
+        for p in n["hardware_problems"]:
+            out.append(f"- **hardware does not match:** {p}")
+        out += ["", "| check | verdict | case | measured | threshold | margin | source | reason |",
+                "|---|---|---|---|---|---|---|---|"]
+        for c in n["checks"]:
+            measured = f"{_fmt(c['value'])} {c['unit'] or ''}".strip()
+            margin = f"{c['margin']:+.1%}" if c["margin"] is not None else ""
+            cells = [c["check"], c["verdict"].upper(), c["case"] or "", measured, c["threshold"], margin, c["source"],
+                     c["reason"]]
+            out.append("| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
+        out.append("")
+    out += ["## Commands", ""] + [f"- `{c}`" for c in report["commands"]] + ["", "## Inputs (SHA-256)", ""]
+    out += [f"- `{i['file']}` {i['sha256']}" for i in _all_inputs(report)]
+    out.append("")
+    return "\n".join(out)
+
+
+def _chart(checks: list[dict[str, Any]]) -> str:
+    """An inline SVG: each check's measured value over its threshold (1.0 = the threshold)."""
+    rows = [c for c in checks if c["value"] is not None and c["limit"]]
+    if not rows:
+        return ""
+    width, label_w, bar_w, row_h = 760, 260, 440, 22
+    ratios = [(c["margin"] + 1) if c["margin"] is not None else 0 for c in rows]
+    top = max(2.0, max(ratios) * 1.05)
+    scale = bar_w / top
+    height = row_h * len(rows) + 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    for i, (c, r) in enumerate(zip(rows, ratios)):
+        y = 10 + i * row_h
+        parts.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end" font-size="12">'
+                     f'{html.escape(c["check"])}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{max(1.0, r * scale):.1f}" height="{row_h - 8}" '
+                     f'fill="{_STYLE.get(c["verdict"], "#888")}"><title>{html.escape(c["check"])}: '
+                     f'{_fmt(c["value"])} {html.escape(c["unit"] or "")} vs {html.escape(c["threshold"])}</title></rect>')
+        parts.append(f'<text x="{label_w + max(1.0, r * scale) + 4:.1f}" y="{y + 14}" font-size="11">{r:.2f}x</text>')
+    x1 = label_w + scale
+    parts.append(f'<line x1="{x1:.1f}" y1="5" x2="{x1:.1f}" y2="{height - 18}" stroke="#000" stroke-dasharray="4 3"/>')
+    parts.append(f'<text x="{x1:.1f}" y="{height - 4}" text-anchor="middle" font-size="11">threshold (1.0x)</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    e = lambda x: html.escape(_fmt(x))  # noqa: E731 - every string from the documents is escaped
+    verdict = "ACCEPTED" if report["accepted"] else "REJECTED"
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>aibench acceptance: {e(report['spec']['name'])}</title>",
+           "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+           "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
+           ".v{font-weight:bold;color:#fff;padding:2px 6px;border-radius:3px}"
+           + "".join(f".{k}{{background:{c}}}" for k, c in _STYLE.items()) + "</style></head><body>",
+           f"<h1>Acceptance report: {e(report['spec']['name'])}</h1>",
+           f'<p><span class="v {"pass" if report["accepted"] else "fail"}">{verdict}</span> '
+           + (f"rejected nodes: {e(', '.join(report['rejected_nodes']))}" if report["rejected_nodes"] else "")
+           + "</p>", f"<p>{e(report['spec']['description'])}</p>"]
+    for n in report["nodes"]:
+        ident = n["identity"]
+        out.append(f"<h2>Node {e(n['node'])}: {'accepted' if n['accepted'] else 'rejected'}</h2><ul>")
+        out.append(f"<li>CPU: {e(ident.get('cpu'))}</li><li>GPUs: {e(', '.join(map(str, ident.get('gpus') or [])) or 'none')}</li>")
+        out.append(f"<li>NICs: {e(', '.join(ident.get('nics') or []) or 'none recorded')}</li>")
+        sw = ", ".join(f"{k} {v}" for k, v in (ident.get("software") or {}).items() if v)
+        out.append(f"<li>software: {e(sw)}</li><li>run {e(ident.get('run_id'))} ({e(ident.get('tier'))}, "
+                   f"{e(ident.get('started_at'))}): <code>{e(ident.get('command'))}</code></li></ul>")
+        for p in n["hardware_problems"]:
+            out.append(f'<p><span class="v fail">hardware does not match</span> {e(p)}</p>')
+        out.append("<table><tr><th>check</th><th>verdict</th><th>case</th><th>measured</th><th>threshold</th>"
+                   "<th>margin</th><th>source</th><th>reason</th></tr>")
+        for c in n["checks"]:
+            margin = f"{c['margin']:+.1%}" if c["margin"] is not None else ""
+            out.append(f"<tr><td>{e(c['check'])}</td><td><span class=\"v {e(c['verdict'])}\">{e(c['verdict'])}</span>"
+                       f"</td><td>{e(c['case'])}</td><td>{e(c['value'])} {e(c['unit'])}</td><td>{e(c['threshold'])}</td>"
+                       f"<td>{e(margin)}</td><td>{e(c['source'])}</td><td>{e(c['reason'])}</td></tr>")
+        out.append("</table>")
+        for suite in dict.fromkeys(c["suite"] for c in n["checks"]):
+            chart = _chart([c for c in n["checks"] if c["suite"] == suite])
+            if chart:
+                out.append(f"<h3>{e(suite)}: measured / threshold</h3>{chart}")
+    out.append("<h2>Commands</h2><ul>" + "".join(f"<li><code>{e(c)}</code></li>" for c in report["commands"]) + "</ul>")
+    out.append("<h2>Inputs (SHA-256)</h2><ul>" + "".join(
+        f"<li><code>{e(i['file'])}</code> {e(i['sha256'])}</li>"
+        for i in _all_inputs(report)) + "</ul>")
+    out.append(f"<p>aibench {e(report['aibench'])}; check with <code>aibench accept --verify DIR</code>.</p>")
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def write_report(report_dir: Path, report: dict[str, Any], run_files: list[Path], spec_files: list[Path],
+                 references: dict[str, Path]) -> None:
+    (report_dir / "inputs").mkdir(parents=True, exist_ok=True)
+    for src, name in input_names(run_files, spec_files, references).items():
+        if src.resolve() != (report_dir / name).resolve():
+            shutil.copyfile(src, report_dir / name)
+    text = json.dumps(report, indent=1) + "\n"
+    report = json.loads(text)  # render what a reader of report.json sees (as --verify does)
+    (report_dir / "report.json").write_text(text, encoding="utf-8")
+    (report_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (report_dir / "report.html").write_text(render_html(report), encoding="utf-8")
+
+
+def verify_report(report_dir: Path) -> list[str]:
+    """Every way the report no longer matches its data (empty: it matches)."""
+    from .judge import judge_runs
+    from .spec import SpecError, load_specs
+
+    problems: list[str] = []
+    try:
+        report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return [f"report.json cannot be read: {e}"]
+    if report.get("schema") != REPORT_SCHEMA:
+        return ["report.json is not an aibench acceptance report"]
+    for entry in _all_inputs(report):
+        path = report_dir / entry["file"]
+        if not path.is_file():
+            problems.append(f"{entry['file']} is missing")
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{entry['file']} does not match its SHA-256 in report.json (it was changed)")
+    for name, render in (("report.md", render_markdown), ("report.html", render_html)):
+        try:
+            if (report_dir / name).read_text(encoding="utf-8") != render(report):
+                problems.append(f"{name} is not what report.json renders to (it was edited)")
+        except OSError:
+            problems.append(f"{name} is missing")
+    if problems:
+        return problems
+    # The data is intact: judging it again must give the report's verdicts.
+    try:
+        spec = load_specs([str(report_dir / report["inputs"]["specs"][0]["file"])])
+        docs = [RunDocument.load(report_dir / r["file"]) for r in report["inputs"]["runs"]]
+        references = {r["name"]: RunDocument.load(report_dir / r["file"]) for r in report["inputs"].get("references", [])}
+    except (SpecError, ValueError, KeyError, OSError) as e:
+        return [f"the inputs cannot be judged again: {e}"]
+    again = {(j.node, v.check): v.verdict for j in judge_runs(spec, docs, references) for v in j.verdicts}
+    recorded = {(n["node"], c["check"]): c["verdict"] for n in report["nodes"] for c in n["checks"]}
+    for key in sorted(set(again) | set(recorded)):
+        if again.get(key) != recorded.get(key):
+            problems.append(f"node {key[0]} check {key[1]}: the report says {recorded.get(key)}, "
+                            f"judging the inputs gives {again.get(key)}")
+    return problems
+
+
+__all__ = ["build_report", "write_report", "verify_report", "render_html", "render_markdown", "PASS",
+           "INCONCLUSIVE", "MISSING"]

@@ -1,0 +1,305 @@
+"""Acceptance spec files: what a node must deliver, as TOML (docs/accept.md).
+
+    spec_version = 1
+    name = "nvidia-h200-sxm"
+    description = "..."
+    tier = "quick"                 # the tier `aibench accept` runs when given no run documents
+    target = "cuda"                # the checks' default target kind
+    include = ["nic-400g", "nvme-gen5.toml"]   # shipped names, or paths relative to this file
+
+    [hardware]                     # the node the spec is for; a run on other hardware fails
+    gpu_name = "H200(?! NVL)"      # regular expression, searched in every GPU's name
+    min_gpus = 1
+
+    [[check]]
+    id = "gemm-bf16"
+    suite = "gemm"
+    case = "*"                     # glob over the case id (default "*")
+    impl = "*"                     # glob over the impl (default "*")
+    params = { dtype = "bf16", m = ">=4096" }   # exact value, glob, comparison or list
+    select = "best"                # best: the best matching figure must pass; each: every one
+    metric = "tflops"
+    fraction_of_peak = 0.6         # exactly one threshold: min/max (+ unit), fraction_of_peak,
+                                   # ratio_to_reference (+ reference), ratio_to_fleet_median
+    source = "where the figure comes from"
+
+Loading validates everything and raises SpecError with one line per problem.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import operator
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SPEC_VERSION = 1
+SHIPPED_DIR = Path(__file__).resolve().parent / "specs"
+TIERS = ("quick", "standard", "full")
+TARGET_KINDS = ("cpu", "cuda", "jax", "*")
+THRESHOLD_KEYS = ("min", "max", "fraction_of_peak", "ratio_to_reference", "ratio_to_fleet_median")
+SELECT = ("best", "each")
+HARDWARE_KEYS = {"gpu_name": str, "min_gpus": int, "cpu_model": str, "cpu_arch": str, "min_nodes": int,
+                 "min_nics": int, "nic_min_gbps": (int, float)}
+CHECK_KEYS = {"id", "suite", "case", "impl", "target", "params", "select", "metric", "unit", "source",
+              "reference", *THRESHOLD_KEYS}
+TOP_KEYS = {"spec_version", "name", "description", "tier", "target", "include", "hardware", "check"}
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; str() is one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_COMPARISON = re.compile(r"^\s*(>=|<=|>|<|==|!=)\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq,
+        "!=": operator.ne}
+
+
+def param_matches(want: Any, value: Any) -> bool:
+    """A params filter: a list (any of), a comparison string (">=4096"), a glob string, or
+    an exact value."""
+    if isinstance(want, list):
+        return any(param_matches(w, value) for w in want)
+    if isinstance(want, str):
+        m = _COMPARISON.match(want)
+        if m and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _OPS[m.group(1)](value, float(m.group(2)))
+        return fnmatch.fnmatchcase(str(value).lower(), want.lower())
+    if isinstance(want, bool) or isinstance(value, bool):
+        return want is value or str(want).lower() == str(value).lower()
+    return want == value
+
+
+@dataclass
+class Check:
+    id: str
+    suite: str
+    metric: str
+    source: str
+    spec: str  # the spec (name) the check comes from
+    case: str = "*"
+    impl: str = "*"
+    target: str = "*"
+    params: dict[str, Any] = field(default_factory=dict)
+    select: str = "best"
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    fraction_of_peak: float | None = None
+    ratio_to_reference: float | None = None
+    reference: str | None = None
+    ratio_to_fleet_median: float | None = None
+
+    @property
+    def threshold_kind(self) -> str:
+        return next(k for k in THRESHOLD_KEYS if getattr(self, k) is not None)
+
+    def describe_threshold(self) -> str:
+        kind = self.threshold_kind
+        if kind in ("min", "max"):
+            return f"{'>=' if kind == 'min' else '<='} {getattr(self, kind):g} {self.unit}"
+        if kind == "fraction_of_peak":
+            return f">= {self.fraction_of_peak:.0%} of peak"
+        if kind == "ratio_to_reference":
+            return f">= {self.ratio_to_reference:g}x reference {self.reference}"
+        return f">= {self.ratio_to_fleet_median:g}x fleet median"
+
+    def matches(self, case) -> bool:
+        """Whether a CaseResult is one this check is about."""
+        return (case.suite == self.suite and fnmatch.fnmatchcase(case.case_id, self.case)
+                and fnmatch.fnmatchcase(case.impl, self.impl)
+                and fnmatch.fnmatchcase(case.target.split(":")[0], self.target)
+                and all(k in case.params and param_matches(v, case.params[k]) for k, v in self.params.items()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
+
+
+@dataclass
+class Spec:
+    name: str
+    description: str
+    tier: str
+    target: str
+    files: list[Path]  # this spec's file, then every included file (depth first)
+    hardware: list[tuple[str, dict[str, Any]]]  # (spec name, its [hardware] table) of every file
+    checks: list[Check]
+
+    @property
+    def target_kinds(self) -> list[str]:
+        return sorted({c.target for c in self.checks if c.target != "*"} or {self.target})
+
+
+def shipped_specs() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.toml"))}
+
+
+def resolve(name: str, relative_to: Path | None = None) -> Path:
+    """A shipped spec name, or a path (relative to the including file, then the cwd)."""
+    candidates = []
+    if relative_to is not None:  # an include: next to the including file first
+        candidates += [relative_to.parent / name, relative_to.parent / f"{name}.toml"]
+    candidates.append(Path(name))
+    for c in candidates:
+        if c.is_file():
+            return c
+    shipped = shipped_specs()
+    if name in shipped:
+        return shipped[name]
+    raise SpecError([f"no spec {name!r}: not a file, and not a shipped spec ({', '.join(shipped)})"])
+
+
+def _validate_check(raw: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: a check must be a table")
+        return
+    for key in raw:
+        if key not in CHECK_KEYS:
+            problems.append(f"{where}: unknown key {key!r} (known: {', '.join(sorted(CHECK_KEYS))})")
+    for key in ("id", "suite", "metric", "source"):
+        if not isinstance(raw.get(key), str) or not raw.get(key).strip():
+            problems.append(f"{where}: {key!r} is required (a non-empty string)")
+    for key in ("case", "impl", "target", "unit", "reference"):
+        if key in raw and not isinstance(raw[key], str):
+            problems.append(f"{where}: {key!r} must be a string")
+    if "target" in raw and isinstance(raw["target"], str) and raw["target"] not in TARGET_KINDS:
+        problems.append(f"{where}: target {raw['target']!r} is not one of {', '.join(TARGET_KINDS)}")
+    if "select" in raw and raw["select"] not in SELECT:
+        problems.append(f"{where}: select must be one of {', '.join(SELECT)} (got {raw['select']!r})")
+    if "params" in raw:
+        if not isinstance(raw["params"], dict):
+            problems.append(f"{where}: params must be a table of filters")
+        else:
+            for k, v in raw["params"].items():
+                items = v if isinstance(v, list) else [v]
+                if not items or any(isinstance(i, (dict, list)) for i in items):
+                    problems.append(f"{where}: params.{k} must be a value, a glob, a comparison or a list of them")
+    given = [k for k in THRESHOLD_KEYS if k in raw]
+    if len(given) != 1:
+        problems.append(f"{where}: exactly one threshold is needed ({', '.join(THRESHOLD_KEYS)}); got "
+                        f"{', '.join(given) or 'none'}")
+        return
+    kind, value = given[0], raw[given[0]]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value \
+            or value == float("inf"):
+        problems.append(f"{where}: {kind} must be a positive finite number (got {value!r})")
+    if kind in ("min", "max") and not isinstance(raw.get("unit"), str):
+        problems.append(f"{where}: {kind} needs its unit (unit = \"TFLOP/s\", as the metric records it)")
+    if kind == "ratio_to_reference" and not isinstance(raw.get("reference"), str):
+        problems.append(f"{where}: ratio_to_reference needs reference = \"NAME\" (results/reference) or a run path")
+    if kind == "fraction_of_peak" and isinstance(value, (int, float)) and value > 1:
+        problems.append(f"{where}: fraction_of_peak is a fraction (0.6 for 60%), got {value}")
+
+
+def _load_file(path: Path, seen: list[Path]) -> tuple[dict[str, Any], list[tuple[Path, dict[str, Any]]]]:
+    """(this file's table, [(path, table)] of it and everything it includes)."""
+    path = path.resolve()
+    if path in seen:
+        raise SpecError([f"{path}: include cycle ({' -> '.join(p.name for p in [*seen, path])})"])
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise SpecError([f"{path}: cannot read: {e.strerror or e}"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SpecError([f"{path}: not valid TOML: {e}"]) from None
+    problems: list[str] = []
+    where = path.name
+    for key in raw:
+        if key not in TOP_KEYS:
+            problems.append(f"{where}: unknown key {key!r} (known: {', '.join(sorted(TOP_KEYS))})")
+    if raw.get("spec_version") != SPEC_VERSION:
+        problems.append(f"{where}: spec_version must be {SPEC_VERSION} (got {raw.get('spec_version')!r})")
+    if not isinstance(raw.get("name"), str) or not raw.get("name"):
+        problems.append(f"{where}: 'name' is required")
+    if "tier" in raw and raw["tier"] not in TIERS:
+        problems.append(f"{where}: tier must be one of {', '.join(TIERS)} (got {raw['tier']!r})")
+    if "target" in raw and raw["target"] not in TARGET_KINDS:
+        problems.append(f"{where}: target must be one of {', '.join(TARGET_KINDS)} (got {raw['target']!r})")
+    hardware = raw.get("hardware", {})
+    if not isinstance(hardware, dict):
+        problems.append(f"{where}: [hardware] must be a table")
+    else:
+        for k, v in hardware.items():
+            if k not in HARDWARE_KEYS:
+                problems.append(f"{where}: unknown hardware key {k!r} (known: {', '.join(HARDWARE_KEYS)})")
+            elif isinstance(v, bool) or not isinstance(v, HARDWARE_KEYS[k]):
+                problems.append(f"{where}: hardware.{k} has the wrong type ({type(v).__name__})")
+            elif isinstance(v, str):
+                try:
+                    re.compile(v)
+                except re.error as e:
+                    problems.append(f"{where}: hardware.{k} is not a regular expression: {e}")
+    checks = raw.get("check", [])
+    if not isinstance(checks, list):
+        problems.append(f"{where}: checks are [[check]] tables")
+        checks = []
+    for i, c in enumerate(checks):
+        _validate_check(c, f"{where} check {i + 1}" + (f" ({c.get('id')})" if isinstance(c, dict) and c.get("id") else ""),
+                        problems)
+    includes = raw.get("include", [])
+    if not isinstance(includes, list) or not all(isinstance(x, str) for x in includes):
+        problems.append(f"{where}: include must be a list of spec names or paths")
+        includes = []
+    files: list[tuple[Path, dict[str, Any]]] = [(path, raw)]
+    for inc in includes:
+        try:
+            _, sub = _load_file(resolve(inc, path), [*seen, path])
+            files.extend(sub)
+        except SpecError as e:
+            problems.extend(f"{where}: include {inc!r}: {p}" for p in e.problems)
+    if problems:
+        raise SpecError(problems)
+    return raw, files
+
+
+def load_spec(name: str) -> Spec:
+    """A spec with its includes, validated; SpecError lists every problem."""
+    top, files = _load_file(resolve(name), [])
+    checks: list[Check] = []
+    problems: list[str] = []
+    seen_ids: dict[str, str] = {}
+    hardware = []
+    for path, raw in files:
+        spec_name = raw["name"]
+        hardware.append((spec_name, dict(raw.get("hardware", {}))))
+        default_target = raw.get("target", top.get("target", "cpu"))
+        for c in raw.get("check", []):
+            if c["id"] in seen_ids:
+                problems.append(f"{path.name}: check id {c['id']!r} is already used in {seen_ids[c['id']]}")
+                continue
+            seen_ids[c["id"]] = path.name
+            checks.append(Check(spec=spec_name, **{"target": default_target, **c}))
+    if problems:
+        raise SpecError(problems)
+    if not checks:
+        raise SpecError([f"{files[0][0].name}: the spec (with its includes) has no check"])
+    return Spec(name=top["name"], description=top.get("description", ""), tier=top.get("tier", "standard"),
+                target=top.get("target", "cpu"), files=[p for p, _ in files], hardware=hardware, checks=checks)
+
+
+def load_specs(names: list[str]) -> Spec:
+    """Several specs judged together (--spec a,b): one spec of all their checks."""
+    specs = [load_spec(n) for n in names]
+    if len(specs) == 1:
+        return specs[0]
+    ids = [c.id for s in specs for c in s.checks]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise SpecError([f"check id(s) {', '.join(dup)} appear in more than one of {', '.join(names)}"])
+    tiers = [s.tier for s in specs]
+    return Spec(name="+".join(s.name for s in specs), description="; ".join(s.description for s in specs if s.description),
+                tier=max(tiers, key=TIERS.index), target=specs[0].target,
+                files=[f for s in specs for f in s.files], hardware=[h for s in specs for h in s.hardware],
+                checks=[c for s in specs for c in s.checks])

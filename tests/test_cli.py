@@ -25,7 +25,7 @@ def run_cli(*args, timeout=300):
     (["run", "--param", "colour=red"], "unknown parameter 'colour'"),
     (["run", "--target", "gpu"], "unknown target 'gpu'"),
     (["run", "--suite", "power", "--target", "jax"], "does not run on target jax"),
-    (["run", "--time-budget", "-1"], "--time-budget must be a positive"),
+    (["run", "--time-budget", "-1"], "--time-budget must be a number of seconds above 0"),
     (["run", "--param", "m=1000000", "--param", "n=1000000", "--param", "k=1000000", "--param", "dtype=fp64"],
      "only"),
     (["frobnicate"], "invalid choice"),
@@ -123,7 +123,8 @@ def test_param_replaces_one_sweep_and_keeps_the_rest():
     assert [p.params for p in planned] == [{"m": s, "n": s, "k": s, "dtype": "fp64"} for s in (512, 1024, 2048)]
 
 
-def test_cuda_target_without_gpu_skips_with_reason(tmp_path):
+def test_cuda_target_without_gpu_skips_with_reason(tmp_path, capsys):
+    """Every case skipped, with its reason; a run that measured nothing exits 1 and says so."""
     from aibench.targets import cuda as cu
     from aibench.targets import Target
 
@@ -132,7 +133,7 @@ def test_cuda_target_without_gpu_skips_with_reason(tmp_path):
     out = tmp_path / "run.json"
     code = main(["run", "--target", "cuda", "--param", "m=64", "--param", "n=64", "--param", "k=64",
                  "--param", "dtype=bf16", "--output", str(out), "--no-asv"])
-    assert code == 0
+    assert code == 1 and "nothing was measured: all 4 case(s) were skipped" in capsys.readouterr().err
     cases = json.loads(out.read_text())["cases"]
     assert cases and all(c["status"] == "skipped" and c["validation"]["reason"] for c in cases)
 

@@ -174,7 +174,7 @@ def test_injected_wrong_reduction_fails_the_case_with_exit_1(tmp_path):
 
 
 def _aibench_processes() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "aibench.cli" in line and "ps -eo" not in line]
 
 
@@ -216,6 +216,37 @@ def test_sigkill_of_a_self_launching_parent_stops_its_ranks_and_they_save(tmp_pa
     assert doc["status"] == "interrupted" and len(doc["cases"]) >= 3
 
 
+def _rank_pid(out, rank: int) -> int:
+    for line in _aibench_processes():
+        pid = int(line.split()[0])
+        if str(out) not in line:
+            continue
+        try:
+            if f"PMI_RANK={rank}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                return pid
+        except OSError:
+            pass
+    raise AssertionError(f"no rank {rank} of the run writing {out}")
+
+
+@needs_mpi
+def test_a_killed_rank_leaves_a_failed_document_with_every_finished_case(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run.json"
+    before = set(_aibench_processes())
+    proc = _start_and_wait_for_cases(out)
+    os.kill(_rank_pid(out, 1), signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode not in (0, 130)
+    doc = json.loads(out.read_text())
+    assert doc["status"] == "failed" and "the MPI job ended" in doc["ended_by"] and len(doc["cases"]) >= 3
+    assert "the ranks did not finish the run document" in stderr
+    time.sleep(1)
+    assert not set(_aibench_processes()) - before
+
+
 @needs_mpi
 def test_ctrl_c_on_a_self_launched_run_saves_the_document_and_leaves_no_rank(tmp_path):
     """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: aibench,
@@ -231,7 +262,7 @@ def test_ctrl_c_on_a_self_launched_run_saves_the_document_and_leaves_no_rank(tmp
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout[-1000:] + stderr[-2000:]
     doc = json.loads(out.read_text())
-    assert doc["status"] == "interrupted" and len(doc["cases"]) >= 3
+    assert doc["status"] == "interrupted" and len(doc["cases"]) >= 3 and doc["ended_by"] == "signal SIGINT"
     assert "Abort" not in stdout + stderr and "Traceback" not in stderr, stderr[-2000:]
     assert stderr.rstrip().endswith(str(out)) and "interrupted:" in stderr[-300:]
     time.sleep(1)
@@ -259,7 +290,7 @@ def test_gpu_impls_skip_cleanly_without_a_gpu(tmp_path):
     out = tmp_path / "run.json"
     p = run_cli("run", "--suite", "interconnect", "--target", "cuda", "--quick", "--param", "size=4k",
                 "--output", str(out), "--no-asv")
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.returncode == 1 and "nothing was measured" in p.stderr, p.stdout + p.stderr  # all skipped
     cases = json.loads(out.read_text())["cases"]
     assert {c["impl"] for c in cases} == {"mpi", "nccl"}
     for c in cases:
@@ -278,7 +309,7 @@ class _FakeMpiexec:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--ranks", "0"], "--ranks must be at least 1"),
+    (["--ranks", "0"], "--ranks must be between 1 and 256"),
     (["--ranks", "two"], "invalid int value"),
     (["--param", "size=abc"], "bad value 'abc' for interconnect parameter 'size'"),
     (["--param", "size=0"], "must be at least 1 byte"),
@@ -306,8 +337,10 @@ def test_self_launch_uses_mpiexec_and_returns_its_code(tmp_path):
     script.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n"
                       f"printf '%s ' \"$@\" > {log}\nenv | grep AIBENCH_MPI_CHILD >> {log}\nexit 7\n")
     script.chmod(0o755)
-    p = run_cli("run", "--suite", "interconnect", "--quick", "--ranks", "3", AIBENCH_MPIEXEC=str(script))
+    p = run_cli("run", "--suite", "interconnect", "--quick", "--ranks", "3", "--output", str(tmp_path / "run.json"),
+                AIBENCH_MPIEXEC=str(script))
     assert p.returncode == 7 and p.stdout == "" and p.stderr == ""
+    assert not (tmp_path / "run.json").exists()  # the ranks wrote nothing, and neither did aibench
     argv = log.read_text()
     assert argv.startswith(f"-n 3 {sys.executable} -m aibench.cli run --suite interconnect --quick --ranks 3")
     assert "AIBENCH_MPI_CHILD=1" in argv

@@ -5,12 +5,18 @@ MPI library), each run is stored as an asv result of the aibench commit that mea
 it, and benchmarks.json is written from the same AsvSpec that suites/<suite>.py is built
 from, so `asv publish` builds pages straight from `aibench run` output and
 `asv run` (driving suites/ itself) lands on the same benchmarks.
+
+A run document is input from whoever wrote it: its machine name must be a plain path
+component (safety.check_machine_name), its commit a hash, and every string it gives
+asv is HTML-escaped, since asv's pages show machine info as HTML.
 """
 
 from __future__ import annotations
 
 import datetime
+import html
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,13 +27,17 @@ from asv.machine import Machine
 from asv.results import Results
 from asv.runner import BenchmarkResult
 
+from .errors import UsageError
 from .results import PASSED, CaseResult, RunDocument
+from .safety import check_machine_name
 from .suites import all_suites
 from .suites.base import AsvSpec
 
 # One fixed python and env_name on every machine, or asv's pages split them apart.
 ASV_PYTHON = "3"
 ASV_ENV_NAME = "aibench"
+# A git commit (SHA-1 or SHA-256): it names the results file and is passed to `git show`.
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def asv_config(results_dir: Path, repo: Path | None = None) -> Config:
@@ -51,15 +61,54 @@ def benchmark_dicts(spec: AsvSpec, suite: str) -> list[dict[str, Any]]:
     } for t in spec.tracks]
 
 
+def _text(value: Any) -> Any:
+    """A value from a run document as asv machine info: a string, HTML-escaped (asv's
+    graph page inserts machine info as HTML); None stays None."""
+    return None if value is None else html.escape(value if isinstance(value, str) else str(value), quote=True)
+
+
+def check_document_machine(doc: RunDocument, where: str | Path | None = None) -> str:
+    """doc.machine, if it is a valid machine name (a path component of the results tree);
+    else UsageError, naming `where` (the document's path) when given."""
+    try:
+        if not isinstance(doc.machine, str):
+            raise UsageError(f"machine name {doc.machine!r} is not allowed: it must be a string")
+        return check_machine_name(doc.machine)
+    except UsageError as e:
+        raise UsageError(f"{where}: {e}" if where is not None else str(e)) from None
+
+
+def document_commit(doc: RunDocument) -> str:
+    """The aibench commit the run was measured with; ValueError unless it is a git hash
+    (it names the results file and goes to `git show`: no path, no option)."""
+    commit = (doc.aibench or {}).get("commit") if isinstance(doc.aibench, dict) else None
+    if not commit:
+        raise ValueError("the aibench commit is unknown (not built from a git checkout), so asv cannot place the run")
+    if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
+        shown = repr(commit) if len(repr(commit)) <= 60 else repr(commit)[:57] + "..."
+        raise ValueError(f"the aibench commit {shown} is not a git commit hash (40 or 64 hex digits)")
+    return commit
+
+
+def check_document(doc: RunDocument, where: str | Path) -> None:
+    """What export_run refuses, checked up front: UsageError naming `where`."""
+    check_document_machine(doc, where)
+    try:
+        document_commit(doc)
+    except ValueError as e:
+        raise UsageError(f"{where}: {e}") from None
+
+
 def machine_info(doc: RunDocument) -> dict[str, str]:
     """asv machine keys. Every machine gets every key ('none' when absent), since a
-    missing key becomes a null dimension on asv's pages."""
+    missing key becomes a null dimension on asv's pages. Every value is HTML-escaped
+    (a no-op for ordinary names)."""
     system = doc.system
     gpus = system.get("gpus") or {}
     devices = gpus.get("devices") or []
     mpi = system.get("mpi") or {}
     mem = (system.get("memory") or {}).get("total_bytes") or 0
-    return {
+    info = {
         "machine": doc.machine,
         "os": f"{(system.get('os') or {}).get('system', platform.system())} {(system.get('os') or {}).get('release', '')}".strip(),
         "arch": (system.get("cpu") or {}).get("arch", platform.machine()),
@@ -71,6 +120,7 @@ def machine_info(doc: RunDocument) -> dict[str, str]:
         "gpu_driver": str(gpus.get("nvidia_driver") or gpus.get("driver_version") or "none"),
         "mpi": mpi.get("library", "none") if isinstance(mpi, dict) else "none",
     }
+    return {key: _text(value) for key, value in info.items()}
 
 
 def _commit_date_ms(repo: Path, commit: str) -> int:
@@ -84,10 +134,11 @@ def _commit_date_ms(repo: Path, commit: str) -> int:
 
 def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) -> Path:
     """Add `doc`'s passed cases to results_dir/<machine>/<commit>-aibench.json (merging
-    with what is there for that machine and commit). Returns the results file."""
-    commit = (doc.aibench or {}).get("commit")
-    if not commit:
-        raise ValueError("the aibench commit is unknown (not built from a git checkout), so asv cannot place the run")
+    with what is there for that machine and commit). Returns the results file.
+    UsageError for a machine name that is not a plain path component, ValueError for a
+    commit that is not a git hash; nothing is written then."""
+    check_document_machine(doc)  # callers check too (publish names the document); this is the last line
+    commit = document_commit(doc)
     repo = repo or Path(".")
     conf = asv_config(results_dir, repo)
     suites = all_suites()
@@ -103,7 +154,7 @@ def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) ->
 
     params = {**info, "python": ASV_PYTHON}
     results = Results(params, {}, commit, _commit_date_ms(repo, commit), ASV_PYTHON, ASV_ENV_NAME, {})
-    path = results_dir / doc.machine / Path(results._filename).name
+    path = results_dir / info["machine"] / Path(results._filename).name
     if path.exists():
         results = Results.load(str(path))
 

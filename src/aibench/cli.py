@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +21,7 @@ from rich.markup import escape
 from . import __version__
 from .errors import UsageError
 from .harness import SamplingPolicy
+from .safety import check_machine_name
 from .suites.base import TIERS
 
 
@@ -95,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--impl", action="append", help="only this impl (repeatable)")
     p_run.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
                        help="replace a parameter's sweep (repeatable)")
-    p_run.add_argument("--output", type=Path, help="run document path (default results/runs/<machine>-<time>.json)")
+    p_run.add_argument("--output", type=Path,
+                       help="run document path (default results/runs/<machine>-<time>-<random>.json); an existing "
+                            "file is replaced only if it is an aibench run document")
+    p_run.add_argument("--force", action="store_true", help="let --output replace an existing regular file")
+    p_run.add_argument("--fail-on-skip", action="store_true",
+                       help="exit 1 when any case was skipped (a run where every case was skipped always does)")
     p_run.add_argument("--machine", default=None, help="machine name (default: host name)")
     p_run.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                        help="sampling time budget per case")
@@ -206,8 +214,7 @@ def cmd_info(args) -> int:
 
 def run_options(args) -> dict:
     """Run-wide options that suites read from RunContext.options."""
-    if args.power_window is not None and not args.power_window > 0:
-        raise UsageError(f"--power-window must be a positive number of seconds (got {args.power_window})")
+    seconds_option("--power-window", args.power_window)
     from .suites.objectstore.options import validate_options as objectstore_options
     from .suites.storage.source import validate_options as storage_options
 
@@ -216,6 +223,58 @@ def run_options(args) -> dict:
     storage_options(io)  # UsageError (exit 2) before anything runs
     objectstore_options(io)
     return {"power": args.power, "power_window_s": args.power_window, "redfish": args.redfish, **io}
+
+
+MAX_LOCAL_RANKS = 256
+MAX_SECONDS = 7 * 86400.0
+
+
+def seconds_option(flag: str, value: float | None) -> None:
+    if value is not None and not (0 < value <= MAX_SECONDS):  # also refuses nan and inf
+        raise UsageError(f"{flag} must be a number of seconds above 0 and at most {MAX_SECONDS:.0f} (got {value})")
+
+
+def prepare_output(path: Path | None, machine: str, force: bool, create: bool) -> Path:
+    """Where the run document goes: --output (replacing only an aibench run document, or
+    any regular file with --force), else a new, uniquely named file under results/runs/.
+    Checks the directory can be written (one line, exit 2) before anything runs."""
+    from .runner import default_output
+    from .safety import check_overwrite
+
+    try:
+        if path is None:
+            path = default_output(machine, create=create)
+        else:
+            check_overwrite(path, force)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".aibench-write-test-"):
+            pass
+    except OSError as e:
+        where = path.parent if path is not None else "results/runs"
+        raise UsageError(f"cannot write the run document in {where}: {e.strerror or e}") from None
+    return path
+
+
+_SIGNALS_RECEIVED: list[int] = []
+_PREVIOUS_HANDLERS: dict[int, object] = {}
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (timeout, Slurm, kill) and SIGHUP (a closed terminal) stop a run like
+    Ctrl-C: KeyboardInterrupt between two statements, so that the case's cleanup runs
+    (test files, shared memory) and the document is saved as `interrupted`."""
+    def handler(signum, frame):
+        _SIGNALS_RECEIVED.append(signum)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        _PREVIOUS_HANDLERS[sig] = signal.signal(sig, handler)
+
+
+def restore_signals() -> None:
+    for sig, handler in _PREVIOUS_HANDLERS.items():
+        signal.signal(sig, handler)
+    _PREVIOUS_HANDLERS.clear()
 
 
 def cmd_run(args, argv: list[str]) -> int:
@@ -230,11 +289,12 @@ def cmd_run(args, argv: list[str]) -> int:
     for text in args.param:
         key, values = _param(text)
         raw_params.setdefault(key, []).extend(values)
-    if args.time_budget is not None and not args.time_budget > 0:
-        raise UsageError(f"--time-budget must be a positive number of seconds (got {args.time_budget})")
+    seconds_option("--time-budget", args.time_budget)
     options = run_options(args)
-    if args.ranks is not None and args.ranks < 1:
-        raise UsageError(f"--ranks must be at least 1 (got {args.ranks})")
+    if args.ranks is not None and not 1 <= args.ranks <= MAX_LOCAL_RANKS:
+        raise UsageError(f"--ranks must be between 1 and {MAX_LOCAL_RANKS} (got {args.ranks}): it launches that many "
+                         "processes on this machine")
+    machine = check_machine_name(args.machine or socket.gethostname().split(".")[0])
     if args.per_gpu and not (args.fleet and target.kind == "cuda"):
         raise UsageError("--per-gpu goes with --fleet and --target cuda")
     suites = args.suite or default_suites(target, raw_params) or default_suites(target)
@@ -252,7 +312,22 @@ def cmd_run(args, argv: list[str]) -> int:
     elif args.fleet or any(p.suite.uses_mpi for p in planned):
         reason = mpi.mpi_unavailable_reason()
         if reason is None:
-            return mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS, argv[1:])
+            # The document's name is fixed here, so that whatever happens to the ranks this
+            # process can close the document they leave (a usage error launches nothing).
+            output = prepare_output(args.output, machine, args.force, create=True)
+            child_argv = argv[1:] if args.output else [*argv[1:], "--output", str(output)]
+            code, stop_signal = mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS, child_argv)
+            from .results import close_abandoned_document
+
+            if stop_signal is not None:
+                done = close_abandoned_document(output, "interrupted", f"signal {signal.Signals(stop_signal).name}")
+            else:
+                done = close_abandoned_document(output, "failed", f"the MPI job ended (mpiexec exit code {code}) "
+                                                "before rank 0 finished the document")
+            if done:
+                print(f"aibench: the ranks did not finish the run document: {done}", file=sys.stderr)
+                code = code or 1
+            return code
         if args.fleet:
             raise UsageError(f"--fleet needs MPI: {reason}")
     if args.fleet:
@@ -264,8 +339,17 @@ def cmd_run(args, argv: list[str]) -> int:
             planned = plan_run(suites, tier, target, args.impl, raw_params)
         fleet.check_same_plan([(p.suite.name, p.suite.case_id(p.params), p.impl.name) for p in planned])
     is_root = session is None or session.is_root
-    machine = args.machine or socket.gethostname()
-    output = args.output or default_output(machine)
+    # Rank 0 alone writes; every rank learns whether it can (or all would wait for it).
+    output, problem = None, None
+    if is_root:
+        try:
+            output = prepare_output(args.output, machine, args.force, create=True)
+        except UsageError as e:
+            problem = str(e)
+    if session is not None:
+        output, problem = session.bcast((output, problem))
+    if problem:
+        raise UsageError(problem)
     policy = SamplingPolicy(budget_s=args.time_budget or TIER_BUDGET_S[tier])
 
     err = Console(stderr=True, quiet=not is_root)
@@ -283,6 +367,8 @@ def cmd_run(args, argv: list[str]) -> int:
     else:
         writer = mpi.NullWriter()  # rank 0 holds the run document
     status = "complete"
+    if session is None:
+        stop_on_signals()  # SIGTERM and SIGHUP end a run as Ctrl-C does: saved, cleaned up
     # A fleet records each per-node case once per node.
     total = sum(session.size if fleet is not None and not p.suite.uses_mpi else 1 for p in planned)
     try:
@@ -292,7 +378,14 @@ def cmd_run(args, argv: list[str]) -> int:
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         status = "interrupted"
-    writer.finish(status)
+    finally:
+        if session is None:
+            restore_signals()
+    received = _SIGNALS_RECEIVED if session is None else mpi.stop_signals()
+    ended_by = None
+    if status == "interrupted":
+        ended_by = f"signal {signal.Signals(received[-1]).name}" if received else "signal SIGINT"
+    writer.finish(status, ended_by)
     if not is_root:
         return session.exit_code(None)  # rank 0's exit code
     cases = writer.doc.cases
@@ -318,10 +411,12 @@ def cmd_run(args, argv: list[str]) -> int:
     else:
         print_summary(cases)
         err.print(f"run document: {output}")
-    code = exit_code(cases)
+    code = exit_code(cases, args.fail_on_skip)
+    if cases and all(c.status == "skipped" for c in cases):
+        err.print(f"[yellow]nothing was measured:[/] all {len(cases)} case(s) were skipped (exit 1)")
     if status == "interrupted":
         err.print(f"interrupted: {len(cases)} finished case(s) saved in {output}")
-        code = 130
+        code = 128 + (received[-1] if received else signal.SIGINT)
     return code if session is None else session.exit_code(code)
 
 

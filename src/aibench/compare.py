@@ -7,7 +7,8 @@ whatever the metric, and a verdict from the kept samples: `better` / `worse` whe
 Per suite, the geometric mean of the ratios. A fleet run document (fleet.py) gives
 one column per node. Cases present in only some runs are listed
 apart. `--fail-below R` turns it into an acceptance gate: exit 1 when any shared case
-falls under ratio R.
+falls under ratio R, or any case the baseline passed is failed, skipped or missing in another
+run (fail closed).
 """
 
 from __future__ import annotations
@@ -181,8 +182,34 @@ def cmd_compare(args) -> int:
     else:
         print_table(runs, rows, geo, only)
     if args.fail_below is not None:
-        low = [r for r in rows if any(x < args.fail_below for x in r.ratios)]
+        # Fails closed: a case below the ratio, a ratio that cannot be formed (a baseline of
+        # 0), and a baseline case that a candidate did not pass (failed, skipped, missing).
+        low = [r for r in rows if any(not x >= args.fail_below for x in r.ratios)]
+        lost = not_passed_by_candidates(runs)
         if low:
-            print(f"aibench: {len(low)} shared case(s) below {args.fail_below}x of {names(runs)[0]}", file=sys.stderr)
+            print(f"aibench: {len(low)} shared case(s) below {args.fail_below}x of {names(runs)[0]} "
+                  "(or with no ratio: a baseline figure of 0)", file=sys.stderr)
+        for machine, key, status in lost[:20]:
+            print(f"aibench: {machine}: {' '.join(key)} {status} (passed on the baseline)", file=sys.stderr)
+        if len(lost) > 20:
+            print(f"aibench: ... and {len(lost) - 20} more case(s) of the baseline not passed", file=sys.stderr)
+        if not rows and not lost:
+            print("aibench: no case of the baseline to compare: nothing passes the gate", file=sys.stderr)
+        if low or lost or not rows:
             return 1
     return 0
+
+
+def not_passed_by_candidates(runs: list[RunDocument]) -> list[tuple[str, tuple, str]]:
+    """(candidate machine, case key, failed | skipped | missing) for every case the
+    baseline (the first run) passed with a figure and a later run did not."""
+    base = [c.key() for c in runs[0].cases if c.status == PASSED and c.headline()]
+    out = []
+    for run in runs[1:]:
+        cases = {c.key(): c for c in run.cases}
+        for key in base:
+            c = cases.get(key)
+            if c is None or c.status != PASSED or c.headline() is None:
+                out.append((run.machine, key, "missing" if c is None else c.status if c.status != PASSED else
+                            "without a figure"))
+    return out

@@ -51,6 +51,17 @@ def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: f
     base = baseline_figures(baseline) if baseline is not None else {}
     cases = {n.machine: {c.key(): c for c in n.cases} for n in nodes}
     findings: list[Finding] = []
+    # Fail closed: a node that measured nothing, and baseline cases the run lacks.
+    for node in nodes:
+        if not node.cases:
+            findings.append(Finding(node=node.machine, suite="", case_id="", impl="", reason="missing",
+                                    detail="the run has no case for this node"))
+    ran = {k for n in nodes for k in cases[n.machine]}
+    for key in base:
+        if key not in ran:
+            for node in nodes:
+                findings.append(Finding(node=node.machine, suite=key[0], case_id=key[1], impl=key[3],
+                                        reason="missing", detail="in the baseline, not in this run"))
     for row in fleet_rows(nodes):
         suite, case_id, _, impl = row.key
         reference, reason = base.get(row.key), "below baseline"

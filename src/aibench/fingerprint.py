@@ -139,16 +139,28 @@ def _nics(sys_class: str = "/sys/class") -> list[dict[str, Any]]:
 
 
 def _mpi() -> dict[str, Any] | None:
+    """The MPI library's version, without initialising MPI in this process (a singleton
+    MPI_Init makes shared-memory segments that a killed process would leave behind):
+    from mpi4py's MPI module when a run already started it, else `python -m mpi4py
+    --mpi-lib-version` (which does not initialise MPI)."""
     import importlib.util
 
     if importlib.util.find_spec("mpi4py") is None:
         return None
-    try:
-        from mpi4py import MPI
-
-        return {"library": MPI.Get_library_version().strip().splitlines()[0], "mpi4py": __import__("mpi4py").__version__}
-    except Exception as e:  # noqa: BLE001
-        return {"error": str(e)}
+    version = __import__("mpi4py").__version__
+    if "mpi4py.MPI" in sys.modules:
+        library = sys.modules["mpi4py.MPI"].Get_library_version()
+    else:
+        try:
+            p = subprocess.run([sys.executable, "-m", "mpi4py", "--mpi-lib-version"], capture_output=True,
+                               text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as e:
+            return {"error": str(e), "mpi4py": version}
+        if p.returncode != 0:
+            return {"error": (p.stderr.strip().splitlines() or ["mpi4py --mpi-lib-version failed"])[-1],
+                    "mpi4py": version}
+        library = p.stdout
+    return {"library": library.strip().splitlines()[0], "mpi4py": version}
 
 
 def system_fingerprint(measure_clock: bool = True) -> dict[str, Any]:

@@ -109,9 +109,10 @@ def self_launch_command(ranks: int, cli_args: list[str], mpiexec: str) -> list[s
     return [mpiexec, "-n", str(ranks), *extra, sys.executable, "-m", "aibench.cli", *cli_args]
 
 
-def self_launch(ranks: int, cli_args: list[str]) -> int:
-    """Run `aibench <cli_args>` on `ranks` local ranks and return its exit code. The
-    children inherit stdout/stderr: only their rank 0 prints, so nothing shows twice."""
+def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
+    """Run `aibench <cli_args>` on `ranks` local ranks: (its exit code, the signal that
+    stopped it or None). The children inherit stdout/stderr: only their rank 0 prints,
+    so nothing shows twice."""
     from .errors import UsageError
 
     mpiexec = find_mpiexec()
@@ -153,8 +154,8 @@ def self_launch(ranks: int, cli_args: list[str]) -> int:
         if proc.poll() is None:
             _kill_group(proc)
     if stop_signal is not None:
-        return 128 + stop_signal  # 130 for Ctrl-C: the ranks saved an `interrupted` document
-    return 128 - code if code < 0 else code
+        return 128 + stop_signal, stop_signal  # 130 for Ctrl-C: the ranks saved an `interrupted` document
+    return (128 - code if code < 0 else code), None
 
 
 def _terminate_with_parent() -> None:
@@ -236,13 +237,15 @@ class Session:
         import numpy as np
         from mpi4py import MPI
 
-        mine = np.array([1 if stop_requested() else 0], dtype=np.int32)
+        mine = np.array([_STOP[-1] if _STOP else 0], dtype=np.int32)  # the signal, or 0
         anyone = np.zeros(1, dtype=np.int32)
         req = self.comm.Iallreduce(mine, anyone, op=MPI.MAX)
         sleep = 50e-6
         while not req.Test():
             time.sleep(sleep)
             sleep = min(sleep * 2, 0.005)
+        if anyone[0]:
+            _AGREED.append(int(anyone[0]))
         return bool(anyone[0])
 
     def bcast(self, obj: Any) -> Any:
@@ -256,6 +259,7 @@ class Session:
 
 _SESSION: Session | None = None
 _STOP: list[int] = []  # the signals received by this rank (see request_stop_on_signals)
+_AGREED: list[int] = []  # the signal the ranks agreed to stop on (the highest number any received)
 
 
 def request_stop_on_signals() -> None:
@@ -271,6 +275,11 @@ def request_stop_on_signals() -> None:
 
 def stop_requested() -> bool:
     return bool(_STOP)
+
+
+def stop_signals() -> list[int]:
+    """The signal that stopped this run: the one all ranks agreed on, else this rank's own."""
+    return list(_AGREED or _STOP)
 
 
 def current() -> Session | None:
@@ -382,5 +391,5 @@ class NullWriter:
     def add(self, case) -> None:
         pass
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, ended_by: str | None = None) -> None:
         pass

@@ -229,7 +229,8 @@ def write_plots(docs: list[RunDocument], out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for stem, fig in figures.items():
-        path = out_dir / f"{stem}.png"
+        # Stems hold values from the documents (a dtype): one safe file name in out_dir.
+        path = out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") + ".png")
         fig.savefig(path, bbox_inches="tight")  # "tight" keeps the legends placed outside the axes
         written.append(path)
     return written

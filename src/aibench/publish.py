@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .asv_export import asv_config, export_run
+from .asv_export import asv_config, check_document, export_run
 from .compare import load_run
 from .errors import UsageError
 from .fleet import split_by_node
@@ -81,14 +81,21 @@ def cmd_publish(args) -> int:
     runs = [Path(p) for p in args.runs] or sorted(Path("results/runs").glob("*.json"))
     if not runs:
         raise UsageError("no run documents given and none under results/runs/")
-    docs = []
+    # Every document (each node of a fleet run: one asv machine per node) is checked
+    # before any is recorded: its machine name is a directory of the results tree and
+    # its commit names a file there.
+    loaded = []
     for path in runs:
-        for doc in split_by_node(load_run(path)):  # a fleet run: one asv machine per node
-            try:
-                export_run(doc, args.results, Path(args.repo))
-            except ValueError as e:
-                raise UsageError(f"{path}: {e}") from None
-            docs.append(doc)
+        for doc in split_by_node(load_run(path)):
+            check_document(doc, path)
+            loaded.append((path, doc))
+    docs = []
+    for path, doc in loaded:
+        try:
+            export_run(doc, args.results, Path(args.repo))
+        except ValueError as e:
+            raise UsageError(f"{path}: {e}") from None
+        docs.append(doc)
     conf = _config_file(args.results, args.html, Path(args.repo))
     try:
         p = subprocess.run([sys.executable, "-m", "asv", "publish", "--config", str(conf)], capture_output=True,

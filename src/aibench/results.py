@@ -4,8 +4,8 @@ Schema (version SCHEMA_VERSION, described field by field in docs/result-schema.m
 checked by src/aibench/schema/run.schema.json):
 
     {schema, schema_version, aibench{version, commit}, run_id, started_at, finished_at,
-     status (running|complete|interrupted), command[], machine, tier, targets[],
-     system{...fingerprint...}, fleet{...} | null, cases[ CaseResult ]}
+     status (running|complete|interrupted|failed), ended_by, command[], machine, tier,
+     targets[], system{...fingerprint...}, fleet{...} | null, cases[ CaseResult ]}
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from .safety import redact_url
 
 SCHEMA_NAME = "aibench.run"
 SCHEMA_VERSION = 1
@@ -82,11 +84,51 @@ class CaseResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CaseResult":
+        """A case as stored; ValueError (one line) when it is not one. A metric stored as
+        null (a NaN or infinity when written) is left out: there is no figure."""
+        if not isinstance(d, dict):
+            raise ValueError("a case is not an object")
         d = dict(d)
-        d["metrics"] = {k: Metric(**v) for k, v in (d.get("metrics") or {}).items()}
+        where = f"case {d.get('case_id')!r}"
+        for key in ("suite", "case_id", "target", "impl"):
+            if not isinstance(d.get(key), str):
+                raise ValueError(f"{where}: {key} is not a string")
+        if d.get("status") not in (PASSED, FAILED, SKIPPED):
+            raise ValueError(f"{where}: status {d.get('status')!r} is not passed, failed or skipped")
+        if not isinstance(d.get("params"), dict):
+            raise ValueError(f"{where}: params is not an object")
+        metrics = {}
+        for name, m in (d.get("metrics") or {}).items():
+            if not isinstance(m, dict) or not isinstance(m.get("unit"), str) \
+                    or not isinstance(m.get("higher_is_better"), bool):
+                raise ValueError(f"{where}: metric {name!r} is not {{value, unit, higher_is_better}}")
+            value = m.get("value")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{where}: metric {name!r} has a value that is not a number ({value!r})")
+            metrics[name] = Metric(float(value), m["unit"], m["higher_is_better"])
+        d["metrics"] = metrics
+        for key in ("percent_of_peak", "duration_s"):
+            if d.get(key) is not None and (isinstance(d[key], bool) or not isinstance(d[key], (int, float))):
+                raise ValueError(f"{where}: {key} is not a number")
+        stats = d.get("stats")
+        if stats is not None:
+            if not isinstance(stats, dict):
+                raise ValueError(f"{where}: stats is not an object")
+            for key in ("median", "ci95_low", "ci95_high", "cv", "n"):
+                v = stats.get(key)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise ValueError(f"{where}: stats.{key} is not a number")
+        for key in ("impl_detail",):
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise ValueError(f"{where}: {key} is not an object")
         if d.get("validation") is not None:
+            if not isinstance(d["validation"], dict):
+                raise ValueError(f"{where}: validation is not an object")
             d["validation"] = Validation(**d["validation"])
-        return cls(**d)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -101,8 +143,9 @@ class RunDocument:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
-    status: str = "running"
+    status: str = "running"  # running | complete | interrupted | failed
     fleet: dict[str, Any] | None = None  # fleet runs: {nodes: [...], concurrency} (fleet.py)
+    ended_by: str | None = None  # why an interrupted or failed run ended
 
     def to_dict(self) -> dict:
         return {
@@ -119,6 +162,7 @@ class RunDocument:
             "targets": self.targets,
             "system": self.system,
             "fleet": self.fleet,
+            "ended_by": self.ended_by,
             "cases": [c.to_dict() for c in self.cases],
         }
 
@@ -130,12 +174,22 @@ class RunDocument:
             raise ValueError(
                 f"run document schema version {d.get('schema_version')} is not the supported {SCHEMA_VERSION}"
             )
+        for key, kind in (("command", list), ("machine", str), ("tier", str), ("targets", list), ("system", dict),
+                          ("aibench", dict), ("cases", list), ("run_id", str), ("status", str)):
+            if not isinstance(d.get(key), kind):
+                raise ValueError(f"{key} is not {'a string' if kind is str else 'an ' + kind.__name__ if kind is list else 'an object'}")
+        if d.get("fleet") is not None and not isinstance(d["fleet"], dict):
+            raise ValueError("fleet is not an object")
+        try:
+            cases = [CaseResult.from_dict(c) for c in d["cases"]]
+        except TypeError as e:  # an unknown or missing field of a case or its validation
+            raise ValueError(f"a case has the wrong fields: {e}") from None
         return cls(
             command=d["command"], machine=d["machine"], tier=d["tier"], targets=d["targets"],
             system=d["system"], aibench=d["aibench"],
-            cases=[CaseResult.from_dict(c) for c in d["cases"]],
+            cases=cases,
             run_id=d["run_id"], started_at=d["started_at"], finished_at=d["finished_at"],
-            status=d["status"], fleet=d.get("fleet"),
+            status=d["status"], fleet=d.get("fleet"), ended_by=d.get("ended_by"),
         )
 
     @classmethod
@@ -145,14 +199,27 @@ class RunDocument:
 
 
 def _finite_or_none(obj):
-    """JSON has no NaN/inf: write them as null so every reader can parse the file."""
+    """JSON has no NaN/inf: write them as null so every reader can parse the file. And
+    no string keeps a URL's credentials (safety.redact_url)."""
     if isinstance(obj, float):
         return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, str):
+        return redact_url(obj) if "@" in obj else obj
     if isinstance(obj, dict):
         return {k: _finite_or_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_finite_or_none(v) for v in obj]
     return obj
+
+
+def redact_case(case: "CaseResult") -> None:
+    """Credentials out of what a case shows (its error, reason and details), in place, before
+    it is printed or stored."""
+    if case.error:
+        case.error = redact_url(case.error)
+    if case.validation is not None and case.validation.reason:
+        case.validation.reason = redact_url(case.validation.reason)
+    case.impl_detail = _finite_or_none(case.impl_detail)
 
 
 def write_atomic(path: Path, data: dict) -> None:
@@ -184,10 +251,30 @@ class ResultWriter:
         write_atomic(self.path, self.doc.to_dict())
 
     def add(self, case: CaseResult) -> None:
+        redact_case(case)
         self.doc.cases.append(case)
         write_atomic(self.path, self.doc.to_dict())
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, ended_by: str | None = None) -> None:
         self.doc.status = status
+        self.doc.ended_by = ended_by
         self.doc.finished_at = now_iso()
         write_atomic(self.path, self.doc.to_dict())
+
+
+def close_abandoned_document(path: Path, status: str, ended_by: str) -> str | None:
+    """A run document its writer could not finish (rank 0 killed, the MPI job aborted):
+    mark it `status` with the reason, keeping every case. An empty placeholder (nothing
+    was written) is removed. Returns what was done, or None when the document was finished."""
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+            return f"no case finished; {path} removed"
+        doc = RunDocument.load(path)
+    except (OSError, ValueError):
+        return None
+    if doc.status != "running":
+        return None
+    doc.status, doc.ended_by, doc.finished_at = status, ended_by, now_iso()
+    write_atomic(path, doc.to_dict())
+    return f"{len(doc.cases)} finished case(s) saved in {path}, marked {status}"

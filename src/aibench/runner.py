@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,8 @@ from . import __version__
 from .errors import UsageError
 from .fingerprint import git_commit, system_fingerprint
 from .harness import SamplingPolicy
-from .results import FAILED, CaseResult, ResultWriter, RunDocument, Validation
+from .results import FAILED, SKIPPED, CaseResult, ResultWriter, RunDocument, Validation
+from .safety import redact_url
 from .suites import get_suite
 from .suites.base import Impl, RunContext, Suite
 from .targets import Target
@@ -66,7 +69,7 @@ def default_suites(target: Target, param_keys=()) -> list[str]:
 
 def new_document(argv: list[str], machine: str, tier: str, target: Target,
                  system: dict[str, Any] | None = None) -> RunDocument:
-    return RunDocument(command=argv, machine=machine, tier=tier, targets=[str(target)],
+    return RunDocument(command=[redact_url(a) for a in argv], machine=machine, tier=tier, targets=[str(target)],
                        system=system or system_fingerprint(), aibench={"version": __version__, "commit": git_commit()})
 
 
@@ -124,12 +127,29 @@ def run_case(item: PlannedCase, ctx: RunContext, node: str | None = None) -> Cas
     return result
 
 
-def exit_code(cases: list[CaseResult]) -> int:
-    return 1 if any(c.status == FAILED for c in cases) else 0
+def exit_code(cases: list[CaseResult], fail_on_skip: bool = False) -> int:
+    """1 when a case failed, when nothing was measured (every case skipped), or with
+    fail_on_skip when any case was skipped; else 0."""
+    if any(c.status == FAILED for c in cases):
+        return 1
+    skipped = [c for c in cases if c.status == SKIPPED]
+    return 1 if (cases and len(skipped) == len(cases)) or (fail_on_skip and skipped) else 0
 
 
-def default_output(machine: str) -> Path:
+def default_output(machine: str, create: bool = False) -> Path:
+    """results/runs/<machine>-<time>-<random>.json; with create, made exclusively (two
+    runs started in the same second never share a document)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    return Path("results") / "runs" / f"{machine}-{stamp}.json"
+    runs = Path("results") / "runs"
+    while True:
+        path = runs / f"{machine}-{stamp}-{secrets.token_hex(3)}.json"
+        if not create:
+            return path
+        runs.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return path
+        except FileExistsError:
+            continue
 
 

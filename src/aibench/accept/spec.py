@@ -291,6 +291,8 @@ def load_spec(name: str) -> Spec:
 
 def load_specs(names: list[str]) -> Spec:
     """Several specs judged together (--spec a,b): one spec of all their checks."""
+    if not names:
+        raise SpecError(["no spec named (give --spec NAME or a path; aibench accept --list-specs)"])
     specs = [load_spec(n) for n in names]
     if len(specs) == 1:
         return specs[0]

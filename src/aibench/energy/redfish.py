@@ -2,23 +2,28 @@
 
 Reads Chassis/<id>/Power PowerControl[].PowerConsumedWatts, or the newer
 Chassis/<id>/PowerSubsystem -> EnvironmentMetrics PowerWatts.Reading. Credentials from
-AIBENCH_REDFISH_USER / AIBENCH_REDFISH_PASSWORD (basic auth)."""
+AIBENCH_REDFISH_USER / AIBENCH_REDFISH_PASSWORD (basic auth), or from the URL's
+user:password@, which is taken out of the URL before any request (only the host name is
+resolved) and never stored or shown."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import ssl
 import urllib.error
 import urllib.request
 
+from ..safety import redact_url, split_credentials
 from . import SampledPowerMeter
 
 
-def _get(url: str, timeout: float = 5.0) -> dict:
+def _get(url: str, timeout: float = 5.0, credentials: tuple[str | None, str | None] = (None, None)) -> dict:
     req = urllib.request.Request(url, headers={"Accept": "application/json"})
-    user, password = os.environ.get("AIBENCH_REDFISH_USER"), os.environ.get("AIBENCH_REDFISH_PASSWORD")
+    user = os.environ.get("AIBENCH_REDFISH_USER", credentials[0])
+    password = os.environ.get("AIBENCH_REDFISH_PASSWORD", credentials[1])
     if user is not None:
         token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
@@ -28,21 +33,23 @@ def _get(url: str, timeout: float = 5.0) -> dict:
         return json.load(r)
 
 
-def chassis_power_watts(base: str) -> float:
+def chassis_power_watts(url: str) -> float:
     """Current node power from the first chassis that reports it."""
+    base, user, password = split_credentials(url)
     base = base.rstrip("/")
+    get = functools.partial(_get, credentials=(user, password))
     root = base if base.endswith("/redfish/v1") else base + "/redfish/v1"
     origin = root[: -len("/redfish/v1")]
-    chassis = _get(root + "/Chassis")
+    chassis = get(root + "/Chassis")
     for member in chassis.get("Members", []):
-        c = _get(origin + member["@odata.id"])
+        c = get(origin + member["@odata.id"])
         if "Power" in c:
-            power = _get(origin + c["Power"]["@odata.id"])
+            power = get(origin + c["Power"]["@odata.id"])
             for control in power.get("PowerControl", []):
                 if control.get("PowerConsumedWatts") is not None:
                     return float(control["PowerConsumedWatts"])
         if "EnvironmentMetrics" in c:
-            env = _get(origin + c["EnvironmentMetrics"]["@odata.id"])
+            env = get(origin + c["EnvironmentMetrics"]["@odata.id"])
             reading = (env.get("PowerWatts") or {}).get("Reading")
             if reading is not None:
                 return float(reading)
@@ -55,8 +62,8 @@ class RedfishPower(SampledPowerMeter):
     update_period_s = 1.0
 
     def __init__(self, url: str):
-        self.url = url
-        self.name = url
+        self.url = url  # may hold credentials: used for requests only
+        self.name = redact_url(url)
 
     def read_watts(self) -> float:
         return chassis_power_watts(self.url)
@@ -68,5 +75,5 @@ def discover(url: str | None) -> tuple[list, list[str]]:
     try:
         chassis_power_watts(url)
     except (urllib.error.URLError, OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        return [], [f"Redfish {url}: {e}"]
+        return [], [redact_url(f"Redfish {url}: {e}")]
     return [RedfishPower(url)], []

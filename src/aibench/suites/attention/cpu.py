@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -15,9 +16,14 @@ from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, import_torch, last_level_cache_bytes
 from ..base import RunContext
+from ..gemm.cpu import generation_temp_bytes, uniform_values
 from .common import AttentionRunner, default_scale, kv_head
 
 _MAX_BUFFER_SETS = 16
+_PAD_D = 16  # kPadD of attention.hpp: rows of a repacked V are padded to a multiple of it
+_BLOCK = 64  # kBlockQ = kBlockK of attention.hpp: the tile scratch is sized by them
+_SAMPLED_ROWS = 32  # query rows the validation samples per head (common.sampled_rows)
+_BF16_BITS_TEMP = 10  # bytes per value bf16_bits holds at its peak (uint32 steps + result)
 
 
 def _shapes(p: dict[str, Any]):
@@ -31,11 +37,68 @@ def _set_bytes(p: dict[str, Any]) -> int:
     return (math.prod(q) + 2 * math.prod(kv) + math.prod(o)) * item
 
 
+def buffer_sets(p: dict[str, Any]) -> int:
+    """How many (q, k, v, o) sets to rotate through: one, or enough to span twice the
+    last-level cache when a set fits in it."""
+    one, llc = _set_bytes(p), last_level_cache_bytes()
+    return 1 if one >= llc else min(_MAX_BUFFER_SETS, math.ceil(2 * llc / one))
+
+
+def memory_needed(p: dict[str, Any]) -> int:
+    """Peak bytes a case makes this process hold, whichever CPU impl runs it: every buffer
+    set; what the own kernel keeps (repacked V, per-thread tile scratch: grow-only, so
+    still held while the later impls of the case run); and the larger of what operand
+    generation makes and what the numpy impl holds (float32 copies, the causal mask) plus
+    the larger of what it makes per call (two B·H·Sq·Sk float32 score arrays, the output
+    and its bf16 rounding) and the validation's temporaries."""
+    b, h, hk, sq, sk, d = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"], p["head_dim"]
+    bf16 = p["dtype"] == "bf16"
+    sets = buffer_sets(p)
+    nq, nkv = b * h * sq * d, b * hk * sk * d  # q and o; k and v
+    scores = 4 * b * h * sq * sk
+    out32 = 4 * nq  # the numpy impl's float32 output
+    # numpy impl, held per set: K transposed to contiguous float32 (bf16: q, k, v as float32)
+    numpy_held = sets * 4 * (nq + 2 * nkv if bf16 else nkv)
+    mask = 4 * sq * sk if p["causal"] else 0
+    numpy_calls = max(
+        8 * max(nq, nkv) if bf16 else 0,  # construction: bf16 -> float32 steps, K before its transpose
+        9 * sq * sk if p["causal"] else 0,  # construction: the mask's bool and float64 forms
+        2 * scores + 8 * b * h * sq,  # s = (q kT) * scale: two score arrays; row max and sum
+        scores + out32,  # softmax(s) @ v
+        # run_once: the output, its nan_to_num copy and masks; bf16: its rounding to bf16 bits
+        2 * out32 + 6 * nq + (_BF16_BITS_TEMP * nq if bf16 else 0),
+    )
+    # own kernel: V repacked (bf16: pairs of rows; fp32 with a head dim off the vector width)
+    # into rows padded to _PAD_D, kept between calls; a tile scratch per thread
+    pad_d = -(-d // _PAD_D) * _PAD_D
+    repacked = 4 * b * hk * ((sk + 1) // 2 if bf16 else sk) * pad_d
+    own_held = repacked + _core_threads() * 4 * _BLOCK * (d + 2 * pad_d + 2 * _BLOCK + 4)
+    validation = _validation_temp_bytes(sq, sk, d)
+    generation = max(generation_temp_bytes(p["dtype"], n) for n in (nq, nkv))
+    return sets * _set_bytes(p) + own_held + max(generation, numpy_held + mask + max(numpy_calls, validation))
+
+
+def _validation_temp_bytes(sq: int, sk: int, d: int) -> int:
+    """_validate: one head's q, k, v, o as float64 (the next head's made while the last is
+    still held, and a bf16 decode's uint32 bits), and reference_rows' float64 score rows of
+    the sampled queries (the scaled scores, the mask's where, exp, and the bool mask)."""
+    rows = min(sq, _SAMPLED_ROWS)
+    heads = 2 * 8 * (2 * sq * d + 2 * sk * d) + 8 * max(sq, sk) * d
+    return heads + rows * sk * (4 * 8 + 2) + 12 * rows * d * 8
+
+
+def _core_threads() -> int:
+    try:
+        return int(_core.default_threads())
+    except (AttributeError, RuntimeError):
+        return os.cpu_count() or 1
+
+
 def check_fits_in_memory(p: dict[str, Any]) -> None:
-    """Refuse, before allocating, a case that cannot fit: the operands plus the score
-    matrix the numpy impl materialises (B·H·Sq·Sk float32)."""
-    scores = p["batch"] * p["heads"] * p["seqlen"] * p["kv_seqlen"] * 4
-    need = _set_bytes(p) + 2 * scores
+    """Refuse, before allocating, a case that cannot fit (memory_needed: the operands, the
+    score matrices the numpy impl materialises, the own kernel's repacked V, and the
+    generation and validation temporaries)."""
+    need = memory_needed(p)
     avail = psutil.virtual_memory().available
     if need > 0.8 * avail:
         raise UsageError(f"attention case needs {need / 2**30:.1f} GiB (operands and scores); only "
@@ -52,12 +115,10 @@ class _HostOperands(AttentionRunner):
         self.bf16 = p["dtype"] == "bf16"
         rng = np.random.default_rng(ctx.seed)
         qs, kvs, os_ = _shapes(p)
-        one = _set_bytes(p)
-        sets = 1 if one >= last_level_cache_bytes() else min(_MAX_BUFFER_SETS, math.ceil(2 * last_level_cache_bytes() / one))
+        sets = buffer_sets(p)
 
         def make(shape):
-            x = rng.uniform(-1, 1, shape).astype(np.float32)
-            return bf16_bits(x) if self.bf16 else x
+            return uniform_values(rng, shape, p["dtype"])  # no float64 copy (memory_needed)
 
         self.q = [make(qs) for _ in range(sets)]
         self.k = [make(kvs) for _ in range(sets)]

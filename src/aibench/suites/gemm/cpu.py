@@ -31,6 +31,13 @@ _NP_OUT_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.float32, "in
 _POISON = {np.dtype(np.uint16): 0x7FC0, np.dtype(np.int32): np.iinfo(np.int32).min}
 _LOWP_INSTRUCTIONS = {"bf16": "AVX512_BF16 (VDPBF16PS)", "int8": "AVX512_VNNI (VPDPBUSD)"}
 _MAX_BUFFER_SETS = 64
+# bf16 operands are generated in chunks of this many values (float32, then bf16 bits), so
+# that generation needs a bounded temporary instead of a float32 copy of the operand.
+_GEN_CHUNK = 1 << 20
+# Bytes per value alive while one chunk is converted: the float32 chunk (4) and
+# bf16_bits' temporaries (uint32 intermediates and the uint16 result: 10, measured).
+_BF16_CHUNK_TEMP = 4 + 10
+_SAMPLES = 24  # rows and columns the validation samples (gemm/__init__.py, _sample_indices)
 
 
 def set_bytes(params: dict[str, Any]) -> int:
@@ -50,28 +57,119 @@ def buffer_sets(params: dict[str, Any]) -> int:
     return min(_MAX_BUFFER_SETS, math.ceil(2 * llc / one))
 
 
+def memory_needed(params: dict[str, Any]) -> int:
+    """Peak bytes a case makes this process hold, whichever CPU impl runs it: every
+    buffer set (A, B, C; several for cache-sized shapes), the own kernel's packing scratch
+    (grow-only, kept across calls), and the larger of the temporaries operand generation
+    makes (before C exists) and those the validation makes (after)."""
+    m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
+    return (buffer_sets(params) * set_bytes(params) + kernel_scratch_bytes(params)
+            + max(generation_temp_bytes(dtype, max(m * k, k * n)), validation_temp_bytes(params)))
+
+
+def generation_temp_bytes(dtype: str, elements: int) -> int:
+    """Largest temporary uniform_values makes for an array of `elements` values, on top of
+    the array itself: fp32 and fp64 are generated in their own storage; bf16 through
+    float32 chunks of _GEN_CHUNK values (the float32 chunk plus bf16_bits' uint32
+    intermediates, _BF16_CHUNK_TEMP bytes per value). int8 operands need none."""
+    if dtype != "bf16":
+        return 0
+    return _BF16_CHUNK_TEMP * min(elements, _GEN_CHUNK)
+
+
+def validation_temp_bytes(params: dict[str, Any]) -> int:
+    """What _validate allocates: the sampled rows of A and columns of B copied out (stored
+    format), decoded (bf16: through uint32/float32) and held as float64, the same for the
+    sampled block of C, and the float64 reference with its error terms."""
+    m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
+    rows, cols = min(m, _SAMPLES), min(n, _SAMPLES)
+    in_item = np.dtype(_NP_DTYPE[dtype]).itemsize
+    out_item = np.dtype(_NP_OUT_DTYPE[dtype]).itemsize
+    # per value: the copy, the uint32 bits of a bf16 decode (4) and the float64 result (8)
+    sampled = (rows * k + k * cols) * (in_item + 4 + 8)
+    block = rows * cols * (out_item + 4 + 8 + 4 * 8)  # C block + ref, |C - ref|, ref * ref
+    return sampled + block
+
+
+def kernel_scratch_bytes(params: dict[str, Any]) -> int:
+    """The own kernel's packing buffer (gemm_driver.cpp / gemm_lowp.cpp): the shared
+    B panel (kc x nc) plus per thread an A block (mc x kc) and an edge tile (mr x nr), in
+    the kernel's element size (lowp: 32-bit lanes of 2 bf16 / 4 int8 values, so the same
+    bytes per value as the input). 0 where the own kernel does not run (no lowp path)."""
+    m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
+    try:
+        if dtype in _LOWP_INSTRUCTIONS:
+            paths = _core.lowp_paths(dtype)
+            if not paths:
+                return 0
+            blk = _core.gemm_blocking(paths[0], dtype)
+        else:
+            blk = _core.gemm_blocking(_core.best_isa(), dtype)
+        threads = _core.default_threads()
+    except (AttributeError, ValueError, RuntimeError):  # an extension without the query
+        return 0
+    item = np.dtype(_NP_DTYPE[dtype]).itemsize
+    mr, nr = blk["mr"], blk["nr"]
+    kc = min(blk["kc"], k) + 4  # lowp: k rounded up to whole 32-bit groups
+    nc = -(-min(blk["nc"], n) // nr) * nr
+    # The largest row block: about MC rows in whole MR-row panels (at most MC + 2 MR).
+    mc = min(blk["mc"] + 2 * mr, -(-m // mr) * mr)
+    lane_pad = 64 + (4 * nr if dtype == "int8" else 0)  # alignment; int8's per-panel corrections
+    b_panel = kc * nc * item + (nc // nr) * lane_pad
+    per_thread = mc * kc * item + mr * nr * max(item, 4) + 128  # A block, edge tile, alignment
+    return b_panel + threads * per_thread
+
+
 def check_fits_in_memory(params: dict[str, Any]) -> None:
-    """Refuse, before allocating, a case whose operands do not fit in available memory."""
-    need = set_bytes(params)  # at least one set; more sets only for cache-sized shapes
+    """Refuse, before allocating, a case whose peak memory (memory_needed) does not fit in
+    available memory."""
+    need = memory_needed(params)
     avail = psutil.virtual_memory().available
     if need > 0.8 * avail:
+        sets = buffer_sets(params)
         raise UsageError(
             f"gemm {params['m']}x{params['n']}x{params['k']} {params['dtype']} needs "
-            f"{need / 2**30:.1f} GiB for A, B and C; only {avail / 2**30:.1f} GiB of memory is available"
+            f"{need / 2**30:.1f} GiB for A, B and C ({sets} buffer set(s), with packing and validation "
+            f"temporaries); only {avail / 2**30:.1f} GiB of memory is available"
         )
 
 
 def _random_operand(rng: np.random.Generator, shape: tuple[int, int], dtype: str, k: int) -> np.ndarray:
     """Uniform in [-1, 1) for float types (bf16: rounded to bf16, as bits); for int8 the
     full range [-128, 127], narrowed to [-8, 8] where 128 * 128 * k could leave int32,
-    so that the int32 sum is always exact."""
+    so that the int32 sum is always exact. Made in the operand's own storage (see
+    uniform_values), which is what the memory guard counts."""
     if dtype == "int8":
         lo, hi = (-128, 127) if 128 * 128 * k < 2**31 else (-8, 8)
         return rng.integers(lo, hi, shape, dtype=np.int8, endpoint=True)
-    values = rng.uniform(-1, 1, shape)
-    if dtype == "bf16":
-        return bf16_bits(values.astype(np.float32))
-    return values.astype(_NP_DTYPE[dtype])
+    return uniform_values(rng, shape, dtype)
+
+
+def uniform_values(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Uniform in [-1, 1) as fp64, fp32 or bf16 bits (rounded to nearest even), made in
+    the array's own storage: never a float64 copy of the whole array (bf16 goes through
+    float32 chunks). The memory guards count what this makes (generation_temp_bytes)."""
+    if dtype == "fp64":
+        return rng.uniform(-1, 1, shape)
+    if dtype == "fp32":
+        return _uniform_float32(rng, shape)
+    if dtype != "bf16":
+        raise ValueError(f"uniform_values: dtype must be fp64, fp32 or bf16, got {dtype!r}")
+    out = np.empty(shape, dtype=np.uint16)
+    flat = out.reshape(-1)  # a view: out is contiguous
+    for start in range(0, flat.size, _GEN_CHUNK):
+        stop = min(flat.size, start + _GEN_CHUNK)
+        flat[start:stop] = bf16_bits(_uniform_float32(rng, (stop - start,)))
+    return out
+
+
+def _uniform_float32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform float32 in [-1, 1): 2u - 1 for u on the float32 grid of [0, 1), which is
+    exact in float32 (every 2u - 1 is a multiple of 2**-23 below 1 in magnitude)."""
+    x = rng.random(shape, dtype=np.float32)
+    x *= 2
+    x -= 1
+    return x
 
 
 def _as_float64(x: np.ndarray, stored_as: str) -> np.ndarray:

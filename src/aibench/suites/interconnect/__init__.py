@@ -147,9 +147,26 @@ class InterconnectSuite(Suite):
             total = psutil.virtual_memory().total
         except Exception:  # noqa: BLE001
             total = None
-        if total and size * 2 > total:
-            raise UsageError(f"interconnect size {fmt_size(size)} does not fit: send and receive buffers need "
-                             f"{2 * size / GiB:.1f} GiB per rank, this node has {total / GiB:.1f} GiB")
+        if not total:
+            return
+        # Impossible on this node: every rank on it allocates its own buffers, and even the
+        # least hungry impl's do not fit in the node's memory. Whether the impl that runs
+        # fits in the memory *available* then is checked per impl before it allocates
+        # (_run_allreduce, _run_p2p: a skip).
+        local, world = ranks_on_this_node()
+        if params["pattern"] == "p2p":
+            ranks, per_rank = p2p_ranks(local, mpi.current()), p2p_bytes_per_rank(size)
+            what = "receive window and the expected pattern"
+        else:
+            count = size // FORMATS[dtype].itemsize
+            per_rank, impl = min((host_bytes_per_rank(i, target.kind, count, dtype, bool(params["inplace"]), world), i)
+                                 for i in _host_impls(target.kind))
+            ranks, what = local, f"send, receive and scratch buffers of the least hungry impl, {impl}"
+        need = per_rank * ranks
+        if need > total:
+            raise UsageError(f"interconnect size {fmt_size(size)} does not fit: {ranks} rank(s) on this node x "
+                             f"{per_rank / GiB:.1f} GiB per rank ({what}) = {need / GiB:.1f} GiB, "
+                             f"this node has {total / GiB:.1f} GiB")
 
     def case_id(self, params: dict[str, Any]) -> str:
         if params["pattern"] == "p2p":
@@ -198,7 +215,8 @@ class InterconnectSuite(Suite):
             reason = impl.unavailable_reason(ctx.target) if ctx.target.kind in impl.target_kinds else \
                 f"impl {impl.name} does not run on the {ctx.target.kind} target"
             if reason is None:
-                reason = _memory_reason(session, self._bytes_needed(impl.name, count, dtype, inplace, size))
+                reason = _memory_reason(session, host_bytes_per_rank(impl.name, ctx.target.kind, count, dtype,
+                                                                     inplace, size))
             if reason is not None:
                 raise SkipCase(reason)
 
@@ -278,8 +296,7 @@ class InterconnectSuite(Suite):
             if reason is None and len(participants(session)) < 2:
                 reason = "the p2p matrix needs at least 2 ranks"
             if reason is None:
-                window = min(64, max(1, (64 * MiB) // nbytes))
-                reason = _memory_reason(session, (window + 1) * nbytes)
+                reason = _memory_reason(session, p2p_bytes_per_rank(nbytes), p2p_ranks(session.local_size, session))
             if reason is not None:
                 raise SkipCase(reason)
 
@@ -317,19 +334,6 @@ class InterconnectSuite(Suite):
             "lat_p99_us": Metric(max(p99), "us", False),
             "slow_links": Metric(float(len(matrix["slow_links"])), "links", False),
         }
-
-    @staticmethod
-    def _bytes_needed(impl_name: str, count: int, dtype: str, inplace: bool, nranks: int) -> int:
-        itemsize = FORMATS[dtype].itemsize
-        nbytes = count * itemsize
-        extra = 0 if inplace else nbytes
-        if impl_name in _RMA_IMPLS:
-            from .rma import window_bytes
-
-            return window_bytes(_RMA_IMPLS[impl_name][0], count, itemsize, nranks) + extra
-        if impl_name in ("nccl",):
-            return 0  # device memory, checked by the runner
-        return nbytes + extra
 
     # ---- outside any MPI run (asv, a plain Python call) -----------------------------------------
     def _run_launched(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
@@ -380,17 +384,106 @@ def _phase(comm, fn: Callable[[], Any]) -> tuple[Any, list[tuple[int, str, str]]
     return value, [(r, e[0], e[1]) for r, e in enumerate(errors) if e is not None]
 
 
-def _memory_reason(session: mpi.Session, per_rank_bytes: int) -> str | None:
+def _memory_reason(session: mpi.Session, per_rank_bytes: int, ranks: int | None = None) -> str | None:
+    """Why `ranks` ranks on this node (default: all of them), each holding per_rank_bytes,
+    cannot run in the memory available now, or None."""
     try:
         import psutil
 
         available = psutil.virtual_memory().available
     except Exception:  # noqa: BLE001
         return None
-    need = per_rank_bytes * session.local_size
+    ranks = session.local_size if ranks is None else ranks
+    need = per_rank_bytes * ranks
     if need > 0.8 * available:
-        return (f"needs {need / GiB:.1f} GiB on {session.host} ({session.local_size} rank(s) x "
+        return (f"needs {need / GiB:.1f} GiB on {session.host} ({ranks} rank(s) x "
                 f"{per_rank_bytes / GiB:.2f} GiB), {available / GiB:.1f} GiB available")
+    return None
+
+
+# Host bytes the exact check (common.ExactInputs) holds at its peak on each rank, whatever
+# the message size: its expected block (at most 8 B per value) plus the int64 / float64
+# steps of fill and count_wrong (16 B per value, measured), over blocks of at most 2**18 + K
+# values (K <= 9); 32 B per value leaves a margin.
+CHECK_BYTES = 32 * ((1 << 18) + 16)
+# p2p._pattern builds its bytes through int64 steps: two int64 arrays and the uint8 result.
+_PATTERN_BYTES_PER_BYTE = 17
+
+
+def host_bytes_per_rank(impl_name: str, target_kind: str, count: int, dtype: str, inplace: bool,
+                        nranks: int) -> int:
+    """Peak host memory one rank holds for one all-reduce case of `count` elements with
+    this impl, over `nranks` ranks in all:
+      rma-*       the MPI window (rma.window_layout: counters, result, fold slot, two
+                  parities of scratch slots; 3n to 2n(lg p + 1) + n for n message bytes)
+                  and the send buffer (out of place);
+      mpi (cpu)   result and send buffers, and the library's scratch (MPICH's allreduce
+                  algorithms allocate a count x extent temporary);
+      GPU impls   device buffers are checked by the runner (gpu.py); on the host, the
+                  staging arrays fill / prepare_check / result_host make (n, 2n out of place);
+    each plus the exact check's block temporaries (CHECK_BYTES)."""
+    itemsize = FORMATS[dtype].itemsize
+    nbytes = count * itemsize
+    send = 0 if inplace else nbytes
+    if impl_name in _RMA_IMPLS:
+        from .rma import window_bytes
+
+        return window_bytes(_RMA_IMPLS[impl_name][0], count, itemsize, nranks) + send + CHECK_BYTES
+    if impl_name == "mpi" and target_kind == "cpu":
+        return nbytes + send + (nbytes if nranks > 1 else 0) + CHECK_BYTES
+    return nbytes + send + CHECK_BYTES
+
+
+def p2p_bytes_per_rank(nbytes: int) -> int:
+    """Peak host memory of one rank in the p2p matrix (p2p.py): as a receiver, the window of
+    W buffers, then the expected pattern (built through int64 steps) or the W x nbytes
+    comparison with it; a sender holds only its pattern (less). Plus 1 MiB for the small
+    arrays (latency and acknowledgement buffers, timings)."""
+    window = min(64, max(1, (64 * MiB) // nbytes))
+    return window * nbytes + max(_PATTERN_BYTES_PER_BYTE * nbytes, window * nbytes + nbytes) + MiB
+
+
+def p2p_ranks(local: int, session: mpi.Session | None = None) -> int:
+    """Ranks of this node that take part in the p2p matrix at the same time: every rank of
+    a one-node run, one per node (the lowest) when there are several (p2p.participants)."""
+    if session is not None and len(session.node_ranks()) > 1:
+        return 1
+    return local
+
+
+def _host_impls(target_kind: str) -> list[str]:
+    if target_kind == "cuda":
+        return ["mpi", "nccl"]
+    return ["mpi", *_RMA_IMPLS]
+
+
+def ranks_on_this_node() -> tuple[int, int]:
+    """(ranks on this node, ranks in the run): from the MPI session; before it starts, from
+    the launcher's environment (Open MPI, MPICH hydra, Slurm); outside any launcher (a run
+    that has yet to launch its ranks) 1 and 1 — the launched ranks check again."""
+    session = mpi.current()
+    if session is not None:
+        return session.local_size, session.size
+    if not mpi.under_launcher():
+        return 1, 1
+    env = os.environ
+    local = _env_count(env, "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_TASKS_PER_NODE",
+                       "SLURM_TASKS_PER_NODE")
+    world = _env_count(env, "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS")
+    local = local or 1
+    return local, max(world or local, local)
+
+
+def _env_count(env, *names: str) -> int | None:
+    """The first of `names` set to a count: an integer, or Slurm's tasks-per-node list
+    ("4(x2),3": the largest)."""
+    for name in names:
+        text = env.get(name, "").strip()
+        if not text:
+            continue
+        counts = [int(part.split("(")[0]) for part in text.split(",") if part.split("(")[0].strip().isdigit()]
+        if counts:
+            return max(counts)
     return None
 
 

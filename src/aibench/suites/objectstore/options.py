@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ...errors import UsageError
+from ...safety import redact_url
 
 SCHEMES = {"s3": "s3", "gs": "gs", "az": "az", "azure": "az", "abfs": "az"}
 
@@ -21,11 +22,18 @@ class StoreUrl:
         return f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
 
 
+_CREDENTIALS_IN_URL = ("credentials in {flag} are not used and not stored: the clients sign requests with the "
+                       "store's own credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or the GCS/Azure "
+                       "environment); remove user:password@ from the URL")
+
+
 def parse_url(text: str) -> StoreUrl:
     u = urlparse(text)
+    if "@" in u.netloc:
+        raise UsageError(_CREDENTIALS_IN_URL.format(flag="--url"))
     scheme = SCHEMES.get(u.scheme.lower())
     if scheme is None or not u.netloc:
-        raise UsageError(f"--url {text!r}: expected s3://bucket/prefix (or gs://, az://)")
+        raise UsageError(f"--url {redact_url(text)!r}: expected s3://bucket/prefix (or gs://, az://)")
     return StoreUrl(scheme, u.netloc, u.path.strip("/"))
 
 
@@ -37,6 +45,8 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
     parsed = parse_url(url) if url else None
     if endpoint:
         e = urlparse(endpoint)
+        if "@" in e.netloc:
+            raise UsageError(_CREDENTIALS_IN_URL.format(flag="--endpoint-url"))
         if e.scheme not in ("http", "https") or not e.hostname:
             raise UsageError(f"--endpoint-url {endpoint!r}: expected http(s)://host[:port]")
         try:

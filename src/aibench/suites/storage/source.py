@@ -78,6 +78,11 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         size = int(size) // (1 << 20) * (1 << 20)
         if size < MIN_FILE_SIZE:
             raise UsageError(f"--file-size must be at least {MIN_FILE_SIZE >> 20} MiB")
+        directory = path or os.getcwd()
+        free = shutil.disk_usage(directory).free
+        if size > free * 0.9:
+            raise UsageError(f"--file-size {size >> 20} MiB does not fit in {directory} ({free >> 20} MiB free): "
+                             "give --path elsewhere or a smaller --file-size")
     return {"path": path, "file": file, "device": device, "file_size": size}
 
 
@@ -121,14 +126,64 @@ class ReadSource:
         return {**d, **self.detail}
 
 
+_DIR_PREFIX = ".aibench-storage-"
+_OWNER_FILE = "owner"
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def remove_stale_test_dirs(directory: str) -> list[str]:
+    """Remove the test directories that aibench runs killed by SIGKILL (or a crash of the
+    machine) left in `directory`: ours (prefix and owner file), owned by this user, whose
+    process is gone (another pid, or another boot). Returns what was removed."""
+    removed = []
+    boot = _boot_id()
+    for entry in os.scandir(directory):
+        if not entry.name.startswith(_DIR_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            with open(os.path.join(entry.path, _OWNER_FILE)) as f:
+                pid_text, _, owner_boot = f.read().strip().partition(" ")
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being created
+        alive = owner_boot == boot and pid != os.getpid() and _pid_alive(pid)
+        if not alive and pid != os.getpid():
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class CreatedFile:
     """The suite's own test file: created once per run, deleted when done or at exit."""
 
     def __init__(self, directory: str, size: int, after_create: Callable[[str], None] | None = None):
         core = _core()
-        self.dir = tempfile.mkdtemp(prefix=".aibench-storage-", dir=directory)
-        # Deleted with the object, at interpreter exit (Ctrl-C included), or by close().
+        remove_stale_test_dirs(directory)
+        self.dir = tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=directory)
+        # Deleted with the object, at interpreter exit (Ctrl-C, SIGTERM included), or by
+        # close(); after a SIGKILL, by the next run in the same directory (the owner file).
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, True)
+        with open(os.path.join(self.dir, _OWNER_FILE), "w") as f:
+            f.write(f"{os.getpid()} {_boot_id()}\n")
         self.path = os.path.join(self.dir, _FILE_NAME)
         self.size = size
         self.file_id = secrets.randbits(62)

@@ -84,7 +84,7 @@ def trial(suite: str, sig: signal.Signals, victim: str) -> dict:
     except subprocess.TimeoutExpired:
         code = "hung"
     time.sleep(2)  # let orphans show themselves
-    left = [p for p in _processes_with(str(doc))]
+    left = _processes_with(str(scratch))  # aibench, mpiexec, ranks, fio: all name the scratch dir
     for p in left:
         os.kill(p, signal.SIGKILL)
     try:

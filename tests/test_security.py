@@ -284,7 +284,7 @@ def test_a_test_file_larger_than_the_disk_is_a_usage_error(tmp_path):
     (lambda d: d["cases"][0]["metrics"]["tflops"].update(value="fast"), "is not a number"),
     (lambda d: d["cases"][0].update(status=None), "is not passed, failed or skipped"),
     (lambda d: d["cases"][0].update(stats={"median": "x"}), "stats.median is not a number"),
-    (lambda d: d.update(cases={}), "cases is not an list"),
+    (lambda d: d.update(cases={}), "cases is not a list"),
     (lambda d: d["cases"][0].update(metrics={"tflops": None}), "is not {value, unit, higher_is_better}"),
     (lambda d: d["cases"][0].pop("suite"), "suite is not a string"),
 ])
@@ -308,3 +308,19 @@ def test_null_metric_values_are_read_as_absent(tmp_path, capsys):
     path.write_text(json.dumps(good))
     assert main(["compare", str(path), str(path), "--json"]) == 0
     assert [r["case_id"] for r in json.loads(capsys.readouterr().out)["rows"]] == ["y"]
+
+
+def test_what_aibench_starts_dies_with_it():
+    """mpiexec and fio get SIGTERM when aibench dies, even by SIGKILL (no orphan measuring)."""
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess; from aibench.safety import "
+                               "terminate_with_parent; p = subprocess.Popen(['sleep', '60'], "
+                               "preexec_fn=terminate_with_parent); print(p.pid, flush=True); p.wait()"],
+                              stdout=subprocess.PIPE, text=True, env=clean_env())
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists() and \
+            Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists() or Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"

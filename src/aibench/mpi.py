@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .safety import terminate_with_parent
+
 CHILD_MARKER = "AIBENCH_MPI_CHILD"  # set in the environment of self-launched ranks
 LAUNCH_DESCRIPTION = "AIBENCH_MPI_LAUNCH"  # how the parent launched them (recorded)
 DEFAULT_RANKS = 2
@@ -134,7 +136,7 @@ def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
     # foreground group) reaches only this process, which passes exactly one signal on:
     # hydra forwards a first SIGINT to the ranks (they finish their case and save) and
     # aborts the job on a second. If this process dies, mpiexec gets SIGTERM.
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_terminate_with_parent)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=terminate_with_parent)
     stop_signal = None
 
     def forward(signum, frame):
@@ -156,17 +158,6 @@ def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
     if stop_signal is not None:
         return 128 + stop_signal, stop_signal  # 130 for Ctrl-C: the ranks saved an `interrupted` document
     return (128 - code if code < 0 else code), None
-
-
-def _terminate_with_parent() -> None:
-    """In the mpiexec child (Linux): SIGTERM when the aibench process that started it dies,
-    even by SIGKILL, so that no job keeps measuring after its parent is gone."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -177,7 +177,7 @@ class RunDocument:
         for key, kind in (("command", list), ("machine", str), ("tier", str), ("targets", list), ("system", dict),
                           ("aibench", dict), ("cases", list), ("run_id", str), ("status", str)):
             if not isinstance(d.get(key), kind):
-                raise ValueError(f"{key} is not {'a string' if kind is str else 'an ' + kind.__name__ if kind is list else 'an object'}")
+                raise ValueError(f"{key} is not {dict(str='a string', list='a list').get(kind.__name__, 'an object')}")
         if d.get("fleet") is not None and not isinstance(d["fleet"], dict):
             raise ValueError("fleet is not an object")
         try:

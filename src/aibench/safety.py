@@ -3,7 +3,8 @@
 - names that become paths (the machine name) stay inside their directory;
 - credentials in URLs are never stored, printed or resolved: `redact_url` before any
   URL is recorded or shown, `split_credentials` before one is used;
-- aibench overwrites only its own run documents (`check_overwrite`).
+- aibench overwrites only its own run documents (`check_overwrite`);
+- what aibench starts dies with it (`terminate_with_parent`).
 """
 
 from __future__ import annotations
@@ -76,3 +77,15 @@ def check_overwrite(path: Path, force: bool = False) -> None:
     if not force and not is_own_run_document(path):
         raise UsageError(f"--output {path} exists and is not an aibench run document: aibench will not replace it "
                          "(--force to replace it anyway)")
+
+
+def terminate_with_parent() -> None:
+    """preexec_fn of a child aibench starts (mpiexec, fio): on Linux it gets SIGTERM when
+    aibench dies, even by SIGKILL, so that nothing keeps running or measuring after it."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

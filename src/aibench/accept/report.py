@@ -40,7 +40,8 @@ def _node_summary(doc: RunDocument) -> dict[str, Any]:
         "targets": doc.targets, "started_at": doc.started_at, "status": doc.status,
         "cpu": f"{cpu.get('model')} ({cpu.get('arch')}), {cpu.get('cores')} cores, best ISA {cpu.get('best_isa')}",
         "gpus": [d.get("name") for d in gpus.get("devices") or []],
-        "nics": [f"{n.get('name')} {n.get('kind')} {n.get('speed_gbps')} Gbit/s" for n in s.get("nics") or []],
+        "nics": None if s.get("nics") is None else  # None: a document from before aibench recorded NICs
+        [f"{n.get('name')} {n.get('kind')} {n.get('speed_gbps')} Gbit/s" for n in s["nics"]],
         "software": {"aibench": (doc.aibench or {}).get("version"), "commit": (doc.aibench or {}).get("commit"),
                      "os": f"{(s.get('os') or {}).get('system')} {(s.get('os') or {}).get('release')}",
                      "python": (s.get("python") or {}).get("version"),
@@ -106,6 +107,11 @@ def _fmt(x: Any) -> str:
     return "" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
 
 
+def _nics(identity: dict[str, Any]) -> str:
+    nics = identity.get("nics")
+    return "not recorded in the run document" if nics is None else ", ".join(nics) or "none"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     out = [f"# Acceptance report: {report['spec']['name']}", "",
            f"**Verdict: {'ACCEPTED' if report['accepted'] else 'REJECTED'}**"
@@ -115,7 +121,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         ident = n["identity"]
         out += [f"## Node {n['node']}: {'accepted' if n['accepted'] else 'rejected'}", "",
                 f"- CPU: {ident.get('cpu')}", f"- GPUs: {', '.join(map(str, ident.get('gpus') or [])) or 'none'}",
-                f"- NICs: {', '.join(ident.get('nics') or []) or 'none recorded'}",
+                f"- NICs: {_nics(ident)}",
                 f"- software: " + ", ".join(f"{k} {v}" for k, v in (ident.get("software") or {}).items() if v),
                 f"- run {ident.get('run_id')} ({ident.get('tier')}, {ident.get('started_at')}): `{ident.get('command')}`",
                 ""]
@@ -179,7 +185,7 @@ def render_html(report: dict[str, Any]) -> str:
         ident = n["identity"]
         out.append(f"<h2>Node {e(n['node'])}: {'accepted' if n['accepted'] else 'rejected'}</h2><ul>")
         out.append(f"<li>CPU: {e(ident.get('cpu'))}</li><li>GPUs: {e(', '.join(map(str, ident.get('gpus') or [])) or 'none')}</li>")
-        out.append(f"<li>NICs: {e(', '.join(ident.get('nics') or []) or 'none recorded')}</li>")
+        out.append(f"<li>NICs: {e(_nics(ident))}</li>")
         sw = ", ".join(f"{k} {v}" for k, v in (ident.get("software") or {}).items() if v)
         out.append(f"<li>software: {e(sw)}</li><li>run {e(ident.get('run_id'))} ({e(ident.get('tier'))}, "
                    f"{e(ident.get('started_at'))}): <code>{e(ident.get('command'))}</code></li></ul>")

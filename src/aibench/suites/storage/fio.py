@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from typing import Any
 
+from ...safety import terminate_with_parent
+
 
 def fio_binary() -> str | None:
     return shutil.which("fio")
@@ -135,7 +137,8 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_fio(cmd: list[str], timeout_s: float) -> dict[str, Any]:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                              preexec_fn=terminate_with_parent)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"fio did not finish within {timeout_s:.0f} s") from None
     if proc.returncode != 0:

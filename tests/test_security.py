@@ -40,11 +40,17 @@ def one_line_exit_2(p, needle):
 # ---- 1. --output never replaces what is not ours ------------------------------------------
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
 def test_output_to_a_device_is_refused_and_the_device_stays(tmp_path):
-    before = os.stat("/dev/null")
-    one_line_exit_2(run_cli("run", *TINY_GEMM, "--output", "/dev/null"), "is not a regular file")
-    after = os.stat("/dev/null")
-    assert after.st_rdev == before.st_rdev and after.st_mode == before.st_mode
+    """A private null device (1, 3), so that a regression cannot replace the real /dev/null."""
+    import stat
+
+    device = tmp_path / "null"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    before = os.stat(device)
+    one_line_exit_2(run_cli("run", *TINY_GEMM, "--output", str(device)), "is not a regular file")
+    after = os.stat(device)
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a file owned by another user needs root")
@@ -157,6 +163,14 @@ def test_machine_names_that_would_leave_results_are_refused(tmp_path, machine):
     p = run_cli("run", *TINY_GEMM, "--machine", machine, cwd=tmp_path)
     one_line_exit_2(p, "is not allowed")
     assert not list(tmp_path.rglob("*.json")) and not Path("/tmp/abs-").exists()
+
+
+@pytest.mark.parametrize("hostname, name", [("vm", "vm"), ("node1.cluster.example", "node1.cluster.example"),
+                                            (".weird/host name", "weird-host-name"), ("x" * 300, "x" * 100)])
+def test_the_default_machine_name_is_the_host_name_made_safe(hostname, name):
+    from aibench.safety import check_machine_name, machine_name_of
+
+    assert check_machine_name(machine_name_of(hostname)) == name
 
 
 # ---- 7. signals: saved, cleaned up -----------------------------------------------------------

@@ -21,7 +21,7 @@ from rich.markup import escape
 from . import __version__
 from .errors import UsageError
 from .harness import SamplingPolicy
-from .safety import check_machine_name
+from .safety import check_machine_name, machine_name_of
 from .suites.base import TIERS
 
 
@@ -294,7 +294,7 @@ def cmd_run(args, argv: list[str]) -> int:
     if args.ranks is not None and not 1 <= args.ranks <= MAX_LOCAL_RANKS:
         raise UsageError(f"--ranks must be between 1 and {MAX_LOCAL_RANKS} (got {args.ranks}): it launches that many "
                          "processes on this machine")
-    machine = check_machine_name(args.machine or socket.gethostname().split(".")[0])
+    machine = check_machine_name(args.machine) if args.machine else machine_name_of(socket.gethostname())
     if args.per_gpu and not (args.fleet and target.kind == "cuda"):
         raise UsageError("--per-gpu goes with --fleet and --target cuda")
     suites = args.suite or default_suites(target, raw_params) or default_suites(target)

@@ -143,11 +143,12 @@ def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
         nonlocal stop_signal
         if stop_signal is None:
             stop_signal = signum
-            proc.send_signal(signum)
+            # hydra forwards SIGINT and SIGTERM to the ranks; a closed terminal's SIGHUP goes as SIGINT
+            proc.send_signal(signal.SIGINT if signum == signal.SIGHUP else signum)
         else:  # asked twice: abort the job now
             _kill_group(proc)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         code = proc.wait()
     finally:
@@ -254,13 +255,14 @@ _AGREED: list[int] = []  # the signal the ranks agreed to stop on (the highest n
 
 
 def request_stop_on_signals() -> None:
-    """In a rank of an MPI run, SIGINT and SIGTERM ask the run to stop at the next point
+    """In a rank of an MPI run, SIGINT, SIGTERM and SIGHUP ask the run to stop at the next point
     where all ranks agree (Session.agree_to_stop) instead of raising KeyboardInterrupt
     wherever the rank happens to be, which would leave its peers in a collective."""
     def handler(signum, frame):
         _STOP.append(signum)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: UCX takes it as its debug signal (a screenful of `UCX DEBUG` lines).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
 
 

@@ -32,6 +32,12 @@ def check_machine_name(name: str) -> str:
     return name
 
 
+def machine_name_of(hostname: str) -> str:
+    """The default machine name: the host name, made a valid machine name if it is not."""
+    name = re.sub(r"[^A-Za-z0-9._:@+-]", "-", hostname).lstrip("._:@+-")[:100]
+    return name or "localhost"
+
+
 def redact_url(text: str) -> str:
     """Every `scheme://user:password@` in a text becomes `scheme://***@`."""
     return _URL_WITH_USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)

@@ -185,7 +185,7 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
         ref_value = base.metrics[check.metric].value
         limit = ref_value * check.ratio_to_reference if higher else ref_value / check.ratio_to_reference
     else:
-        median = (fleet_median or {}).get(case.key())
+        median = (fleet_median or {}).get((case.key(), check.metric))
         if median is None:
             v.reason = "no fleet median: not a fleet run, or no other node has this case"
             return v
@@ -207,16 +207,16 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
 
 
 def _fleet_medians(nodes: list[RunDocument]) -> dict[tuple, float] | None:
+    """Median over the fleet's nodes of every (case key, metric) that two or more nodes passed."""
     if len(nodes) < 2:
         return None
-    per: dict[tuple, dict[str, list[float]]] = {}
+    values: dict[tuple, list[float]] = {}
     for n in nodes:
         for c in n.cases:
             if c.status == PASSED:
                 for name, m in c.metrics.items():
-                    per.setdefault(c.key(), {}).setdefault(name, []).append(m.value)
-    # The headline of each case; checks on other metrics of a fleet use the same key.
-    return {k: statistics.median(next(iter(ms.values()))) for k, ms in per.items() if len(next(iter(ms.values()))) >= 2}
+                    values.setdefault((c.key(), name), []).append(m.value)
+    return {k: statistics.median(v) for k, v in values.items() if len(v) >= 2}
 
 
 def reference_paths(spec: Spec) -> dict[str, Path]:

@@ -135,11 +135,14 @@ def plan_invocations(spec: Spec, args) -> list[list[str]]:
                 if values and all(v is not None for v in values):
                     cmd += ["--param", f"{key}=" + ",".join(dict.fromkeys(str(x).lower() if isinstance(x, bool)
                                                                           else str(x) for v in values for x in v))]
-        for flag, value in (("--machine", args.machine), ("--path", args.path), ("--ranks", args.ranks)):
-            if value is not None:
-                cmd += [flag, str(value)]
-        invocations.append(cmd)
+        invocations.append(cmd + _passed_on(args))
     return invocations
+
+
+def _passed_on(args) -> list[str]:
+    """The options of `aibench accept` that its runs get too."""
+    return [x for flag, value in (("--machine", args.machine), ("--path", args.path), ("--ranks", args.ranks))
+            if value is not None for x in (flag, str(value))]
 
 
 def _aibench(cmd: list[str], output: Path) -> int:
@@ -147,6 +150,8 @@ def _aibench(cmd: list[str], output: Path) -> int:
 
 
 def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
+    from ..runner import TIER_BUDGET_S
+
     out_dir = (args.report / "runs") if args.report is not None else Path("results") / "runs"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -157,7 +162,7 @@ def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
         output = out_dir / f"accept-{safe}-{stamp}-{i + 1}.json"
         commands.append(" ".join(["aibench", *cmd, "--output", str(output)]))
         code = _aibench(cmd, output)
-        if code == 130:
+        if code >= 128:  # interrupted (Ctrl-C, SIGTERM, SIGHUP): the run said so
             return [], [], [], None
         if code not in (0, 1) or not output.is_file():
             raise UsageError(f"`{commands[-1]}` exited {code}; nothing to judge")
@@ -167,7 +172,7 @@ def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
     judgements = judge_runs(spec, docs, loaded_refs)
     # Inconclusive checks: rerun their cases with more samples, within the budget.
     budget, reran = args.rerun_budget, False
-    tier_budget = {"quick": 1.0, "standard": 3.0, "full": 10.0}[spec.tier]
+    tier_budget = TIER_BUDGET_S[spec.tier]
     checks = {c.id: c for c in spec.checks}
     for j in judgements:
         for v in j.verdicts:
@@ -183,11 +188,10 @@ def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
             cmd = ["run", "--target", case.target, "--no-asv", "--suite", case.suite, "--impl", case.impl,
                    "--time-budget", str(seconds), *[x for k, val in case.params.items()
                                                     for x in ("--param", f"{k}={str(val).lower() if isinstance(val, bool) else val}")]]
-            if args.machine:
-                cmd += ["--machine", args.machine]
+            cmd += _passed_on(args)
             output = out_dir / f"accept-{safe}-{stamp}-rerun{len(run_files) + 1}.json"
             commands.append(" ".join(["aibench", *cmd, "--output", str(output)]))
-            if _aibench(cmd, output) == 130:
+            if _aibench(cmd, output) >= 128:
                 return [], [], [], None
             if output.is_file():
                 run_files.append(output)

@@ -312,8 +312,7 @@ def start_session() -> Session:
             "env_differs_across_ranks": differing,
         }
     _SESSION = Session(comm, rank, size, hosts, info)
-    if size > 1:
-        request_stop_on_signals()
+    request_stop_on_signals()
     return _SESSION
 
 

@@ -71,7 +71,7 @@ def _verdict(tmp_path, threshold, cases, params='{ dtype = "fp32" }', extra="", 
 @pytest.mark.parametrize("name", sorted(shipped_specs()))
 def test_every_shipped_spec_loads_and_matches_the_json_schema(name):
     jsonschema = pytest.importorskip("jsonschema")
-    import tomllib
+    from aibench.accept.spec import tomllib  # tomli before Python 3.11
 
     spec = load_spec(name)
     assert spec.checks and all(c.source.strip() for c in spec.checks)
@@ -228,6 +228,18 @@ def test_a_fleet_lists_its_rejected_nodes_with_their_failing_checks(tmp_path, ca
     assert report["rejected_nodes"] == ["n2"] and not report["accepted"]
 
 
+def test_a_node_judged_from_several_documents_has_the_hardware_of_all_of_them(tmp_path):
+    """A node spec judged on a GPU run and an MPI run across nodes: the GPUs of one, the
+    nodes and NICs of the other, whichever comes first."""
+    spec = _spec(tmp_path, '[hardware]\ngpu_name = "H200"\nmin_gpus = 1\nmin_nodes = 2\nmin_nics = 1\n'
+                 'nic_min_gbps = 400\n' + _check('min = 0.1\nunit = "TFLOP/s"'))
+    gpu_run = _doc([_case()], system=H200_SYSTEM)
+    mpi_run = _doc([], system={**CPU_SYSTEM, "mpi": {"nodes": 2}, "nics": [{"name": "mlx5_0/1", "speed_gbps": 400.0}]})
+    for docs in ([gpu_run, mpi_run], [mpi_run, gpu_run]):
+        [node] = judge_runs(load_spec(str(spec)), docs)
+        assert node.hardware_problems == [] and node.passed
+
+
 def test_ratio_to_reference_and_to_fleet_median(tmp_path):
     ref = _write_doc(tmp_path / "ref.json", _doc([_case("a", 2.0)], machine="golden"))
     v = _verdict(tmp_path, f'ratio_to_reference = 0.9\nreference = "{ref}"', [_case("a", 1.9)])
@@ -349,24 +361,25 @@ def test_report_in_headless_chromium(tmp_path, capsys, driver):
 # ---- running what the spec needs (the CLI end to end) -----------------------------------
 
 
-def test_accept_runs_the_cases_a_spec_needs_and_judges_them(tmp_path, capsys, monkeypatch):
+def test_accept_runs_the_cases_a_spec_needs_and_judges_them(tmp_path, capfd, monkeypatch):
     """A tiny CPU spec: one exact gemm point. Thresholds far from any real figure keep
     the verdicts independent of this machine's speed."""
     monkeypatch.chdir(tmp_path)
     point = '{ m = 256, n = 256, k = 256, dtype = "fp64" }'
     header = 'spec_version = 1\nname = "tiny"\ntier = "quick"\ntarget = "cpu"\n'
     ok = _spec(tmp_path, _check("fraction_of_peak = 0.0001", point), name="ok", header=header)
-    assert main(["accept", "--spec", str(ok), "--report", str(tmp_path / "r")]) == 0
+    assert main(["accept", "--spec", str(ok), "--report", str(tmp_path / "r"), "--json"]) == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert json.loads(capfd.readouterr().out) == report  # the runs' tables are not on stdout
     [check] = report["nodes"][0]["checks"]
     assert check["verdict"] == "pass" and check["case"].startswith("256x256x256-fp64 [")
     assert report["commands"][-1].startswith("aibench run --target cpu --no-asv --quick --suite gemm "
                                              "--param m=256 --param n=256 --param k=256 --param dtype=fp64")
-    capsys.readouterr()
+    capfd.readouterr()
     demanding = _spec(tmp_path, _check('min = 1000\nunit = "TFLOP/s"', point), name="demanding", header=header)
     runs = [str(p) for p in (tmp_path / "r" / "runs").glob("*.json")]
     assert main(["accept", "--spec", str(demanding), *runs]) == 1
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "fail" in out and "below 1000" in out
 
 

@@ -163,7 +163,6 @@ def test_gemm_generation_peak_is_within_its_count_and_values_stay_uniform(dtype)
     assert values.dtype == (np.float64 if dtype == "fp64" else np.float32)
     assert -1.0 <= values.min() < -0.999 and 0.999 < values.max() <= 1.0
     assert abs(float(values.mean())) < 2e-3 and abs(float(values.std()) - 1 / math.sqrt(3)) < 2e-3
-    assert np.all(values != 0) or dtype == "bf16"  # fp32/fp64 draws of exactly 0 are rare enough
     if dtype != "bf16":
         assert values.max() < 1.0  # [-1, 1)
 

@@ -71,8 +71,6 @@ def check_document_machine(doc: RunDocument, where: str | Path | None = None) ->
     """doc.machine, if it is a valid machine name (a path component of the results tree);
     else UsageError, naming `where` (the document's path) when given."""
     try:
-        if not isinstance(doc.machine, str):
-            raise UsageError(f"machine name {doc.machine!r} is not allowed: it must be a string")
         return check_machine_name(doc.machine)
     except UsageError as e:
         raise UsageError(f"{where}: {e}" if where is not None else str(e)) from None
@@ -81,7 +79,7 @@ def check_document_machine(doc: RunDocument, where: str | Path | None = None) ->
 def document_commit(doc: RunDocument) -> str:
     """The aibench commit the run was measured with; ValueError unless it is a git hash
     (it names the results file and goes to `git show`: no path, no option)."""
-    commit = (doc.aibench or {}).get("commit") if isinstance(doc.aibench, dict) else None
+    commit = doc.aibench.get("commit")
     if not commit:
         raise ValueError("the aibench commit is unknown (not built from a git checkout), so asv cannot place the run")
     if not isinstance(commit, str) or not _COMMIT.fullmatch(commit):
@@ -154,7 +152,7 @@ def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) ->
 
     params = {**info, "python": ASV_PYTHON}
     results = Results(params, {}, commit, _commit_date_ms(repo, commit), ASV_PYTHON, ASV_ENV_NAME, {})
-    path = results_dir / info["machine"] / Path(results._filename).name
+    path = results_dir / doc.machine / Path(results._filename).name
     if path.exists():
         results = Results.load(str(path))
 

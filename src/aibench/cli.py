@@ -267,6 +267,7 @@ def stop_on_signals() -> None:
         _SIGNALS_RECEIVED.append(signum)
         raise KeyboardInterrupt
 
+    _SIGNALS_RECEIVED.clear()  # this run's signals only (main() may be called again in-process)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         _PREVIOUS_HANDLERS[sig] = signal.signal(sig, handler)
 
@@ -280,7 +281,7 @@ def restore_signals() -> None:
 def cmd_run(args, argv: list[str]) -> int:
     from .report import RunProgress, print_summary
     from .results import ResultWriter
-    from .runner import TIER_BUDGET_S, default_output, default_suites, exit_code, new_document, plan_run, run_planned
+    from .runner import TIER_BUDGET_S, default_suites, exit_code, new_document, plan_run, run_planned
     from .targets import parse_target
 
     tier = args.tier or "standard"

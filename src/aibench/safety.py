@@ -25,8 +25,8 @@ _URL_WITH_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user
 def check_machine_name(name: str) -> str:
     """A machine name is a path component of results/ and asv's tree: letters, digits
     and . _ : @ + -, at most 100, not starting with a dot (no `..`, no `/`)."""
-    if not MACHINE_NAME.match(name):
-        shown = name if len(name) <= 60 else name[:57] + "..."
+    if not isinstance(name, str) or not MACHINE_NAME.match(name):
+        shown = name if not isinstance(name, str) or len(name) <= 60 else name[:57] + "..."
         raise UsageError(f"machine name {shown!r} is not allowed: use at most 100 letters, digits and . _ : @ + - "
                          "(not starting with a dot or a symbol)")
     return name

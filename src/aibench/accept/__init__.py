@@ -23,7 +23,7 @@ from typing import Any
 from ..compare import load_run
 from ..errors import UsageError
 from ..results import PASSED, RunDocument
-from .judge import FAIL, INCONCLUSIVE, PASS, NodeJudgement, judge_runs, reference_paths
+from .judge import FAIL, INCONCLUSIVE, PASS, judge_runs, reference_paths
 from .report import build_report, verify_report, write_report
 from .spec import Spec, SpecError, load_spec, load_specs, shipped_specs
 
@@ -146,7 +146,9 @@ def _passed_on(args) -> list[str]:
 
 
 def _aibench(cmd: list[str], output: Path) -> int:
-    return subprocess.call([sys.executable, "-m", "aibench.cli", *cmd, "--output", str(output)])
+    """One `aibench run`; its tables go to stderr (fd 2), so that accept's own stdout
+    holds only the verdicts (or the --json report)."""
+    return subprocess.call([sys.executable, "-m", "aibench.cli", *cmd, "--output", str(output)], stdout=2)
 
 
 def _run_and_judge(spec: Spec, args, references: dict[str, Path]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +57,20 @@ class NodeJudgement:
         return not self.hardware_problems and all(v.verdict == PASS for v in self.verdicts)
 
 
-def hardware_problems(spec: Spec, system: dict[str, Any], cases: list[CaseResult]) -> list[str]:
-    """Why this node is not the hardware the spec is for (empty: it is)."""
+def hardware_problems(spec: Spec, systems: list[dict[str, Any]], cases: list[CaseResult]) -> list[str]:
+    """Why this node is not the hardware the spec is for (empty: it is). `systems`: the
+    fingerprints of every run document of the node (a GPU run, an MPI run across nodes
+    and a storage run can be judged together): the GPUs of the one that has the most,
+    the widest MPI job, the most NICs any records."""
     problems: list[str] = []
-    gpus = [d.get("name", "") for d in ((system.get("gpus") or {}).get("devices") or [])]
+    gpus = max(([d.get("name", "") for d in ((s.get("gpus") or {}).get("devices") or [])] for s in systems),
+               key=len, default=[])
     if not gpus:  # a JAX target names its devices in the cases
         gpus = sorted({str(c.impl_detail.get("device_kind")) for c in cases if c.impl_detail.get("device_kind")})
-    cpu = system.get("cpu") or {}
-    mpi = system.get("mpi") or {}
-    nics = system.get("nics")
+    cpu = systems[0].get("cpu") or {}
+    mpi_nodes = max(((s.get("mpi") or {}).get("nodes") or 0 for s in systems), default=0)
+    recorded = [s["nics"] for s in systems if s.get("nics") is not None]
+    nics = max(recorded, key=len) if recorded else None
     for spec_name, hw in spec.hardware:
         where = f"{spec_name}: "
         if "gpu_name" in hw:
@@ -81,8 +86,8 @@ def hardware_problems(spec: Spec, system: dict[str, Any], cases: list[CaseResult
             if key in hw and not re.search(hw[key], str(have), re.IGNORECASE):
                 problems.append(where + f"{key.replace('_', ' ')} {have!r} is not {hw[key]!r}")
         if "min_nodes" in hw:
-            nodes = mpi.get("nodes") or max((len((c.impl_detail.get("topology") or {}).get("hosts") or [])
-                                             for c in cases), default=1)
+            nodes = mpi_nodes or max((len((c.impl_detail.get("topology") or {}).get("hosts") or [])
+                                      for c in cases), default=1)
             if nodes < hw["min_nodes"]:
                 problems.append(where + f"the run spans {nodes} node(s), the spec needs {hw['min_nodes']}")
         if "min_nics" in hw or "nic_min_gbps" in hw:
@@ -233,21 +238,19 @@ def judge_runs(spec: Spec, docs: list[RunDocument], references: dict[str, RunDoc
     """Every node of every run document against every check. Cases of later documents
     replace the same case of earlier ones (a rerun with more samples). `references`:
     the reference runs by the name the checks give (loaded on demand otherwise)."""
-    by_node: dict[str, tuple[RunDocument, dict[tuple, CaseResult]]] = {}
+    by_node: dict[str, tuple[list[RunDocument], dict[tuple, CaseResult]]] = {}
     for doc in docs:
         for node in node_documents(doc):
-            entry = by_node.setdefault(node.machine, (node, {}))
+            entry = by_node.setdefault(node.machine, ([], {}))
+            entry[0].append(node)
             for c in node.cases:
                 entry[1][c.key()] = c
-    nodes = [RunDocument(command=d.command, machine=d.machine, tier=d.tier, targets=d.targets, system=d.system,
-                         aibench=d.aibench, cases=list(cases.values()), run_id=d.run_id, started_at=d.started_at,
-                         finished_at=d.finished_at, status=d.status, fleet=d.fleet)
-             for d, cases in by_node.values()]
+    nodes = [replace(node_docs[0], cases=list(cases.values())) for node_docs, cases in by_node.values()]
     medians = _fleet_medians(nodes)
     references = dict(references or {})
     out = []
-    for node in nodes:
-        problems = hardware_problems(spec, node.system, node.cases)
+    for node, (node_docs, _) in zip(nodes, by_node.values()):
+        problems = hardware_problems(spec, [d.system for d in node_docs], node.cases)
         j = NodeJudgement(node=node.machine, machine=node.machine, hardware_problems=problems)
         for check in spec.checks:
             v = judge_check(check, node.cases, medians, references)

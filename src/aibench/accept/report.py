@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..fleet import node_documents
 from ..results import RunDocument
-from .judge import INCONCLUSIVE, MISSING, PASS, NodeJudgement
+from .judge import NodeJudgement
 
 REPORT_SCHEMA = "aibench.acceptance"
 REPORT_VERSION = 1
@@ -65,8 +66,6 @@ def build_report(spec, judgements: list[NodeJudgement], docs: list[RunDocument],
                  spec_files: list[Path], references: dict[str, Path], commands: list[str]) -> dict[str, Any]:
     summaries = {}
     for doc in docs:
-        from ..fleet import node_documents
-
         for node in node_documents(doc):
             summaries[node.machine] = _node_summary(node)
     nodes = []
@@ -107,6 +106,10 @@ def _fmt(x: Any) -> str:
     return "" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
 
 
+def _software(identity: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in (identity.get("software") or {}).items() if v)
+
+
 def _nics(identity: dict[str, Any]) -> str:
     nics = identity.get("nics")
     return "not recorded in the run document" if nics is None else ", ".join(nics) or "none"
@@ -122,7 +125,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += [f"## Node {n['node']}: {'accepted' if n['accepted'] else 'rejected'}", "",
                 f"- CPU: {ident.get('cpu')}", f"- GPUs: {', '.join(map(str, ident.get('gpus') or [])) or 'none'}",
                 f"- NICs: {_nics(ident)}",
-                f"- software: " + ", ".join(f"{k} {v}" for k, v in (ident.get("software") or {}).items() if v),
+                f"- software: {_software(ident)}",
                 f"- run {ident.get('run_id')} ({ident.get('tier')}, {ident.get('started_at')}): `{ident.get('command')}`",
                 ""]
         for p in n["hardware_problems"]:
@@ -186,8 +189,7 @@ def render_html(report: dict[str, Any]) -> str:
         out.append(f"<h2>Node {e(n['node'])}: {'accepted' if n['accepted'] else 'rejected'}</h2><ul>")
         out.append(f"<li>CPU: {e(ident.get('cpu'))}</li><li>GPUs: {e(', '.join(map(str, ident.get('gpus') or [])) or 'none')}</li>")
         out.append(f"<li>NICs: {e(_nics(ident))}</li>")
-        sw = ", ".join(f"{k} {v}" for k, v in (ident.get("software") or {}).items() if v)
-        out.append(f"<li>software: {e(sw)}</li><li>run {e(ident.get('run_id'))} ({e(ident.get('tier'))}, "
+        out.append(f"<li>software: {e(_software(ident))}</li><li>run {e(ident.get('run_id'))} ({e(ident.get('tier'))}, "
                    f"{e(ident.get('started_at'))}): <code>{e(ident.get('command'))}</code></li></ul>")
         for p in n["hardware_problems"]:
             out.append(f'<p><span class="v fail">hardware does not match</span> {e(p)}</p>')
@@ -265,7 +267,3 @@ def verify_report(report_dir: Path) -> list[str]:
             problems.append(f"node {key[0]} check {key[1]}: the report says {recorded.get(key)}, "
                             f"judging the inputs gives {again.get(key)}")
     return problems
-
-
-__all__ = ["build_report", "write_report", "verify_report", "render_html", "render_markdown", "PASS",
-           "INCONCLUSIVE", "MISSING"]

@@ -123,9 +123,6 @@ class Check:
                 and fnmatch.fnmatchcase(case.target.split(":")[0], self.target)
                 and all(k in case.params and param_matches(v, case.params[k]) for k, v in self.params.items()))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
-
 
 @dataclass
 class Spec:
@@ -136,10 +133,6 @@ class Spec:
     files: list[Path]  # this spec's file, then every included file (depth first)
     hardware: list[tuple[str, dict[str, Any]]]  # (spec name, its [hardware] table) of every file
     checks: list[Check]
-
-    @property
-    def target_kinds(self) -> list[str]:
-        return sorted({c.target for c in self.checks if c.target != "*"} or {self.target})
 
 
 def shipped_specs() -> dict[str, Path]:

@@ -29,8 +29,8 @@ from ...targets import Target
 from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
 from ..storage import size_label
 from .clients import CLIENTS, SCHEMES, Client, RunLog
-from .options import validate_options
 from .local_s3 import EndpointUnavailable
+from .options import validate_options
 from .store import Dataset, StoreContext, StoreError
 
 WORKLOADS = ("whole", "ranged", "small")

@@ -78,11 +78,7 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
         size = int(size) // (1 << 20) * (1 << 20)
         if size < MIN_FILE_SIZE:
             raise UsageError(f"--file-size must be at least {MIN_FILE_SIZE >> 20} MiB")
-        directory = path or os.getcwd()
-        free = shutil.disk_usage(directory).free
-        if size > free * 0.9:
-            raise UsageError(f"--file-size {size >> 20} MiB does not fit in {directory} ({free >> 20} MiB free): "
-                             "give --path elsewhere or a smaller --file-size")
+        check_free_space(path or os.getcwd(), size, shutil.disk_usage(path or os.getcwd()).free)
     return {"path": path, "file": file, "device": device, "file_size": size}
 
 
@@ -203,6 +199,13 @@ class CreatedFile:
         return not self._finalizer.alive
 
 
+def check_free_space(directory: str, size: int, free_bytes: int) -> None:
+    """The test file must leave a tenth of the filesystem's free space free."""
+    if size < MIN_FILE_SIZE or size > free_bytes * 0.9:
+        raise UsageError(f"not enough free space in {directory} for a {size >> 20} MiB test file "
+                         f"({free_bytes >> 20} MiB free): give --path elsewhere or a smaller --file-size")
+
+
 def default_file_size(budget_s: float, free_bytes: int) -> int:
     """1 GiB for quick runs, 4 GiB standard, 16 GiB full, at most a quarter of the free
     space. Not larger than RAM: buffered (direct=0) cases evict the file from the page
@@ -238,9 +241,7 @@ def open_source(options: dict[str, Any], budget_s: float, cache: dict[str, Any],
         if made is not None:
             made.close()
         size = opts["file_size"] or default_file_size(budget_s, fs["free_bytes"])
-        if size < MIN_FILE_SIZE or size > fs["free_bytes"] * 0.9:
-            raise UsageError(f"not enough free space in {directory} for a {size >> 20} MiB test file "
-                             f"({fs['free_bytes'] >> 20} MiB free): give --path elsewhere or a smaller --file-size")
+        check_free_space(directory, size, fs["free_bytes"])
         made = CreatedFile(directory, size, after_create)
         cache["file"] = made
     return ReadSource("created", made.path, made.size, made.file_id, fs,

@@ -35,6 +35,26 @@ const char* isa_name(Isa isa);
 // unknown name or an ISA this CPU (or this build) cannot run.
 Isa parse_isa(const std::string& name, const IsaNeeds& needs);
 
+// Data cache sizes in bytes as this CPU reports them (sysconf, which reads CPUID; sysfs
+// where that gives 0), with a conservative default for a level neither reports: L1d
+// 32 KiB, L2 256 KiB, L3 4 MiB. l3 is the share one core's cluster sees (one CCX on AMD).
+struct CacheSizes {
+  long l1d, l2, l3;
+};
+CacheSizes cache_sizes();
+
+// AIBENCH_CPU_ISA: a cap on the own kernels' instruction level, for tests (run the lower
+// paths on a CPU that has higher ones) and for like-for-like comparisons between nodes.
+// Levels, lowest first: "scalar", "avx2", "avx512", "avx512_vnni" (+ VPDPBUSD int8),
+// "avx512_bf16" (+ VDPBF16PS bf16; every CPU with it has VNNI too). Unset or empty: no
+// cap. Read on every call (tests change it in-process).
+extern const std::vector<std::string> kIsaLevels;
+// Index in kIsaLevels of the cap, or -1 when unset. Throws std::invalid_argument for an
+// unknown level or one this CPU (or build) cannot run, naming the levels it can.
+int isa_level_cap();
+// Levels of kIsaLevels this CPU (and build) can run, lowest first (ignoring the cap).
+std::vector<std::string> cpu_isa_levels();
+
 // AVX-512 F/BW/VL/DQ + BF16 + FMA: the VDPBF16PS kernels (GEMM and attention).
 bool has_avx512_bf16();
 // AVX-512 F/BW/VL + VNNI: the VPDPBUSD kernels.

@@ -85,24 +85,37 @@ Operands check_operands(const py::array& a, const py::array& b, py::array& c) {
 }
 
 // The kernel of one dtype and ISA path, looked up once before any timing. fp32/fp64 take
-// the paths of isa_paths(); bf16 and int8 those of lowp_paths(dtype) ("auto": the best).
+// the paths of isa_paths(); bf16 and int8 those of lowp_paths(dtype) ("auto": the best):
+// a native dot-product path, or an ISA path that widens.
 struct Kernels {
   Dtype dtype;
-  KernelSpec<float> fp32{};
+  bool native_lowp = false;
+  KernelSpec<float> fp32{};  // fp32, and the bf16 widening path
   KernelSpec<double> fp64{};
   Bf16KernelSpec bf16{};
   Int8KernelSpec int8{};
+  Int16PairKernelSpec int16_pairs{};  // the int8 widening path
   Kernels(const std::string& isa, Dtype d) : dtype(d) {
     switch (d) {
-      case Dtype::fp32: fp32 = fp32_kernel(parse_isa(isa, kIsaNeeds)); break;
-      case Dtype::fp64: fp64 = fp64_kernel(parse_isa(isa, kIsaNeeds)); break;
-      case Dtype::bf16_fp32_out:
-      case Dtype::bf16_bf16_out: bf16 = bf16_kernel(isa); break;
-      case Dtype::int8: int8 = int8_kernel(isa); break;
+      case Dtype::fp32: fp32 = fp32_kernel(parse_isa(isa, kIsaNeeds)); return;
+      case Dtype::fp64: fp64 = fp64_kernel(parse_isa(isa, kIsaNeeds)); return;
+      default: break;
+    }
+    const bool is_int8 = d == Dtype::int8;
+    const std::string path = isa == "auto" ? lowp_paths(is_int8 ? "int8" : "bf16").front() : isa;
+    native_lowp = is_native_lowp_path(path);
+    if (native_lowp) {
+      if (is_int8) int8 = int8_kernel(path); else bf16 = bf16_kernel(path);
+    } else if (is_int8) {
+      int16_pairs = int16_pair_kernel(parse_isa(path, kIsaNeeds));
+    } else {
+      fp32 = fp32_kernel(parse_isa(path, kIsaNeeds));
     }
   }
 
   void run(const Operands& op, int threads) const {
+    const auto* a16 = static_cast<const uint16_t*>(op.a);
+    const auto* b16 = static_cast<const uint16_t*>(op.b);
     switch (op.dtype) {
       case Dtype::fp32:
         gemm(fp32, op.m, op.n, op.k, static_cast<const float*>(op.a), op.k,
@@ -113,20 +126,33 @@ struct Kernels {
              static_cast<const double*>(op.b), op.n, static_cast<double*>(op.c), op.n, threads);
         break;
       case Dtype::bf16_fp32_out:
-        gemm_bf16(bf16, op.m, op.n, op.k, static_cast<const uint16_t*>(op.a), op.k,
-                  static_cast<const uint16_t*>(op.b), op.n, static_cast<float*>(op.c), op.n,
-                  threads);
+        if (native_lowp) {
+          gemm_bf16(bf16, op.m, op.n, op.k, a16, op.k, b16, op.n, static_cast<float*>(op.c), op.n, threads);
+        } else {
+          gemm_bf16_widened(fp32, op.m, op.n, op.k, a16, op.k, b16, op.n, static_cast<float*>(op.c),
+                            op.n, threads);
+        }
         break;
       case Dtype::bf16_bf16_out:
-        gemm_bf16(bf16, op.m, op.n, op.k, static_cast<const uint16_t*>(op.a), op.k,
-                  static_cast<const uint16_t*>(op.b), op.n, static_cast<uint16_t*>(op.c), op.n,
-                  threads);
+        if (native_lowp) {
+          gemm_bf16(bf16, op.m, op.n, op.k, a16, op.k, b16, op.n, static_cast<uint16_t*>(op.c), op.n,
+                    threads);
+        } else {
+          gemm_bf16_widened(fp32, op.m, op.n, op.k, a16, op.k, b16, op.n,
+                            static_cast<uint16_t*>(op.c), op.n, threads);
+        }
         break;
-      case Dtype::int8:
-        gemm_int8(int8, op.m, op.n, op.k, static_cast<const int8_t*>(op.a), op.k,
-                  static_cast<const int8_t*>(op.b), op.n, static_cast<int32_t*>(op.c), op.n,
-                  threads);
+      case Dtype::int8: {
+        const auto* a8 = static_cast<const int8_t*>(op.a);
+        const auto* b8 = static_cast<const int8_t*>(op.b);
+        auto* c32 = static_cast<int32_t*>(op.c);
+        if (native_lowp) {
+          gemm_int8(int8, op.m, op.n, op.k, a8, op.k, b8, op.n, c32, op.n, threads);
+        } else {
+          gemm_int8_widened(int16_pairs, op.m, op.n, op.k, a8, op.k, b8, op.n, c32, op.n, threads);
+        }
         break;
+      }
     }
   }
 };
@@ -170,10 +196,10 @@ py::dict gemm_blocking(const std::string& isa, const std::string& dtype) {
     b = fp32_kernel(parse_isa(isa, kIsaNeeds)).blocking;
   } else if (dtype == "fp64") {
     b = fp64_kernel(parse_isa(isa, kIsaNeeds)).blocking;
-  } else if (dtype == "bf16") {
-    b = bf16_kernel(isa).blocking;
-  } else if (dtype == "int8") {
-    b = int8_kernel(isa).blocking;
+  } else if (dtype == "bf16" || dtype == "int8") {
+    const Kernels kernels(isa, dtype == "int8" ? Dtype::int8 : Dtype::bf16_fp32_out);
+    b = dtype == "int8" ? (kernels.native_lowp ? kernels.int8.blocking : kernels.int16_pairs.blocking)
+                        : (kernels.native_lowp ? kernels.bf16.blocking : kernels.fp32.blocking);
   } else {
     throw py::value_error("gemm_blocking: dtype must be 'fp32', 'fp64', 'bf16' or 'int8', got '" +
                           dtype + "'");
@@ -212,8 +238,27 @@ void bind_gemm(py::module_& m) {
         "Block sizes {mr, nr, kc, mc, nc} of one ISA path and dtype ('fp32', 'fp64', 'bf16',\n"
         "'int8'; bf16/int8 take a path of lowp_paths(dtype)).");
   m.def("lowp_paths", &lowp_paths, py::arg("dtype"),
-        "Paths of the own bf16 or int8 GEMM this CPU can run, best first ('avx512_bf16',\n"
-        "'avx512_vnni'); [] where the CPU lacks the dot-product instructions.");
+        "Paths of the own bf16 or int8 GEMM this CPU can run (under AIBENCH_CPU_ISA), best\n"
+        "first: the native 'avx512_bf16' (VDPBF16PS) or 'avx512_vnni' (VPDPBUSD) where the CPU\n"
+        "has it, then the ISA paths that widen ('avx512', 'avx2', 'scalar').");
+  m.def("is_native_lowp_path", &is_native_lowp_path, py::arg("path"),
+        "Whether a lowp_paths() entry uses dot-product instructions (else it widens).");
+  m.def("cpu_isa_levels", &cpu_isa_levels,
+        "AIBENCH_CPU_ISA levels this CPU can run, lowest first (ignoring the cap).");
+  m.def("isa_level_cap", []() -> py::object {
+    const int cap = isa_level_cap();
+    if (cap < 0) return py::none();
+    return py::str(kIsaLevels[static_cast<size_t>(cap)]);
+  }, "The AIBENCH_CPU_ISA level in force, None when unset; ValueError when it is unknown or\n"
+     "above what this CPU can run.");
+  m.def("cache_sizes", []() {
+    const CacheSizes c = cache_sizes();
+    py::dict d;
+    d["L1d"] = c.l1d;
+    d["L2"] = c.l2;
+    d["L3"] = c.l3;
+    return d;
+  }, "Data cache sizes in bytes the kernels' blocking is derived from.");
 }
 
 }  // namespace aibench::gemm

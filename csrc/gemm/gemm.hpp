@@ -28,35 +28,68 @@ namespace aibench::gemm {
 
 using aibench::Isa;
 
-// Block sizes in elements. mr x nr is the register tile of the micro-kernel; kc, mc, nc
-// size the packed A block (mc x kc, per thread, L2) and B panel (kc x nc, shared, L3).
+// Block sizes in elements of k (kc) and of rows / columns (mr, nr, mc, nc). mr x nr is
+// the register tile of the micro-kernel; kc, mc, nc size the packed A block (mc x kc, per
+// thread, L2) and B panel (kc x nc, L3).
 struct Blocking {
   int64_t mr, nr, kc, mc, nc;
 };
 
-// Micro-kernel contract. a_panel: kc steps of mr values (one column of the A micro-panel
-// each step); b_panel: kc steps of nr values (one row of the B micro-panel). Both are
-// zero-padded to full mr / nr (so the kernel has no edge cases). Writes the full mr x nr tile at c
-// (row stride ldc): c = tile if !accumulate, c += tile if accumulate.
-template <class T>
-using MicroKernel = void (*)(int64_t kc, const T* a_panel, const T* b_panel, T* c,
+// Blocks for a micro-kernel of mr x nr from the caches this CPU reports (cache_sizes),
+// after the analytical model of BLIS (Low et al., "Analytical modeling is enough for
+// high-performance BLIS", 2016): a B micro-panel (kc x nr) fills about half of L1, the A
+// block (mc x kc) a quarter of L2, the B panel (kc x nc) a part of L3. lane_bytes is the
+// size of one packed value (the widened one where packing widens). Defined in
+// gemm_driver.cpp (no ISA flags), so that every ISA file may call it.
+Blocking blocking_for_caches(int64_t mr, int64_t nr, int64_t lane_bytes);
+
+// Micro-kernel contract. a_panel: kc steps of mr lanes (one column of the A micro-panel
+// each step); b_panel: kc steps of nr lanes (one row of the B micro-panel). Both are
+// zero-padded to full mr / nr (so the kernel has no edge cases). Writes the full mr x nr
+// tile at c (row stride ldc): c = tile if !accumulate, c += tile if accumulate.
+// A lane is one packed value: the element itself for fp32 / fp64 (and bf16 widened to
+// fp32), a pair of k values as two int16 in 32 bits for int8 widened to int16 (then kc
+// counts pairs).
+template <class Lane, class Out = Lane>
+using MicroKernel = void (*)(int64_t kc, const Lane* a_panel, const Lane* b_panel, Out* c,
                              int64_t ldc, bool accumulate);
 
+// Matrix-vector kernels for the shapes where packing costs more than it saves (one row
+// or one column of C: a decode step's GEMV). Both stream the matrix once, in memory order.
+//   dot_rows:  y[i * incy] = sum_p a[i * lda + p] * x[p]      for i < rows   (n = 1)
+//   axpy_rows: y[j] (+)= sum_p x[p] * b[p * ldb + j]          for j < cols   (m = 1)
+//              (y = the sum if !accumulate, y += it if accumulate)
 template <class T>
-struct KernelSpec {
-  Blocking blocking;
-  MicroKernel<T> micro_kernel;
+struct Gemv {
+  void (*dot_rows)(int64_t rows, int64_t k, const T* a, int64_t lda, const T* x, T* y,
+                   int64_t incy) = nullptr;
+  void (*axpy_rows)(int64_t k, int64_t cols, const T* x, const T* b, int64_t ldb, T* y,
+                    bool accumulate) = nullptr;
 };
 
-// One pair of kernels per ISA path, defined in gemm_<isa>.cpp.
+template <class Lane, class Out = Lane>
+struct KernelSpec {
+  Blocking blocking;
+  MicroKernel<Lane, Out> micro_kernel;
+  Gemv<Lane> gemv{};  // empty: the blocked path serves one-row / one-column products too
+};
+
+// int8 widened to int16 pairs (VPMADDWD on AVX2): lanes of two int16 k values, int32 C.
+using Int16PairKernelSpec = KernelSpec<uint32_t, int32_t>;
+
+// One set of kernels per ISA path, defined in gemm_<isa>.cpp.
 namespace scalar {
 KernelSpec<float> fp32_kernel();
 KernelSpec<double> fp64_kernel();
+Int16PairKernelSpec int16_pair_kernel();
 }  // namespace scalar
 #if AIBENCH_X86
 namespace avx2 {
 KernelSpec<float> fp32_kernel();
 KernelSpec<double> fp64_kernel();
+Int16PairKernelSpec int16_pair_kernel();
+Gemv<float> fp32_gemv();
+Gemv<double> fp64_gemv();
 }  // namespace avx2
 namespace avx512 {
 KernelSpec<float> fp32_kernel();
@@ -72,6 +105,7 @@ extern const IsaNeeds kIsaNeeds;
 
 KernelSpec<float> fp32_kernel(Isa isa);
 KernelSpec<double> fp64_kernel(Isa isa);
+Int16PairKernelSpec int16_pair_kernel(Isa isa);  // avx512 takes the avx2 kernel
 
 // ---- The blocked product (gemm_driver.cpp) ----
 
@@ -82,6 +116,21 @@ void gemm(const KernelSpec<float>& kernel, int64_t m, int64_t n, int64_t k, cons
           int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, int threads);
 void gemm(const KernelSpec<double>& kernel, int64_t m, int64_t n, int64_t k, const double* a,
           int64_t lda, const double* b, int64_t ldb, double* c, int64_t ldc, int threads);
+
+// bf16 and int8 without dot-product instructions: the operands are widened while they
+// are packed (the packing reads every value anyway), then the fp32 micro-kernel (bf16:
+// bf16 -> fp32 is exact, fp32 FMA, fp32 accumulation) or the int16-pair kernel (int8:
+// int8 -> int16 is exact, VPMADDWD sums two exact int16 products into int32: exact like
+// VPDPBUSD) computes. bf16 output: the fp32 sum rounded once, to nearest even.
+void gemm_bf16_widened(const KernelSpec<float>& kernel, int64_t m, int64_t n, int64_t k,
+                       const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb, float* c,
+                       int64_t ldc, int threads);
+void gemm_bf16_widened(const KernelSpec<float>& kernel, int64_t m, int64_t n, int64_t k,
+                       const uint16_t* a, int64_t lda, const uint16_t* b, int64_t ldb,
+                       uint16_t* c, int64_t ldc, int threads);
+void gemm_int8_widened(const Int16PairKernelSpec& kernel, int64_t m, int64_t n, int64_t k,
+                       const int8_t* a, int64_t lda, const int8_t* b, int64_t ldb, int32_t* c,
+                       int64_t ldc, int threads);
 
 // ---- Low-precision paths: bf16 and int8 dot-product instructions ----
 //
@@ -132,11 +181,14 @@ Int8KernelSpec int8_kernel();
 }  // namespace avx512_vnni
 #endif
 
-// Paths of dtype "bf16" or "int8" this CPU (and build) can run, best first: "avx512_bf16"
-// and "avx512_vnni". Empty where the CPU lacks the instructions (no emulation is offered).
+// Paths of dtype "bf16" or "int8" this CPU (and build) can run under the AIBENCH_CPU_ISA
+// cap, best first. The native dot-product paths are "avx512_bf16" (VDPBF16PS) and
+// "avx512_vnni" (VPDPBUSD); the others are ISA paths ("avx512", "avx2", "scalar") that
+// widen (gemm_bf16_widened, gemm_int8_widened; int8 on "avx512" uses the avx2 kernel).
 std::vector<std::string> lowp_paths(const std::string& dtype);
-// Kernels of a path ("auto" = the first of lowp_paths). Throw std::invalid_argument for
-// an unknown path or one this CPU cannot run.
+bool is_native_lowp_path(const std::string& path);
+// Kernels of a native path ("auto" = the native path when the CPU has it). Throw
+// std::invalid_argument for an unknown path or one this CPU cannot run.
 Bf16KernelSpec bf16_kernel(const std::string& isa);
 Int8KernelSpec int8_kernel(const std::string& isa);
 

@@ -103,12 +103,16 @@ constexpr int kMrFp64 = 6, kNvFp64 = 4;  // 6 x 32 tile
 
 }  // namespace
 
+// GEMV is bound by memory bandwidth, which 256-bit loads already saturate: the AVX2
+// kernels serve this path too.
 KernelSpec<float> fp32_kernel() {
-  return {{kMrFp32, kNvFp32 * 16, 512, 336, 4096}, &micro_kernel_fp32<kMrFp32, kNvFp32>};
+  return {{kMrFp32, kNvFp32 * 16, 512, 336, 4096}, &micro_kernel_fp32<kMrFp32, kNvFp32>,
+          avx2::fp32_gemv()};
 }
 
 KernelSpec<double> fp64_kernel() {
-  return {{kMrFp64, kNvFp64 * 8, 512, 192, 4096}, &micro_kernel_fp64<kMrFp64, kNvFp64>};
+  return {{kMrFp64, kNvFp64 * 8, 512, 192, 4096}, &micro_kernel_fp64<kMrFp64, kNvFp64>,
+          avx2::fp64_gemv()};
 }
 
 }  // namespace aibench::gemm::avx512

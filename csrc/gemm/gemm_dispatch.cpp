@@ -27,3 +27,17 @@ KernelSpec<double> fp64_kernel(Isa isa) {
 }
 
 }  // namespace aibench::gemm
+
+namespace aibench::gemm {
+
+Int16PairKernelSpec int16_pair_kernel(Isa isa) {
+  switch (isa) {
+#if AIBENCH_X86
+    case Isa::avx512:  // no AVX-512 int16 kernel: VPDPBUSD is the AVX-512 int8 path
+    case Isa::avx2: return avx2::int16_pair_kernel();
+#endif
+    default: return scalar::int16_pair_kernel();
+  }
+}
+
+}  // namespace aibench::gemm

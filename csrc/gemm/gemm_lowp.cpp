@@ -299,14 +299,32 @@ void gemm_lowp(const typename Types<K>::Spec& kernel, int64_t m, int64_t n, int6
 }  // namespace
 
 std::vector<std::string> lowp_paths(const std::string& dtype) {
-  if (dtype == "bf16") return has_avx512_bf16() ? std::vector<std::string>{"avx512_bf16"} : std::vector<std::string>{};
-  if (dtype == "int8") return has_avx512_vnni() ? std::vector<std::string>{"avx512_vnni"} : std::vector<std::string>{};
-  throw std::invalid_argument("lowp_paths: dtype must be 'bf16' or 'int8', got '" + dtype + "'");
+  if (dtype != "bf16" && dtype != "int8") {
+    throw std::invalid_argument("lowp_paths: dtype must be 'bf16' or 'int8', got '" + dtype + "'");
+  }
+  const int cap = isa_level_cap();
+  const auto allowed = [cap](const char* level) {
+    if (cap < 0) return true;
+    for (int i = 0; i <= cap; ++i) {
+      if (kIsaLevels[static_cast<size_t>(i)] == level) return true;
+    }
+    return false;
+  };
+  std::vector<std::string> paths;
+  if (dtype == "bf16" && has_avx512_bf16() && allowed("avx512_bf16")) paths.emplace_back("avx512_bf16");
+  if (dtype == "int8" && has_avx512_vnni() && allowed("avx512_vnni")) paths.emplace_back("avx512_vnni");
+  const std::vector<Isa> isas = available_isas(kIsaNeeds);  // capped, slowest first
+  for (auto it = isas.rbegin(); it != isas.rend(); ++it) paths.emplace_back(isa_name(*it));
+  return paths;
+}
+
+bool is_native_lowp_path(const std::string& path) {
+  return path == "avx512_bf16" || path == "avx512_vnni";
 }
 
 Bf16KernelSpec bf16_kernel(const std::string& isa) {
 #if AIBENCH_X86
-  if (isa == "avx512_bf16" || isa == "auto") {
+  if (isa == "avx512_bf16") {
     if (!has_avx512_bf16()) {
       throw std::invalid_argument("bf16 GEMM path '" + isa +
                                   "': this CPU lacks AVX512_BF16 (no emulation is offered)");
@@ -314,12 +332,12 @@ Bf16KernelSpec bf16_kernel(const std::string& isa) {
     return avx512_bf16::bf16_kernel();
   }
 #endif
-  throw std::invalid_argument("unknown bf16 GEMM path '" + isa + "' (expected 'auto' or 'avx512_bf16')");
+  throw std::invalid_argument("unknown bf16 GEMM path '" + isa + "' (expected 'avx512_bf16')");
 }
 
 Int8KernelSpec int8_kernel(const std::string& isa) {
 #if AIBENCH_X86
-  if (isa == "avx512_vnni" || isa == "auto") {
+  if (isa == "avx512_vnni") {
     if (!has_avx512_vnni()) {
       throw std::invalid_argument("int8 GEMM path '" + isa +
                                   "': this CPU lacks AVX512_VNNI (no emulation is offered)");
@@ -327,7 +345,7 @@ Int8KernelSpec int8_kernel(const std::string& isa) {
     return avx512_vnni::int8_kernel();
   }
 #endif
-  throw std::invalid_argument("unknown int8 GEMM path '" + isa + "' (expected 'auto' or 'avx512_vnni')");
+  throw std::invalid_argument("unknown int8 GEMM path '" + isa + "' (expected 'avx512_vnni')");
 }
 
 void gemm_bf16(const Bf16KernelSpec& kernel, int64_t m, int64_t n, int64_t k, const uint16_t* a,

@@ -15,6 +15,17 @@ def _gpu_reason():
     return None
 
 
+def pytest_report_header(config):
+    """Which instruction levels the own CPU kernels' tests run here: each test of the
+    kernels runs every path this CPU can execute (and test_isa_cap.py every
+    AIBENCH_CPU_ISA level), so CI's log says what was and was not covered."""
+    from aibench import _core
+
+    levels = list(_core.cpu_isa_levels())
+    return [f"aibench CPU ISA levels tested: {', '.join(levels)}; bf16 paths {list(_core.lowp_paths('bf16'))}, "
+            f"int8 paths {list(_core.lowp_paths('int8'))}"]
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _gpu_reason()
     if reason is None:

@@ -102,7 +102,6 @@ def test_fp32_large_logits_are_stable(isa):
         assert err < 1e-4, f"{isa} causal={causal}: error {err}"
 
 
-@pytest.mark.skipif(not BF16_PATHS, reason="CPU without AVX512_BF16")
 @pytest.mark.parametrize("isa", BF16_PATHS + ["auto"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_bf16_matches_float64_reference(isa, causal):
@@ -120,31 +119,32 @@ def test_bf16_matches_float64_reference(isa, causal):
         assert np.all(out[:, :, _no_key_rows(shape, causal)] == 0)
 
 
-@pytest.mark.skipif(not BF16_PATHS, reason="CPU without AVX512_BF16")
-def test_bf16_large_logits_are_stable():
+@pytest.mark.parametrize("isa", BF16_PATHS)
+def test_bf16_large_logits_are_stable(isa):
     rng = np.random.default_rng(3)
     shape = (1, 2, 2, 70, 130, 128)
     q32, k32, v32 = _inputs(rng, shape, spread=4.0)
     q, k, v = to_bf16(q32), to_bf16(k32), to_bf16(v32)
     for causal in (False, True):
         o = np.zeros_like(q)
-        _core.attention(q, k, v, o, causal, 0.5, "avx512_bf16")
+        _core.attention(q, k, v, o, causal, 0.5, isa)
         ref = reference(from_bf16(q), from_bf16(k), from_bf16(v), causal, 0.5)
         err = np.max(np.abs(from_bf16(o) - ref)) / np.max(np.abs(ref))
         assert err < 2e-2, f"causal={causal}: error {err}"
 
 
-@pytest.mark.skipif(bool(BF16_PATHS), reason="CPU has AVX512_BF16")
-def test_bf16_without_avx512_bf16_raises():
+@pytest.mark.skipif("avx512_bf16" in BF16_PATHS, reason="CPU has AVX512_BF16")
+def test_bf16_native_path_without_avx512_bf16_raises():
     q = np.zeros((1, 1, 4, 8), np.uint16)
     with pytest.raises((ValueError, RuntimeError), match="AVX512_BF16"):
-        _core.attention(q, q.copy(), q.copy(), np.zeros_like(q), False, 1.0)
+        _core.attention(q, q.copy(), q.copy(), np.zeros_like(q), False, 1.0, "avx512_bf16")
 
 
 def test_paths():
     assert FP32_PATHS[0] == "scalar"
     assert set(FP32_PATHS) <= {"scalar", "avx2", "avx512"}
-    assert BF16_PATHS in ([], ["avx512_bf16"])
+    # bf16: every fp32 path widening, then the native one where the CPU has it
+    assert BF16_PATHS in (FP32_PATHS, FP32_PATHS + ["avx512_bf16"])
     with pytest.raises(ValueError):
         _core.attention_paths("fp16")
 

@@ -80,6 +80,10 @@ struct Kernel {
   size_t (*scratch_bytes)(int64_t head_dim);
   PackVFn pack_v;      // nullptr: fp32, V read in place (copied with padded rows when
   int64_t v_granule;   //   head_dim is not a multiple of v_granule)
+  // An fp32 kernel serving bf16 on a CPU without VDPBF16PS: forward() widens Q, K, V to
+  // fp32 (exact), runs the fp32 kernel (fp32 math throughout, P not rounded) and rounds
+  // O to bf16 once, to nearest even.
+  bool widens_bf16 = false;
 };
 
 // Per-ISA kernels, defined in attention_<isa>.cpp.
@@ -100,12 +104,11 @@ Kernel bf16_kernel();
 
 // ---- Selection and driver (attention_driver.cpp) ----
 
-// Names of the paths this CPU can run for dtype "fp32" or "bf16", slowest first
-// ("scalar", "avx2", "avx512"; bf16: "avx512_bf16" or none). Throws std::invalid_argument
-// for another dtype name.
+// Names of the paths this CPU can run (under AIBENCH_CPU_ISA) for dtype "fp32" or
+// "bf16", slowest first: "scalar", "avx2", "avx512", and for bf16 then "avx512_bf16"
+// (VDPBF16PS; the others widen to fp32). Throws std::invalid_argument for another dtype.
 std::vector<std::string> paths(const std::string& dtype);
-// "auto" or one of paths(dtype). Throws std::invalid_argument (bf16 without AVX512_BF16:
-// a message that says it needs AVX512_BF16).
+// "auto" (the last of paths(dtype)) or one of paths(dtype). Throws std::invalid_argument.
 Kernel select_kernel(Dtype dtype, const std::string& isa);
 
 // Runs one forward. threads <= 0: OpenMP's default thread count.

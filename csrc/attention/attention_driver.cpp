@@ -26,7 +26,11 @@ std::vector<std::string> paths(const std::string& dtype) {
   if (dtype == "fp32") {
     for (Isa isa : available_isas(gemm::kIsaNeeds)) names.emplace_back(isa_name(isa));
   } else if (dtype == "bf16") {
-    if (has_avx512_bf16()) names.emplace_back("avx512_bf16");
+    for (Isa isa : available_isas(gemm::kIsaNeeds)) names.emplace_back(isa_name(isa));
+    const int cap = isa_level_cap();
+    if (has_avx512_bf16() && (cap < 0 || kIsaLevels[static_cast<size_t>(cap)] == "avx512_bf16")) {
+      names.emplace_back("avx512_bf16");
+    }
   } else {
     throw std::invalid_argument("attention: dtype must be 'fp32' or 'bf16', got '" + dtype + "'");
   }
@@ -35,17 +39,21 @@ std::vector<std::string> paths(const std::string& dtype) {
 
 Kernel select_kernel(Dtype dtype, const std::string& isa) {
   if (dtype == Dtype::bf16) {
-    if (isa != "auto" && isa != "avx512_bf16") {
-      throw std::invalid_argument("attention: bf16 ISA path must be 'auto' or 'avx512_bf16', got '" +
-                                  isa + "'");
-    }
-    if (!has_avx512_bf16()) {
-      throw std::invalid_argument(
-          "attention: bf16 needs AVX512_BF16 (VDPBF16PS), which this CPU or build lacks");
-    }
+    const std::vector<std::string> names = paths("bf16");
+    const std::string path = isa == "auto" ? names.back() : isa;
+    if (path == "avx512_bf16") {
+      if (names.back() != "avx512_bf16") {
+        throw std::invalid_argument(
+            "attention: bf16 path 'avx512_bf16' needs AVX512_BF16 (VDPBF16PS), which this CPU or "
+            "build lacks, or AIBENCH_CPU_ISA caps below it");
+      }
 #if AIBENCH_X86
-    return avx512_bf16::bf16_kernel();
+      return avx512_bf16::bf16_kernel();
 #endif
+    }
+    Kernel widening = select_kernel(Dtype::fp32, path);
+    widening.widens_bf16 = true;
+    return widening;
   }
   switch (parse_isa(isa, gemm::kIsaNeeds)) {  // throws std::invalid_argument for unknown / unsupported
 #if AIBENCH_X86
@@ -56,7 +64,55 @@ Kernel select_kernel(Dtype dtype, const std::string& isa) {
   }
 }
 
+namespace {
+
+thread_local Scratch widened_scratch;  // per calling thread: fp32 Q, K, V, O of a widened bf16 call
+
+void forward_widened(const Kernel& kernel, const Problem& p, int threads) {
+  const size_t q_count = static_cast<size_t>(p.batch * p.heads * p.seq_q * p.head_dim);
+  const size_t kv_count = static_cast<size_t>(p.batch * p.kv_heads * p.seq_k * p.head_dim);
+  float* const buf = static_cast<float*>(widened_scratch.get(sizeof(float) * (2 * q_count + 2 * kv_count)));
+  float* const q = buf;
+  float* const k = q + q_count;
+  float* const v = k + kv_count;
+  float* const o = v + kv_count;
+  const auto widen = [threads](const void* src, float* dst, size_t count) {
+    const auto* bits = static_cast<const uint16_t*>(src);
+#pragma omp parallel for num_threads(resolve_threads(threads)) schedule(static)
+    for (int64_t i = 0; i < static_cast<int64_t>(count); ++i) {
+      const uint32_t u = static_cast<uint32_t>(bits[i]) << 16;
+      std::memcpy(dst + i, &u, sizeof u);
+    }
+  };
+  widen(p.q, q, q_count);
+  widen(p.k, k, kv_count);
+  widen(p.v, v, kv_count);
+  Problem fp32 = p;
+  fp32.dtype = Dtype::fp32;
+  fp32.q = q;
+  fp32.k = k;
+  fp32.v = v;
+  fp32.o = o;
+  Kernel plain = kernel;
+  plain.widens_bf16 = false;
+  forward(plain, fp32, threads);
+  auto* out = static_cast<uint16_t*>(p.o);
+#pragma omp parallel for num_threads(resolve_threads(threads)) schedule(static)
+  for (int64_t i = 0; i < static_cast<int64_t>(q_count); ++i) {
+    uint32_t u;
+    std::memcpy(&u, o + i, sizeof u);
+    if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu) != 0) {
+      out[i] = static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN stays a (quiet) NaN
+    } else {
+      out[i] = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // nearest even
+    }
+  }
+}
+
+}  // namespace
+
 void forward(const Kernel& kernel, const Problem& p, int threads) {
+  if (kernel.widens_bf16 && p.dtype == Dtype::bf16) return forward_widened(kernel, p, threads);
   const int64_t B = p.batch, H = p.heads, Hkv = p.kv_heads, Sk = p.seq_k, D = p.head_dim;
   const int64_t q_tiles = ceil_div(p.seq_q, kBlockQ);
   if (B * H * q_tiles == 0) return;

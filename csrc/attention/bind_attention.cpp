@@ -139,8 +139,9 @@ void bind_attention(py::module_& m) {
         py::arg("threads") = 0,
         "Seconds for `number` back-to-back attention calls; call i uses buffer set i % len(q_list).");
   m.def("attention_paths", &paths, py::arg("dtype"),
-        "ISA paths of the CPU attention this CPU can run for dtype 'fp32' or 'bf16', slowest\n"
-        "first ([] for bf16 without AVX512_BF16).");
+        "ISA paths of the CPU attention this CPU can run (under AIBENCH_CPU_ISA) for dtype\n"
+        "'fp32' or 'bf16', slowest first. bf16: 'avx512_bf16' (VDPBF16PS) last where the CPU\n"
+        "has it; the ISA paths before it widen bf16 to fp32.");
 }
 
 }  // namespace aibench::attention

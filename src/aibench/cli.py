@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--machine", default=None, help="machine name (default: host name)")
     p_run.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                        help="sampling time budget per case")
+    p_run.add_argument("--max-call-s", type=float, default=None, metavar="SECONDS",
+                       help="skip an impl whose one call takes longer than this (default 30); a call longer "
+                            "than the time budget gets 3 samples, marked low-confidence")
     p_run.add_argument("--asv-results", type=Path, default=Path("results"),
                        help="asv results tree to record the run in (default results/)")
     p_run.add_argument("--no-asv", action="store_true", help="do not record the run in the asv results tree")
@@ -190,6 +193,9 @@ def cmd_info(args) -> int:
     console.print(f"[bold]{info['hostname']}[/]  {info['os']['system']} {info['os']['release']}  Python {info['python']['version']}")
     console.print(f"CPU: {cpu['model']} ({cpu['arch']}), {cpu['sockets']} socket(s), {cpu['cores']} cores, "
                   f"{cpu['threads']} threads; ISA paths {', '.join(cpu['isa_paths'])} (best {cpu['best_isa']})")
+    cap = f"; capped at {cpu['isa_cap']} by AIBENCH_CPU_ISA" if cpu.get("isa_cap") else ""
+    console.print(f"     ISA levels {', '.join(cpu.get('isa_levels', []))}{cap}; bf16 path {cpu.get('lowp_paths', {}).get('bf16')}, "
+                  f"int8 path {cpu.get('lowp_paths', {}).get('int8')}")
     console.print(f"     caches {cpu['caches']}; measured clock {cpu['measured_clock_ghz']:.3f} GHz")
     for dtype, peak in cpu["peak_tflops"].items():
         if peak:
@@ -227,6 +233,19 @@ def run_options(args) -> dict:
 
 MAX_LOCAL_RANKS = 256
 MAX_SECONDS = 7 * 86400.0
+
+
+def check_isa_cap() -> None:
+    """AIBENCH_CPU_ISA (a cap on the own kernels' instruction level) must name a level this
+    CPU can run: a usage error here, before any case, not a failed case per kernel."""
+    if not os.environ.get("AIBENCH_CPU_ISA"):
+        return
+    from . import _core
+
+    try:
+        _core.isa_level_cap()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def seconds_option(flag: str, value: float | None) -> None:
@@ -291,6 +310,7 @@ def cmd_run(args, argv: list[str]) -> int:
         key, values = _param(text)
         raw_params.setdefault(key, []).extend(values)
     seconds_option("--time-budget", args.time_budget)
+    seconds_option("--max-call-s", args.max_call_s)
     options = run_options(args)
     if args.ranks is not None and not 1 <= args.ranks <= MAX_LOCAL_RANKS:
         raise UsageError(f"--ranks must be between 1 and {MAX_LOCAL_RANKS} (got {args.ranks}): it launches that many "
@@ -351,7 +371,8 @@ def cmd_run(args, argv: list[str]) -> int:
         output, problem = session.bcast((output, problem))
     if problem:
         raise UsageError(problem)
-    policy = SamplingPolicy(budget_s=args.time_budget or TIER_BUDGET_S[tier])
+    policy = SamplingPolicy(budget_s=args.time_budget or TIER_BUDGET_S[tier],
+                            **({"max_call_s": args.max_call_s} if args.max_call_s else {}))
 
     err = Console(stderr=True, quiet=not is_root)
     err.print(f"aibench {__version__}: {len(planned)} case(s), tier {tier}, target {target}; writing {output}")
@@ -425,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        check_isa_cap()
         if args.command == "list":
             return cmd_list(args)
         if args.command == "info":

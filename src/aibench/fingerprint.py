@@ -172,6 +172,10 @@ def system_fingerprint(measure_clock: bool = True) -> dict[str, Any]:
         "flags": _cpu_flags(),
         "isa_paths": list(_core.isa_paths()),
         "best_isa": _core.best_isa(),
+        # what the own kernels may use here (AIBENCH_CPU_ISA caps it), and their bf16 / int8 paths
+        "isa_levels": list(_core.cpu_isa_levels()),
+        "isa_cap": _core.isa_level_cap(),
+        "lowp_paths": {d: _core.lowp_paths(d)[0] for d in ("bf16", "int8")},
         "sockets": _sockets(),
         "cores": psutil.cpu_count(logical=False),
         "threads": psutil.cpu_count(logical=True),

@@ -33,6 +33,11 @@ class SamplingPolicy:
     # Idle time before a case starts: the previous library's threads (OpenBLAS, libgomp)
     # spin for tens of ms after their last call and would steal cores from this one.
     settle_s: float = 0.15
+    # A slow peer never stalls the run: one call over max_call_s stops the impl (a skip
+    # that gives the time per call); one call longer than the whole budget gets at most
+    # slow_call_samples samples, marked low-confidence.
+    max_call_s: float = 30.0
+    slow_call_samples: int = 3
 
 
 @dataclass
@@ -40,7 +45,7 @@ class Measurement:
     number: int  # repetitions per sample
     samples: list[float]  # seconds per repetition, one entry per sample, in order
     warmup_reps: int
-    stopped_by: str  # "ci", "budget" or "max_samples"
+    stopped_by: str  # "ci", "budget", "max_samples" or "slow_call"
     summary: Summary = field(init=False)
 
     def __post_init__(self):
@@ -51,9 +56,15 @@ class Measurement:
             "number": self.number,
             "warmup_reps": self.warmup_reps,
             "stopped_by": self.stopped_by,
+            # few samples of a slow call: the median is known only roughly
+            "low_confidence": self.stopped_by == "slow_call",
             **self.summary.to_dict(),
             "samples_s": self.samples,
         }
+
+
+class CallTooSlow(Exception):
+    """One call of the operation took longer than the policy's max_call_s."""
 
 
 def measure(timer: Timer, policy: SamplingPolicy) -> Measurement:
@@ -62,6 +73,13 @@ def measure(timer: Timer, policy: SamplingPolicy) -> Measurement:
     # Warm-up: the first call pays for page faults, lazy init, clock ramp-up.
     first = max(timer(1), 1e-9)
     warmup_reps = 1
+    if first > policy.max_call_s:
+        raise CallTooSlow(f"one call took {first:.1f} s, over the {policy.max_call_s:g} s cap per call "
+                          "(--max-call-s); not measured further")
+    if first > policy.budget_s:
+        # Slow: no more warm-up, one call per sample, a few samples.
+        samples = [first] + [timer(1) for _ in range(policy.slow_call_samples - 1)]
+        return Measurement(number=1, samples=samples, warmup_reps=0, stopped_by="slow_call")
     while time.perf_counter() - started < policy.warmup_s:
         first = max(min(first, timer(1)), 1e-9)
         warmup_reps += 1

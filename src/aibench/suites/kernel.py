@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable
 
 from ..errors import SkipCase
-from ..harness import Measurement, measure
+from ..harness import CallTooSlow, Measurement, measure
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, Validation, now_iso
 from .base import Impl, RunContext
 
@@ -72,7 +72,7 @@ def run_kernel_case(suite_name: str, case_id: str, params: dict[str, Any], impl:
         else:
             result.status = FAILED
             result.error = result.validation.reason
-    except SkipCase as e:
+    except (SkipCase, CallTooSlow) as e:
         result.status = SKIPPED
         result.validation = Validation(status=SKIPPED, reason=str(e))
     except Exception as e:  # noqa: BLE001 - any failure fails only this case

@@ -16,9 +16,21 @@ from .. import _core
 
 # dtype -> bytes per element, for SIMD lane counts
 _DTYPE_BYTES = {"fp64": 8, "fp32": 4}
-# Dot-product instructions do k products per fp32 lane per instruction at the fp32 FMA
-# rate: VDPBF16PS 2 bf16 pairs, VPDPBUSD 4 int8 pairs. dtype -> (needed flags, factor).
-_DOT_PRODUCT = {"bf16": (("avx512_bf16",), 2), "int8": (("avx512_vnni", "avx_vnni"), 4)}
+# The bf16 / int8 paths of the own kernels (_core.lowp_paths) and what each does per
+# 32-bit lane per instruction at the fp32 FMA rate: path -> (factor over the fp32 peak of
+# the path's vector ISA, that ISA, how). Native dot products: VDPBF16PS 2 bf16 products,
+# VPDPBUSD 4 int8 products. The widening paths (every other path name, an ISA level):
+# bf16 -> fp32 runs at the fp32 FMA peak; int8 -> int16 on VPMADDWD does 2 products per
+# int32 lane at two instructions per cycle (uops.info for Haswell to Zen 4; 1.9 per cycle
+# measured on Zen 3 with a register-only loop), twice the fp32 FMA's products.
+_NATIVE_LOWP = {
+    "avx512_bf16": (2, "avx512", "VDPBF16PS: 2 bf16 products per fp32 lane"),
+    "avx512_vnni": (4, "avx512", "VPDPBUSD: 4 int8 products per int32 lane"),
+}
+_WIDENED_LOWP = {
+    "bf16": (1, "bf16 widened to fp32, fp32 FMA"),
+    "int8": (2, "int8 widened to int16, VPMADDWD: 2 int16 products per int32 lane"),
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,15 +116,40 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 
 
+def lowp_path(dtype: str) -> str:
+    """The path the own bf16 / int8 kernels take here: the first of _core.lowp_paths."""
+    return _core.lowp_paths(dtype)[0]
+
+
+def kernel_method(dtype: str, path: str) -> str:
+    """How the own kernel computes `dtype` on `path`, for the case's impl_detail."""
+    if dtype not in _WIDENED_LOWP:
+        return f"{dtype} FMA ({path})"
+    if path in _NATIVE_LOWP:
+        return _NATIVE_LOWP[path][2]
+    return f"{_WIDENED_LOWP[dtype][1]} ({_widening_kernel_isa(dtype, path)} kernel)"
+
+
+def _widening_kernel_isa(dtype: str, path: str) -> str:
+    """The vector ISA a widening path's micro-kernel uses: int8 on the avx512 level runs
+    the avx2 VPMADDWD kernel (gemm_dispatch.cpp, int16_pair_kernel)."""
+    return "avx2" if dtype == "int8" and path == "avx512" else path
+
+
 def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
-    """Theoretical peak for `dtype` on the best (or given) ISA path, or None if unknown."""
-    if dtype in _DOT_PRODUCT:
-        flags, factor = _DOT_PRODUCT[dtype]
-        if not cpu_flags() & set(flags):
-            return None
-        base = cpu_peak_tflops("fp32", isa)
+    """Theoretical peak for `dtype` on the best (or given) path, or None if unknown.
+    bf16 / int8: `isa` is a path of _core.lowp_paths; the peak is that of the instructions
+    the path uses (a widening path is held to the fp32 FMA rate it runs at)."""
+    if dtype in _WIDENED_LOWP:
+        path = isa or lowp_path(dtype)
+        if path in _NATIVE_LOWP:
+            factor, vector_isa, how = _NATIVE_LOWP[path]
+        else:
+            factor, how = _WIDENED_LOWP[dtype]
+            vector_isa = _widening_kernel_isa(dtype, path)
+        base = cpu_peak_tflops("fp32", vector_isa)
         return {**base, "value": base["value"] * factor,
-                "source": f"{factor} x the fp32 peak ({' or '.join(flags)} dot products): {base['source']}"}
+                "source": f"{factor} x the fp32 peak ({how}): {base['source']}"}
     if dtype not in _DTYPE_BYTES:
         return None
     isa = isa or _core.best_isa()

@@ -145,15 +145,16 @@ class _HostOperands(AttentionRunner):
 
 class OwnAttentionRunner(_HostOperands):
     description = ("aibench's fused C++ kernel: Q tiles against K/V tiles with the online softmax, "
-                   "OpenMP over batch x heads x query tiles, AVX512_BF16 for bf16")
+                   "OpenMP over batch x heads x query tiles; bf16 on AVX512_BF16 or widened to fp32")
     unavailable = staticmethod(lambda target: None)
 
     def __init__(self, p, ctx):
-        paths = list(_core.attention_paths(p["dtype"]))
-        if not paths:
-            raise SkipCase(f"aibench's {p['dtype']} attention needs AVX512_BF16, which this CPU lacks")
         super().__init__(p, ctx)
-        self.isa = paths[-1]
+        self.isa = _core.attention_paths(p["dtype"])[-1]
+
+    def peak(self) -> dict | None:
+        # bf16 widened to fp32 runs at the fp32 FMA rate of its ISA path
+        return cpu_peak_tflops(self.p["dtype"], self.isa if self.bf16 else None)
 
     def timer(self, number: int) -> float:
         return _core.time_attention(self.q, self.k, self.v, self.o, number, self.causal, self.scale, self.isa)
@@ -162,7 +163,9 @@ class OwnAttentionRunner(_HostOperands):
         _core.attention(self.q[0], self.k[0], self.v[0], self.o[0], self.causal, self.scale, self.isa)
 
     def detail(self) -> dict:
-        return {"isa": self.isa, "buffer_sets": len(self.q)}
+        method = ("VDPBF16PS" if self.isa == "avx512_bf16" else f"bf16 widened to fp32, fp32 FMA ({self.isa})"
+                  if self.bf16 else f"fp32 FMA ({self.isa})")
+        return {"isa": self.isa, "method": method, "buffer_sets": len(self.q)}
 
 
 class NumpyAttentionRunner(_HostOperands):

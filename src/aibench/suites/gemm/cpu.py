@@ -19,7 +19,7 @@ from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
-from ...targets.cpu import cpu_peak_tflops, import_torch, last_level_cache_bytes
+from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
 from .common import GemmRunner
 
@@ -29,7 +29,7 @@ _NP_OUT_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.float32, "in
 # What a poisoned output holds, per storage: NaN, a bf16 NaN, or the most negative int32
 # (no exact int8 product of the sizes run here reaches it).
 _POISON = {np.dtype(np.uint16): 0x7FC0, np.dtype(np.int32): np.iinfo(np.int32).min}
-_LOWP_INSTRUCTIONS = {"bf16": "AVX512_BF16 (VDPBF16PS)", "int8": "AVX512_VNNI (VPDPBUSD)"}
+_LOWP = ("bf16", "int8")  # dtypes the own kernel runs through _core.lowp_paths
 _MAX_BUFFER_SETS = 64
 # bf16 operands are generated in chunks of this many values (float32, then bf16 bits), so
 # that generation needs a bounded temporary instead of a float32 copy of the operand.
@@ -98,11 +98,8 @@ def kernel_scratch_bytes(params: dict[str, Any]) -> int:
     bytes per value as the input). 0 where the own kernel does not run (no lowp path)."""
     m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
     try:
-        if dtype in _LOWP_INSTRUCTIONS:
-            paths = _core.lowp_paths(dtype)
-            if not paths:
-                return 0
-            blk = _core.gemm_blocking(paths[0], dtype)
+        if dtype in _LOWP:
+            blk = _core.gemm_blocking(_core.lowp_paths(dtype)[0], dtype)
         else:
             blk = _core.gemm_blocking(_core.best_isa(), dtype)
         threads = _core.default_threads()
@@ -111,6 +108,8 @@ def kernel_scratch_bytes(params: dict[str, Any]) -> int:
     item = np.dtype(_NP_DTYPE[dtype]).itemsize
     mr, nr = blk["mr"], blk["nr"]
     kc = min(blk["kc"], k) + 4  # lowp: k rounded up to whole 32-bit groups
+    if dtype in _LOWP:
+        item = max(item, 4)  # the widening paths pack 32-bit lanes (fp32, int16 pairs)
     nc = -(-min(blk["nc"], n) // nr) * nr
     # The largest row block: about MC rows in whole MR-row panels (at most MC + 2 MR).
     mc = min(blk["mc"] + 2 * mr, -(-m // mr) * mr)
@@ -219,21 +218,14 @@ class _NumpyOperands(GemmRunner):
 class OwnKernelRunner(_NumpyOperands):
     """aibench's C++ kernel; its timing loop is C++ (steady clock)."""
 
-    description = ("aibench's C++ kernel: packed panels, cache blocking, AVX-512/AVX2 micro-kernels, OpenMP; "
-                   "bf16 with AVX512_BF16 (fp32 output), int8 with AVX512_VNNI (int32 output)")
+    description = ("aibench's C++ kernel: packed panels, cache blocking, AVX-512/AVX2 micro-kernels, OpenMP, "
+                   "GEMV kernels for one row or column; bf16 (fp32 output) on AVX512_BF16 or widened to fp32, "
+                   "int8 (int32 output) on AVX512_VNNI or widened to int16 (VPMADDWD)")
     unavailable = staticmethod(lambda target: None)
 
     def __init__(self, params, ctx):
         dtype = params["dtype"]
-        if dtype in _LOWP_INSTRUCTIONS:
-            paths = _core.lowp_paths(dtype)
-            if not paths:
-                # An emulation would be slow and is never reported as the kernel's figure.
-                raise SkipCase(f"this CPU lacks {_LOWP_INSTRUCTIONS[dtype]}, which aibench's {dtype} "
-                               "kernel needs (no emulated path is offered)")
-            self.isa = paths[0]
-        else:
-            self.isa = _core.best_isa()
+        self.isa = _core.lowp_paths(dtype)[0] if dtype in _LOWP else _core.best_isa()
         super().__init__(params, ctx)
 
     def timer(self, number: int) -> float:
@@ -242,8 +234,12 @@ class OwnKernelRunner(_NumpyOperands):
     def run_once(self) -> None:
         _core.gemm(self.a[0], self.b[0], self.c[0], self.isa)
 
+    def peak(self) -> dict | None:
+        return cpu_peak_tflops(self.dtype, self.isa)  # the peak of the instructions this path uses
+
     def detail(self) -> dict:
-        return {"isa": self.isa, "threads": _core.default_threads(), "buffer_sets": len(self.a), "output": _out_name(self.c[0]),
+        return {"isa": self.isa, "method": kernel_method(self.dtype, self.isa), "threads": _core.default_threads(),
+                "buffer_sets": len(self.a), "output": _out_name(self.c[0]),
                 "blocking": _core.gemm_blocking(self.isa, self.dtype)}
 
 
@@ -254,7 +250,7 @@ class BlasRunner(_NumpyOperands):
     unavailable = staticmethod(lambda target: None)
 
     def __init__(self, params, ctx):
-        if params["dtype"] in _LOWP_INSTRUCTIONS:
+        if params["dtype"] in _LOWP:
             # numpy.matmul on int8 is numpy's own loop, and numpy has no bf16 type.
             raise SkipCase(f"numpy has no {params['dtype']} BLAS GEMM")
         super().__init__(params, ctx)

@@ -254,10 +254,11 @@ void axpy_rows(int64_t k, int64_t cols, const T* x, const T* b, int64_t ldb, T* 
 
 // 6 x 16 fp32 / 6 x 8 fp64 register tiles (12 accumulators, 2 B vectors, 1 broadcast:
 // 15 of the 16 ymm registers), the BLIS Haswell/Zen shapes; blocks from the caches. The
-// int16-pair tile is the same shape in 32-bit lanes.
+// int16-pair tile is 4 x 16: VPMADDWD's product needs a register of its own before it is
+// added, and with 6 rows GCC spills accumulators to the stack in the loop.
 constexpr int kMrFp32 = 6, kNvFp32 = 2;  // 6 x 16 tile
 constexpr int kMrFp64 = 6, kNvFp64 = 2;  // 6 x 8 tile
-constexpr int kMrInt16 = 6, kNvInt16 = 2;  // 6 x 16 tile of int32
+constexpr int kMrInt16 = 4, kNvInt16 = 2;  // 4 x 16 tile of int32
 
 }  // namespace
 

@@ -246,10 +246,10 @@ void gemm_blocked(const KernelSpec<Lane, Out>& kernel, int64_t m, int64_t n, int
   //    row blocks of about MC rows (their count a multiple of the thread count, each a
   //    whole number of MR-row panels) and runs them against the whole panel;
   //  - columns (few rows: all of A fits in half of L2, two MC blocks): every thread
-  //    packs the whole of A (small) and its own share of the B micro-panels, a few at a time, and computes
-  //    those columns of C. No thread waits for another, and B goes from memory to the
-  //    micro-kernel through L2 only (a shared panel would be written to L3 and read
-  //    back, which costs more than the few rows of A save).
+  //    packs the whole of A (small) and its own share of the B micro-panels, a few at a
+  //    time, and computes those columns of C. No thread waits for another, and B goes
+  //    from memory to the micro-kernel through L2 only (a shared panel would be written
+  //    to L3 and read back, which costs more than the few rows of A save).
   const int64_t row_panels = ceil_div(m, mr);
   const int64_t n_micro_panels = ceil_div(n, nr);
   const bool by_columns = m <= 2 * blk.mc && n_micro_panels >= 2 * num_threads;
@@ -278,6 +278,7 @@ void gemm_blocked(const KernelSpec<Lane, Out>& kernel, int64_t m, int64_t n, int
 #pragma omp parallel num_threads(num_threads)
   {
     const int tid = omp_get_thread_num();
+    const int team = omp_get_num_threads();  // may be fewer than asked (OMP_THREAD_LIMIT)
     Lane* const a_block = buffer + shared_b_lanes + tid * per_thread_lanes;
     Out* const edge_tile = reinterpret_cast<Out*>(a_block + a_block_lanes);
     Lane* const own_b_panel = a_block + a_block_lanes + edge_lanes;
@@ -294,8 +295,8 @@ void gemm_blocked(const KernelSpec<Lane, Out>& kernel, int64_t m, int64_t n, int
         if (by_columns) {
           // This thread's micro-panels, a few at a time: packed, then used at once while
           // they are still in L2.
-          const int64_t q_begin = b_micro_panels * tid / num_threads;
-          const int64_t q_end = b_micro_panels * (tid + 1) / num_threads;
+          const int64_t q_begin = b_micro_panels * tid / team;
+          const int64_t q_end = b_micro_panels * (tid + 1) / team;
           pack_a(m, kc, a + pc, lda, mr, a_block);
           for (int64_t q0 = q_begin; q0 < q_end; q0 += kPackChunk) {
             const int64_t q1 = std::min(q0 + kPackChunk, q_end);

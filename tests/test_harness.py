@@ -62,3 +62,35 @@ def test_max_call_s_must_be_a_sane_number(value, capsys):
 
     assert main(["run", "--max-call-s", value, "--no-asv"]) == 2
     assert "--max-call-s" in capsys.readouterr().err
+
+
+def test_an_impl_estimated_over_the_cap_is_not_started(tmp_path, monkeypatch):
+    from aibench.cli import main
+    from aibench.suites.gemm import cpu
+
+    def never(self, number):
+        raise AssertionError("the full call must not start")
+
+    monkeypatch.setattr(cpu.BlasRunner, "estimated_call_s", lambda self: 100.0)
+    monkeypatch.setattr(cpu.BlasRunner, "timer", never)
+    out = tmp_path / "run.json"
+    code = main(["run", "--param", "m=16", "--param", "n=16", "--param", "k=16", "--param", "dtype=fp32",
+                 "--impl", "aibench", "--impl", "blas", "--output", str(out), "--time-budget", "0.05", "--no-asv"])
+    assert code == 0
+    by_impl = {c["impl"]: c for c in json.loads(out.read_text())["cases"]}
+    assert by_impl["blas"]["status"] == "skipped"
+    assert "would take about 100 s" in by_impl["blas"]["validation"]["reason"]
+
+
+def test_torch_probe_scales_by_the_work():
+    pytest.importorskip("torch")
+    from aibench.harness import SamplingPolicy
+    from aibench.suites.base import RunContext
+    from aibench.suites.gemm import cpu
+    from aibench.targets import parse_target
+
+    ctx = RunContext(target=parse_target("cpu"), policy=SamplingPolicy())
+    small = cpu.TorchCpuRunner({"m": 64, "n": 64, "k": 64, "dtype": "fp32"}, ctx)
+    assert small.estimated_call_s() is None  # no bigger than the probe: nothing to estimate
+    big = cpu.TorchCpuRunner({"m": 1024, "n": 512, "k": 512, "dtype": "fp32"}, ctx)
+    assert 0 < big.estimated_call_s() < 30  # a fast path here: the case runs

@@ -31,6 +31,13 @@ class KernelRunner:
     def detail(self) -> dict:
         return {}
 
+    def estimated_call_s(self) -> float | None:
+        """Seconds one operation is expected to take, from a small probe, or None when the
+        impl is never that slow. A call is uninterruptible, so an impl that would run past
+        the policy's max_call_s must be stopped before its first full call, not after it
+        (torch's bf16 matmul on a CPU without AVX512_BF16: a 4096^3 call takes minutes)."""
+        return None
+
     def peak(self) -> dict | None:
         return None
 
@@ -56,6 +63,10 @@ def run_kernel_case(suite_name: str, case_id: str, params: dict[str, Any], impl:
     try:
         runner = make_runner(params, ctx)
         result.impl_detail = runner.detail()
+        estimate = runner.estimated_call_s()
+        if estimate is not None and estimate > ctx.policy.max_call_s:
+            raise CallTooSlow(f"one call would take about {estimate:.0f} s (from a smaller probe), over the "
+                              f"{ctx.policy.max_call_s:g} s cap per call (--max-call-s); not run")
         measurement = measure(runner.timer, ctx.policy)
         result.stats = measurement.to_dict()
         # Validate after timing, on a freshly poisoned output: a wrong result is a

@@ -31,6 +31,10 @@ _NP_OUT_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.float32, "in
 _POISON = {np.dtype(np.uint16): 0x7FC0, np.dtype(np.int32): np.iinfo(np.int32).min}
 _LOWP = ("bf16", "int8")  # dtypes the own kernel runs through _core.lowp_paths
 _MAX_BUFFER_SETS = 64
+# The largest m, n, k of the probe that estimates a slow peer's call. Not smaller: torch's
+# bf16 matmul without AVX512_BF16 runs 2.9 GFLOP/s at 128^3 but 1.3 at 256^3 and 512^3
+# and 0.33 at 2048^3 (Zen 3): below 512 a probe hides how slow the big calls are.
+_PROBE_SIDE = 512
 # bf16 operands are generated in chunks of this many values (float32, then bf16 bits), so
 # that generation needs a bounded temporary instead of a float32 copy of the operand.
 _GEN_CHUNK = 1 << 20
@@ -295,6 +299,27 @@ class TorchCpuRunner(_NumpyOperands):
         self.tc = [as_torch(x) for x in self.c]
         self.mm = torch._int_mm if self.dtype == "int8" else torch.matmul
         self.checked = False
+
+    def estimated_call_s(self) -> float | None:
+        """From one call of the same op and dtype on at most _PROBE_SIDE per side, scaled
+        by the work. Rough (a library's efficiency changes with the shape), but it keeps a
+        call of minutes from starting: 4096^3 bf16 on Zen 3 is estimated at about 100 s
+        (and would take 450 s)."""
+        p = self.params
+        m, n, k = (min(p[d], _PROBE_SIDE) for d in ("m", "n", "k"))
+        full = p["m"] * p["n"] * p["k"]
+        if full == m * n * k:
+            return None  # the case is no bigger than the probe
+        probe_a = self.ta[0][:m, :k].contiguous()
+        probe_b = self.tb[0][:k, :n].contiguous()
+        probe_c = self.tc[0].new_empty((m, n))
+        try:
+            self.mm(probe_a, probe_b, out=probe_c)  # warm-up: first-call set-up
+            start = time.perf_counter()
+            self.mm(probe_a, probe_b, out=probe_c)
+        except RuntimeError:
+            return None  # the first timed call says why (timer)
+        return (time.perf_counter() - start) * full / (m * n * k)
 
     def timer(self, number: int) -> float:
         if not self.checked:

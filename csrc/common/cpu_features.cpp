@@ -39,10 +39,13 @@ bool cpu_supports_raw(Isa isa, const IsaNeeds& needs);
 const std::vector<std::string> kIsaLevels{"scalar", "avx2", "avx512", "avx512_vnni", "avx512_bf16"};
 
 CacheSizes cache_sizes() {
+  // Read once: sysconf runs CPUID, which traps to the hypervisor in a VM.
   // sysfs index 0 is L1d, 1 L1i, 2 L2, 3 L3 on x86 and most arm64 kernels.
-  return {cache_or(sysconf(_SC_LEVEL1_DCACHE_SIZE), sysfs_cache_bytes(0), 32L << 10),
-          cache_or(sysconf(_SC_LEVEL2_CACHE_SIZE), sysfs_cache_bytes(2), 256L << 10),
-          cache_or(sysconf(_SC_LEVEL3_CACHE_SIZE), sysfs_cache_bytes(3), 4L << 20)};
+  static const CacheSizes sizes{
+      cache_or(sysconf(_SC_LEVEL1_DCACHE_SIZE), sysfs_cache_bytes(0), 32L << 10),
+      cache_or(sysconf(_SC_LEVEL2_CACHE_SIZE), sysfs_cache_bytes(2), 256L << 10),
+      cache_or(sysconf(_SC_LEVEL3_CACHE_SIZE), sysfs_cache_bytes(3), 4L << 20)};
+  return sizes;
 }
 
 std::vector<std::string> cpu_isa_levels() {

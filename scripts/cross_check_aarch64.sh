@@ -14,7 +14,7 @@ done
 mkdir -p "$out"
 # The sources CMakeLists.txt builds off x86 (AIBENCH_X86=0), without the Python bindings.
 sources=(common/cpu_features.cpp common/scratch.cpp gemm/gemm_dispatch.cpp gemm/gemm_driver.cpp
-         gemm/gemm_scalar.cpp gemm/gemm_lowp.cpp attention/attention_driver.cpp attention/attention_scalar.cpp)
+         gemm/gemm_scalar.cpp gemm/gemm_neon.cpp gemm/gemm_lowp.cpp attention/attention_driver.cpp attention/attention_scalar.cpp)
 "$cxx" -std=c++17 -O3 -fno-math-errno -fopenmp -DAIBENCH_X86=0 -I"$root/csrc" \
   "${sources[@]/#/$root/csrc/}" "$root/scripts/aarch64/kernel_selftest.cpp" -o "$out/kernel_selftest"
 file "$out/kernel_selftest" | sed 's/, BuildID.*//'

@@ -83,6 +83,12 @@ KernelSpec<float> fp32_kernel();
 KernelSpec<double> fp64_kernel();
 Int16PairKernelSpec int16_pair_kernel();
 }  // namespace scalar
+#if defined(__aarch64__)
+namespace neon {  // the baseline path on aarch64 (gemm_neon.cpp)
+KernelSpec<float> fp32_kernel();
+KernelSpec<double> fp64_kernel();
+}  // namespace neon
+#endif
 #if AIBENCH_X86
 namespace avx2 {
 KernelSpec<float> fp32_kernel();

@@ -12,7 +12,11 @@ KernelSpec<float> fp32_kernel(Isa isa) {
     case Isa::avx512: return avx512::fp32_kernel();
     case Isa::avx2: return avx2::fp32_kernel();
 #endif
+#if defined(__aarch64__)
+    default: return neon::fp32_kernel();  // NEON is aarch64's baseline
+#else
     default: return scalar::fp32_kernel();
+#endif
   }
 }
 
@@ -22,7 +26,11 @@ KernelSpec<double> fp64_kernel(Isa isa) {
     case Isa::avx512: return avx512::fp64_kernel();
     case Isa::avx2: return avx2::fp64_kernel();
 #endif
+#if defined(__aarch64__)
+    default: return neon::fp64_kernel();
+#else
     default: return scalar::fp64_kernel();
+#endif
   }
 }
 

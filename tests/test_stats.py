@@ -56,10 +56,25 @@ def test_measure_takes_at_least_five_samples_and_keeps_them():
     assert m.stopped_by == "ci"
 
 
-def test_measure_keeps_sampling_noisy_timers_until_the_budget():
+def test_measure_keeps_sampling_noisy_timers_until_the_budget(monkeypatch):
+    import types
+
+    from aibench import harness
+
     rng = np.random.default_rng(3)
-    timer = FakeClock(lambda i: 1e-3 * rng.lognormal(0, 0.5))
-    m = measure(timer, SamplingPolicy(budget_s=0.0, rel_ci=1e-6, min_samples=7, warmup_s=0.0, settle_s=0.0))
+    timer = FakeClock(lambda i: 1e-3 if i == 1 else 1e-3 * rng.lognormal(0, 0.5))
+    # The loop's clock is the time the fake timer reports: seven samples of about 1 ms
+    # spend the 3 ms budget, so sampling stops at min_samples (the CI never gets tight).
+    clock = {"now": 0.0}
+
+    def advancing(number):
+        elapsed = timer(number)
+        clock["now"] += elapsed
+        return elapsed
+
+    monkeypatch.setattr(harness, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"],
+                                                               sleep=lambda s: None))
+    m = measure(advancing, SamplingPolicy(budget_s=0.003, rel_ci=1e-6, min_samples=7, warmup_s=0.0, settle_s=0.0))
     assert m.stopped_by == "budget" and len(m.samples) == 7
 
 

@@ -41,6 +41,12 @@ def test_cap_holds_every_kernel_to_the_level(level, monkeypatch):
     for path in higher:
         with pytest.raises(ValueError, match="AIBENCH_CPU_ISA"):
             _core.gemm(a, b, c, path)
+    # The same for native bf16 / int8 paths the CPU has but the level excludes.
+    for native in ("avx512_vnni", "avx512_bf16"):
+        if native in LEVELS[LEVELS.index(level) + 1:]:
+            with pytest.raises(ValueError, match="AIBENCH_CPU_ISA"):
+                _core.gemm(ai, bi, ci, native) if native == "avx512_vnni" else _core.gemm(
+                    ai.astype(np.uint16), bi.astype(np.uint16), ci.astype(np.float32), native)
 
 
 def test_run_records_the_capped_path(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -102,8 +103,12 @@ struct Kernels {
       default: break;
     }
     const bool is_int8 = d == Dtype::int8;
-    const std::string path = isa == "auto" ? lowp_paths(is_int8 ? "int8" : "bf16").front() : isa;
+    const std::vector<std::string> paths = lowp_paths(is_int8 ? "int8" : "bf16");
+    const std::string path = isa == "auto" ? paths.front() : isa;
     native_lowp = is_native_lowp_path(path);
+    if (native_lowp && std::find(paths.begin(), paths.end(), path) == paths.end()) {
+      throw std::invalid_argument("gemm path '" + path + "': this CPU lacks it or AIBENCH_CPU_ISA caps below it");
+    }
     if (native_lowp) {
       if (is_int8) int8 = int8_kernel(path); else bf16 = bf16_kernel(path);
     } else if (is_int8) {

@@ -327,7 +327,7 @@ Bf16KernelSpec bf16_kernel(const std::string& isa) {
   if (isa == "avx512_bf16") {
     if (!has_avx512_bf16()) {
       throw std::invalid_argument("bf16 GEMM path '" + isa +
-                                  "': this CPU lacks AVX512_BF16 (no emulation is offered)");
+                                  "': this CPU lacks AVX512_BF16 (the widening paths of lowp_paths() serve bf16)");
     }
     return avx512_bf16::bf16_kernel();
   }
@@ -340,7 +340,7 @@ Int8KernelSpec int8_kernel(const std::string& isa) {
   if (isa == "avx512_vnni") {
     if (!has_avx512_vnni()) {
       throw std::invalid_argument("int8 GEMM path '" + isa +
-                                  "': this CPU lacks AVX512_VNNI (no emulation is offered)");
+                                  "': this CPU lacks AVX512_VNNI (the widening paths of lowp_paths() serve int8)");
     }
     return avx512_vnni::int8_kernel();
   }

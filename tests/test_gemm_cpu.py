@@ -16,9 +16,9 @@ def _odd_shapes(isa, dtype):
             (mr + 1, nr + 1, kc + 1), (mc + 3, nr * 2 + 5, kc * 2 + 3), (mr * 3 - 1, nc + 7, 17),
             (1000, 513, 129),
             # GEMV (one row: column split, and k split where n is short; one column), the
-            # column split for few rows (m <= 2 mc), and the row split just past it
+            # column split for few rows (m <= mc), and the row split just past it
             (1, 4099, 300), (1, 37, 3000), (1, 5, 1), (4099, 1, 300), (2, 3000, 257),
-            (16, 700, 1030), (2 * mc, 20 * nr + 3, kc + 5), (2 * mc + 1, 20 * nr + 3, 9)]
+            (16, 700, 1030), (mc, 20 * nr + 3, kc + 5), (mc + 1, 20 * nr + 3, 9)]
 
 
 @pytest.mark.parametrize("isa", PATHS)

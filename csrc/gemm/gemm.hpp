@@ -37,9 +37,9 @@ struct Blocking {
 
 // Blocks for a micro-kernel of mr x nr from the caches this CPU reports (cache_sizes),
 // after the analytical model of BLIS (Low et al., "Analytical modeling is enough for
-// high-performance BLIS", 2016): a B micro-panel (kc x nr) fills about half of L1, the A
-// block (mc x kc) a quarter of L2, the B panel (kc x nc) a part of L3. lane_bytes is the
-// size of one packed value (the widened one where packing widens). Defined in
+// high-performance BLIS", 2016), tuned on Zen 3: a B micro-panel (kc x nr) fills L1, the
+// A block (mc x kc) L2 less two L1s, the B panel (kc x nc) a quarter of L3. lane_bytes is
+// the size of one packed value (the widened one where packing widens). Defined in
 // gemm_driver.cpp (no ISA flags), so that every ISA file may call it.
 Blocking blocking_for_caches(int64_t mr, int64_t nr, int64_t lane_bytes);
 

@@ -167,8 +167,8 @@ int main() {
   std::printf("caches L1d %ld L2 %ld L3 %ld; scalar fp32 blocks mr %ld nr %ld kc %ld mc %ld nc %ld\n",
               caches.l1d, caches.l2, caches.l3, long(b.mr), long(b.nr), long(b.kc), long(b.mc), long(b.nc));
   const int64_t shapes[][3] = {{1, 1, 1},     {7, 9, 5},     {1, 700, 300},  {1, 5, 3000},
-                               {500, 1, 300}, {16, 300, 70}, {2 * b.mc, 20 * b.nr + 3, b.kc + 5},
-                               {2 * b.mc + 1, 3 * b.nr + 1, 2 * b.kc + 3}};
+                               {500, 1, 300}, {16, 300, 70}, {b.mc, 20 * b.nr + 3, b.kc + 5},
+                               {b.mc + 1, 3 * b.nr + 1, 2 * b.kc + 3}};
   for (const auto& s : shapes) check_gemm(s[0], s[1], s[2], rng);
   for (auto dtype : {attention::Dtype::fp32, attention::Dtype::bf16}) {
     for (bool causal : {false, true}) {

@@ -9,6 +9,7 @@
 
 #include <omp.h>
 
+#include "common/bf16.hpp"
 #include "common/cpu_features.hpp"
 #include "common/scratch.hpp"
 #include "gemm/gemm.hpp"
@@ -79,10 +80,7 @@ void forward_widened(const Kernel& kernel, const Problem& p, int threads) {
   const auto widen = [threads](const void* src, float* dst, size_t count) {
     const auto* bits = static_cast<const uint16_t*>(src);
 #pragma omp parallel for num_threads(resolve_threads(threads)) schedule(static)
-    for (int64_t i = 0; i < static_cast<int64_t>(count); ++i) {
-      const uint32_t u = static_cast<uint32_t>(bits[i]) << 16;
-      std::memcpy(dst + i, &u, sizeof u);
-    }
+    for (int64_t i = 0; i < static_cast<int64_t>(count); ++i) dst[i] = bf16_to_float(bits[i]);
   };
   widen(p.q, q, q_count);
   widen(p.k, k, kv_count);
@@ -98,15 +96,7 @@ void forward_widened(const Kernel& kernel, const Problem& p, int threads) {
   forward(plain, fp32, threads);
   auto* out = static_cast<uint16_t*>(p.o);
 #pragma omp parallel for num_threads(resolve_threads(threads)) schedule(static)
-  for (int64_t i = 0; i < static_cast<int64_t>(q_count); ++i) {
-    uint32_t u;
-    std::memcpy(&u, o + i, sizeof u);
-    if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu) != 0) {
-      out[i] = static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN stays a (quiet) NaN
-    } else {
-      out[i] = static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // nearest even
-    }
-  }
+  for (int64_t i = 0; i < static_cast<int64_t>(q_count); ++i) out[i] = float_to_bf16_rne(o[i]);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <omp.h>
 
+#include "common/bf16.hpp"
 #include "common/scratch.hpp"
 
 namespace aibench::gemm {
@@ -56,10 +57,7 @@ template <>
 struct Widen<uint16_t, float> {  // bf16 bits -> the same value in fp32 (exact)
   static constexpr int64_t G = 1;
   static float lane(const uint16_t* v, int64_t /*stride*/, int64_t /*count*/) {
-    const uint32_t bits = static_cast<uint32_t>(v[0]) << 16;
-    float f;
-    std::memcpy(&f, &bits, sizeof f);
-    return f;
+    return bf16_to_float(v[0]);
   }
 };
 
@@ -340,18 +338,8 @@ void gemm_blocked(const KernelSpec<Lane, Out>& kernel, int64_t m, int64_t n, int
   }
 }
 
-// C (bf16) = the fp32 product rounded once: computed into an fp32 scratch C, then rounded.
+// bf16 output of the widening path: the fp32 product goes here first, then is rounded.
 thread_local Scratch bf16_out_scratch;
-
-uint16_t to_bf16_rne(float x) {  // as VCVTNEPS2BF16: NaN stays NaN (quiet)
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu) != 0) {
-    return static_cast<uint16_t>((u >> 16) | 0x0040u);
-  }
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
 
 }  // namespace
 
@@ -379,7 +367,7 @@ void gemm_bf16_widened(const KernelSpec<float>& kernel, int64_t m, int64_t n, in
   gemm_blocked(kernel, m, n, k, a, lda, b, ldb, sum, n, threads);
 #pragma omp parallel for num_threads(resolve_threads(threads)) schedule(static)
   for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = to_bf16_rne(sum[i * n + j]);
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = float_to_bf16_rne(sum[i * n + j]);
   }
 }
 

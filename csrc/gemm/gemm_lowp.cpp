@@ -11,6 +11,7 @@
 
 #include <omp.h>
 
+#include "common/bf16.hpp"
 #include "common/cpu_features.hpp"
 #include "common/scratch.hpp"
 #include "gemm/gemm.hpp"
@@ -21,20 +22,6 @@ namespace {
 constexpr int64_t kMaxNr = 256;  // widest micro-panel the packing supports (checked below)
 
 thread_local Scratch lowp_scratch;
-
-// fp32 -> bf16 bits, round to nearest even, as VCVTNEPS2BF16 does it (the micro-kernel
-// rounds full tiles with that instruction; this rounds the edges): NaN -> quiet NaN,
-// denormals -> signed zero (the instruction treats denormal inputs as zero).
-uint16_t to_bf16_rne(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu) != 0) {
-    return static_cast<uint16_t>((u >> 16) | 0x0040u);
-  }
-  if ((u & 0x7F800000u) == 0) return static_cast<uint16_t>((u >> 16) & 0x8000u);
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
 
 enum class Kind { bf16_fp32_out, bf16_bf16_out, int8 };
 
@@ -275,7 +262,7 @@ void gemm_lowp(const typename Types<K>::Spec& kernel, int64_t m, int64_t n, int6
                   if constexpr (kBf16Out) {
                     const float s = accumulate ? ws_tile[i * ld_ws + jj] + v : v;
                     if (last_k_block) {
-                      c_tile[i * ldc + jj] = to_bf16_rne(s);
+                      c_tile[i * ldc + jj] = float_to_bf16_rne(s);
                     } else {
                       ws_tile[i * ld_ws + jj] = s;
                     }

@@ -14,7 +14,7 @@ from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
-from ...targets.cpu import cpu_peak_tflops, import_torch, last_level_cache_bytes
+from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
 from ..gemm.cpu import generation_temp_bytes, uniform_values
 from .common import AttentionRunner, default_scale, kv_head
@@ -153,8 +153,7 @@ class OwnAttentionRunner(_HostOperands):
         self.isa = _core.attention_paths(p["dtype"])[-1]
 
     def peak(self) -> dict | None:
-        # bf16 widened to fp32 runs at the fp32 FMA rate of its ISA path
-        return cpu_peak_tflops(self.p["dtype"], self.isa if self.bf16 else None)
+        return cpu_peak_tflops(self.p["dtype"], self.isa)  # the peak of the instructions this path uses
 
     def timer(self, number: int) -> float:
         return _core.time_attention(self.q, self.k, self.v, self.o, number, self.causal, self.scale, self.isa)
@@ -163,9 +162,7 @@ class OwnAttentionRunner(_HostOperands):
         _core.attention(self.q[0], self.k[0], self.v[0], self.o[0], self.causal, self.scale, self.isa)
 
     def detail(self) -> dict:
-        method = ("VDPBF16PS" if self.isa == "avx512_bf16" else f"bf16 widened to fp32, fp32 FMA ({self.isa})"
-                  if self.bf16 else f"fp32 FMA ({self.isa})")
-        return {"isa": self.isa, "method": method, "buffer_sets": len(self.q)}
+        return {"isa": self.isa, "method": kernel_method(self.p["dtype"], self.isa), "buffer_sets": len(self.q)}
 
 
 class NumpyAttentionRunner(_HostOperands):

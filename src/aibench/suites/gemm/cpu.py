@@ -322,24 +322,20 @@ class TorchCpuRunner(_NumpyOperands):
         return (time.perf_counter() - start) * full / (m * n * k)
 
     def timer(self, number: int) -> float:
+        mm, a, b, c, sets = self.mm, self.ta, self.tb, self.tc, len(self.ta)
+        start = time.perf_counter()
         if not self.checked:
             # torch states its own shape limits (e.g. _int_mm's on some builds): skip on
             # them. Checked on the first timed call, not by a call of its own: one call of
             # a slow dtype (bf16 without AVX512_BF16) can take a minute.
             try:
-                start = time.perf_counter()
-                self.mm(self.ta[0], self.tb[0], out=self.tc[0])
-                elapsed = time.perf_counter() - start
+                mm(a[0], b[0], out=c[0])
             except RuntimeError as e:
                 p = self.params
-                raise SkipCase(f"torch {self.mm.__name__} refuses {p['m']}x{p['n']}x{p['k']} {self.dtype} on CPU: "
+                raise SkipCase(f"torch {mm.__name__} refuses {p['m']}x{p['n']}x{p['k']} {self.dtype} on CPU: "
                                f"{str(e).splitlines()[0]}") from None
             self.checked = True
-            if number == 1:
-                return elapsed
-            return elapsed + self.timer(number - 1)
-        mm, a, b, c, sets = self.mm, self.ta, self.tb, self.tc, len(self.ta)
-        start = time.perf_counter()
+            number -= 1
         for i in range(number):
             mm(a[i % sets], b[i % sets], out=c[i % sets])
         return time.perf_counter() - start

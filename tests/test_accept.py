@@ -16,6 +16,7 @@ from aibench.accept.spec import SpecError, load_spec, load_specs, param_matches,
 from aibench.cli import main
 from aibench.fleet import node_documents
 from aibench.results import CaseResult, Metric, RunDocument, Validation, write_atomic
+from result_helpers import interval_stats
 
 REPO = Path(__file__).resolve().parents[1]
 H200_REFERENCE = REPO / "results" / "reference" / "nvidia-h200-cuda-quick.json"
@@ -31,7 +32,7 @@ def _case(case_id="2048-fp32", tflops=1.0, spread=0.01, impl="blas", status="pas
                       impl=impl, status=status,
                       metrics={"tflops": Metric(tflops, "TFLOP/s", True), "time_us": Metric(t * 1e6, "us", False)}
                       if status == "passed" else {},
-                      stats={"median": t, "ci95_low": t * (1 - spread), "ci95_high": t * (1 + spread), "n": 9},
+                      stats=interval_stats(t, t * (1 - spread), t * (1 + spread)),
                       validation=Validation(status, 0.0, 1.0, None if status == "passed" else "why not"),
                       percent_of_peak=percent, telemetry={"throttled": throttled} if throttled else None,
                       error="wrong result: 3 wrong elements" if status == "failed" else None)

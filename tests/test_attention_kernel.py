@@ -163,7 +163,7 @@ def test_thread_count_does_not_change_the_result(dtype):
     np.testing.assert_array_equal(o1, o2)
 
 
-def test_time_attention_rotates_buffers_and_computes_each():
+def test_attention_op_rotates_buffers_and_computes_each():
     rng = np.random.default_rng(5)
     shape = (1, 4, 2, 33, 45, 64)
     sets = [_inputs(rng, shape) for _ in range(3)]
@@ -171,8 +171,8 @@ def test_time_attention_rotates_buffers_and_computes_each():
     k = [s[1] for s in sets]
     v = [s[2] for s in sets]
     o = [np.full_like(s[0], np.nan) for s in sets]
-    elapsed = _core.time_attention(q, k, v, o, 3, True, 0.125)
-    assert elapsed > 0
+    op = _core.Attention(q, k, v, o, "fp32", True, 0.125)
+    assert op.time(3) > 0 and op.describe["buffer_sets"] == 3
     for qi, ki, vi, oi in zip(q, k, v, o):
         ref = reference(qi, ki, vi, True, 0.125)
         assert np.max(np.abs(oi - ref)) < 1e-5 * np.max(np.abs(ref))
@@ -218,12 +218,13 @@ def test_bad_arguments_raise_value_error_not_crash():
     with pytest.raises(TypeError):
         call(q=q.tolist())
     with pytest.raises(ValueError):
-        _core.time_attention([], [], [], [], 1, False, 1.0)
+        _core.Attention([], [], [], [], "fp32", False, 1.0)
     with pytest.raises(ValueError):
-        _core.time_attention([q], [k], [k], [o], 0, False, 1.0)
+        _core.Attention([q], [k], [k], [o], "fp32", False, 1.0).time(0)
     with pytest.raises(ValueError):
-        _core.time_attention([q, q], [k, k], [k, k], [o, np.zeros((1, 4, 9, 16), np.float32)], 1,
-                             False, 1.0)
+        _core.Attention([q], [k], [k], [o], "bf16", False, 1.0)  # the dtype named is not the arrays'
+    with pytest.raises(ValueError):
+        _core.Attention([q, q], [k, k], [k, k], [o, np.zeros((1, 4, 9, 16), np.float32)], "fp32", False, 1.0)
     if BF16_PATHS:
         qb = np.zeros((1, 1, 4, 8), np.uint16)
         with pytest.raises(ValueError):

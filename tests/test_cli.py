@@ -59,13 +59,13 @@ def test_run_one_point_writes_document_and_exits_0(tmp_path):
 def test_wrong_result_fails_the_case_and_exit_code_is_1(tmp_path, monkeypatch):
     from aibench.suites.gemm import cpu
 
-    original = cpu.OwnKernelRunner.run_once
+    original = cpu.OwnKernelRunner.run
 
     def corrupt(self):
         original(self)
         self.c[0][3, 2] += 1.0  # one wrong element
 
-    monkeypatch.setattr(cpu.OwnKernelRunner, "run_once", corrupt)
+    monkeypatch.setattr(cpu.OwnKernelRunner, "run", corrupt)
     out = tmp_path / "run.json"
     code = main(["run", "--param", "m=32", "--param", "n=32", "--param", "k=32", "--param", "dtype=fp64",
                  "--output", str(out), "--time-budget", "0.05", "--no-asv"])
@@ -82,7 +82,7 @@ def test_exception_in_one_case_fails_it_and_the_rest_run(tmp_path, monkeypatch):
     def boom(self, number):
         raise RuntimeError("injected fault")
 
-    monkeypatch.setattr(cpu.BlasRunner, "timer", boom)
+    monkeypatch.setattr(cpu.BlasRunner, "time", boom)
     out = tmp_path / "run.json"
     code = main(["run", "--param", "m=16,32", "--param", "n=16", "--param", "k=16", "--param", "dtype=fp32",
                  "--output", str(out), "--time-budget", "0.05", "--no-asv"])

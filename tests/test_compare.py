@@ -4,13 +4,14 @@ import json
 
 from aibench.cli import main
 from aibench.results import CaseResult, Metric, RunDocument, Validation, write_atomic
+from result_helpers import interval_stats
 
 
 def _case(case_id, tflops, spread=0.01, impl="aibench"):
     t = 1.0 / tflops
     return CaseResult(suite="gemm", case_id=case_id, params={}, target="cpu", impl=impl, status="passed",
                       metrics={"tflops": Metric(tflops, "TFLOP/s", True), "time_us": Metric(t * 1e6, "us", False)},
-                      stats={"median": t, "ci95_low": t * (1 - spread), "ci95_high": t * (1 + spread), "n": 9},
+                      stats=interval_stats(t, t * (1 - spread), t * (1 + spread)),
                       validation=Validation("passed", 0.0, 1.0))
 
 

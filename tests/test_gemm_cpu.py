@@ -37,14 +37,15 @@ def test_own_gemm_matches_float64_reference_on_odd_shapes(isa, dtype):
         assert err < TOL[dtype], f"{isa} {name} {m}x{n}x{k}: error {err}"
 
 
-def test_time_gemm_rotates_buffers_and_computes_each():
+def test_gemm_op_rotates_buffers_and_computes_each():
     rng = np.random.default_rng(1)
     sets = [(rng.standard_normal((33, 17)), rng.standard_normal((17, 29))) for _ in range(3)]
     a = [s[0] for s in sets]
     b = [s[1] for s in sets]
     c = [np.full((33, 29), np.nan) for _ in sets]
-    elapsed = _core.time_gemm(a, b, c, 3)
-    assert elapsed > 0
+    op = _core.Gemm(a, b, c, "fp64")
+    assert op.time(3) > 0
+    assert op.describe["isa"] == _core.best_isa() and op.describe["buffer_sets"] == 3
     for ai, bi, ci in zip(a, b, c):
         np.testing.assert_allclose(ci, ai @ bi, rtol=1e-10, atol=1e-12)
 
@@ -139,22 +140,30 @@ def test_own_int8_gemm_extremes_are_exact(path):
     np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
 
 
-def test_time_gemm_runs_lowp_and_rejects_bad_arguments():
+def test_gemm_op_runs_lowp_and_rejects_bad_arguments():
     from aibench.dtypes import bf16_bits
 
     rng = np.random.default_rng(4)
     a = [bf16_bits(rng.uniform(-1, 1, (33, 17)).astype(np.float32)) for _ in range(2)]
     b = [bf16_bits(rng.uniform(-1, 1, (17, 29)).astype(np.float32)) for _ in range(2)]
     c = [np.full((33, 29), np.nan, np.float32) for _ in range(2)]
-    assert _core.time_gemm(a, b, c, 2) > 0
+    assert _core.Gemm(a, b, c, "bf16").time(2) > 0
     assert np.all(np.isfinite(c[0])) and np.all(np.isfinite(c[1]))
     ai = [rng.integers(-128, 128, (9, 11), dtype=np.int8)]
     bi = [rng.integers(-128, 128, (11, 5), dtype=np.int8)]
     ci = [np.zeros((9, 5), np.int32)]
-    assert _core.time_gemm(ai, bi, ci, 1, _core.lowp_paths("int8")[0]) > 0
+    op = _core.Gemm(ai, bi, ci, "int8", _core.lowp_paths("int8")[0])
+    assert op.describe["isa"] == _core.lowp_paths("int8")[0]
+    assert op.time(1) > 0
     np.testing.assert_array_equal(ci[0], ai[0].astype(np.int64) @ bi[0].astype(np.int64))
     with pytest.raises(ValueError):  # not a path
         _core.gemm(a[0], b[0], c[0], "avx3")
+    with pytest.raises(ValueError):  # the dtype named is not the arrays'
+        _core.Gemm(a, b, c, "fp32")
+    with pytest.raises(ValueError):
+        _core.Gemm([], [], [], "fp32")
+    with pytest.raises(ValueError):
+        _core.Gemm(ai, bi, ci, "int8").time(0)
     with pytest.raises(ValueError):  # int8 -> int32 only
         _core.gemm(ai[0], bi[0], np.zeros((9, 5), np.int64))
     with pytest.raises(ValueError):  # bf16 bits with an int8 operand
@@ -204,13 +213,13 @@ def test_suite_catches_a_wrong_int8_element(tmp_path, monkeypatch):
     from aibench.cli import main
     from aibench.suites.gemm import cpu
 
-    original = cpu.OwnKernelRunner.run_once
+    original = cpu.OwnKernelRunner.run
 
     def off_by_one(self):
         original(self)
         self.c[0][-1, -1] += 1  # int8 is exact: one unit off must fail
 
-    monkeypatch.setattr(cpu.OwnKernelRunner, "run_once", off_by_one)
+    monkeypatch.setattr(cpu.OwnKernelRunner, "run", off_by_one)
     out = tmp_path / "run.json"
     code = main(["run", "--param", "m=40", "--param", "n=24", "--param", "k=36", "--param", "dtype=int8",
                  "--impl", "aibench", "--output", str(out), "--time-budget", "0.05", "--no-asv"])

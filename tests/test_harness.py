@@ -30,21 +30,21 @@ def test_a_call_over_the_cap_stops_the_impl_after_one_call():
 def test_a_call_longer_than_the_budget_gets_three_low_confidence_samples():
     timer = ReportedTimer(4.0)
     m = measure(timer, SamplingPolicy(budget_s=3.0, settle_s=0))
-    assert m.stopped_by == "slow_call" and m.number == 1 and m.samples == [4.0, 4.0, 4.0]
+    assert m.stopped_by == "slow_call" and m.number == 1 and m.samples_s == [4.0, 4.0, 4.0]
     assert timer.calls == 3  # no warm-up beyond the first call, which is the first sample
     assert m.to_dict()["low_confidence"] is True
 
 
 def test_a_fast_call_is_sampled_as_before():
     m = measure(ReportedTimer(0.5), SamplingPolicy(budget_s=3.0, settle_s=0, warmup_s=0))
-    assert m.stopped_by == "ci" and len(m.samples) == 5 and m.to_dict()["low_confidence"] is False
+    assert m.stopped_by == "ci" and len(m.samples_s) == 5 and m.to_dict()["low_confidence"] is False
 
 
 def test_max_call_s_reaches_the_cases(tmp_path, monkeypatch):
     from aibench.cli import main
     from aibench.suites.gemm import cpu
 
-    monkeypatch.setattr(cpu.BlasRunner, "timer", lambda self, number: number * 2.5)  # a slow peer
+    monkeypatch.setattr(cpu.BlasRunner, "time", lambda self, number: number * 2.5)  # a slow peer
     out = tmp_path / "run.json"
     code = main(["run", "--param", "m=16", "--param", "n=16", "--param", "k=16", "--param", "dtype=fp32",
                  "--impl", "aibench", "--impl", "blas", "--max-call-s", "2", "--output", str(out), "--time-budget", "0.05",
@@ -72,7 +72,7 @@ def test_an_impl_estimated_over_the_cap_is_not_started(tmp_path, monkeypatch):
         raise AssertionError("the full call must not start")
 
     monkeypatch.setattr(cpu.BlasRunner, "estimated_call_s", lambda self: 100.0)
-    monkeypatch.setattr(cpu.BlasRunner, "timer", never)
+    monkeypatch.setattr(cpu.BlasRunner, "time", never)
     out = tmp_path / "run.json"
     code = main(["run", "--param", "m=16", "--param", "n=16", "--param", "k=16", "--param", "dtype=fp32",
                  "--impl", "aibench", "--impl", "blas", "--output", str(out), "--time-budget", "0.05", "--no-asv"])

@@ -32,19 +32,20 @@ _EXACT_SCRIPT = textwrap.dedent("""
     import json, sys
     from mpi4py import MPI
     from aibench import mpi
-    from aibench.suites.interconnect import _make_runner
+    from aibench.suites.interconnect import InterconnectSuite
     from aibench.suites.interconnect.common import ExactInputs, FORMATS
     from aibench.targets import Target
 
     session = mpi.start_session()
     comm, rank = session.comm, session.rank
     impls = sys.argv[1].split(",")
+    classes = {i.name: i.for_kind("cpu") for i in InterconnectSuite().impls()}
     failures = []
     for impl in impls:
         for dtype in ("fp32", "fp64", "bf16", "fp16"):
             for count in (1, 3, 1001):
                 for inplace in (False, True):
-                    runner = _make_runner(impl, Target("cpu"), comm, count, dtype, inplace, session)
+                    runner = classes[impl](comm, count, dtype, inplace, session)
                     inputs = ExactInputs(dtype, session.size)
                     for attempt in range(3):  # both scratch parities, then the first again
                         runner.prepare_check(inputs, rank)
@@ -312,7 +313,7 @@ class _FakeMpiexec:
     (["--ranks", "0"], "--ranks must be between 1 and 256"),
     (["--ranks", "two"], "invalid int value"),
     (["--param", "size=abc"], "bad value 'abc' for interconnect parameter 'size'"),
-    (["--param", "size=0"], "must be at least 1 byte"),
+    (["--param", "size=0"], "must be at least 1"),
     (["--param", "size=6", "--param", "dtype=fp32"], "not a whole number of fp32 elements"),
     (["--param", "size=2T"], "bad value '2T'"),
     (["--param", "size=64G"], "does not fit"),
@@ -440,7 +441,7 @@ def test_run_case_outside_mpi_launches_the_ranks_itself():
     suite = get_suite("interconnect")
     impl = next(i for i in suite.impls() if i.name == "rma-ring")
     params = {"pattern": "allreduce", "size": 4096, "dtype": "fp32", "inplace": False}
-    result = suite.run_case(params, impl, RunContext(Target("cpu"), SamplingPolicy(budget_s=0.1)))
+    result, = suite.run_case(params, impl, RunContext(Target("cpu"), SamplingPolicy(budget_s=0.1)))
     assert result.status == "passed" and result.metrics["busbw_gbps"].value > 0
     assert result.impl_detail["topology"]["ranks"] == 2
 

@@ -130,15 +130,16 @@ def test_gemm_guard_counts_every_buffer_set(monkeypatch):
 ], ids=lambda p: f"{p['m']}x{p['n']}x{p['k']}-{p['dtype']}")
 def test_gemm_guard_is_at_least_the_measured_peak(params):
     """Operands of every buffer set, output, one GEMM and the validation, measured."""
-    from aibench.suites.gemm import _validate, cpu
+    from aibench.suites.gemm import cpu
 
     def run():
         if params["dtype"] in ("fp32", "fp64"):
             runner = cpu.BlasRunner(params, CTX)
-            runner.run_once()
+            runner.run()
         else:  # numpy has no bf16/int8 GEMM: the buffers and the validation's reads
             runner = cpu._NumpyOperands(params, CTX)
-        _validate(runner, params, CTX.seed)
+        runner.params, runner.seed = params, CTX.seed
+        runner.validate()
         return runner
 
     peak, runner = _peak(run)
@@ -171,7 +172,7 @@ def test_gemm_guard_samples_what_the_validation_samples():
     from aibench.suites import gemm
     from aibench.suites.gemm import cpu
 
-    assert inspect.signature(gemm._sample_indices).parameters["count"].default == cpu._SAMPLES
+    assert inspect.signature(gemm.common.sample_indices).parameters["count"].default == cpu._SAMPLES
 
 
 # ---- attention on the cpu target -----------------------------------------------------------------
@@ -195,13 +196,14 @@ def _old_attention_count(p):
 @pytest.mark.parametrize("p", ATTENTION_CASES, ids=lambda p: f"{p['dtype']}-causal{p['causal']}")
 def test_attention_guard_is_at_least_the_measured_peak_of_the_numpy_impl(p):
     """The numpy impl holds the most: float32 copies, two score arrays, the output."""
-    from aibench.suites.attention import _validate, cpu
+    from aibench.suites.attention import cpu
 
     def run():
         runner = cpu.NumpyAttentionRunner(p, CTX)
-        runner.timer(1)
-        runner.run_once()
-        _validate(runner, p, CTX.seed)
+        runner.params, runner.seed = p, CTX.seed
+        runner.time(1)
+        runner.run()
+        runner.validate()
 
     peak, _ = _peak(run)
     assert peak <= cpu.memory_needed(p)
@@ -309,7 +311,8 @@ def test_interconnect_rma_windows_of_all_local_ranks_are_counted(monkeypatch):
 def test_interconnect_rma_figures_come_from_the_window_layout(algorithm, ranks, factor):
     """Bytes per rank over the message size, out of place: send + window (result, fold slot
     for a non-power-of-two rank count, two parities of scratch slots)."""
-    from aibench.suites.interconnect import CHECK_BYTES, host_bytes_per_rank
+    from aibench.suites.interconnect import host_bytes_per_rank
+    from aibench.suites.interconnect.common import CHECK_BYTES
 
     n = 64 * MiB
     per_rank = host_bytes_per_rank(f"rma-{algorithm}", "cpu", n // 4, "fp32", False, ranks)
@@ -317,7 +320,8 @@ def test_interconnect_rma_figures_come_from_the_window_layout(algorithm, ranks, 
 
 
 def test_interconnect_host_staging_of_gpu_impls_and_mpi_scratch_are_counted():
-    from aibench.suites.interconnect import CHECK_BYTES, host_bytes_per_rank
+    from aibench.suites.interconnect import host_bytes_per_rank
+    from aibench.suites.interconnect.common import CHECK_BYTES
 
     n = 64 * MiB
     assert host_bytes_per_rank("nccl", "cuda", n // 4, "fp32", False, 4) == 2 * n + CHECK_BYTES  # was 0
@@ -328,7 +332,7 @@ def test_interconnect_host_staging_of_gpu_impls_and_mpi_scratch_are_counted():
 
 @pytest.mark.parametrize("dtype", ["fp32", "fp64", "bf16", "fp16"])
 def test_interconnect_exact_check_temporaries_are_within_their_count(dtype):
-    from aibench.suites.interconnect import CHECK_BYTES
+    from aibench.suites.interconnect.common import CHECK_BYTES
     from aibench.suites.interconnect.common import FORMATS, ExactInputs
 
     out = np.empty(3 << 20, dtype=FORMATS[dtype].storage)  # many check blocks
@@ -386,7 +390,7 @@ _RUN_SCRIPT = textwrap.dedent("""
     out = {}
     for name in sys.argv[3].split(","):
         impl = next(i for i in suite.impls() if i.name == name)
-        r = suite.run_case(params, impl, RunContext(Target("cpu"), SamplingPolicy(budget_s=0.05)))
+        r, = suite.run_case(params, impl, RunContext(Target("cpu"), SamplingPolicy(budget_s=0.05)))
         out[name] = [r.status, r.validation.reason if r.validation else None]
     if session.is_root:
         print(json.dumps(out))

@@ -73,7 +73,7 @@ def test_each_client_reads_and_verifies(endpoint, shared_suite, impl):
     suite = shared_suite
     ctx = _ctx(url=f"s3://{BUCKET}/shared", endpoint_url=endpoint)
     for w, s in (("whole", 1 << 20), ("ranged", 64 << 10)):
-        r = suite.run_case({"workload": w, "size": s, "concurrency": 4}, _impl(suite, impl), ctx)
+        r, = suite.run_case({"workload": w, "size": s, "concurrency": 4}, _impl(suite, impl), ctx)
         assert r.status == "passed", r.error
         d = r.impl_detail
         assert "compared with the uploaded content" in d["verification"] and d["errors"] == 0
@@ -105,7 +105,7 @@ def test_corrupted_object_fails_the_case(endpoint, monkeypatch):
             c.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
 
     suite.after_upload = corrupt
-    r = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 2}, _impl(suite, "boto3"),
+    r, = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 2}, _impl(suite, "boto3"),
                        _ctx(url=f"s3://{BUCKET}/corrupt", endpoint_url=endpoint))
     prefix = suite._store.run_prefix
     suite.close()
@@ -119,7 +119,7 @@ def test_read_only_reads_existing_objects_and_writes_nothing(endpoint):
         c.put_object(Bucket=BUCKET, Key=f"existing/obj{i}", Body=os.urandom(256 << 10))
     before = sorted(_keys(endpoint, ""))
     suite = ObjectStoreSuite()
-    r = suite.run_case({"workload": "whole", "size": 1 << 20, "concurrency": 2}, _impl(suite, "obstore"),
+    r, = suite.run_case({"workload": "whole", "size": 1 << 20, "concurrency": 2}, _impl(suite, "obstore"),
                        _ctx(url=f"s3://{BUCKET}/existing", endpoint_url=endpoint, read_only=True))
     suite.close()
     assert r.status == "passed", r.error
@@ -129,7 +129,7 @@ def test_read_only_reads_existing_objects_and_writes_nothing(endpoint):
 
 def test_unreachable_endpoint_is_one_line_failure():
     suite = ObjectStoreSuite()
-    r = suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, "boto3"),
+    r, = suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, "boto3"),
                        _ctx(url="s3://nobucket/x", endpoint_url="http://127.0.0.1:9"))
     suite.close()
     assert r.status == "failed" and "cannot list" in r.error and "\n" not in r.error
@@ -137,7 +137,7 @@ def test_unreachable_endpoint_is_one_line_failure():
 
 def test_embedded_endpoint_by_default_with_a_note():
     suite = ObjectStoreSuite()
-    r = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 4}, _impl(suite, "obstore"), _ctx())
+    r, = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 4}, _impl(suite, "obstore"), _ctx())
     server = suite._store.embedded
     suite.close()
     assert r.status == "passed", r.error
@@ -153,8 +153,8 @@ def test_embedded_endpoint_that_cannot_start_fails_every_case_with_its_last_word
     monkeypatch.setattr(local_s3, "server_command",
                         lambda: [sys.executable, "-c", "import sys; sys.exit('ImportError: moto exploded')"])
     suite = ObjectStoreSuite()
-    results = [suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())
-               for name in ("awscrt", "obstore", "boto3")]
+    results = [r for name in ("awscrt", "obstore", "boto3")
+               for r in suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())]
     suite.close()
     for r in results:
         assert r.status == "failed" and "\n" not in r.error
@@ -168,8 +168,8 @@ def test_embedded_endpoint_without_its_packages_skips_with_the_install_line(monk
     monkeypatch.setattr(local_s3.importlib.util, "find_spec",
                         lambda name, *a: None if name == "flask_cors" else real_find_spec(name, *a))
     suite = ObjectStoreSuite()
-    results = [suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())
-               for name in ("awscrt", "boto3")]
+    results = [r for name in ("awscrt", "boto3")
+               for r in suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())]
     suite.close()
     for r in results:
         assert r.status == "skipped", r.error

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from aibench.results import (SCHEMA_VERSION, CaseResult, Metric, ResultWriter, RunDocument, Validation,
+from aibench.results import (SCHEMA_VERSION, CaseResult, Metric, ResultWriter, RunDocument, Samples, Validation,
                              write_atomic)
 
 
@@ -14,7 +14,7 @@ def _doc():
 def _case(i=0):
     return CaseResult(suite="gemm", case_id=f"{i}x1x1-fp32", params={"m": i, "n": 1, "k": 1, "dtype": "fp32"},
                       target="cpu", impl="aibench", status="passed",
-                      metrics={"tflops": Metric(1.5, "TFLOP/s", True)}, stats={"median": 1e-3, "samples_s": [1e-3]},
+                      metrics={"tflops": Metric(1.5, "TFLOP/s", True)}, stats=Samples([1e-3]),
                       validation=Validation("passed", 1e-7, 1e-5))
 
 

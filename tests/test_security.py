@@ -20,6 +20,7 @@ import pytest
 from aibench.cli import main
 from aibench.results import CaseResult, Metric, RunDocument, Validation, write_atomic
 from aibench.safety import redact_url, split_credentials
+from result_helpers import interval_stats
 from mpi_helpers import clean_env
 
 TINY_GEMM = ["--suite", "gemm", "--param", "m=32", "--param", "n=32", "--param", "k=32", "--param", "dtype=fp64",
@@ -221,7 +222,7 @@ def _case(case_id, tflops, status="passed"):
     t = 1.0 / tflops if tflops else 1.0
     return CaseResult(suite="gemm", case_id=case_id, params={}, target="cpu", impl="blas", status=status,
                       metrics={"tflops": Metric(tflops, "TFLOP/s", True)} if status == "passed" else {},
-                      stats={"median": t, "ci95_low": t * 0.99, "ci95_high": t * 1.01, "n": 9},
+                      stats=interval_stats(t, t * 0.99, t * 1.01),
                       validation=Validation(status, 0.0, 1.0))
 
 

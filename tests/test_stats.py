@@ -50,7 +50,7 @@ class FakeClock:
 def test_measure_takes_at_least_five_samples_and_keeps_them():
     timer = FakeClock(lambda i: 1e-3)
     m = measure(timer, SamplingPolicy(budget_s=1.0, min_sample_s=0.01, warmup_s=0.0, settle_s=0.0))
-    assert len(m.samples) >= 5
+    assert len(m.samples_s) >= 5
     assert m.number == 10  # 10 ms per sample at 1 ms per repetition
     assert m.summary.median == pytest.approx(1e-3)
     assert m.stopped_by == "ci"
@@ -75,7 +75,7 @@ def test_measure_keeps_sampling_noisy_timers_until_the_budget(monkeypatch):
     monkeypatch.setattr(harness, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"],
                                                                sleep=lambda s: None))
     m = measure(advancing, SamplingPolicy(budget_s=0.003, rel_ci=1e-6, min_samples=7, warmup_s=0.0, settle_s=0.0))
-    assert m.stopped_by == "budget" and len(m.samples) == 7
+    assert m.stopped_by == "budget" and len(m.samples_s) == 7
 
 
 def test_native_timing_loop_measures_real_time():

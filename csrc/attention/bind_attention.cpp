@@ -1,5 +1,6 @@
-// Python bindings of the CPU attention forward: attention, time_attention,
-// attention_paths. Arrays are checked, never converted: o is written in place, so a
+// Python bindings of the CPU attention forward: the Attention op (the shape of the CUDA
+// ops: constructed once on its buffer sets with the dtype named and the ISA path resolved,
+// then run / time / describe), the one-shot attention, attention_paths. Arrays are checked, never converted: o is written in place, so a
 // silent copy would lose the result. A non-array argument raises TypeError, every other
 // check ValueError (pybind11 maps std::invalid_argument to ValueError).
 #include <pybind11/numpy.h>
@@ -13,6 +14,7 @@
 
 #include "attention/attention.hpp"
 #include "common/py_arrays.hpp"
+#include "common/scratch.hpp"
 #include "timing/timing.hpp"
 
 namespace py = pybind11;
@@ -92,35 +94,69 @@ void attention_once(const py::array& q, const py::array& k, const py::array& v, 
   forward(kernel, p, threads);
 }
 
-double time_attention(const std::vector<py::array>& q_list, const std::vector<py::array>& k_list,
-                      const std::vector<py::array>& v_list, std::vector<py::array>& o_list,
-                      int64_t number, bool causal, double scale, const std::string& isa,
-                      int threads) {
-  if (q_list.empty() || q_list.size() != k_list.size() || q_list.size() != v_list.size() ||
-      q_list.size() != o_list.size()) {
-    throw py::value_error(
-        "time_attention: q_list, k_list, v_list and o_list must be non-empty and of equal length");
-  }
-  if (number < 1) throw py::value_error("time_attention: number must be >= 1");
-  std::vector<Problem> sets;
-  for (size_t i = 0; i < q_list.size(); ++i) {
-    sets.push_back(check_operands("time_attention", q_list[i], k_list[i], v_list[i], o_list[i],
-                                  causal, scale));
-    const Problem& s = sets.back();
-    const Problem& s0 = sets[0];
-    if (s.dtype != s0.dtype || s.batch != s0.batch || s.heads != s0.heads ||
-        s.kv_heads != s0.kv_heads || s.seq_q != s0.seq_q || s.seq_k != s0.seq_k ||
-        s.head_dim != s0.head_dim) {
-      throw py::value_error("time_attention: every buffer set must have the same shapes and dtype");
+// One prepared attention forward over its buffer sets (call i uses set i % sets): the
+// arrays are checked, the dtype named is checked against them, and the ISA path and kernel
+// are resolved once.
+class AttentionOp {
+ public:
+  AttentionOp(std::vector<py::array> q, std::vector<py::array> k, std::vector<py::array> v,
+              std::vector<py::array> o, const std::string& dtype, bool causal, double scale,
+              const std::string& isa, int threads)
+      : q_(std::move(q)), k_(std::move(k)), v_(std::move(v)), o_(std::move(o)), threads_(threads) {
+    if (q_.empty() || q_.size() != k_.size() || q_.size() != v_.size() || q_.size() != o_.size()) {
+      throw py::value_error("Attention: q, k, v and o must be non-empty lists of equal length");
     }
+    for (size_t i = 0; i < q_.size(); ++i) {
+      sets_.push_back(check_operands("Attention", q_[i], k_[i], v_[i], o_[i], causal, scale));
+      const Problem& s = sets_.back();
+      const Problem& s0 = sets_[0];
+      if (s.dtype != s0.dtype || s.batch != s0.batch || s.heads != s0.heads ||
+          s.kv_heads != s0.kv_heads || s.seq_q != s0.seq_q || s.seq_k != s0.seq_k ||
+          s.head_dim != s0.head_dim) {
+        throw py::value_error("Attention: every buffer set must have the same shapes and dtype");
+      }
+    }
+    const std::string have = sets_[0].dtype == Dtype::fp32 ? "fp32" : "bf16";
+    if (dtype != have) {
+      throw py::value_error("Attention: dtype '" + dtype + "' does not match the arrays (" + have + ")");
+    }
+    check_threads("Attention", threads);
+    const std::vector<std::string> names = paths(dtype);
+    dtype_ = dtype;
+    path_ = isa == "auto" ? names.back() : isa;
+    kernel_ = select_kernel(sets_[0].dtype, path_);
   }
-  check_threads("time_attention", threads);
-  const Kernel kernel = select_kernel(sets[0].dtype, isa);
-  py::gil_scoped_release release;
-  return timing::time_repeated(number, [&](int64_t i) {
-    forward(kernel, sets[static_cast<size_t>(i) % sets.size()], threads);
-  });
-}
+
+  void run() {
+    py::gil_scoped_release release;
+    forward(kernel_, sets_[0], threads_);
+  }
+
+  double time(int64_t number) {
+    if (number < 1) throw py::value_error("Attention.time: number must be >= 1");
+    py::gil_scoped_release release;
+    return timing::time_repeated(number, [&](int64_t i) {
+      forward(kernel_, sets_[static_cast<size_t>(i) % sets_.size()], threads_);
+    });
+  }
+
+  py::dict describe() const {
+    py::dict d;
+    d["dtype"] = dtype_;
+    d["isa"] = path_;
+    d["widens_bf16"] = kernel_.widens_bf16;
+    d["threads"] = resolve_threads(threads_);
+    d["buffer_sets"] = sets_.size();
+    return d;
+  }
+
+ private:
+  std::vector<py::array> q_, k_, v_, o_;  // kept alive: sets_ points into them
+  std::vector<Problem> sets_;
+  std::string dtype_, path_;
+  int threads_;
+  Kernel kernel_{};
+};
 
 }  // namespace
 
@@ -133,11 +169,19 @@ void bind_attention(py::module_& m) {
         "h // (H // Hkv)); C-contiguous, all float32 or all uint16 holding bf16 bits. Causal\n"
         "is bottom-right aligned (query i sees keys j <= i + Sk - Sq); a query that sees no\n"
         "key gets zeros. isa: 'auto' or one of attention_paths(dtype). threads=0: all cores.");
-  m.def("time_attention", &time_attention, py::arg("q_list").noconvert(),
-        py::arg("k_list").noconvert(), py::arg("v_list").noconvert(), py::arg("o_list").noconvert(),
-        py::arg("number"), py::arg("causal"), py::arg("scale"), py::arg("isa") = "auto",
-        py::arg("threads") = 0,
-        "Seconds for `number` back-to-back attention calls; call i uses buffer set i % len(q_list).");
+  py::class_<AttentionOp>(m, "Attention")
+      .def(py::init<std::vector<py::array>, std::vector<py::array>, std::vector<py::array>,
+                    std::vector<py::array>, const std::string&, bool, double, const std::string&, int>(),
+           py::arg("q").noconvert(), py::arg("k").noconvert(), py::arg("v").noconvert(),
+           py::arg("o").noconvert(), py::arg("dtype"), py::arg("causal"), py::arg("scale"),
+           py::arg("isa") = "auto", py::arg("threads") = 0,
+           "Attention forward on buffer sets q[i], k[i], v[i], o[i] (arrays as attention() takes\n"
+           "them); dtype 'fp32' or 'bf16' must match them. isa: a path, or 'auto' (resolved once).")
+      .def("run", &AttentionOp::run, "One forward on the first buffer set, finished on return.")
+      .def("time", &AttentionOp::time, py::arg("number"),
+           "Seconds for `number` back-to-back forwards (C++ steady clock); call i uses set i % sets.")
+      .def_property_readonly("describe", &AttentionOp::describe,
+                             "{dtype, isa (the resolved path), widens_bf16, threads, buffer_sets}");
   m.def("attention_paths", &paths, py::arg("dtype"),
         "ISA paths of the CPU attention this CPU can run (under AIBENCH_CPU_ISA) for dtype\n"
         "'fp32' or 'bf16', slowest first. bf16: 'avx512_bf16' (VDPBF16PS) last where the CPU\n"

@@ -1,5 +1,7 @@
-// Python bindings of the CPU GEMM: gemm, time_gemm, isa_paths, best_isa, gemm_blocking,
-// lowp_paths. The dtypes of (a, b, c) choose the product: float32 or float64 throughout;
+// Python bindings of the CPU GEMM: the Gemm op (the shape of the CUDA ops: constructed
+// once on its buffer sets with the dtype named and the ISA path resolved, then run / time
+// / describe), the one-shot gemm, isa_paths, best_isa, gemm_blocking, lowp_paths. The
+// dtypes of (a, b, c) choose the product: float32 or float64 throughout;
 // (uint16, uint16, float32) bf16 bits -> fp32; (uint16, uint16, uint16) bf16 -> bf16;
 // (int8, int8, int32) int8 -> int32.
 // Arrays are checked, never converted: c is written in place, so a silent copy would
@@ -11,10 +13,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/py_arrays.hpp"
+#include "common/scratch.hpp"
 #include "gemm/gemm.hpp"
 #include "timing/timing.hpp"
 
@@ -171,30 +175,6 @@ void gemm_once(const py::array& a, const py::array& b, py::array& c, const std::
   kernels.run(op, threads);
 }
 
-double time_gemm(const std::vector<py::array>& a_list, const std::vector<py::array>& b_list,
-                 std::vector<py::array>& c_list, int64_t number, const std::string& isa,
-                 int threads) {
-  if (a_list.empty() || a_list.size() != b_list.size() || a_list.size() != c_list.size()) {
-    throw py::value_error(
-        "time_gemm: a_list, b_list and c_list must be non-empty and of equal length");
-  }
-  if (number < 1) throw py::value_error("time_gemm: number must be >= 1");
-  std::vector<Operands> sets;
-  for (size_t i = 0; i < a_list.size(); ++i) {
-    sets.push_back(check_operands(a_list[i], b_list[i], c_list[i]));
-    const Operands& s = sets.back();
-    if (s.dtype != sets[0].dtype || s.m != sets[0].m || s.n != sets[0].n || s.k != sets[0].k) {
-      throw py::value_error("time_gemm: every buffer set must have the same shapes and dtype");
-    }
-  }
-  const Kernels kernels(isa, sets[0].dtype);
-  check_threads("gemm", threads);
-  py::gil_scoped_release release;
-  return timing::time_repeated(number, [&](int64_t i) {
-    kernels.run(sets[static_cast<size_t>(i) % sets.size()], threads);
-  });
-}
-
 py::dict gemm_blocking(const std::string& isa, const std::string& dtype) {
   Blocking b;
   if (dtype == "fp32") {
@@ -218,6 +198,82 @@ py::dict gemm_blocking(const std::string& isa, const std::string& dtype) {
   return d;
 }
 
+
+const char* dtype_name(Dtype d) {
+  switch (d) {
+    case Dtype::fp32: return "fp32";
+    case Dtype::fp64: return "fp64";
+    case Dtype::int8: return "int8";
+    default: return "bf16";
+  }
+}
+
+// One prepared GEMM over its buffer sets (call i uses set i % sets), the shape of the CUDA
+// ops: the arrays are checked, the dtype named is checked against them, and the ISA path
+// and kernel are resolved once, here, not on every timed call.
+class GemmOp {
+ public:
+  GemmOp(std::vector<py::array> a, std::vector<py::array> b, std::vector<py::array> c,
+         const std::string& dtype, const std::string& isa, int threads)
+      : a_(std::move(a)), b_(std::move(b)), c_(std::move(c)), threads_(threads) {
+    if (a_.empty() || a_.size() != b_.size() || a_.size() != c_.size()) {
+      throw py::value_error("Gemm: a, b and c must be non-empty lists of equal length");
+    }
+    for (size_t i = 0; i < a_.size(); ++i) {
+      sets_.push_back(check_operands(a_[i], b_[i], c_[i]));
+      const Operands& s = sets_.back();
+      if (s.dtype != sets_[0].dtype || s.m != sets_[0].m || s.n != sets_[0].n || s.k != sets_[0].k) {
+        throw py::value_error("Gemm: every buffer set must have the same shapes and dtype");
+      }
+    }
+    if (dtype != dtype_name(sets_[0].dtype)) {
+      throw py::value_error("Gemm: dtype '" + dtype + "' does not match the arrays (" +
+                            dtype_name(sets_[0].dtype) + ")");
+    }
+    check_threads("Gemm", threads);
+    dtype_ = dtype;
+    if (isa != "auto") {
+      path_ = isa;
+    } else if (dtype == "bf16" || dtype == "int8") {
+      path_ = lowp_paths(dtype).front();
+    } else {
+      path_ = isa_name(best_isa(kIsaNeeds));
+    }
+    kernels_ = std::make_unique<Kernels>(path_, sets_[0].dtype);
+  }
+
+  void run() {
+    py::gil_scoped_release release;
+    kernels_->run(sets_[0], threads_);
+  }
+
+  double time(int64_t number) {
+    if (number < 1) throw py::value_error("Gemm.time: number must be >= 1");
+    py::gil_scoped_release release;
+    return timing::time_repeated(number, [&](int64_t i) {
+      kernels_->run(sets_[static_cast<size_t>(i) % sets_.size()], threads_);
+    });
+  }
+
+  py::dict describe() const {
+    py::dict d;
+    d["dtype"] = dtype_;
+    d["isa"] = path_;
+    d["native_lowp"] = kernels_->native_lowp;
+    d["blocking"] = gemm_blocking(path_, dtype_);
+    d["threads"] = resolve_threads(threads_);
+    d["buffer_sets"] = sets_.size();
+    return d;
+  }
+
+ private:
+  std::vector<py::array> a_, b_, c_;  // kept alive: sets_ points into them
+  std::vector<Operands> sets_;
+  std::string dtype_, path_;
+  int threads_;
+  std::unique_ptr<Kernels> kernels_;
+};
+
 }  // namespace
 
 void bind_gemm(py::module_& m) {
@@ -235,10 +291,18 @@ void bind_gemm(py::module_& m) {
         "(uint16, uint16, float32 | uint16) or (int8, int8, int32). isa: a path of\n"
         "isa_paths() for float32/float64, of lowp_paths(dtype) for bf16/int8, or 'auto'.\n"
         "threads=0: all cores (OpenMP default).");
-  m.def("time_gemm", &time_gemm, py::arg("a_list").noconvert(), py::arg("b_list").noconvert(),
-        py::arg("c_list").noconvert(),
-        py::arg("number"), py::arg("isa") = "auto", py::arg("threads") = 0,
-        "Seconds for `number` back-to-back gemm calls; call i uses buffer set i % len(a_list).");
+  py::class_<GemmOp>(m, "Gemm")
+      .def(py::init<std::vector<py::array>, std::vector<py::array>, std::vector<py::array>,
+                    const std::string&, const std::string&, int>(),
+           py::arg("a").noconvert(), py::arg("b").noconvert(), py::arg("c").noconvert(),
+           py::arg("dtype"), py::arg("isa") = "auto", py::arg("threads") = 0,
+           "C = A·B on buffer sets a[i], b[i], c[i] (arrays as gemm() takes them); dtype 'fp32',\n"
+           "'fp64', 'bf16' or 'int8' must match them. isa: a path, or 'auto' (resolved once).")
+      .def("run", &GemmOp::run, "One GEMM on the first buffer set, finished on return.")
+      .def("time", &GemmOp::time, py::arg("number"),
+           "Seconds for `number` back-to-back GEMMs (C++ steady clock); call i uses set i % sets.")
+      .def_property_readonly("describe", &GemmOp::describe,
+                             "{dtype, isa (the resolved path), native_lowp, blocking, threads, buffer_sets}");
   m.def("gemm_blocking", &gemm_blocking, py::arg("isa"), py::arg("dtype"),
         "Block sizes {mr, nr, kc, mc, nc} of one ISA path and dtype ('fp32', 'fp64', 'bf16',\n"
         "'int8'; bf16/int8 take a path of lowp_paths(dtype)).");

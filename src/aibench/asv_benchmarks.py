@@ -40,7 +40,7 @@ def asv_class(suite_name: str, class_name: str | None = None) -> type:
         if impl.unavailable_reason(parse_target(target)) is not None:
             raise NotImplementedError(impl.unavailable_reason(parse_target(target)))
         ctx = RunContext(target=parse_target(target), policy=SamplingPolicy(budget_s=budget))
-        result = suite.run_case(params, impl, ctx)
+        result, = suite.run_case(params, impl, ctx)
         if result.status != PASSED:
             raise NotImplementedError(result.error or (result.validation and result.validation.reason))
         self.result = result

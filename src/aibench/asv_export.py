@@ -13,6 +13,7 @@ asv is HTML-escaped, since asv's pages show machine info as HTML.
 
 from __future__ import annotations
 
+import ast
 import datetime
 import html
 import platform
@@ -31,7 +32,7 @@ from .errors import UsageError
 from .results import PASSED, CaseResult, RunDocument
 from .safety import check_machine_name
 from .suites import all_suites
-from .suites.base import AsvSpec
+from .suites.base import AsvSpec, AsvTrack
 
 # One fixed python and env_name on every machine, or asv's pages split them apart.
 ASV_PYTHON = "3"
@@ -51,7 +52,7 @@ def asv_config(results_dir: Path, repo: Path | None = None) -> Config:
 def benchmark_dicts(spec: AsvSpec, suite: str) -> list[dict[str, Any]]:
     """The benchmarks as asv's discovery would list them from suites/<suite>.py."""
     return [{
-        "name": f"{suite}.{spec.class_name}.{t.method}",
+        "name": f"{_module(suite)}.{spec.class_name}.{t.method}",
         "type": "track",
         "unit": t.unit,
         "version": spec.version,
@@ -59,6 +60,40 @@ def benchmark_dicts(spec: AsvSpec, suite: str) -> list[dict[str, Any]]:
         "params": [[repr(v) for v in values] for values in spec.param_values],
         "code": f"aibench {suite} suite, metric {t.metric} x {t.scale}",
     } for t in spec.tracks]
+
+
+def _module(suite: str) -> str:
+    """The asv module name of a suite: `pytest:bench_loader` -> `pytest_bench_loader`."""
+    return re.sub(r"\W", "_", suite)
+
+
+def _saved_benchmarks(conf: Config) -> dict[str, dict]:
+    """benchmarks.json as saved (every suite exported so far), by benchmark name."""
+    try:
+        return {b["name"]: b for b in Benchmarks.load(conf)._all_benchmarks.values()}
+    except Exception:  # noqa: BLE001 - none yet, or unreadable: rewritten from the suites
+        return {}
+
+
+def case_table_spec(suite: str, cases: list[CaseResult], known: dict[str, dict]) -> AsvSpec:
+    """The asv class of a suite aibench has no AsvSpec for (a pytest-benchmark file, a
+    plugin not installed here): (case, impl, target) x one track per metric, over the
+    case ids of this run and of what was exported before (asv keeps one parameter list
+    per benchmark, so the list only grows)."""
+    passed = [c for c in cases if c.status == PASSED]
+    metrics = {name: m.unit for c in passed for name, m in c.metrics.items()}
+    tracks = tuple(AsvTrack(f"track_{re.sub(r'[^0-9A-Za-z_]', '_', name)}", name, unit)
+                   for name, unit in metrics.items())
+    values = [[c.case_id for c in passed], [c.impl for c in passed], [c.target.split(":")[0] for c in passed]]
+    for t in tracks:
+        before = known.get(f"{_module(suite)}.Benchmarks.{t.method}")
+        if before is not None:  # asv stores values as their repr
+            for i, stored in enumerate(before["params"]):
+                values[i] = [ast.literal_eval(v) for v in stored] + values[i]
+    return AsvSpec(class_name="Benchmarks", param_names=("case", "impl", "target"),
+                   param_values=tuple(tuple(dict.fromkeys(v)) for v in values), tracks=tracks, version="1",
+                   key=lambda params, target, impl: None,
+                   case_key=lambda c: (c.case_id, c.impl, c.target.split(":")[0]))
 
 
 def _text(value: Any) -> Any:
@@ -142,8 +177,13 @@ def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) ->
     suites = all_suites()
 
     specs = [(name, spec) for name, s in suites.items() for spec in s.asv_specs()]
-    bench_list = [d for name, spec in specs for d in benchmark_dicts(spec, name)]
-    Benchmarks(conf, bench_list).save()
+    known = _saved_benchmarks(conf)
+    tracked = {name for name, _ in specs}
+    for name in dict.fromkeys(c.suite for c in doc.cases if c.suite not in tracked and c.status == PASSED):
+        specs.append((name, case_table_spec(name, [c for c in doc.cases if c.suite == name], known)))
+    for name, spec in specs:
+        known.update({d["name"]: d for d in benchmark_dicts(spec, name)})
+    Benchmarks(conf, list(known.values())).save()
 
     info = machine_info(doc)
     machine = Machine()
@@ -176,14 +216,14 @@ def _add_track(results: Results, bench: dict, spec: AsvSpec, track, cases: list[
     samples: list[Any] = [None] * len(combos)
     numbers: list[Any] = [None] * len(combos)
     for case in cases:
-        key = spec.key(case.params, case.target, case.impl)
+        key = spec.case_key(case) if spec.case_key else spec.key(case.params, case.target, case.impl)
         if key not in index or track.metric not in case.metrics:
             continue
         i = index[key]
         value = case.metrics[track.metric].value * track.scale
         values[i] = value
-        times = (case.stats or {}).get("samples_s") or []
-        median_t = (case.stats or {}).get("median")
+        times = case.stats.samples_s if case.stats is not None else []
+        median_t = case.stats.summary.median if case.stats is not None else None
         if times and median_t:
             # Each sample's metric, assuming the metric scales with 1/time (throughput)
             # or with time (time per operation), as every aibench metric does.

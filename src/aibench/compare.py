@@ -66,8 +66,8 @@ def headline_interval(c: CaseResult, metric: str | None = None) -> tuple[float, 
     """95% CI of a metric derived from the median time (the headline, a throughput ~
     1/time, or `time_us` ~ time), from the CI of the median time; None for any other
     metric (a latency percentile has no interval here) or without the statistics."""
-    s = c.stats or {}
-    lo, hi, med = s.get("ci95_low"), s.get("ci95_high"), s.get("median")
+    s = c.stats.summary if c.stats is not None else None
+    lo, hi, med = (s.ci95_low, s.ci95_high, s.median) if s else (None, None, None)
     head = c.headline()
     name = metric or (head[0] if head else None)
     if not (lo and hi and med and head) or name not in (head[0], "time_us") or name not in c.metrics:
@@ -213,3 +213,14 @@ def not_passed_by_candidates(runs: list[RunDocument]) -> list[tuple[str, tuple, 
                 out.append((run.machine, key, "missing" if c is None else c.status if c.status != PASSED else
                             "without a figure"))
     return out
+
+
+def add_parser(sub) -> None:
+    p_cmp = sub.add_parser("compare", help="runs (nodes) side by side, with ratios and noise-aware verdicts")
+    p_cmp.add_argument("runs", nargs="*", help="run documents; the first is the baseline")
+    p_cmp.add_argument("--reference", metavar="NAME", help="baseline from results/reference/NAME*.json")
+    p_cmp.add_argument("--fail-below", type=float, default=None, metavar="RATIO",
+                       help="exit 1 when any shared case is below RATIO of the baseline")
+    fmt = p_cmp.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true")
+    fmt.add_argument("--json", action="store_true")

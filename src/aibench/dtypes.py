@@ -1,10 +1,37 @@
-"""Element formats on the host: bf16 and fp8 e4m3 held as raw bits in numpy arrays."""
+"""Element formats: the one table of what aibench knows about each dtype (FORMATS), and
+their host encodings (bf16 and fp8 e4m3 held as raw bits in numpy arrays)."""
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    storage: np.dtype  # how the host holds it (bf16: raw bits in uint16; fp8: in uint8; tf32: float32)
+    unit_roundoff: float  # half an ulp at 1.0 (0 for integers)
+    exact_int: int  # every integer of magnitude <= exact_int is representable
+    nan_bits: int | None = None  # the NaN pattern of a format held as raw bits
+
+    @property
+    def itemsize(self) -> int:
+        return self.storage.itemsize
+
+
+FORMATS = {
+    "fp64": Format("fp64", np.dtype(np.float64), 2.0**-53, 2**53),
+    "fp32": Format("fp32", np.dtype(np.float32), 2.0**-24, 2**24),
+    "tf32": Format("tf32", np.dtype(np.float32), 2.0**-11, 2**11),  # fp32 storage, 10-bit mantissa in the math
+    "bf16": Format("bf16", np.dtype(np.uint16), 2.0**-8, 2**8, nan_bits=0x7FC0),
+    "fp16": Format("fp16", np.dtype(np.float16), 2.0**-11, 2**11),
+    "fp8": Format("fp8", np.dtype(np.uint8), 2.0**-4, 2**4, nan_bits=0x7F),  # e4m3
+    "int8": Format("int8", np.dtype(np.int8), 0.0, 2**7 - 1),
+    "int32": Format("int32", np.dtype(np.int32), 0.0, 2**31 - 1),
+}
 
 
 def bf16_bits(x: np.ndarray) -> np.ndarray:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from .stats import Summary, summarize
+from .results import Samples
+from .stats import summarize
 
 Timer = Callable[[int], float]
 
@@ -40,34 +41,11 @@ class SamplingPolicy:
     slow_call_samples: int = 3
 
 
-@dataclass
-class Measurement:
-    number: int  # repetitions per sample
-    samples: list[float]  # seconds per repetition, one entry per sample, in order
-    warmup_reps: int
-    stopped_by: str  # "ci", "budget", "max_samples" or "slow_call"
-    summary: Summary = field(init=False)
-
-    def __post_init__(self):
-        self.summary = summarize(self.samples)
-
-    def to_dict(self) -> dict:
-        return {
-            "number": self.number,
-            "warmup_reps": self.warmup_reps,
-            "stopped_by": self.stopped_by,
-            # few samples of a slow call: the median is known only roughly
-            "low_confidence": self.stopped_by == "slow_call",
-            **self.summary.to_dict(),
-            "samples_s": self.samples,
-        }
-
-
 class CallTooSlow(Exception):
     """One call of the operation took longer than the policy's max_call_s."""
 
 
-def measure(timer: Timer, policy: SamplingPolicy) -> Measurement:
+def measure(timer: Timer, policy: SamplingPolicy) -> Samples:
     time.sleep(policy.settle_s)
     started = time.perf_counter()
     # Warm-up: the first call pays for page faults, lazy init, clock ramp-up.
@@ -79,7 +57,7 @@ def measure(timer: Timer, policy: SamplingPolicy) -> Measurement:
     if first > policy.budget_s:
         # Slow: no more warm-up, one call per sample, a few samples.
         samples = [first] + [timer(1) for _ in range(policy.slow_call_samples - 1)]
-        return Measurement(number=1, samples=samples, warmup_reps=0, stopped_by="slow_call")
+        return Samples(samples_s=samples, number=1, warmup_reps=0, stopped_by="slow_call", low_confidence=True)
     while time.perf_counter() - started < policy.warmup_s:
         first = max(min(first, timer(1)), 1e-9)
         warmup_reps += 1
@@ -103,4 +81,4 @@ def measure(timer: Timer, policy: SamplingPolicy) -> Measurement:
         if time.perf_counter() - sampling_started >= policy.budget_s:
             stopped_by = "budget"
             break
-    return Measurement(number=number, samples=samples, warmup_reps=warmup_reps, stopped_by=stopped_by)
+    return Samples(samples_s=samples, number=number, warmup_reps=warmup_reps, stopped_by=stopped_by)

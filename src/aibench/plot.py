@@ -263,3 +263,10 @@ def cmd_plot(args) -> int:
     for path in [*pngs, page]:
         print(path)
     return 0
+
+
+def add_parser(sub) -> None:
+    p_plot = sub.add_parser("plot", help="PNG charts of run documents and a page showing them")
+    p_plot.add_argument("runs", nargs="+", help="run documents")
+    p_plot.add_argument("--out", type=Path, default=Path("plots"), metavar="DIR",
+                        help="where the PNGs and index.html go (default plots/)")

@@ -130,3 +130,15 @@ def cmd_preview(args) -> int:
         print(f"serving {html} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
         server.serve_forever()
     return 0
+
+
+def add_parser(sub) -> None:
+    p_pub = sub.add_parser("publish", help="record run documents in the asv results tree and build asv's pages")
+    p_pub.add_argument("runs", nargs="*", help="run documents (default: results/runs/*.json)")
+    p_pub.add_argument("--results", type=Path, default=Path("results"), help="asv results tree (default results/)")
+    p_pub.add_argument("--html", type=Path, default=Path("html"), help="where the pages go (default html/)")
+    p_pub.add_argument("--repo", default=".", help="the aibench git checkout the runs' commits belong to")
+
+    p_pre = sub.add_parser("preview", help="serve the published pages on 127.0.0.1")
+    p_pre.add_argument("--html", type=Path, default=Path("html"))
+    p_pre.add_argument("--port", type=int, default=8080)

@@ -72,8 +72,8 @@ def summary_table(cases: list[CaseResult]) -> Table:
         table.add_column(col, justify="right" if col in ("value", "% peak", "median", "n", "cv") else "left")
     for c in cases:
         head = c.headline()
-        stats = c.stats or {}
-        median = stats.get("median")
+        summary = c.stats.summary if c.stats is not None else None
+        median = summary.median if summary else None
         note = c.error or (c.validation.reason if c.validation and c.status != PASSED else "") or ""
         if c.telemetry and c.telemetry.get("throttled"):
             note = (note + " THROTTLED").strip()
@@ -83,8 +83,8 @@ def summary_table(cases: list[CaseResult]) -> Table:
             c.suite, c.case_id, c.target, c.impl, f"[{_STYLE[c.status]}]{c.status}[/]",
             head[0] if head else "", _fmt(head[1].value) if head else "",
             _fmt(c.percent_of_peak, 3) if c.percent_of_peak is not None else "",
-            f"{median * 1e6:,.1f} us" if median else "", str(stats.get("n", "")),
-            f"{stats['cv'] * 100:.1f}%" if "cv" in stats else "", escape(note[:90]),
+            f"{median * 1e6:,.1f} us" if median else "", str(summary.n) if summary else "",
+            f"{summary.cv * 100:.1f}%" if summary else "", escape(note[:90]),
         )
     return table
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .safety import redact_url
+from .stats import Summary, summarize
 
 SCHEMA_NAME = "aibench.run"
 SCHEMA_VERSION = 1
@@ -36,6 +37,63 @@ class Metric:
     value: float
     unit: str
     higher_is_better: bool
+
+
+# Why sampling stopped (Samples.stopped_by): the harness's rule (harness.measure): the 95%
+# CI of the median within the target, the time budget, the sample cap, or a call so slow
+# that a few samples were all there was time for; a fixed count of iterations (the
+# interconnect's IMB-style count) or a time cap; a time-based window (storage, object
+# store); or a tool that sampled by its own rule (pytest-benchmark).
+STOPPED_BY = ("ci", "budget", "max_samples", "slow_call", "iterations", "time_cap", "time", "external")
+
+
+@dataclass
+class Samples:
+    """What one measurement keeps: every sample in order, how they were taken, and their
+    summary. A sample is seconds per operation, the mean over `number` back-to-back
+    operations, unless `what` says what else it is (a window of the weakest link)."""
+
+    samples_s: list[float]
+    number: int = 1  # operations per sample
+    warmup_reps: int = 0
+    stopped_by: str = "ci"  # one of STOPPED_BY
+    low_confidence: bool = False  # few samples of a slow call: the median is known only roughly
+    what: str | None = None
+    # Figures a suite keeps beside the samples (per-rank times, stalled intervals), by name.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # The statistics of every sample taken; given when samples_s keeps only some of them.
+    summary: Summary | None = None
+
+    def __post_init__(self):
+        if self.stopped_by not in STOPPED_BY:
+            raise ValueError(f"stopped_by {self.stopped_by!r} is not one of {', '.join(STOPPED_BY)}")
+        if self.summary is None:
+            self.summary = summarize(self.samples_s)
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "warmup_reps": self.warmup_reps, "stopped_by": self.stopped_by,
+                "low_confidence": self.low_confidence, "what": self.what, **self.summary.to_dict(),
+                "samples_s": list(self.samples_s), **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Samples":
+        """Samples as stored; schema-1 documents before 0.2 wrote `sample` for `what` and
+        other stop reasons for windows (`pytest-benchmark`): both are read."""
+        d = dict(d)
+        summary_keys = set(Summary.__dataclass_fields__)
+        known = {"number", "warmup_reps", "stopped_by", "low_confidence", "what", "samples_s", "ci95_rel_halfwidth",
+                 "sample"} | summary_keys
+        stopped_by = d.get("stopped_by") if d.get("stopped_by") in STOPPED_BY else "external"
+        samples = [float(x) for x in (d.get("samples_s") or []) if isinstance(x, (int, float))]
+        have_summary = all(isinstance(d.get(k), (int, float)) and not isinstance(d.get(k), bool)
+                           for k in summary_keys)
+        if not samples and not have_summary:
+            raise ValueError("stats has neither samples_s nor a summary")
+        summary = Summary(**{k: d[k] for k in Summary.__dataclass_fields__}) if have_summary else None
+        return cls(samples_s=samples, number=int(d.get("number") or 1), warmup_reps=int(d.get("warmup_reps") or 0),
+                   stopped_by=stopped_by, low_confidence=bool(d.get("low_confidence")),
+                   what=d.get("what") or d.get("sample"), extra={k: v for k, v in d.items() if k not in known},
+                   summary=summary)
 
 
 @dataclass
@@ -55,7 +113,7 @@ class CaseResult:
     impl: str
     status: str  # passed | failed | skipped (the case's outcome)
     metrics: dict[str, Metric] = field(default_factory=dict)
-    stats: dict[str, Any] | None = None  # Measurement.to_dict(): summary and every sample
+    stats: Samples | None = None  # every sample and its summary
     validation: Validation | None = None
     percent_of_peak: float | None = None
     peak: dict[str, Any] | None = None  # {value, unit, source}
@@ -68,7 +126,9 @@ class CaseResult:
     node: str | None = None  # fleet runs: the node (fleet.py's label) that measured it
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["stats"] = self.stats.to_dict() if self.stats is not None else None
+        return d
 
     def key(self) -> tuple[str, str, str, str]:
         """What makes cases of two runs (or two nodes) the same case: suite, case, target
@@ -112,14 +172,17 @@ class CaseResult:
         for key in ("percent_of_peak", "duration_s"):
             if d.get(key) is not None and (isinstance(d[key], bool) or not isinstance(d[key], (int, float))):
                 raise ValueError(f"{where}: {key} is not a number")
-        stats = d.get("stats")
-        if stats is not None:
-            if not isinstance(stats, dict):
+        if d.get("stats") is not None:
+            if not isinstance(d["stats"], dict):
                 raise ValueError(f"{where}: stats is not an object")
             for key in ("median", "ci95_low", "ci95_high", "cv", "n"):
-                v = stats.get(key)
+                v = d["stats"].get(key)
                 if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                     raise ValueError(f"{where}: stats.{key} is not a number")
+            try:
+                d["stats"] = Samples.from_dict(d["stats"])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where}: stats: {e}") from None
         for key in ("impl_detail",):
             if d.get(key) is not None and not isinstance(d[key], dict):
                 raise ValueError(f"{where}: {key} is not an object")

@@ -16,7 +16,8 @@ from .harness import SamplingPolicy
 from .results import FAILED, SKIPPED, CaseResult, ResultWriter, RunDocument, Validation
 from .safety import redact_url
 from .suites import get_suite
-from .suites.base import Impl, RunContext, Suite
+from .suites.base import ImplInfo, RunContext, Suite
+from .suites.plugins import plugin_packages
 from .targets import Target
 
 # Per-case time budget (seconds of sampling) by tier; --time-budget replaces it.
@@ -25,9 +26,20 @@ TIER_BUDGET_S = {"quick": 1.0, "standard": 3.0, "full": 10.0}
 
 @dataclass
 class PlannedCase:
+    """One case and the impl(s) measured in it: one, or a group measured together
+    (Suite.group_impls), each giving its own result."""
+
     suite: Suite
     params: dict[str, Any]
-    impl: Impl
+    impls: list[ImplInfo]
+
+    @property
+    def label(self) -> str:
+        return f"{self.suite.name} {self.suite.case_id(self.params)} [{' + '.join(i.name for i in self.impls)}]"
+
+    def keys(self) -> list[tuple[str, str, str]]:
+        """(suite, case id, impl) of each result it gives."""
+        return [(self.suite.name, self.suite.case_id(self.params), i.name) for i in self.impls]
 
 
 def plan_run(suite_names: list[str], tier: str, target: Target, impl_names: list[str] | None,
@@ -52,9 +64,10 @@ def plan_run(suite_names: list[str], tier: str, target: Target, impl_names: list
         impls = [i for i in suite.impls() if target.kind in i.target_kinds
                  and (not impl_names or i.name in impl_names)]
         for params in suite.expand(tier, target, overrides):
-            # A suite may narrow the impls of a case (interconnect: p2p runs on `mpi` only).
+            # A suite may narrow the impls of a case (interconnect: p2p runs on `mpi` only)
+            # and measure some together (storage: aibench and fio interleaved).
             case_impls = suite.impls_for_case(params, impls)
-            planned.extend(PlannedCase(suite, params, impl) for impl in case_impls)
+            planned.extend(PlannedCase(suite, params, group) for group in suite.group_impls(params, case_impls))
     return planned
 
 
@@ -70,7 +83,8 @@ def default_suites(target: Target, param_keys=()) -> list[str]:
 def new_document(argv: list[str], machine: str, tier: str, target: Target,
                  system: dict[str, Any] | None = None) -> RunDocument:
     return RunDocument(command=[redact_url(a) for a in argv], machine=machine, tier=tier, targets=[str(target)],
-                       system=system or system_fingerprint(), aibench={"version": __version__, "commit": git_commit()})
+                       system=system or system_fingerprint(),
+                       aibench={"version": __version__, "commit": git_commit(), "plugins": plugin_packages()})
 
 
 def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target, policy: SamplingPolicy,
@@ -84,11 +98,7 @@ def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target
 
     ctx = RunContext(target=target, policy=policy, options=options or {})
     session = mpi.current()
-    impls_of_case: dict[tuple, list[str]] = {}
     for item in planned:
-        impls_of_case.setdefault((item.suite.name, item.suite.case_id(item.params)), []).append(item.impl.name)
-    for item in planned:
-        ctx.case_impls = tuple(impls_of_case[(item.suite.name, item.suite.case_id(item.params))])
         collective = session is not None and item.suite.uses_mpi
         per_node = fleet is not None and not collective
         if session is not None and (collective or per_node):
@@ -99,32 +109,35 @@ def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target
         elif session is not None and (not session.is_root or mpi.stop_requested()):
             continue  # a rank-0 case; when asked to stop, rank 0 skips to the next agreement
         if progress is not None:
-            progress.start_case(f"{item.suite.name} {item.suite.case_id(item.params)} [{item.impl.name}]")
+            progress.start_case(item.label)
         if per_node:
-            results = fleet.run(lambda: run_case(item, ctx, node=fleet.node)) or []  # [] off rank 0
+            # [] off rank 0; on rank 0 each node's results, in rank order
+            results = [r for node_results in fleet.run(lambda: run_case(item, ctx, node=fleet.node)) or []
+                       for r in node_results]
         else:
-            results = [run_case(item, ctx)]
+            results = run_case(item, ctx)
         for result in results:
             writer.add(result)
             if progress is not None:
                 progress.end_case(result)
 
 
-def run_case(item: PlannedCase, ctx: RunContext, node: str | None = None) -> CaseResult:
-    """One case; a suite bug fails its case, not the run."""
+def run_case(item: PlannedCase, ctx: RunContext, node: str | None = None) -> list[CaseResult]:
+    """One case, a result per impl; a suite bug fails its case, not the run."""
     started = time.perf_counter()
     try:
-        result = item.suite.run_case(item.params, item.impl, ctx)
+        results = item.suite.run_case(item.params, item.impls, ctx)
     except KeyboardInterrupt:
         raise
     except Exception as e:  # noqa: BLE001
-        result = CaseResult(suite=item.suite.name, case_id=item.suite.case_id(item.params),
-                            params=dict(item.params), target=str(ctx.target), impl=item.impl.name,
-                            status=FAILED, error=f"{type(e).__name__}: {e}",
-                            validation=Validation(status=FAILED, reason="the case raised an exception"),
-                            duration_s=time.perf_counter() - started)
-    result.node = node
-    return result
+        results = [CaseResult(suite=item.suite.name, case_id=item.suite.case_id(item.params),
+                              params=dict(item.params), target=str(ctx.target), impl=impl.name,
+                              status=FAILED, error=f"{type(e).__name__}: {e}",
+                              validation=Validation(status=FAILED, reason="the case raised an exception"),
+                              duration_s=time.perf_counter() - started) for impl in item.impls]
+    for result in results:
+        result.node = node
+    return results
 
 
 def exit_code(cases: list[CaseResult], fail_on_skip: bool = False) -> int:

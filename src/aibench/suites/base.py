@@ -1,18 +1,32 @@
-"""What every suite declares, and how its cases are expanded from sweeps and --param.
+"""The suite and impl contract, and the one case template every suite runs through.
 
-A suite (gemm, attention, storage, objectstore, interconnect, power) is a named family of
-cases. It declares its parameters and their parsers, the default sweep per tier and
-target, the implementations it knows, and runs one (case, impl) pair into a CaseResult.
+A *suite* (gemm, attention, storage, objectstore, interconnect, power, or one from
+another package) is a named family of cases: it declares its parameters, its default
+sweep per tier and target, its options, and one table of impls (IMPLS).
+
+An *impl* is one small class listed in that table: its name, description, target kinds
+and `unavailable(target)` reason are class attributes; an instance is the prepared
+operation it measures, with the same shape as the CUDA ops in csrc/cuda: `run()` one
+operation, `time(number)` seconds for `number` back-to-back ones, `check()` the
+validation of a fresh result, `detail()`, `close()`.
+
+`Suite.run_case` is the case template: skipping, failing, measuring (the harness),
+validating, energy, statistics and the CaseResult are done there, once. A suite supplies
+`prepare(params, impl, ctx) -> op` (default: construct the impl's class) and
+`metrics(params, samples, op)`; a suite whose impls are measured together (storage:
+aibench and fio in alternating windows) groups them (`group_impls`) and gets one result
+per impl from one case.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
-from ..errors import UsageError
-from ..harness import SamplingPolicy
-from ..results import CaseResult
+from ..errors import SkipCase, UsageError
+from ..harness import CallTooSlow, SamplingPolicy, measure
+from ..results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from ..targets import Target
 
 TIERS = ("quick", "standard", "full")
@@ -26,14 +40,118 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Option:
+    """A run-wide option a suite reads from RunContext.options (like an fio engine's
+    options): the CLI adds `--<flag>` for it, in the suite's group of `aibench run`."""
+
+    flag: str  # e.g. "file-size": --file-size, options["file_size"]
+    help: str
+    metavar: str | None = "VALUE"  # None: a flag without a value (store_true)
+
+    @property
+    def dest(self) -> str:
+        return self.flag.replace("-", "_")
+
+
 class Impl:
-    """Who computes a case: aibench's own kernel or a named library."""
+    """One impl of a suite: subclass it, set the class attributes, list the class in the
+    suite's IMPLS (or publish it under the `aibench.impls` entry point). An instance is
+    the prepared operation (buffers allocated and filled, clients connected)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    target_kinds: ClassVar[tuple[str, ...]] = ("cpu",)
+    # Set by the plugin loader for impls from other packages: "package version".
+    package: ClassVar[str | None] = None
+
+    @classmethod
+    def unavailable(cls, target: Target) -> str | None:
+        """None when this impl can run on `target` here, else the reason it cannot."""
+        return None
+
+    # --- the operation ----------------------------------------------------------------
+    def run(self) -> None:
+        """One operation on the first buffer set, finished before returning."""
+        raise NotImplementedError
+
+    def time(self, number: int) -> float:
+        """Seconds for `number` back-to-back operations."""
+        raise NotImplementedError
+
+    def check(self) -> Validation:
+        """Validate a freshly computed result (after timing): a wrong result fails the
+        case and is never a number."""
+        raise NotImplementedError
+
+    def measure(self, policy: SamplingPolicy) -> Samples:
+        """The samples of this operation: the harness over `time` (windowed and
+        collective impls measure their own way)."""
+        estimate = self.estimated_call_s()
+        if estimate is not None and estimate > policy.max_call_s:
+            raise CallTooSlow(f"one call would take about {estimate:.0f} s (from a smaller probe), over the "
+                              f"{policy.max_call_s:g} s cap per call (--max-call-s); not run")
+        return measure(self.time, policy)
+
+    def estimated_call_s(self) -> float | None:
+        """Seconds one operation is expected to take, from a small probe, or None when the
+        impl is never that slow. A call is uninterruptible, so an impl that would run past
+        the policy's max_call_s must be stopped before its first full call."""
+        return None
+
+    def detail(self) -> dict:
+        """What this impl ran with (library version, ISA path, engine...)."""
+        return {}
+
+    def peak(self) -> dict | None:
+        """{value, unit, source} of the theoretical peak of the headline metric, if known."""
+        return None
+
+    def work(self) -> float | None:
+        """Operations (FLOPs) per call, for the energy window; None: no energy figures."""
+        return None
+
+    def telemetry(self) -> dict | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ImplInfo:
+    """An impl as users see it: one name over the target kinds its classes cover (the own
+    GEMM is one impl on cpu and cuda, two classes). Derived from the IMPLS tables."""
 
     name: str
     description: str
     target_kinds: tuple[str, ...]
-    # Returns None when this impl can run on `target` here, else the reason it cannot.
-    unavailable_reason: Callable[[Target], str | None]
+    classes: tuple[type[Impl], ...]
+    package: str | None = None
+
+    def for_kind(self, kind: str) -> type[Impl] | None:
+        return next((c for c in self.classes if kind in c.target_kinds), None)
+
+    def unavailable_reason(self, target: Target) -> str | None:
+        cls = self.for_kind(target.kind)
+        if cls is None:
+            return f"impl {self.name!r} does not run on the {target.kind} target"
+        return cls.unavailable(target)
+
+
+def impl_infos(classes: Iterable[type[Impl]]) -> list[ImplInfo]:
+    """The ImplInfo of each impl name, in table order."""
+    by_name: dict[str, list[type[Impl]]] = {}
+    for cls in classes:
+        by_name.setdefault(cls.name, []).append(cls)
+    out = []
+    for name, group in by_name.items():
+        kinds = tuple(k for c in group for k in c.target_kinds)
+        if len(group) == 1:
+            description = group[0].description
+        else:
+            description = "; ".join(f"{'/'.join(c.target_kinds)}: {c.description}" for c in group)
+        out.append(ImplInfo(name, description, kinds, tuple(group), group[0].package))
+    return out
 
 
 @dataclass(frozen=True)
@@ -61,6 +179,8 @@ class AsvSpec:
     # is not one of the tracked points (e.g. an ad-hoc --param shape, another target).
     key: Callable[[dict[str, Any], str, str], tuple | None]
     target_kind: str | None = None  # the target kind of a per-target class
+    # When set, a case's point is found from the case itself (its id) instead of `key`.
+    case_key: Callable[[Any], tuple | None] | None = None
 
 
 @dataclass
@@ -70,19 +190,23 @@ class RunContext:
     target: Target
     policy: SamplingPolicy
     seed: int = 0
-    # Run-wide options from the command line that some suites read (e.g. `power`,
-    # `power_window_s`, `redfish`, storage paths, object-store URL), by name.
+    # Run-wide options by name: the suites' declared Options (storage paths, object-store
+    # URL) and the energy options (`power`, `power_window_s`, `redfish`).
     options: dict[str, Any] = field(default_factory=dict)
-    # The impls planned for the current case, in run order (the runner sets it per case):
-    # a suite may measure an impl and its peer interleaved (storage: aibench and fio).
-    case_impls: tuple[str, ...] = ()
+
+
+class CaseFailed(Exception):
+    """A case failed for a reason stated in full (no exception type in front of it)."""
 
 
 class Suite:
     name: str = ""
     description: str = ""
     params: dict[str, Param] = {}
+    options: tuple[Option, ...] = ()
     target_kinds: tuple[str, ...] = ()
+    # The impl classes of this suite (Impl subclasses); impls() adds those of plugins.
+    IMPLS: tuple[type[Impl], ...] = ()
     # Pairs (impl, peer) whose headline ratio the summary prints, e.g. ("aibench", "blas").
     comparisons: tuple[tuple[str, str], ...] = ()
     # follower -> leader: when --param sweeps the leader and not the follower, the follower
@@ -93,13 +217,28 @@ class Suite:
     uses_mpi: bool = False
     # Whether a plain `aibench run` (no --suite) includes this suite on its targets.
     in_default_run: bool = True
+    # "package version" of a suite from another package (set by the plugin loader).
+    package: str | None = None
 
-    def impls(self) -> list[Impl]:
-        raise NotImplementedError
+    # --- declaration ------------------------------------------------------------------
+    def impl_classes(self) -> list[type[Impl]]:
+        from .plugins import plugin_impls
 
-    def impls_for_case(self, params: dict[str, Any], impls: list[Impl]) -> list[Impl]:
+        return [*self.IMPLS, *plugin_impls(self.name)]
+
+    def impls(self) -> list[ImplInfo]:
+        return impl_infos(self.impl_classes())
+
+    def impl_names(self) -> list[str]:
+        return [i.name for i in self.impls()]
+
+    def impls_for_case(self, params: dict[str, Any], impls: list[ImplInfo]) -> list[ImplInfo]:
         """The impls that apply to one case (default: all of them)."""
         return impls
+
+    def group_impls(self, params: dict[str, Any], impls: list[ImplInfo]) -> list[list[ImplInfo]]:
+        """The impls of one case measured together, group by group (default: each alone)."""
+        return [[i] for i in impls]
 
     def asv_spec(self) -> AsvSpec | None:
         """The asv benchmark class of a suite with one (None: not tracked in asv)."""
@@ -118,16 +257,93 @@ class Suite:
     def check_case(self, params: dict[str, Any], target: Target) -> None:
         """Raise UsageError for an impossible case (bad size, too big for memory)."""
 
+    def validate_options(self, options: dict[str, Any]) -> None:
+        """Raise UsageError for a bad value of one of this suite's options."""
+
     def case_id(self, params: dict[str, Any]) -> str:
         return ",".join(f"{k}={v}" for k, v in params.items())
 
-    def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
+    # --- the case template ------------------------------------------------------------
+    def prepare(self, params: dict[str, Any], impl: type[Impl], ctx: RunContext) -> Impl:
+        """The prepared operation of one impl (SkipCase when it cannot run here)."""
+        return impl(params, ctx)
+
+    def metrics(self, params: dict[str, Any], samples: Samples, op: Impl) -> dict[str, Metric]:
+        """The figures of a validated measurement, headline first."""
         raise NotImplementedError
 
-    # --- shared machinery -------------------------------------------------------------
-    def impl_names(self) -> list[str]:
-        return [i.name for i in self.impls()]
+    def measure_group(self, params: dict[str, Any], ops: dict[str, Impl],
+                      ctx: RunContext) -> dict[str, Samples | Exception]:
+        """The samples of every op of a group (default: one after the other); an impl
+        whose measurement failed alone maps to its exception."""
+        return {name: op.measure(ctx.policy) for name, op in ops.items()}
 
+    def stage(self, step: Callable[[], Any]) -> Any:
+        """Run one step of the template (prepare, measure, check, detail, close). The
+        interconnect suite runs each on every rank together and agrees on the outcome."""
+        return step()
+
+    def run_case(self, params: dict[str, Any], impls: list[ImplInfo] | ImplInfo, ctx: RunContext) -> list[CaseResult]:
+        """One case with one impl or a group of impls: a CaseResult per impl. An impl that
+        cannot run is skipped with its reason; an exception fails its impl's result only."""
+        group = [impls] if isinstance(impls, ImplInfo) else list(impls)
+        started = time.perf_counter()
+        results = {i.name: CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params),
+                                      target=str(ctx.target), impl=i.name, status=SKIPPED, started_at=now_iso())
+                   for i in group}
+        ops: dict[str, Impl] = {}
+        try:
+            for info in group:
+                with _outcome(results[info.name]):
+                    cls = self.stage(lambda: _available(info, ctx.target))
+                    ops[info.name] = self.stage(lambda: self.prepare(params, cls, ctx))
+                    results[info.name].impl_detail = self.stage(ops[info.name].detail) or {}
+                    for what, package in (("impl", cls.package), ("suite", self.package)):
+                        if package:  # from another installed package: which one, which version
+                            results[info.name].impl_detail[f"{what}_package"] = package
+            samples: dict[str, Samples | Exception] | None = None
+            live = {n: op for n, op in ops.items() if results[n].validation is None}  # prepared without fault
+            if live:
+                with _outcome(*(results[n] for n in live)):
+                    samples = self.stage(lambda: self.measure_group(params, live, ctx))
+            for name, op in live.items() if samples is not None else ():
+                with _outcome(results[name]):
+                    if isinstance(samples.get(name), Exception):
+                        raise samples[name]  # this impl's measurement failed, not the group's
+                    self._finish(results[name], params, samples[name], op, ctx)
+        finally:
+            for name, op in ops.items():
+                with _outcome(results[name], closing=True):
+                    self.stage(op.close)
+            elapsed = time.perf_counter() - started
+            for r in results.values():
+                r.duration_s = elapsed
+        return list(results.values())
+
+    def _finish(self, result: CaseResult, params: dict[str, Any], samples: Samples, op: Impl,
+                ctx: RunContext) -> None:
+        """Validate after timing, then (only if valid) the figures."""
+        result.stats = samples
+        validation = self.stage(op.check)
+        result.validation = validation
+        result.telemetry = op.telemetry()
+        if validation.status != PASSED:
+            result.impl_detail = {**result.impl_detail, **(self.stage(op.detail) or {})}
+            result.status = FAILED
+            result.error = validation.reason
+            return
+        result.metrics = self.metrics(params, samples, op)
+        result.impl_detail = {**result.impl_detail, **(self.stage(op.detail) or {})}
+        peak, head = op.peak(), result.headline()
+        if peak is not None and head is not None:
+            result.peak = peak
+            result.percent_of_peak = 100.0 * head[1].value / peak["value"]
+        work = op.work()
+        if ctx.options.get("power") and work is not None:
+            _add_energy(result, op, samples, work, ctx)
+        result.status = PASSED
+
+    # --- planning ---------------------------------------------------------------------
     def parse_overrides(self, raw: dict[str, list[str]]) -> dict[str, list[Any]]:
         parsed: dict[str, list[Any]] = {}
         for key, texts in raw.items():
@@ -167,6 +383,57 @@ class Suite:
         return cases
 
 
+def _available(info: ImplInfo, target: Target) -> type[Impl]:
+    reason = info.unavailable_reason(target)
+    if reason is not None:
+        raise SkipCase(reason)
+    return info.for_kind(target.kind)
+
+
+class _outcome:
+    """Records how a step of the case template ended on the result(s) it concerns: a
+    SkipCase (or a call too slow to run) skips, any other exception fails with one line.
+    KeyboardInterrupt goes through: the run stops between cases."""
+
+    def __init__(self, *results: CaseResult, closing: bool = False):
+        self.results, self.closing = results, closing
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        for r in self.results:
+            if self.closing:  # the figures stand; the failed cleanup is noted
+                r.impl_detail["close_error"] = f"{type(exc).__name__}: {exc}"
+            elif isinstance(exc, (SkipCase, CallTooSlow)):
+                r.status, r.validation = SKIPPED, Validation(status=SKIPPED, reason=str(exc))
+            else:
+                stated = isinstance(exc, (CaseFailed, UsageError))
+                lines = str(exc).strip().splitlines()
+                r.status = FAILED
+                r.error = str(exc) if stated else f"{type(exc).__name__}: {lines[0] if lines else ''}".strip()
+                r.validation = Validation(status=FAILED, reason=str(exc) if stated else "the case raised an exception")
+                r.metrics = {}  # a failed case has no figures
+        return True
+
+
+def _add_energy(result: CaseResult, op: Impl, samples: Samples, work: float, ctx: RunContext) -> None:
+    """The sustained power window: energy metrics from the meter(s) covering the device,
+    or the reason there are none (never an estimate)."""
+    from ..energy.window import measure_energy
+
+    result.power = measure_energy(op.time, samples.summary.median, work, ctx.target, ctx.options)
+    primary = result.power.get("primary")
+    if not primary:
+        return
+    result.metrics["gflops_per_watt"] = Metric(primary["gflops_per_watt"], "GFLOP/s/W", True)
+    result.metrics["joules_per_tflop"] = Metric(primary["joules_per_tflop"], "J/TFLOP", False)
+    result.metrics["avg_watts"] = Metric(primary["avg_watts"], "W", False)
+    result.metrics["energy_j"] = Metric(primary["joules"], "J", False)
+
+
 def per_target_asv_specs(suite: "Suite", class_prefix: str, kinds: tuple[str, ...], names: tuple[str, ...],
                          point: Callable[[dict[str, Any]], tuple], values: Callable[[str], tuple[tuple, ...]],
                          tracks: tuple[AsvTrack, ...], version: str) -> list[AsvSpec]:
@@ -188,36 +455,18 @@ def per_target_asv_specs(suite: "Suite", class_prefix: str, kinds: tuple[str, ..
     return specs
 
 
+def case_table_asv_spec(suite: "Suite", class_name: str, tracks: tuple[AsvTrack, ...],
+                        version: str = "1") -> AsvSpec:
+    """An asv class of (case, impl, target) over the suite's default cases of every tier
+    on the cpu target: for suites whose cases are best named by their id."""
+    cases = tuple(dict.fromkeys(suite.case_id(c) for t in TIERS for c in suite.default_cases(t, Target("cpu"))))
+    return AsvSpec(class_name=class_name, param_names=("case", "impl", "target"),
+                   param_values=(cases, tuple(suite.impl_names()), ("cpu",)), tracks=tracks, version=version,
+                   key=lambda p, target, impl: (suite.case_id(p), impl, target.split(":")[0]))
+
+
 def _product(overrides: dict[str, list[Any]]) -> list[dict[str, Any]]:
     combos: list[dict[str, Any]] = [{}]
     for key, values in overrides.items():
         combos = [{**c, key: v} for c in combos for v in values]
     return combos
-
-
-def positive_int(text: str) -> int:
-    """Integer >= 1; accepts 4096, 4k, 1M (binary multiples: k=1024)."""
-    t = text.strip().lower()
-    mult = 1
-    for suffix, m in (("k", 1024), ("m", 1024**2), ("g", 1024**3)):
-        if t.endswith(suffix):
-            t, mult = t[:-1], m
-            break
-    try:
-        value = int(t) * mult
-    except ValueError:
-        raise ValueError("expected a positive integer") from None
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def choice(options: Iterable[str]) -> Callable[[str], str]:
-    opts = tuple(options)
-
-    def parse(text: str) -> str:
-        if text not in opts:
-            raise ValueError(f"expected one of {', '.join(opts)}")
-        return text
-
-    return parse

@@ -8,22 +8,20 @@ from typing import Any
 
 from ..results import CaseResult
 from ..targets import Target
-from .base import AsvSpec, AsvTrack, Impl, RunContext, Suite, per_target_asv_specs
+from .base import AsvSpec, AsvTrack, ImplInfo, RunContext, per_target_asv_specs
 from .gemm import CPU_DTYPES, CUDA_DTYPES, GemmSuite
 
-_GEMM = GemmSuite()
 
+class PowerSuite(GemmSuite):
+    """The GEMM suite's cases and impls, with the power window always on."""
 
-class PowerSuite(Suite):
     name = "power"
     description = "Energy per FLOP: GEMM at its peak shape per dtype under a sustained power window"
-    params = _GEMM.params
     target_kinds = ("cpu", "cuda")
-    comparisons = _GEMM.comparisons
     in_default_run = False  # a sustained window per case: asked for with --suite power
 
-    def impls(self) -> list[Impl]:
-        return _GEMM.impls()
+    def impl_classes(self):
+        return GemmSuite().impl_classes()  # gemm's, with those plugins add to gemm
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind == "cuda":
@@ -32,17 +30,8 @@ class PowerSuite(Suite):
             size, dtypes = (2048 if tier == "quick" else 4096), CPU_DTYPES
         return [{"m": size, "n": size, "k": size, "dtype": d} for d in dtypes]
 
-    def check_case(self, params: dict[str, Any], target: Target) -> None:
-        _GEMM.check_case(params, target)
-
-    def case_id(self, params: dict[str, Any]) -> str:
-        return _GEMM.case_id(params)
-
-    def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
-        ctx = dataclasses.replace(ctx, options={**ctx.options, "power": True})
-        result = _GEMM.run_case(params, impl, ctx)
-        result.suite = self.name
-        return result
+    def run_case(self, params: dict[str, Any], impls: list[ImplInfo] | ImplInfo, ctx: RunContext) -> list[CaseResult]:
+        return super().run_case(params, impls, dataclasses.replace(ctx, options={**ctx.options, "power": True}))
 
     def asv_specs(self) -> list[AsvSpec]:
         def values(kind: str) -> tuple[tuple, ...]:

@@ -13,9 +13,9 @@ import platform
 import psutil
 
 from .. import _core
+from ..dtypes import FORMATS
 
 # dtype -> bytes per element, for SIMD lane counts
-_DTYPE_BYTES = {"fp64": 8, "fp32": 4}
 # The bf16 / int8 paths of the own kernels (_core.lowp_paths) and what each does per
 # 32-bit lane per instruction at the fp32 FMA rate: path -> (factor over the fp32 peak of
 # the path's vector ISA, that ISA, how). Native dot products: VDPBF16PS 2 bf16 products,
@@ -150,11 +150,11 @@ def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
         base = cpu_peak_tflops("fp32", vector_isa)
         return {**base, "value": base["value"] * factor,
                 "source": f"{factor} x the fp32 peak ({how}): {base['source']}"}
-    if dtype not in _DTYPE_BYTES:
+    if dtype not in ("fp64", "fp32"):
         return None
     isa = isa or _core.best_isa()
     bits, why = fma_bits_per_cycle(isa)
-    lanes_per_cycle = bits // (8 * _DTYPE_BYTES[dtype])
+    lanes_per_cycle = bits // (8 * FORMATS[dtype].itemsize)
     cores = physical_cores()
     ghz = measured_clock_ghz()
     value = cores * lanes_per_cycle * 2 * ghz * 1e9 / 1e12

@@ -10,26 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ...errors import UsageError
-from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
-from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, per_target_asv_specs, positive_int
-from ..kernel import impls_from_runners, run_kernel_case
-from .common import (AttentionRunner, attention_flops, attention_tolerance, default_scale, reference_rows,
-                     sampled_heads, sampled_rows)
+from ...units import choice, parse_bool, parse_size
+from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
+from ..kernel import KernelSuite
+from . import cpu, cuda, jax
 
 DTYPES = ("fp32", "bf16", "fp16")
-
-
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "yes", "on"):
-        return True
-    if t in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
 
 
 def _sweep(tokens: int, seqlens, head_dims, dtypes, gqa: bool = False) -> list[dict[str, Any]]:
@@ -47,25 +35,24 @@ def _sweep(tokens: int, seqlens, head_dims, dtypes, gqa: bool = False) -> list[d
     return cases
 
 
-class AttentionSuite(Suite):
+class AttentionSuite(KernelSuite):
     name = "attention"
     description = "Scaled dot-product attention forward, TFLOP/s (4·B·H·Sq·Sk·D, causal halves), validated in float64"
     params = {
-        "batch": Param("batch", positive_int, "batch size"),
-        "heads": Param("heads", positive_int, "query heads"),
-        "kv_heads": Param("kv_heads", positive_int, "key/value heads (fewer than heads: grouped-query)"),
-        "seqlen": Param("seqlen", positive_int, "query sequence length"),
-        "kv_seqlen": Param("kv_seqlen", positive_int, "key/value sequence length"),
-        "head_dim": Param("head_dim", positive_int, "head dimension"),
-        "causal": Param("causal", _bool, "causal mask (bottom-right aligned)"),
+        "batch": Param("batch", parse_size, "batch size"),
+        "heads": Param("heads", parse_size, "query heads"),
+        "kv_heads": Param("kv_heads", parse_size, "key/value heads (fewer than heads: grouped-query)"),
+        "seqlen": Param("seqlen", parse_size, "query sequence length"),
+        "kv_seqlen": Param("kv_seqlen", parse_size, "key/value sequence length"),
+        "head_dim": Param("head_dim", parse_size, "head dimension"),
+        "causal": Param("causal", parse_bool, "causal mask (bottom-right aligned)"),
         "dtype": Param("dtype", choice(DTYPES), "element type: " + " ".join(DTYPES)),
     }
     target_kinds = ("cpu", "cuda", "jax")
     comparisons = (("aibench", "numpy"), ("aibench", "torch"), ("aibench", "jax"))
     coupled = {"kv_seqlen": "seqlen", "kv_heads": "heads"}
 
-    def impls(self) -> list[Impl]:
-        return impls_from_runners(self.name, self.target_kinds, _runners)
+    IMPLS = (*cpu.IMPLS, *cuda.IMPLS, jax.JaxAttentionRunner)
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind == "jax":
@@ -112,42 +99,6 @@ class AttentionSuite(Suite):
             (AsvTrack("track_tflops", "tflops", "TFLOP/s"), AsvTrack("track_time", "time_us", "seconds", 1e-6)),
             version="1")
 
-    def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
-        return run_kernel_case(self.name, self.case_id(params), params, impl, ctx,
-                               _runners(ctx.target.kind)[impl.name], _validate, _flops)
-
 
 def _shape(p: dict[str, Any]) -> str:
     return f"b{p['batch']}h{p['heads']}/{p['kv_heads']}s{p['seqlen']}x{p['kv_seqlen']}d{p['head_dim']}"
-
-
-def _validate(runner: AttentionRunner, p: dict[str, Any], seed: int) -> Validation:
-    rng = np.random.default_rng(seed + 11)
-    scale = default_scale(p["head_dim"])
-    errors, refs = [], []
-    for b, h in sampled_heads(rng, p["batch"], p["heads"]):
-        q, k, v, o = runner.head(b, h)
-        rows = sampled_rows(rng, p["seqlen"])
-        ref = reference_rows(q, k, v, rows, p["causal"], scale)
-        got = o[rows]
-        refs.append(ref)
-        errors.append(np.inf if not np.all(np.isfinite(got)) else float(np.max(np.abs(got - ref))))
-    ref_all = np.concatenate(refs)
-    rms = float(np.sqrt(np.mean(ref_all * ref_all))) or 1.0
-    error = max(errors) / rms
-    tol = attention_tolerance(p["dtype"], ref_all)
-    if error <= tol:
-        return Validation(status=PASSED, max_rel_error=error, tolerance=tol)
-    return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
-                      reason=f"wrong result: max error {error:.3g} (relative to the rms of O) exceeds tolerance {tol:.3g}")
-
-
-def _flops(p: dict[str, Any]) -> float:
-    return attention_flops(p)
-
-
-def _runners(kind: str) -> dict[str, type[AttentionRunner]]:
-    from . import cpu, cuda, jax
-
-    return {"cpu": cpu.RUNNERS, "cuda": {**cuda.RUNNERS, "jax": jax.JaxAttentionRunner},
-            "jax": {"jax": jax.JaxAttentionRunner}}.get(kind, {})

@@ -7,13 +7,39 @@ from typing import Any
 
 import numpy as np
 
+from ...dtypes import FORMATS
+from ...results import FAILED, PASSED, Validation
 from ..kernel import KernelRunner
 
-# Unit roundoff of the formats the output (and, for 16-bit types, P) is rounded to.
-_U = {"fp32": 2.0**-24, "bf16": 2.0**-8, "fp16": 2.0**-11}
 
 
 class AttentionRunner(KernelRunner):
+    def flops(self) -> float:
+        return attention_flops(self.params)
+
+    def validate(self) -> Validation:
+        """Float64 reference rows of sampled heads of the output just computed."""
+        p = self.params
+        rng = np.random.default_rng(self.seed + 11)
+        scale = default_scale(p["head_dim"])
+        errors, refs = [], []
+        for b, h in sampled_heads(rng, p["batch"], p["heads"]):
+            q, k, v, o = self.head(b, h)
+            rows = sampled_rows(rng, p["seqlen"])
+            ref = reference_rows(q, k, v, rows, p["causal"], scale)
+            got = o[rows]
+            refs.append(ref)
+            errors.append(np.inf if not np.all(np.isfinite(got)) else float(np.max(np.abs(got - ref))))
+        ref_all = np.concatenate(refs)
+        rms = float(np.sqrt(np.mean(ref_all * ref_all))) or 1.0
+        error = max(errors) / rms
+        tol = attention_tolerance(p["dtype"], ref_all)
+        if error <= tol:
+            return Validation(status=PASSED, max_rel_error=error, tolerance=tol)
+        return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
+                          reason=f"wrong result: max error {error:.3g} (relative to the rms of O) exceeds "
+                                 f"tolerance {tol:.3g}")
+
     def head(self, b: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(q[b, h], k[b, h_kv], v[b, h_kv], o[b, h]) of the first buffer set as float64,
         inputs exactly as stored: (Sq, D), (Sk, D), (Sk, D), (Sq, D)."""
@@ -50,7 +76,7 @@ def attention_tolerance(dtype: str, ref: np.ndarray) -> float:
     approximate exp. A wrong mask or a lost tile is far above this."""
     rms = float(np.sqrt(np.mean(ref * ref))) or 1.0
     spread = float(np.max(np.abs(ref))) / rms
-    u = _U[dtype]
+    u = FORMATS[dtype].unit_roundoff  # of the format the output (and, 16-bit, P) is rounded to
     tol = 4.0 * u * spread + 1e-5
     if dtype != "fp32":
         tol += 8.0 * u

@@ -144,34 +144,42 @@ class _HostOperands(AttentionRunner):
 
 
 class OwnAttentionRunner(_HostOperands):
+    name = "aibench"
+    target_kinds = ("cpu",)
     description = ("aibench's fused C++ kernel: Q tiles against K/V tiles with the online softmax, "
                    "OpenMP over batch x heads x query tiles; bf16 on AVX512_BF16 or widened to fp32")
-    unavailable = staticmethod(lambda target: None)
 
     def __init__(self, p, ctx):
         super().__init__(p, ctx)
-        self.isa = _core.attention_paths(p["dtype"])[-1]
+        # The kernel and its ISA path are resolved once, in C++
+        self.op = _core.Attention(self.q, self.k, self.v, self.o, p["dtype"], self.causal, self.scale)
+        self.isa = self.op.describe["isa"]
+
+    def run(self) -> None:
+        self.op.run()
+
+    def time(self, number: int) -> float:
+        return self.op.time(number)
 
     def peak(self) -> dict | None:
         return cpu_peak_tflops(self.p["dtype"], self.isa)  # the peak of the instructions this path uses
 
-    def timer(self, number: int) -> float:
-        return _core.time_attention(self.q, self.k, self.v, self.o, number, self.causal, self.scale, self.isa)
-
-    def run_once(self) -> None:
-        _core.attention(self.q[0], self.k[0], self.v[0], self.o[0], self.causal, self.scale, self.isa)
-
     def detail(self) -> dict:
-        return {"isa": self.isa, "method": kernel_method(self.p["dtype"], self.isa), "buffer_sets": len(self.q)}
+        return {"isa": self.isa, "method": kernel_method(self.p["dtype"], self.isa),
+                "buffer_sets": self.op.describe["buffer_sets"]}
+
+    def close(self) -> None:
+        self.op = None
+        super().close()
 
 
 class NumpyAttentionRunner(_HostOperands):
     """What a straightforward implementation does: batched matmul, softmax, matmul (numpy's
     BLAS), materialising the scores. numpy has no bf16, so bf16 cases compute in float32
     from the bf16 inputs and round the output to bf16."""
-
+    name = "numpy"
+    target_kinds = ("cpu",)
     description = "numpy: matmul, softmax, matmul with numpy's BLAS (float32 math)"
-    unavailable = staticmethod(lambda target: None)
 
     def __init__(self, p, ctx):
         super().__init__(p, ctx)
@@ -196,14 +204,14 @@ class NumpyAttentionRunner(_HostOperands):
         s /= s.sum(axis=-1, keepdims=True)
         return np.matmul(s, self.v32[i]).reshape(self.o[i].shape)
 
-    def timer(self, number: int) -> float:
+    def time(self, number: int) -> float:
         sets = len(self.q32)
         start = time.perf_counter()
         for i in range(number):
             self._forward(i % sets)
         return time.perf_counter() - start
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         out = np.nan_to_num(self._forward(0), nan=0.0)  # rows that see no key: 0, as defined
         self.o[0][...] = bf16_bits(out) if self.bf16 else out
 
@@ -212,6 +220,8 @@ class NumpyAttentionRunner(_HostOperands):
 
 
 class TorchAttentionRunner(_HostOperands):
+    name = "torch"
+    target_kinds = ("cpu",)
     description = "torch.nn.functional.scaled_dot_product_attention"
     unavailable = staticmethod(torch_missing)
 
@@ -220,14 +230,14 @@ class TorchAttentionRunner(_HostOperands):
         self.sdpa = TorchSdpa(p)
         self.t = [self.sdpa.tensors(q, k, v, o) for q, k, v, o in zip(self.q, self.k, self.v, self.o)]
 
-    def timer(self, number: int) -> float:
+    def time(self, number: int) -> float:
         sets = len(self.t)
         start = time.perf_counter()
         for i in range(number):
             self.sdpa(*self.t[i % sets][:3])
         return time.perf_counter() - start
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         q, k, v, o = self.t[0]
         o.copy_(self.sdpa(q, k, v))
 
@@ -274,4 +284,4 @@ class TorchSdpa:
                 ("causal_lower_right" if "attn_mask" in self.kwargs else "none")}
 
 
-RUNNERS = {"aibench": OwnAttentionRunner, "numpy": NumpyAttentionRunner, "torch": TorchAttentionRunner}
+IMPLS = (OwnAttentionRunner, NumpyAttentionRunner, TorchAttentionRunner)

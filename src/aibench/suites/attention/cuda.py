@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...dtypes import decode
+from ...dtypes import FORMATS, decode
 from ...errors import SkipCase
 from ...peaks import gpu_peak
 from ...targets import cuda as cu
@@ -16,12 +16,12 @@ from ..base import RunContext
 from .common import AttentionRunner, default_scale, kv_head
 from .cpu import TorchSdpa
 
-_STORAGE = {"bf16": "uint16", "fp16": "float16"}
+_CUDA_DTYPES = ("bf16", "fp16")
 
 
 class CudaOperands(AttentionRunner):
     def __init__(self, p: dict[str, Any], ctx: RunContext):
-        if p["dtype"] not in _STORAGE:
+        if p["dtype"] not in _CUDA_DTYPES:
             raise SkipCase(f"attention on cuda runs in bf16 and fp16, not {p['dtype']}")
         self.cuda = cu.require(ctx.target)
         import cupy
@@ -33,7 +33,7 @@ class CudaOperands(AttentionRunner):
         if need > 0.9 * free:
             raise SkipCase(f"needs {need / 2**30:.1f} GiB of GPU memory; {free / 2**30:.1f} GiB free on {ctx.target}")
         cupy.cuda.Device(self.index).use()
-        dt = _STORAGE[p["dtype"]]
+        dt = FORMATS[p["dtype"]].storage
         self.q = cupy.empty((b, h, sq, d), dtype=dt)
         self.k = cupy.empty((b, hk, sk, d), dtype=dt)
         self.v = cupy.empty((b, hk, sk, d), dtype=dt)
@@ -68,6 +68,8 @@ class CudaOperands(AttentionRunner):
 
 
 class OwnFlashRunner(CudaOperands):
+    name = "aibench"
+    target_kinds = ("cuda",)
     description = ("aibench's flash-attention forward: Q tile in registers, K/V tiles double-buffered with "
                    "cp.async, mma.sync, online softmax (bf16/fp16, head dim 64/128)")
     unavailable = staticmethod(cu.unavailable_reason)
@@ -81,10 +83,10 @@ class OwnFlashRunner(CudaOperands):
             p["dtype"], p["causal"], default_scale(p["head_dim"]),
             self.q.data.ptr, self.k.data.ptr, self.v.data.ptr, self.o.data.ptr)
 
-    def timer(self, number: int) -> float:
+    def time(self, number: int) -> float:
         return self.plan.time(number, self.flusher.ptr, self.flusher.nbytes)
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         self.plan.run()
 
     def detail(self) -> dict:
@@ -92,6 +94,8 @@ class OwnFlashRunner(CudaOperands):
 
 
 class TorchCudaAttentionRunner(CudaOperands):
+    name = "torch"
+    target_kinds = ("cuda",)
     description = "torch.nn.functional.scaled_dot_product_attention (flash backend where it applies)"
     unavailable = staticmethod(torch_missing)
 
@@ -100,9 +104,9 @@ class TorchCudaAttentionRunner(CudaOperands):
         self.sdpa = TorchSdpa(p)
         q, k, v, self.o_t = self.sdpa.tensors(self.q, self.k, self.v, self.o)
         self.args = (q, k, v)
-        self.timer = cu.event_timer(lambda: self.sdpa(*self.args), self.flusher)
+        self.time = cu.event_timer(lambda: self.sdpa(*self.args), self.flusher)
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         self.o_t.copy_(self.sdpa(*self.args))
         self.sdpa.torch.cuda.synchronize()
 
@@ -110,5 +114,5 @@ class TorchCudaAttentionRunner(CudaOperands):
         return {**super().detail(), **self.sdpa.detail()}
 
 
-RUNNERS = {"aibench": OwnFlashRunner, "torch": TorchCudaAttentionRunner}
+IMPLS = (OwnFlashRunner, TorchCudaAttentionRunner)
 

@@ -13,6 +13,8 @@ from .common import AttentionRunner, default_scale, kv_head
 
 
 class JaxAttentionRunner(AttentionRunner):
+    name = "jax"
+    target_kinds = ("cuda", "jax")
     description = "jax.nn.dot_product_attention, jitted (XLA), on JAX's device"
     unavailable = staticmethod(jx.unavailable_reason)
 
@@ -39,10 +41,10 @@ class JaxAttentionRunner(AttentionRunner):
             visible = np.arange(sk)[None, :] <= (np.arange(sq)[:, None] + (sk - sq))
             kwargs["mask"] = jax.device_put(jnp.asarray(visible[None, None]), self.dev)
         self.fn = jax.jit(lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kwargs))
-        self.timer = jx.timer(self.fn, (self.q, self.k, self.v))
+        self.time = jx.timer(self.fn, (self.q, self.k, self.v))
         self.out = None
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         self.out = self.fn(self.q, self.k, self.v)
         self.out.block_until_ready()
 

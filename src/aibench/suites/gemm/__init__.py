@@ -1,22 +1,22 @@
 """GEMM suite: C = A·B (row-major), FLOPs = 2mnk, on cpu and cuda targets.
 
-Each impl supplies a GemmRunner (cpu.py, cuda.py). The suite owns what is common: the
-sweeps, the FLOP and byte math, the measurement, and the validation of every case
-against a float64 reference on sampled rows and columns.
+Each impl is a GemmRunner class (cpu.py, cuda.py, jax.py) listed in IMPLS; the runners'
+base (common.py) validates every case against a float64 reference on sampled rows and
+columns, and the case template (suites/base.py) measures and reports.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from ...errors import UsageError
-from ...results import FAILED, PASSED, CaseResult, Validation
 from ...targets import Target
-from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, per_target_asv_specs, positive_int
-from ..kernel import impls_from_runners, run_kernel_case
-from .common import DTYPES, GemmRunner, gemm_tolerance, sampled_error
+from ...units import choice, parse_size
+from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
+from ..kernel import KernelSuite
+from . import cpu, cuda, jax
+from .common import DTYPES
 
 CPU_DTYPES = ("fp32", "fp64", "bf16", "int8")
 # The quick tier keeps the whole run short: bf16 and int8 only at 2048 cubed.
@@ -42,20 +42,18 @@ def _transformer(tokens, dtypes):
     return cases
 
 
-class GemmSuite(Suite):
+class GemmSuite(KernelSuite):
     name = "gemm"
     description = "Dense matrix multiply C = A·B, TFLOP/s (2mnk), validated against float64"
     params = {
-        "m": Param("m", positive_int, "rows of A and C"),
-        "n": Param("n", positive_int, "columns of B and C"),
-        "k": Param("k", positive_int, "inner dimension"),
+        "m": Param("m", parse_size, "rows of A and C"),
+        "n": Param("n", parse_size, "columns of B and C"),
+        "k": Param("k", parse_size, "inner dimension"),
         "dtype": Param("dtype", choice(DTYPES), "element type: " + " ".join(DTYPES)),
     }
     target_kinds = ("cpu", "cuda", "jax")
     comparisons = (("aibench", "blas"), ("aibench", "torch"), ("cublas", "torch"), ("aibench", "cublas"))
-
-    def impls(self) -> list[Impl]:
-        return impls_from_runners(self.name, self.target_kinds, _runners)
+    IMPLS = (*cpu.IMPLS, *cuda.IMPLS, jax.JaxGemmRunner)
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind == "cpu":
@@ -113,48 +111,6 @@ class GemmSuite(Suite):
     def case_id(self, params: dict[str, Any]) -> str:
         return f"{_shape(params)}-{params['dtype']}"
 
-    def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
-        return run_kernel_case(self.name, self.case_id(params), params, impl, ctx,
-                               _runners(ctx.target.kind)[impl.name], _validate, _flops)
-
-
-def _validate(runner: GemmRunner, params: dict[str, Any], seed: int) -> Validation:
-    """Float64 reference on sampled rows and columns of the output just computed."""
-    rng = np.random.default_rng(seed + 7)
-    rows = _sample_indices(rng, params["m"])
-    cols = _sample_indices(rng, params["n"])
-    a_rows, b_cols, c_block = runner.sample(rows, cols)
-    error, ref = sampled_error(a_rows, b_cols, c_block)
-    tol = gemm_tolerance(runner.validation_dtype(), params["k"], ref)
-    if error <= tol:
-        return Validation(status=PASSED, max_rel_error=error, tolerance=tol)
-    return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
-                      reason=f"wrong result: max error {error:.3g} (relative to the rms of C) exceeds tolerance {tol:.3g}")
-
-
-def _flops(params: dict[str, Any]) -> float:
-    return 2.0 * params["m"] * params["n"] * params["k"]
-
 
 def _shape(params: dict[str, Any]) -> str:
     return f"{params['m']}x{params['n']}x{params['k']}"
-
-
-def _runners(kind: str) -> dict[str, type[GemmRunner]]:
-    """impl name -> runner class, for one target kind."""
-    from . import cpu, cuda
-
-    from .jax import JaxGemmRunner
-
-    return {"cpu": cpu.RUNNERS, "cuda": cuda.RUNNERS, "jax": {"jax": JaxGemmRunner}}.get(kind, {})
-
-
-
-
-def _sample_indices(rng: np.random.Generator, size: int, count: int = 24) -> np.ndarray:
-    """First, last and random interior indices: edges are where blocked kernels go wrong."""
-    if size <= count:
-        return np.arange(size)
-    picks = {0, size - 1, size // 2}
-    picks.update(rng.choice(size, count - len(picks), replace=False).tolist())
-    return np.array(sorted(picks))

@@ -6,13 +6,11 @@ import math
 
 import numpy as np
 
+from ...dtypes import FORMATS
+from ...results import FAILED, PASSED, Validation
 from ..kernel import KernelRunner
 
 DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
-
-# Unit roundoff (half an ulp at 1.0) per format.
-_U = {"fp64": 2.0**-53, "fp32": 2.0**-24, "tf32": 2.0**-11, "bf16": 2.0**-8, "fp16": 2.0**-11,
-      "fp8": 2.0**-4, "int8": 0.0, "int32": 0.0}
 
 # dtype -> (input rounding the reference does not see, output format, accumulator format).
 # Inputs of bf16/fp16/fp8/int8 cases are stored in that format and decoded exactly for the
@@ -32,6 +30,23 @@ _PRECISION = {
 
 class GemmRunner(KernelRunner):
     """A prepared GEMM (see KernelRunner), plus what GEMM validation reads back."""
+
+    def flops(self) -> float:
+        return 2.0 * self.params["m"] * self.params["n"] * self.params["k"]
+
+    def validate(self) -> Validation:
+        """Float64 reference on sampled rows and columns of the output just computed."""
+        rng = np.random.default_rng(self.seed + 7)
+        rows = sample_indices(rng, self.params["m"])
+        cols = sample_indices(rng, self.params["n"])
+        a_rows, b_cols, c_block = self.sample(rows, cols)
+        error, ref = sampled_error(a_rows, b_cols, c_block)
+        tol = gemm_tolerance(self.validation_dtype(), self.params["k"], ref)
+        if error <= tol:
+            return Validation(status=PASSED, max_rel_error=error, tolerance=tol)
+        return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
+                          reason=f"wrong result: max error {error:.3g} (relative to the rms of C) exceeds "
+                                 f"tolerance {tol:.3g}")
 
     def sample(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A[rows, :], B[:, cols], C[rows][:, cols]) of the first buffer set, as float64,
@@ -53,9 +68,9 @@ def gemm_tolerance(dtype: str, k: int, ref: np.ndarray) -> float:
     rounded_input, out, acc = _PRECISION[dtype]
     rms = float(np.sqrt(np.mean(ref * ref))) or 1.0
     spread = float(np.max(np.abs(ref))) / rms
-    tol = 4.0 * _U[out] * spread + 8.0 * _U[acc] * math.sqrt(k)
+    tol = 4.0 * FORMATS[out].unit_roundoff * spread + 8.0 * FORMATS[acc].unit_roundoff * math.sqrt(k)
     if rounded_input:
-        tol += 4.0 * _U[rounded_input]
+        tol += 4.0 * FORMATS[rounded_input].unit_roundoff
     return max(tol, 1e-15)
 
 
@@ -66,3 +81,12 @@ def sampled_error(a_rows: np.ndarray, b_cols: np.ndarray, c_block: np.ndarray) -
         return math.inf, ref
     rms = float(np.sqrt(np.mean(ref * ref))) or 1.0
     return float(np.max(np.abs(c_block - ref))) / rms, ref
+
+
+def sample_indices(rng: np.random.Generator, size: int, count: int = 24) -> np.ndarray:
+    """First, last and random interior indices: edges are where blocked kernels go wrong."""
+    if size <= count:
+        return np.arange(size)
+    picks = {0, size - 1, size // 2}
+    picks.update(rng.choice(size, count - len(picks), replace=False).tolist())
+    return np.array(sorted(picks))

@@ -16,14 +16,13 @@ import numpy as np
 import psutil
 
 from ... import _core
-from ...dtypes import bf16_bits, bf16_to_float32
+from ...dtypes import FORMATS, bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
 from .common import GemmRunner
 
-_NP_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.uint16, "int8": np.int8}
 # Output (C) storage of the own kernel and blas; torch's bf16 output is bf16 (uint16 bits).
 _NP_OUT_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.float32, "int8": np.int32}
 # What a poisoned output holds, per storage: NaN, a bf16 NaN, or the most negative int32
@@ -47,7 +46,7 @@ _SAMPLES = 24  # rows and columns the validation samples (gemm/__init__.py, _sam
 def set_bytes(params: dict[str, Any]) -> int:
     m, n, k = params["m"], params["n"], params["k"]
     dtype = params["dtype"]
-    return ((m * k + k * n) * np.dtype(_NP_DTYPE[dtype]).itemsize
+    return ((m * k + k * n) * FORMATS[dtype].itemsize
             + m * n * np.dtype(_NP_OUT_DTYPE[dtype]).itemsize)
 
 
@@ -87,7 +86,7 @@ def validation_temp_bytes(params: dict[str, Any]) -> int:
     sampled block of C, and the float64 reference with its error terms."""
     m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
     rows, cols = min(m, _SAMPLES), min(n, _SAMPLES)
-    in_item = np.dtype(_NP_DTYPE[dtype]).itemsize
+    in_item = FORMATS[dtype].itemsize
     out_item = np.dtype(_NP_OUT_DTYPE[dtype]).itemsize
     # per value: the copy, the uint32 bits of a bf16 decode (4) and the float64 result (8)
     sampled = (rows * k + k * cols) * (in_item + 4 + 8)
@@ -109,7 +108,7 @@ def kernel_scratch_bytes(params: dict[str, Any]) -> int:
         threads = _core.default_threads()
     except (AttributeError, ValueError, RuntimeError):  # an extension without the query
         return 0
-    item = np.dtype(_NP_DTYPE[dtype]).itemsize
+    item = FORMATS[dtype].itemsize
     mr, nr = blk["mr"], blk["nr"]
     kc = min(blk["kc"], k) + 4  # lowp: k rounded up to whole 32-bit groups
     if dtype in _LOWP:
@@ -221,37 +220,43 @@ class _NumpyOperands(GemmRunner):
 
 class OwnKernelRunner(_NumpyOperands):
     """aibench's C++ kernel; its timing loop is C++ (steady clock)."""
-
+    name = "aibench"
+    target_kinds = ("cpu",)
     description = ("aibench's C++ kernel: packed panels, cache blocking, AVX-512/AVX2 micro-kernels, OpenMP, "
                    "GEMV kernels for one row or column; bf16 (fp32 output) on AVX512_BF16 or widened to fp32, "
                    "int8 (int32 output) on AVX512_VNNI or widened to int16 (VPMADDWD)")
-    unavailable = staticmethod(lambda target: None)
 
     def __init__(self, params, ctx):
-        dtype = params["dtype"]
-        self.isa = _core.lowp_paths(dtype)[0] if dtype in _LOWP else _core.best_isa()
         super().__init__(params, ctx)
+        # The kernel and its ISA path are resolved once, in C++ (the best path this CPU runs
+        # under AIBENCH_CPU_ISA).
+        self.op = _core.Gemm(self.a, self.b, self.c, self.dtype)
+        self.isa = self.op.describe["isa"]
 
-    def timer(self, number: int) -> float:
-        return _core.time_gemm(self.a, self.b, self.c, number, self.isa)
+    def run(self) -> None:
+        self.op.run()
 
-    def run_once(self) -> None:
-        _core.gemm(self.a[0], self.b[0], self.c[0], self.isa)
+    def time(self, number: int) -> float:
+        return self.op.time(number)
 
     def peak(self) -> dict | None:
         return cpu_peak_tflops(self.dtype, self.isa)  # the peak of the instructions this path uses
 
     def detail(self) -> dict:
-        return {"isa": self.isa, "method": kernel_method(self.dtype, self.isa), "threads": _core.default_threads(),
-                "buffer_sets": len(self.a), "output": _out_name(self.c[0]),
-                "blocking": _core.gemm_blocking(self.isa, self.dtype)}
+        d = self.op.describe
+        return {"isa": self.isa, "method": kernel_method(self.dtype, self.isa), "threads": d["threads"],
+                "buffer_sets": d["buffer_sets"], "output": _out_name(self.c[0]), "blocking": d["blocking"]}
+
+    def close(self) -> None:
+        self.op = None
+        super().close()
 
 
 class BlasRunner(_NumpyOperands):
     """numpy.matmul, i.e. the BLAS numpy was built with: what the user's libraries do."""
-
+    name = "blas"
+    target_kinds = ("cpu",)
     description = "numpy.matmul with the BLAS numpy links (OpenBLAS in PyPI wheels)"
-    unavailable = staticmethod(lambda target: None)
 
     def __init__(self, params, ctx):
         if params["dtype"] in _LOWP:
@@ -259,14 +264,14 @@ class BlasRunner(_NumpyOperands):
             raise SkipCase(f"numpy has no {params['dtype']} BLAS GEMM")
         super().__init__(params, ctx)
 
-    def timer(self, number: int) -> float:
+    def time(self, number: int) -> float:
         a, b, c, sets = self.a, self.b, self.c, len(self.a)
         start = time.perf_counter()
         for i in range(number):
             np.matmul(a[i % sets], b[i % sets], out=c[i % sets])
         return time.perf_counter() - start
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         np.matmul(self.a[0], self.b[0], out=self.c[0])
 
     def detail(self) -> dict:
@@ -278,6 +283,8 @@ class BlasRunner(_NumpyOperands):
 
 
 class TorchCpuRunner(_NumpyOperands):
+    name = "torch"
+    target_kinds = ("cpu",)
     description = ("torch.matmul on CPU (oneDNN/MKL) for fp32, fp64 and bf16 (bf16 output); "
                    "torch._int_mm for int8 (int32 output)")
     unavailable = staticmethod(torch_missing)
@@ -321,7 +328,7 @@ class TorchCpuRunner(_NumpyOperands):
             return None  # the first timed call says why (timer)
         return (time.perf_counter() - start) * full / (m * n * k)
 
-    def timer(self, number: int) -> float:
+    def time(self, number: int) -> float:
         mm, a, b, c, sets = self.mm, self.ta, self.tb, self.tc, len(self.ta)
         start = time.perf_counter()
         if not self.checked:
@@ -340,7 +347,7 @@ class TorchCpuRunner(_NumpyOperands):
             mm(a[i % sets], b[i % sets], out=c[i % sets])
         return time.perf_counter() - start
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         self.mm(self.ta[0], self.tb[0], out=self.tc[0])
 
     def detail(self) -> dict:
@@ -353,4 +360,4 @@ def _out_name(c: np.ndarray) -> str:
             np.dtype(np.int32): "int32"}[c.dtype]
 
 
-RUNNERS = {"aibench": OwnKernelRunner, "blas": BlasRunner, "torch": TorchCpuRunner}
+IMPLS = (OwnKernelRunner, BlasRunner, TorchCpuRunner)

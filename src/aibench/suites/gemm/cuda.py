@@ -88,14 +88,16 @@ class CudaOperands(GemmRunner):
 class _PlanRunner(CudaOperands):
     """A GEMM planned in aibench._cuda: timed in C++ with CUDA events, L2 flushed per sample."""
 
-    def timer(self, number: int) -> float:
+    def time(self, number: int) -> float:
         return self.plan.time(number, self.flusher.ptr, self.flusher.nbytes)
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         self.plan.run()
 
 
 class CublasRunner(_PlanRunner):
+    name = "cublas"
+    target_kinds = ("cuda",)
     description = "cuBLASLt from C++: heuristic algorithm, 32 MiB workspace (fp8/int8 in TN layout)"
     unavailable = staticmethod(cu.unavailable_reason)
 
@@ -110,6 +112,8 @@ class CublasRunner(_PlanRunner):
 
 
 class OwnMmaRunner(_PlanRunner):
+    name = "aibench"
+    target_kinds = ("cuda",)
     description = ("aibench's tensor-core kernel (bf16/fp16): on Hopper built for sm_90a, wgmma with a TMA + mbarrier "
                    "pipeline; elsewhere shared-memory tiles, cp.async pipeline, ldmatrix + mma.sync")
     unavailable = staticmethod(cu.unavailable_reason)
@@ -127,6 +131,8 @@ class OwnMmaRunner(_PlanRunner):
 
 
 class CupyRunner(CudaOperands):
+    name = "cupy"
+    target_kinds = ("cuda",)
     description = "cupy.matmul (cublasGemmEx); tf32 through CuPy's compute-type setting"
     unavailable = staticmethod(cu.unavailable_reason)
     _NOT_CUBLAS = {"bf16": "CuPy's bf16 matmul is experimental", "fp8": "CuPy has no fp8 matmul",
@@ -145,9 +151,9 @@ class CupyRunner(CudaOperands):
             self._restore = lambda: linalg.set_compute_type(self.cupy.float32, previous)
         a, b, c = self.a, self.b, self.c
         self.launch = lambda: self.cupy.matmul(a, b, out=c)
-        self.timer = cu.event_timer(self.launch, self.flusher)
+        self.time = cu.event_timer(self.launch, self.flusher)
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         self.launch()
         self.cupy.cuda.Device().synchronize()
 
@@ -161,6 +167,8 @@ class CupyRunner(CudaOperands):
 
 
 class TorchCudaRunner(CudaOperands):
+    name = "torch"
+    target_kinds = ("cuda",)
     description = "torch.matmul on CUDA (cuBLAS/cuBLASLt); torch._int_mm for int8, torch._scaled_mm for fp8"
     unavailable = staticmethod(torch_missing)
 
@@ -187,9 +195,9 @@ class TorchCudaRunner(CudaOperands):
         else:
             self.launch = lambda: torch.matmul(a, b, out=c)
         self.c_torch = c
-        self.timer = cu.event_timer(self.launch, self.flusher)
+        self.time = cu.event_timer(self.launch, self.flusher)
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         out = self.launch()
         if out is not self.c_torch and out is not None:
             self.c_torch.copy_(out)
@@ -203,4 +211,4 @@ class TorchCudaRunner(CudaOperands):
         super().close()
 
 
-RUNNERS = {"cublas": CublasRunner, "aibench": OwnMmaRunner, "cupy": CupyRunner, "torch": TorchCudaRunner}
+IMPLS = (CublasRunner, OwnMmaRunner, CupyRunner, TorchCudaRunner)

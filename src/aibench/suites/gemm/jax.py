@@ -17,6 +17,8 @@ JAX_DTYPES = ("fp32", "bf16", "fp16", "int8")
 
 
 class JaxGemmRunner(GemmRunner):
+    name = "jax"
+    target_kinds = ("jax",)
     description = "jnp.matmul / lax.dot, jitted (XLA), on JAX's device"
     unavailable = staticmethod(jx.unavailable_reason)
 
@@ -39,10 +41,10 @@ class JaxGemmRunner(GemmRunner):
         dt = jx.jnp_dtype(self.dtype)
         self.a = jax.device_put(jnp.asarray(host((m, k)), dtype=dt), self.dev)
         self.b = jax.device_put(jnp.asarray(host((k, n)), dtype=dt), self.dev)
-        self.timer = jx.timer(self.fn, (self.a, self.b))
+        self.time = jx.timer(self.fn, (self.a, self.b))
         self.c = None
 
-    def run_once(self) -> None:
+    def run(self) -> None:
         self.c = self.fn(self.a, self.b)
         self.c.block_until_ready()
 

@@ -1,61 +1,30 @@
-"""What every all-reduce implementation shares: element formats, message sizes, the
-seeded exact-integer inputs and the count of wrong elements after a checked run."""
+"""What every all-reduce implementation shares: the impl contract (AllreduceImpl: how an
+all-reduce is timed and checked, the same for every algorithm), element formats,
+message sizes, the seeded exact-integer inputs and the count of wrong elements after a
+checked run."""
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ... import mpi
+from ...dtypes import FORMATS as ALL_FORMATS
+from ...results import FAILED, PASSED, Samples, Validation
+from ...units import size_label
+from ..base import Impl
+
 DTYPES = ("fp32", "fp64", "bf16", "fp16")
 MIN_SIZE = 8
-KiB, MiB, GiB = 1024, 1024**2, 1024**3
 
 
-@dataclass(frozen=True)
-class Format:
-    name: str
-    itemsize: int
-    storage: np.dtype  # how the host holds it (bf16: raw bits in uint16)
-    exact_int: int  # every integer of magnitude <= exact_int is representable
-
-
-FORMATS = {
-    "fp32": Format("fp32", 4, np.dtype(np.float32), 2**24),
-    "fp64": Format("fp64", 8, np.dtype(np.float64), 2**53),
-    "bf16": Format("bf16", 2, np.dtype(np.uint16), 2**8),
-    "fp16": Format("fp16", 2, np.dtype(np.float16), 2**11),
-}
-_NAN_BITS16 = {"bf16": 0x7FC0, "fp16": 0x7E00}
-
-
-def parse_size(text: str) -> int:
-    """Bytes: 8, 4k, 4K, 4KiB, 1M, 1MiB, 1G (binary multiples: k = 1024)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:([kKmMgG])(?:i?[bB])?|[bB])?\s*", text)
-    if not m:
-        raise ValueError("expected a size in bytes such as 8, 4k, 1M or 256MiB")
-    value = int(m.group(1)) * {None: 1, "k": KiB, "m": MiB, "g": GiB}[(m.group(2) or "").lower() or None]
-    if value < 1:
-        raise ValueError("must be at least 1 byte")
-    return value
-
-
-def parse_bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("true", "1", "yes", "on"):
-        return True
-    if t in ("false", "0", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
+FORMATS = {name: f for name, f in ALL_FORMATS.items() if name in DTYPES}
 
 
 def fmt_size(nbytes: int) -> str:
-    for unit, scale in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
-        if nbytes >= scale and nbytes % scale == 0:
-            return f"{nbytes // scale}{unit}"
-    return f"{nbytes}B"
+    return size_label(nbytes, iec=True)
 
 
 def sweep_sizes(max_bytes: int, min_bytes: int = MIN_SIZE) -> list[int]:
@@ -84,8 +53,8 @@ def decode(stored: np.ndarray, dtype: str) -> np.ndarray:
 
 def poison(arr: np.ndarray, dtype: str) -> None:
     """Fill with NaN: an element that an all-reduce never writes cannot pass the check."""
-    if dtype in _NAN_BITS16:
-        arr.view(np.uint16).fill(_NAN_BITS16[dtype])
+    if FORMATS[dtype].nan_bits is not None:
+        arr.view(np.uint16).fill(FORMATS[dtype].nan_bits)
     else:
         arr.fill(np.nan)
 
@@ -166,3 +135,95 @@ def ceil_div(a: int, b: int) -> int:
 
 def log2_floor(n: int) -> int:
     return int(math.floor(math.log2(n))) if n > 0 else 0
+
+
+# Host bytes the exact check (ExactInputs) holds at its peak on each rank, whatever the
+# message size: its expected block (at most 8 B per value) plus the int64 / float64 steps
+# of fill and count_wrong (16 B per value, measured), over blocks of at most 2**18 + K
+# values (K <= 9); 32 B per value leaves a margin.
+CHECK_BYTES = 32 * ((1 << 18) + 16)
+
+
+class AllreduceImpl(Impl):
+    """One all-reduce algorithm or library (an impl of the interconnect suite): subclass
+    it, give `run` (one all-reduce, finished on return) and the buffers, list the class
+    in the suite's IMPLS. Timing (time_collective: nccl-tests/IMB style) and the exact
+    check are the same for every impl and live here."""
+
+    target_kinds = ("cpu",)
+    send: Any  # the input buffer (host: a numpy array)
+    result: Any  # the output buffer (the same array in place)
+
+    @classmethod
+    def unavailable(cls, target) -> str | None:
+        return mpi.mpi_unavailable_reason()
+
+    @classmethod
+    def host_bytes(cls, count: int, dtype: str, inplace: bool, nranks: int) -> int:
+        """Peak host memory one rank holds for `count` elements over `nranks` ranks: the
+        result and send buffers (device impls: the host staging arrays of the same size)
+        and the exact check's block temporaries."""
+        nbytes = count * FORMATS[dtype].itemsize
+        return nbytes + (0 if inplace else nbytes) + CHECK_BYTES
+
+    def __init__(self, comm, count: int, dtype: str, inplace: bool, session: "mpi.Session"):
+        raise NotImplementedError
+
+    # --- buffers (host arrays by default) --------------------------------------------
+    def fill(self, inputs: "ExactInputs", rank: int) -> None:
+        inputs.fill(self.send, rank)
+
+    def prepare_check(self, inputs: "ExactInputs", rank: int) -> None:
+        """Inputs in place and the output poisoned, before the checked run (collective
+        for impls whose buffers live in an MPI window)."""
+        if self.result is not self.send:
+            poison(self.result, self.dtype)
+        inputs.fill(self.send, rank)
+
+    def result_host(self) -> np.ndarray:
+        return self.result
+
+    def describe(self) -> dict:
+        """What this impl ran with (call, datatype, library)."""
+        return {}
+
+    # --- the case: the same for every impl --------------------------------------------
+    def measure(self, policy) -> Samples:
+        from .measure import max_iterations, min_iterations, time_collective
+
+        session = self.session
+        self.inputs = ExactInputs(self.dtype, session.size)
+        self.fill(self.inputs, session.rank)  # never zeros: the same small integers as the check
+        budget = policy.budget_s
+        self.timing = time_collective(session.comm, self.run, self.count * FORMATS[self.dtype].itemsize, budget,
+                                      min_iterations(budget), max_iterations(budget))
+        return self.timing.samples_record()
+
+    def check(self) -> Validation:
+        """One run with exact small-integer inputs and a poisoned output; any wrong
+        element on any rank fails the case (every rank learns the verdict)."""
+        session = self.session
+        self.prepare_check(self.inputs, session.rank)
+        self.run()
+        wrong_by_rank = session.comm.allgather(self.inputs.count_wrong(self.result_host()))
+        wrong = sum(w for w, _ in wrong_by_rank)
+        if not wrong:
+            return Validation(status=PASSED, max_rel_error=0.0, tolerance=0.0)
+        bad = [(r, w, f) for r, (w, f) in enumerate(wrong_by_rank) if w]
+        r0, _, f0 = bad[0]
+        return Validation(status=FAILED, max_rel_error=None, tolerance=0.0,
+                          reason=(f"wrong result: {wrong} wrong element(s) summed over {len(bad)} of "
+                                  f"{session.size} rank(s) ({self.count} elements per rank; first at index "
+                                  f"{f0} on rank {r0})"))
+
+    def detail(self) -> dict:
+        d = {**self.describe(), "elements": self.count, "ranks": self.session.size}
+        timing = getattr(self, "timing", None)
+        if timing is not None:
+            d["iterations"] = timing.iters
+            if timing.rank_avg:  # rank 0 alone holds every rank's average
+                d.update({"time_us_min_rank": min(timing.rank_avg) * 1e6,
+                          "time_us_avg_rank": float(np.mean(timing.rank_avg)) * 1e6,
+                          "time_us_max_rank": max(timing.rank_avg) * 1e6,
+                          "check_inputs": f"((i + rank) mod {self.inputs.k}) - {self.inputs.amp}"})
+        return d

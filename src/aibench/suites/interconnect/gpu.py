@@ -14,8 +14,9 @@ import os
 
 import numpy as np
 
+from ... import mpi
 from ...errors import SkipCase
-from .common import FORMATS, ExactInputs, poison
+from .common import FORMATS, AllreduceImpl, ExactInputs, poison
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -71,7 +72,12 @@ def mpi_cuda_support() -> tuple[bool | None, str]:
     return None, "the MPI library has no MPIX_Query_cuda_support, so its CUDA support is unknown (AIBENCH_MPI_CUDA=1 forces)"
 
 
-class _GpuBuffers:
+class _GpuBuffers(AllreduceImpl):
+    """Device buffers on GPU local_rank % device_count, filled and read back through host
+    staging arrays."""
+
+    target_kinds = ("cuda",)
+
     def __init__(self, count: int, dtype: str, inplace: bool, local_rank: int):
         import cupy
 
@@ -115,8 +121,16 @@ class _GpuBuffers:
 
 
 class NcclAllreduce(_GpuBuffers):
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, local_rank: int):
-        super().__init__(count, dtype, inplace, local_rank)
+    name = "nccl"
+    description = "NCCL ncclAllReduce through CuPy (cupy.cuda.nccl)"
+
+    @classmethod
+    def unavailable(cls, target) -> str | None:
+        return mpi.mpi_unavailable_reason() or nccl_unavailable_reason()
+
+    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
+        self.session = session
+        super().__init__(count, dtype, inplace, session.local_rank)
         from cupy.cuda import nccl
 
         self.nccl = nccl
@@ -132,7 +146,7 @@ class NcclAllreduce(_GpuBuffers):
                                     self.nccl.NCCL_SUM, self.stream.ptr)
         self.stream.synchronize()
 
-    def detail(self) -> dict:
+    def describe(self) -> dict:
         return {**self.gpu_detail(), "nccl_version": self.nccl.get_version(),
                 "call": "ncclAllReduce on a non-blocking stream, then stream sync"}
 
@@ -142,7 +156,14 @@ class NcclAllreduce(_GpuBuffers):
 
 
 class CudaMpiAllreduce(_GpuBuffers):
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, local_rank: int):
+    name = "mpi"
+    description = "the MPI library's MPI_Allreduce on CuPy buffers (a CUDA-aware MPI)"
+
+    @classmethod
+    def unavailable(cls, target) -> str | None:
+        return mpi.mpi_unavailable_reason() or gpu_unavailable_reason()
+
+    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
         from mpi4py import MPI
 
         from .host import mpi_type_and_op
@@ -150,7 +171,8 @@ class CudaMpiAllreduce(_GpuBuffers):
         supported, self.how_detected = mpi_cuda_support()
         if not supported:
             raise SkipCase(f"the MPI library is not CUDA-aware: {self.how_detected}")
-        super().__init__(count, dtype, inplace, local_rank)
+        self.session = session
+        super().__init__(count, dtype, inplace, session.local_rank)
         datatype, self._op, self.how = mpi_type_and_op(dtype)
         self._sbuf = MPI.IN_PLACE if inplace else [self.send, datatype]
         self._rbuf = [self.result, datatype]
@@ -159,7 +181,7 @@ class CudaMpiAllreduce(_GpuBuffers):
     def run(self) -> None:
         self._allreduce(self._sbuf, self._rbuf, self._op)  # buffers are ready: streams synced
 
-    def detail(self) -> dict:
+    def describe(self) -> dict:
         return {**self.gpu_detail(), "cuda_aware": self.how_detected, "datatype_op": self.how,
                 "call": "comm.Allreduce on CuPy arrays (CUDA-aware MPI)"}
 

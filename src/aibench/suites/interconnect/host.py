@@ -8,7 +8,8 @@ import functools
 import numpy as np
 
 from ... import _core
-from .common import FORMATS, ExactInputs, decode, encode, poison
+from .rma import ALGORITHMS, DESCRIPTIONS, SYNCS
+from .common import CHECK_BYTES, FORMATS, AllreduceImpl, ExactInputs, decode, encode
 
 _NATIVE_16 = {"bf16": "BFLOAT16_T", "fp16": "FLOAT16_T"}
 
@@ -63,11 +64,21 @@ def mpi_type_and_op(dtype: str):
             "(aibench's reduce kernel); the communication is the library's")
 
 
-class MpiHostAllreduce:
-    def __init__(self, comm, count: int, dtype: str, inplace: bool):
+class MpiHostAllreduce(AllreduceImpl):
+    name = "mpi"
+    description = "the MPI library's MPI_Allreduce (mpi4py buffer methods) on host buffers"
+
+    @classmethod
+    def host_bytes(cls, count: int, dtype: str, inplace: bool, nranks: int) -> int:
+        """Plus the library's scratch: MPICH's allreduce algorithms allocate a count x
+        extent temporary."""
+        extra = count * FORMATS[dtype].itemsize if nranks > 1 else 0
+        return super().host_bytes(count, dtype, inplace, nranks) + extra
+
+    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
         from mpi4py import MPI
 
-        self.comm, self.count, self.dtype, self.inplace = comm, count, dtype, inplace
+        self.comm, self.count, self.dtype, self.inplace, self.session = comm, count, dtype, inplace, session
         storage = FORMATS[dtype].storage
         self.result = np.empty(count, dtype=storage)
         self.send = self.result if inplace else np.empty(count, dtype=storage)
@@ -79,18 +90,7 @@ class MpiHostAllreduce:
     def run(self) -> None:
         self._allreduce(self._sbuf, self._rbuf, self._op)
 
-    def fill(self, inputs: ExactInputs, rank: int) -> None:
-        inputs.fill(self.send, rank)
-
-    def prepare_check(self, inputs: ExactInputs, rank: int) -> None:
-        if not self.inplace:
-            poison(self.result, self.dtype)
-        inputs.fill(self.send, rank)
-
-    def result_host(self) -> np.ndarray:
-        return self.result
-
-    def detail(self) -> dict:
+    def describe(self) -> dict:
         return {"call": "comm.Allreduce(MPI.IN_PLACE, buf, op)" if self.inplace else "comm.Allreduce(sendbuf, recvbuf, op)",
                 "datatype_op": self.how}
 
@@ -98,13 +98,27 @@ class MpiHostAllreduce:
         self.result = self.send = None  # type: ignore[assignment]
 
 
-class RmaRunner:
-    """aibench's RMA all-reduce (rma.py) behind the same interface."""
+class RmaAllreduceImpl(AllreduceImpl):
+    """aibench's one-sided all-reduce (rma.py): one subclass per algorithm and sync mode."""
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, algorithm: str, sync: str):
+    algorithm = ""
+    sync = ""
+
+    @classmethod
+    def host_bytes(cls, count: int, dtype: str, inplace: bool, nranks: int) -> int:
+        """The MPI window (rma.window_layout: counters, result, fold slot, two parities of
+        scratch slots; 3n to 2n(lg p + 1) + n for n message bytes) and the send buffer."""
+        from .rma import window_bytes
+
+        itemsize = FORMATS[dtype].itemsize
+        return window_bytes(cls.algorithm, count, itemsize, nranks) + (0 if inplace else count * itemsize) + CHECK_BYTES
+
+    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
         from .rma import RmaAllreduce
 
-        self.impl = RmaAllreduce(comm, count, dtype, inplace, algorithm, sync)
+        self.count, self.dtype, self.session = count, dtype, session
+        self.impl = RmaAllreduce(comm, count, dtype, inplace, self.algorithm, self.sync)
+        self.send, self.result = self.impl.send, self.impl.result
 
     def run(self) -> None:
         self.impl.run()
@@ -118,11 +132,20 @@ class RmaRunner:
         inputs.fill(self.impl.send, rank)
         self.impl.local_writes_done()
 
-    def result_host(self) -> np.ndarray:
-        return self.impl.result
-
-    def detail(self) -> dict:
+    def describe(self) -> dict:
         return self.impl.detail()
 
     def close(self) -> None:
         self.impl.close()
+
+
+def _rma_impl(algorithm: str, sync: str) -> type[RmaAllreduceImpl]:
+    how = "Fence per step" if sync == "fence" else "passive target: Lock_all, Put + Flush + atomic counters"
+    name = f"rma-{algorithm}{'-fence' if sync == 'fence' else ''}"
+    return type(f"Rma_{algorithm.replace('-', '_')}_{sync}", (RmaAllreduceImpl,), {
+        "name": name, "algorithm": algorithm, "sync": sync,
+        "description": f"own one-sided all-reduce, {DESCRIPTIONS[algorithm]}; {how}; SIMD local sum"})
+
+
+# Every RMA algorithm of rma.py in both sync modes: rma-ring, rma-ring-fence, ...
+RMA_IMPLS = tuple(_rma_impl(alg, sync) for alg in ALGORITHMS for sync in SYNCS)

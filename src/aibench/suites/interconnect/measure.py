@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from ...stats import summarize
-from .common import MiB
+from ...results import Samples
+from ...units import MiB
 
 IMB_BYTES = 40 * MiB
 MAX_ITERS = 1000
@@ -36,15 +36,14 @@ class CollectiveTiming:
         """The slowest rank's average per iteration."""
         return max(self.rank_avg) if self.rank_avg else float(np.mean(self.samples))
 
-    def stats(self) -> dict:
-        """Like harness.Measurement.to_dict(): the summary and every sample."""
-        summary = summarize(self.samples)
-        out = {"number": 1, "warmup_reps": self.warmup, "stopped_by": self.stopped_by, **summary.to_dict(),
-               "samples_s": [round(float(x), 9) for x in self.samples]}  # Wtime resolution: ns
+    def samples_record(self) -> Samples:
+        """The samples (Wtime resolution: ns) and each rank's average, as a result keeps them."""
+        extra = {}
         if self.rank_avg:
-            out.update({"time_avg_s_min_rank": min(self.rank_avg), "time_avg_s_mean_rank": float(np.mean(self.rank_avg)),
-                        "time_avg_s_max_rank": max(self.rank_avg)})
-        return out
+            extra = {"time_avg_s_min_rank": min(self.rank_avg), "time_avg_s_mean_rank": float(np.mean(self.rank_avg)),
+                     "time_avg_s_max_rank": max(self.rank_avg)}
+        return Samples(samples_s=[round(float(x), 9) for x in self.samples], number=1, warmup_reps=self.warmup,
+                       stopped_by=self.stopped_by, extra=extra)
 
 
 def planned_iterations(nbytes: int, min_iters: int, max_iters: int = MAX_ITERS) -> int:

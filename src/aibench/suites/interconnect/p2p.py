@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...errors import SkipCase
 from ...mpi import Session, idle_barrier
-from .common import MiB
+from ...results import FAILED, PASSED, Samples, Validation
+from ..base import Impl
+from ...units import MiB
 
 SLOW_FRACTION = 0.8
 LAT_BYTES = 8
@@ -201,3 +204,33 @@ def link_matrix(session: Session, nbytes: int, budget_s: float, min_iters: int) 
         "wrong_links": [f"{label[i]}->{label[j]}" for (i, j), w in wrong.items() if w],
         "rounds": len(tournament(n)),
     }
+
+
+class P2pMatrix(Impl):
+    """The link matrix as the operation of a p2p case (impl `mpi`, the library's
+    point-to-point): measured collectively, the same figures on every rank."""
+
+    def __init__(self, session: Session, nbytes: int):
+        if len(participants(session)) < 2:
+            raise SkipCase("the p2p matrix needs at least 2 ranks")
+        self.session, self.nbytes = session, nbytes
+
+    def measure(self, policy) -> Samples:
+        from .measure import min_iterations
+
+        budget = policy.budget_s
+        matrix = link_matrix(self.session, self.nbytes, budget, min_iterations(budget))
+        self.matrix = self.session.comm.bcast(matrix, root=0)
+        times = self.matrix.pop("weakest_window_times_s")
+        return Samples(samples_s=times, number=1, warmup_reps=2, stopped_by="iterations",
+                       what="seconds per window of the weakest link")
+
+    def check(self) -> Validation:
+        if self.matrix["wrong_bytes"]:
+            return Validation(status=FAILED, tolerance=0.0,
+                              reason=f"wrong data: {self.matrix['wrong_bytes']} byte(s) received wrong on "
+                                     f"{', '.join(self.matrix['wrong_links'])}")
+        return Validation(status=PASSED, max_rel_error=0.0, tolerance=0.0)
+
+    def detail(self) -> dict:
+        return {"p2p": self.matrix} if hasattr(self, "matrix") else {}

@@ -54,6 +54,11 @@ from .common import FORMATS, ceil_div, chunk_bounds, log2_floor, poison
 
 ALGORITHMS = ("ring", "recursive-doubling", "rabenseifner")
 SYNCS = ("flush", "fence")
+DESCRIPTIONS = {
+    "ring": "ring reduce-scatter + all-gather (bandwidth-optimal)",
+    "recursive-doubling": "recursive doubling (latency-bound sizes)",
+    "rabenseifner": "Rabenseifner: recursive-halving reduce-scatter + recursive-doubling all-gather",
+}
 _ALIGN = 64
 
 # Test-only fault injection: AIBENCH_TEST_FAULT=reduce makes rank 0's local reductions

@@ -16,40 +16,27 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 import weakref
 from typing import Any, Callable
 
 import numpy as np
 
 from ...errors import SkipCase, UsageError
-from ...results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Validation, now_iso
-from ...stats import summarize
+from ...results import Metric, Samples
 from ...targets import Target
-from ..base import TIERS, AsvSpec, AsvTrack, Impl, Param, RunContext, Suite, choice, positive_int
-from ..storage import size_label
-from .clients import CLIENTS, SCHEMES, Client, RunLog
+from ...units import choice, parse_size, size_label
+from ..base import AsvTrack, Option, Param, RunContext, Suite, case_table_asv_spec
+from .clients import IMPLS, Client, Workload
 from .local_s3 import EndpointUnavailable
 from .options import validate_options
 from .store import Dataset, StoreContext, StoreError
 
 WORKLOADS = ("whole", "ranged", "small")
 RANGED_OBJECT_SIZE = 16 << 20
-MAX_ERROR_FRACTION = 0.01
 
 
 def _case(workload: str, size: int, concurrency: int) -> dict[str, Any]:
     return {"workload": workload, "size": size, "concurrency": concurrency}
-
-
-def _unavailable(module: str) -> Callable[[Target], str | None]:
-    def reason(target: Target) -> str | None:
-        try:
-            __import__(module)
-        except ImportError:
-            return f"{module} is not installed (pip install {module})"
-        return None
-    return reason
 
 
 def dataset_shape(workload: str, size: int) -> tuple[str, int, int]:
@@ -67,30 +54,29 @@ class ObjectStoreSuite(Suite):
     description = "Object-store GETs (S3, GCS, Azure): GB/s, objects/s, TTFB; awscrt vs obstore vs boto3"
     params = {
         "workload": Param("workload", choice(WORKLOADS), "whole (large objects), ranged (random ranges), small (objects/s)"),
-        "size": Param("size", positive_int, "object size (whole, small) or range length (ranged)"),
-        "concurrency": Param("concurrency", positive_int, "requests in flight"),
+        "size": Param("size", parse_size, "object size (whole, small) or range length (ranged)"),
+        "concurrency": Param("concurrency", parse_size, "requests in flight"),
     }
+    options = (
+        Option("url", "s3://bucket/prefix (or gs://, az://); default: a local S3 endpoint", "URL"),
+        Option("endpoint-url", "S3 endpoint (http(s)://host:port)", "URL"),
+        Option("keep", "keep the uploaded objects", None),
+        Option("read-only", "read the existing objects under --url, write nothing", None),
+    )
     target_kinds = ("cpu",)
+    IMPLS = IMPLS
     comparisons = (("awscrt", "boto3"), ("obstore", "boto3"))
     # Tests set this to tamper with the objects right after they are uploaded.
     after_upload: Callable[[StoreContext, Dataset], None] | None = None
 
     def __init__(self):
-        self.options: dict[str, Any] = {}
+        self.options_in_use: dict[str, Any] = {}
         self._store: StoreContext | None = None
         self._store_error: str | None = None  # why the store failed (every later case fails with it)
         self._store_skip: str | None = None  # why the store cannot exist here (every case skips with it)
         self._datasets: dict[str, Dataset] = {}
         self._lock = threading.Lock()
         self._finalizer = None
-
-    def impls(self) -> list[Impl]:
-        return [
-            Impl("awscrt", "AWS CRT S3 client: parallel ranged parts (8 MiB), throughput target", ("cpu",),
-                 _unavailable("awscrt")),
-            Impl("obstore", "obstore (Rust object_store), asyncio tasks", ("cpu",), _unavailable("obstore")),
-            Impl("boto3", "boto3 get_object, one thread per request in flight", ("cpu",), _unavailable("boto3")),
-        ]
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if tier == "quick":
@@ -113,23 +99,18 @@ class ObjectStoreSuite(Suite):
     def case_id(self, params: dict[str, Any]) -> str:
         return f"{params['workload']}-{size_label(params['size'])}-c{params['concurrency']}"
 
-    def asv_spec(self) -> AsvSpec:
-        cases = tuple(dict.fromkeys(self.case_id(c) for t in TIERS for c in self.default_cases(t, Target("cpu"))))
-        return AsvSpec(
-            class_name="ObjectStore",
-            param_names=("case", "impl", "target"),
-            param_values=(cases, tuple(self.impl_names()), ("cpu",)),
-            tracks=(AsvTrack("track_gbps", "gbps", "GB/s"),
-                    AsvTrack("track_objects_per_s", "objects_per_s", "objects/s"),
-                    AsvTrack("track_ttfb_p50", "ttfb_p50_ms", "seconds", 1e-3)),
-            version="1",
-            key=lambda p, target, impl: (self.case_id(p), impl, target.split(":")[0]),
-        )
+    def asv_spec(self):
+        return case_table_asv_spec(self, "ObjectStore", (
+            AsvTrack("track_gbps", "gbps", "GB/s"), AsvTrack("track_objects_per_s", "objects_per_s", "objects/s"),
+            AsvTrack("track_ttfb_p50", "ttfb_p50_ms", "seconds", 1e-3)))
+
+    def validate_options(self, options: dict[str, Any]) -> None:
+        validate_options(options)
 
     # --- store and data ---------------------------------------------------------------
     def configure(self, options: dict[str, Any]) -> None:
         validate_options(options)
-        self.options = dict(options)
+        self.options_in_use = dict(options)
 
     def _store_for(self, options: dict[str, Any]) -> StoreContext:
         if self._store is not None:
@@ -188,56 +169,44 @@ class ObjectStoreSuite(Suite):
         return ds
 
     # --- running ----------------------------------------------------------------------
-    def run_case(self, params: dict[str, Any], impl: Impl, ctx: RunContext) -> CaseResult:
-        result = CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params), target=str(ctx.target),
-                            impl=impl.name, status=SKIPPED, started_at=now_iso())
-        started = time.perf_counter()
-        client: Client | None = None
-        try:
-            reason = impl.unavailable_reason(ctx.target)
-            if reason is not None:
-                raise SkipCase(reason)
-            options = {**self.options, **{k: v for k, v in (ctx.options or {}).items() if v is not None}}
-            store = self._store_for(options)
-            if store.scheme not in SCHEMES[impl.name]:
-                raise SkipCase(f"{impl.name} does not read {store.scheme}:// stores")
-            if store.embedded is not None:
-                if store.embedded.proc.poll() is not None:
-                    raise StoreError(f"the local S3 endpoint (moto) exited with code {store.embedded.proc.returncode}"
-                                     " (-9: killed, e.g. for memory); no objectstore case can run after it")
-                _check_embedded_memory(params)
-            ds = self._dataset(store, params)
-            verify_every = max(1, int(os.environ.get("AIBENCH_OBJ_VERIFY_EVERY", "4")))
-            runtime_s = ctx.policy.budget_s
-            client = CLIENTS[impl.name](store, params["concurrency"])
-            rngs = [random.Random(ctx.seed * 1000003 + w) for w in range(params["concurrency"])]
-            next_request = _request_maker(params, ds, rngs)
-            # A short warm-up (connections, DNS, credentials) that is not measured.
-            client.run(next_request, ds.sizes, min(0.2, runtime_s / 5), verify_every)
-            log = client.run(next_request, ds.sizes, runtime_s, verify_every)
-            result.impl_detail = {**client.detail(), **store.describe(), "objects": len(ds.keys),
-                                  "object_size": ds.sizes[ds.keys[0]] if not store.read_only else "as listed",
-                                  "runtime_s": runtime_s, "verify_every": verify_every}
-            if store.note:
-                result.impl_detail["endpoint_note"] = store.note
-            _evaluate(result, params, log, ds, store)
-        except SkipCase as e:
-            result.status = SKIPPED
-            result.validation = Validation(status=SKIPPED, reason=str(e))
-        except (StoreError, UsageError) as e:
-            result.status = FAILED
-            result.error = str(e)
-            result.validation = Validation(status=FAILED, reason=str(e))
-        except Exception as e:  # noqa: BLE001 - one clear line, the run goes on
-            result.status = FAILED
-            text = str(e).strip().splitlines()
-            result.error = f"{type(e).__name__}: {text[0] if text else ''}"
-            result.validation = Validation(status=FAILED, reason="the case could not complete")
-        finally:
-            if client is not None:
-                client.close()
-            result.duration_s = time.perf_counter() - started
-        return result
+    def prepare(self, params: dict[str, Any], impl: type[Client], ctx: RunContext) -> Client:
+        options = {**self.options_in_use, **{k: v for k, v in (ctx.options or {}).items() if v is not None}}
+        store = self._store_for(options)
+        if store.scheme not in impl.schemes:
+            raise SkipCase(f"{impl.name} does not read {store.scheme}:// stores")
+        if store.embedded is not None:
+            if store.embedded.proc.poll() is not None:
+                raise StoreError(f"the local S3 endpoint (moto) exited with code {store.embedded.proc.returncode}"
+                                 " (-9: killed, e.g. for memory); no objectstore case can run after it")
+            _check_embedded_memory(params)
+        ds = self._dataset(store, params)
+        rngs = [random.Random(ctx.seed * 1000003 + w) for w in range(params["concurrency"])]
+        client = impl(store, params["concurrency"])
+        client.workload = Workload(ds, _request_maker(params, ds, rngs), ctx.policy.budget_s,
+                                   max(1, int(os.environ.get("AIBENCH_OBJ_VERIFY_EVERY", "4"))))
+        return client
+
+    def metrics(self, params: dict[str, Any], samples: Samples, op: Client) -> dict[str, Metric]:
+        """Figures over the window where every worker is busy (warp's), each request
+        counting for the part of it inside the window."""
+        recs = op.log.records
+        ok = [r for r in recs if r.error is None]
+        w = op.window()
+        span, nbytes, objs = w["window_s"], w["window_bytes"], w["window_objects"]
+        lat = np.array([r.end - r.start for r in ok])
+        ttfb = np.array([(r.ttfb or r.end) - r.start for r in ok])
+        head = [("gbps", Metric(nbytes / span / 1e9, "GB/s", True)),
+                ("objects_per_s", Metric(objs / span, "objects/s", True))]
+        m = dict(head[::-1] if params["workload"] == "small" else head)
+        for p, key in ((50, "p50"), (90, "p90"), (99, "p99")):
+            m[f"ttfb_{key}_ms"] = Metric(float(np.percentile(ttfb, p)) * 1e3, "ms", False)
+        for p, key in ((50, "p50"), (90, "p90"), (99, "p99")):
+            m[f"lat_{key}_ms"] = Metric(float(np.percentile(lat, p)) * 1e3, "ms", False)
+        m["lat_max_ms"] = Metric(float(lat.max()) * 1e3, "ms", False)
+        m["errors"] = Metric(float(len(recs) - len(ok)), "requests", False)
+        if op.log.retries_known:
+            m["retries"] = Metric(float(sum(r.retries for r in recs)), "retries", False)
+        return m
 
 
 def _check_embedded_memory(params: dict[str, Any]) -> None:
@@ -272,76 +241,3 @@ def _request_maker(params: dict[str, Any], ds: Dataset, rngs: list[random.Random
         key = keys[rngs[w].randrange(len(keys))]
         return key, ds.ids[key], 0, None
     return nxt_whole
-
-
-def window(records) -> tuple[float, float, bool]:
-    """warp's analysis window: from the moment every worker has finished one request
-    to the moment the first worker finished its last one. (start, end, warp_window)."""
-    first: dict[int, float] = {}
-    last: dict[int, float] = {}
-    for r in records:
-        first[r.worker] = min(first.get(r.worker, r.end), r.end)
-        last[r.worker] = max(last.get(r.worker, r.end), r.end)
-    t_a, t_b = max(first.values()), min(last.values())
-    whole_a = min(r.start for r in records)
-    whole_b = max(r.end for r in records)
-    if t_b - t_a >= 0.25 * (whole_b - whole_a) and t_b > t_a:
-        return t_a, t_b, True
-    return whole_a, whole_b, False
-
-
-def _evaluate(result: CaseResult, params: dict[str, Any], log: RunLog, ds: Dataset, store: StoreContext) -> None:
-    recs = log.records
-    if not recs:
-        raise RuntimeError("no request completed")
-    ok = [r for r in recs if r.error is None]
-    errors = [r for r in recs if r.error is not None]
-    detail = result.impl_detail
-    detail.update({"requests": len(recs), "errors": len(errors), "first_error": errors[0].error if errors else None})
-    if not ok:
-        raise StoreError(f"every request failed: {errors[0].error}")
-    if log.mismatches:
-        msg = f"an object read back differs from what aibench uploaded: {log.first_mismatch}"
-        result.status = FAILED
-        result.error = msg
-        result.validation = Validation(status=FAILED, reason=msg)
-        return
-    if len(errors) > MAX_ERROR_FRACTION * len(recs):
-        raise StoreError(f"{len(errors)} of {len(recs)} requests failed: {errors[0].error}")
-    t_a, t_b, warp = window(ok)
-    span = t_b - t_a
-    nbytes = objs = 0.0
-    for r in ok:  # each request counts for the part of it inside the window
-        dur = max(r.end - r.start, 1e-9)
-        frac = max(0.0, min(r.end, t_b) - max(r.start, t_a)) / dur
-        nbytes += r.nbytes * frac
-        objs += frac
-    lat = np.array([r.end - r.start for r in ok])
-    ttfb = np.array([(r.ttfb or r.end) - r.start for r in ok])
-    gbps = nbytes / span / 1e9
-    per_s = objs / span
-    m = result.metrics
-    head = [("gbps", Metric(gbps, "GB/s", True)), ("objects_per_s", Metric(per_s, "objects/s", True))]
-    for name, metric in (head[::-1] if params["workload"] == "small" else head):
-        m[name] = metric
-    for p, key in ((50, "p50"), (90, "p90"), (99, "p99")):
-        m[f"ttfb_{key}_ms"] = Metric(float(np.percentile(ttfb, p)) * 1e3, "ms", False)
-    for p, key in ((50, "p50"), (90, "p90"), (99, "p99")):
-        m[f"lat_{key}_ms"] = Metric(float(np.percentile(lat, p)) * 1e3, "ms", False)
-    m["lat_max_ms"] = Metric(float(lat.max()) * 1e3, "ms", False)
-    m["errors"] = Metric(float(len(errors)), "requests", False)
-    if log.retries_known:
-        m["retries"] = Metric(float(sum(r.retries for r in recs)), "retries", False)
-    samples = lat.tolist()
-    result.stats = {**summarize(samples).to_dict(), "samples_s": samples[:5000], "stopped_by": "time",
-                    "sample": "seconds per request (start to last byte)"}
-    detail.update({"window_s": span, "window": "warp (every worker busy)" if warp else "whole run (too few requests)",
-                   "gib_per_s": nbytes / span / 2**30})
-    if ds.uploaded:
-        detail["verification"] = (f"{log.verified} bodies (one in {detail.get('verify_every')} per worker) compared "
-                                  "with the uploaded content")
-        result.validation = Validation(status=PASSED, max_rel_error=0.0, tolerance=0.0, reason=store.note)
-    else:
-        detail["verification"] = "none: --read-only objects are not aibench's; body lengths checked"
-        result.validation = Validation(status=PASSED, reason=detail["verification"])
-    result.status = PASSED

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from .store import StoreContext
+from ...results import FAILED, PASSED, Samples, Validation
+from ...stats import summarize
+from ..base import Impl
+from .store import Dataset, StoreContext, StoreError
+
+# A case fails when more than this fraction of its requests failed.
+MAX_ERROR_FRACTION = 0.01
 
 # A request to make: (key, object id for the content check or None, range start, length or None).
 Request = tuple[str, "int | None", int, "int | None"]
@@ -76,32 +82,131 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".strip()
 
 
-class Client:
-    name = ""
+class Client(Impl):
+    """An object-store client (an impl of the objectstore suite): `run` keeps
+    `concurrency` requests in flight for `runtime_s` and logs each one. The suite's
+    prepare() gives it the case's `workload` before it is measured."""
+
+    module = ""  # the Python package the client needs
+    schemes: tuple[str, ...] = ("s3",)  # the stores it reads
+    workload: "Workload"
 
     def __init__(self, store: StoreContext, concurrency: int):
         self.store = store
         self.concurrency = concurrency
+        self.log: RunLog | None = None
+
+    @classmethod
+    def unavailable(cls, target) -> str | None:
+        try:
+            __import__(cls.module)
+        except ImportError:
+            return f"{cls.module} is not installed (pip install {cls.module})"
+        return None
 
     def run(self, next_request: NextRequest, sizes: dict[str, int], runtime_s: float, verify_every: int) -> RunLog:
         raise NotImplementedError
 
+    def measure(self, policy) -> Samples:
+        """A short warm-up (connections, DNS, credentials) that is not measured, then the
+        window; the samples are each request's seconds (start to last byte)."""
+        w = self.workload
+        self.run(w.next_request, w.dataset.sizes, min(0.2, w.runtime_s / 5), w.verify_every)
+        self.log = self.run(w.next_request, w.dataset.sizes, w.runtime_s, w.verify_every)
+        ok = [r.end - r.start for r in self.log.records if r.error is None]
+        if not ok:
+            raise StoreError(f"every request failed: {self.log.records[0].error}" if self.log.records
+                             else "no request completed")
+        return Samples(samples_s=ok[:5000], stopped_by="time", what="seconds per request (start to last byte)",
+                       summary=summarize(ok))
+
+    def check(self) -> Validation:
+        """Every body checked is what aibench uploaded; at most 1% of requests failed."""
+        recs = self.log.records
+        errors = [r for r in recs if r.error is not None]
+        if self.log.mismatches:
+            return Validation(status=FAILED, reason=f"an object read back differs from what aibench uploaded: "
+                                                    f"{self.log.first_mismatch}")
+        if len(errors) > MAX_ERROR_FRACTION * len(recs):
+            raise StoreError(f"{len(errors)} of {len(recs)} requests failed: {errors[0].error}")
+        if self.workload.dataset.uploaded:
+            return Validation(status=PASSED, max_rel_error=0.0, tolerance=0.0, reason=self.store.note)
+        return Validation(status=PASSED, reason="none: --read-only objects are not aibench's; body lengths checked")
+
     def detail(self) -> dict[str, Any]:
+        w, d = self.workload, self.client_detail()
+        d.update({**self.store.describe(), "objects": len(w.dataset.keys),
+                  "object_size": w.dataset.sizes[w.dataset.keys[0]] if not self.store.read_only else "as listed",
+                  "runtime_s": w.runtime_s, "verify_every": w.verify_every})
+        if self.store.note:
+            d["endpoint_note"] = self.store.note
+        if self.log is not None:
+            errors = [r for r in self.log.records if r.error is not None]
+            d.update({"requests": len(self.log.records), "errors": len(errors),
+                      "first_error": errors[0].error if errors else None,
+                      "verification": (f"{self.log.verified} bodies (one in {w.verify_every} per worker) compared "
+                                       "with the uploaded content") if w.dataset.uploaded
+                      else "none: --read-only objects are not aibench's; body lengths checked"})
+            if len(errors) < len(self.log.records):
+                d.update(self.window())
+        return d
+
+    def window(self) -> dict[str, Any]:
+        """The bytes and objects read inside warp's window, each request counting for
+        the part of it inside the window."""
+        ok = [r for r in self.log.records if r.error is None]
+        t_a, t_b, warp = window(ok)
+        nbytes = objs = 0.0
+        for r in ok:
+            frac = max(0.0, min(r.end, t_b) - max(r.start, t_a)) / max(r.end - r.start, 1e-9)
+            nbytes += r.nbytes * frac
+            objs += frac
+        return {"window_s": t_b - t_a, "window": "warp (every worker busy)" if warp else "whole run (too few requests)",
+                "window_bytes": nbytes, "window_objects": objs, "gib_per_s": nbytes / (t_b - t_a) / 2**30}
+
+    def client_detail(self) -> dict[str, Any]:
         return {}
 
     def close(self) -> None:
         pass
 
 
+def window(records) -> tuple[float, float, bool]:
+    """warp's analysis window: from the moment every worker has finished one request
+    to the moment the first worker finished its last one. (start, end, warp_window)."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for r in records:
+        first[r.worker] = min(first.get(r.worker, r.end), r.end)
+        last[r.worker] = max(last.get(r.worker, r.end), r.end)
+    t_a, t_b = max(first.values()), min(last.values())
+    whole_a = min(r.start for r in records)
+    whole_b = max(r.end for r in records)
+    if t_b - t_a >= 0.25 * (whole_b - whole_a) and t_b > t_a:
+        return t_a, t_b, True
+    return whole_a, whole_b, False
+
+
+@dataclass
+class Workload:
+    """What one case reads: the objects, how requests are drawn, for how long."""
+
+    dataset: Dataset
+    next_request: NextRequest
+    runtime_s: float
+    verify_every: int
+
+
 # ------------------------------------------------------------------------------------
 class Boto3Client(Client):
-    name = "boto3"
+    name = module = "boto3"
+    description = "boto3 get_object, one thread per request in flight"
 
     def __init__(self, store: StoreContext, concurrency: int):
         super().__init__(store, concurrency)
         self.client = store.boto3_client(max_pool=concurrency)
 
-    def detail(self) -> dict[str, Any]:
+    def client_detail(self) -> dict[str, Any]:
         import boto3
 
         return {"boto3_version": boto3.__version__, "threads": self.concurrency,
@@ -146,13 +251,15 @@ class Boto3Client(Client):
 
 # ------------------------------------------------------------------------------------
 class ObstoreClient(Client):
-    name = "obstore"
+    name = module = "obstore"
+    description = "obstore (Rust object_store), asyncio tasks"
+    schemes = ("s3", "gs", "az")
 
     def __init__(self, store: StoreContext, concurrency: int):
         super().__init__(store, concurrency)
         self.obs_store = store.obstore_store()
 
-    def detail(self) -> dict[str, Any]:
+    def client_detail(self) -> dict[str, Any]:
         import obstore
 
         return {"obstore_version": obstore.__version__, "tasks": self.concurrency,
@@ -200,7 +307,8 @@ class AwsCrtClient(Client):
     """awscrt's S3Client. Against a custom endpoint: the Host header carries host:port,
     paths are path-style /bucket/key, TLS off for http; one S3Client per endpoint."""
 
-    name = "awscrt"
+    name = module = "awscrt"
+    description = "AWS CRT S3 client: parallel ranged parts (8 MiB), throughput target"
 
     def __init__(self, store: StoreContext, concurrency: int):
         super().__init__(store, concurrency)
@@ -227,7 +335,7 @@ class AwsCrtClient(Client):
             tls_mode=s3.S3RequestTlsMode.ENABLED if self.tls else s3.S3RequestTlsMode.DISABLED,
             part_size=PART_SIZE, throughput_target_gbps=THROUGHPUT_TARGET_GBPS)
 
-    def detail(self) -> dict[str, Any]:
+    def client_detail(self) -> dict[str, Any]:
         import awscrt
 
         return {"awscrt_version": getattr(awscrt, "__version__", None), "requests_in_flight": self.concurrency,
@@ -311,5 +419,4 @@ class AwsCrtClient(Client):
         self.client = None
 
 
-CLIENTS: dict[str, type[Client]] = {"awscrt": AwsCrtClient, "obstore": ObstoreClient, "boto3": Boto3Client}
-SCHEMES: dict[str, tuple[str, ...]] = {"awscrt": ("s3",), "obstore": ("s3", "gs", "az"), "boto3": ("s3",)}
+IMPLS = (AwsCrtClient, ObstoreClient, Boto3Client)

@@ -11,13 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base import CaseFailed
 from .local_s3 import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, NOTE, REGION, LocalS3
 from .options import StoreUrl
 
 EMBEDDED_BUCKET = "aibench-local"
 
 
-class StoreError(Exception):
+
+class StoreError(CaseFailed):
     """The store cannot be used (unreachable, no permission, no credentials): one line."""
 
 

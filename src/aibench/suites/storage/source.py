@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ...errors import UsageError
-from ..base import positive_int
+from ...units import parse_size
 
 MIN_FILE_SIZE = 16 << 20
 _FILE_NAME = "aibench-read-test.bin"
@@ -72,7 +72,7 @@ def validate_options(options: dict[str, Any]) -> dict[str, Any]:
             raise UsageError("--file-size only applies to the test file aibench creates (not with --file/--device)")
         if isinstance(size, str):
             try:
-                size = positive_int(size)
+                size = parse_size(size)
             except ValueError as e:
                 raise UsageError(f"bad --file-size {size!r}: {e} (e.g. 4G, 512M)") from None
         size = int(size) // (1 << 20) * (1 << 20)

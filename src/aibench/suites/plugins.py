@@ -1,0 +1,66 @@
+"""Suites and impls from other installed packages, through Python entry points.
+
+A package adds a suite with an entry point in the group `aibench.suites` naming a Suite
+subclass, and an impl of an existing suite with one in `aibench.impls` named
+`<suite>.<impl>` (e.g. `gemm.myblas`) naming an Impl subclass. docs/extending.md has the
+guide; examples/aibench-example-plugin is a tested one.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from importlib.metadata import entry_points
+
+SUITES_GROUP, IMPLS_GROUP = "aibench.suites", "aibench.impls"
+
+
+def _package(ep) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.metadata['Name']} {dist.version}" if dist is not None else None
+
+
+@functools.lru_cache(maxsize=1)
+def _loaded() -> tuple[dict, dict, tuple[str, ...]]:
+    """(suite name -> Suite class, suite name -> [Impl class], problems). A plugin that
+    fails to load is left out with a one-line warning: it never breaks a run."""
+    from .base import Impl, Suite
+
+    suites, impls, problems = {}, {}, []
+    for ep in entry_points(group=SUITES_GROUP):
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Suite)) or cls.name != ep.name:
+                raise TypeError(f"is not a Suite subclass named {ep.name!r}")
+            cls.package = _package(ep)
+            suites[ep.name] = cls
+        except Exception as e:  # noqa: BLE001 - a broken plugin is reported, not fatal
+            problems.append(f"suite plugin {ep.name!r} ({ep.value}) not loaded: {type(e).__name__}: {e}")
+    for ep in entry_points(group=IMPLS_GROUP):
+        suite, _, name = ep.name.partition(".")
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Impl)) or cls.name != name or not suite:
+                raise TypeError(f"is not an Impl subclass named {name!r} (entry point names are <suite>.<impl>)")
+            cls.package = _package(ep)
+            impls.setdefault(suite, []).append(cls)
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"impl plugin {ep.name!r} ({ep.value}) not loaded: {type(e).__name__}: {e}")
+    for line in problems:
+        print(f"aibench: warning: {line}", file=sys.stderr)
+    return suites, impls, tuple(problems)
+
+
+def plugin_suites() -> dict:
+    return dict(_loaded()[0])
+
+
+def plugin_impls(suite: str) -> list:
+    return list(_loaded()[1].get(suite, []))
+
+
+def plugin_packages() -> list[str]:
+    """"package version" of every package whose suites or impls are loaded."""
+    suites, impls, _ = _loaded()
+    found = [c.package for c in suites.values()] + [c.package for group in impls.values() for c in group]
+    return sorted({p for p in found if p})

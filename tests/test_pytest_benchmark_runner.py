@@ -1,0 +1,158 @@
+"""aibench.pytest_benchmark: a user's pytest-benchmark file run through pytest, each
+benchmark one case (outcomes from junitxml, figures from --benchmark-json)."""
+
+import textwrap
+
+import pytest
+
+pytest.importorskip("pytest_benchmark")
+
+from aibench.errors import UsageError  # noqa: E402
+from aibench.pytest_benchmark import pytest_benchmark_unavailable, run_benchmarks, suite_name_for  # noqa: E402
+from aibench.results import FAILED, PASSED, SKIPPED  # noqa: E402
+
+BENCHMARKS = """
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("n", [16, 64])
+def test_copy(benchmark, n):
+    benchmark.extra_info["label"] = "bytes"
+    benchmark.extra_info["shape"] = [n]  # not a JSON scalar: left out of params
+    benchmark.extra_info["copies_per_s"] = 1000.0
+    benchmark.extra_info["seed"] = int(os.environ["AIBENCH_SEED"])
+    out = benchmark(bytes, n)
+    assert len(out) == n
+
+
+def test_wrong_sum(benchmark):
+    total = benchmark(sum, [1, 2])
+    assert total == 4, "sum came out wrong"
+
+
+def test_needs_gpu(benchmark):
+    pytest.skip("no GPU here")
+
+
+def test_plain():
+    assert True
+"""
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    path = write(tmp_path_factory.mktemp("bench") / "test_loader.py", BENCHMARKS)
+    got = run_benchmarks(path, suite=suite_name_for(path), budget_s=0.05, seed=7)
+    return {c.case_id: c for c in got}
+
+
+def test_available():
+    assert pytest_benchmark_unavailable() is None
+
+
+def test_suite_name_has_no_directories(tmp_path):
+    path = write(tmp_path / "test_loader.py", BENCHMARKS)
+    assert suite_name_for(path) == "pytest:test_loader"
+    assert suite_name_for(tmp_path) == f"pytest:{tmp_path.name}"
+
+
+def test_every_benchmark_is_a_case_and_plain_tests_are_not(cases):
+    assert set(cases) == {"test_copy[16]", "test_copy[64]", "test_wrong_sum", "test_needs_gpu"}
+    assert all(c.suite == "pytest:test_loader" and c.impl == "pytest-benchmark" and c.target == "cpu"
+               for c in cases.values())
+
+
+def test_passing_benchmark_has_its_figures_and_samples(cases):
+    case = cases["test_copy[16]"]
+    assert case.status == PASSED and case.error is None
+    assert case.validation.status == PASSED
+    assert list(case.metrics)[:2] == ["ops_per_s", "time_us"]
+    assert case.headline()[0] == "ops_per_s"
+    assert case.metrics["time_us"].unit == "us" and not case.metrics["time_us"].higher_is_better
+    assert case.metrics["ops_per_s"].value == pytest.approx(1e6 / case.metrics["time_us"].value)
+    assert case.metrics["copies_per_s"].value == 1000.0 and case.metrics["copies_per_s"].higher_is_better
+    stats = case.stats.to_dict()
+    assert len(stats["samples_s"]) == stats["n"] >= 5
+    assert stats["median"] * 1e6 == pytest.approx(case.metrics["time_us"].value)
+    assert stats["number"] >= 1
+    assert case.impl_detail["file"] == "test_loader.py" and case.impl_detail["pytest_benchmark"]
+    assert case.duration_s > 0
+
+
+def test_params_hold_the_test_its_parameters_and_scalar_extra_info(cases):
+    params = cases["test_copy[64]"].params
+    assert params["test"] == "test_loader.py::test_copy[64]"
+    assert params["n"] == 64
+    assert params["label"] == "bytes"
+    assert params["seed"] == 7  # AIBENCH_SEED reached the benchmark
+    assert "shape" not in params and "copies_per_s" not in params
+
+
+def test_failed_assertion_is_a_failed_case_without_figures(cases):
+    case = cases["test_wrong_sum"]
+    assert case.status == FAILED and case.validation.status == FAILED
+    assert "sum came out wrong" in case.error and "\n" not in case.error
+    assert case.metrics == {} and case.stats is None
+
+
+def test_skipped_benchmark_keeps_its_reason(cases):
+    case = cases["test_needs_gpu"]
+    assert case.status == SKIPPED
+    assert case.validation.reason == "no GPU here"
+    assert case.metrics == {}
+
+
+def test_same_test_name_in_two_files_is_told_apart_by_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "test_one.py", "def test_sum(benchmark):\n    benchmark(sum, [1])\n")
+    write(tmp_path / "sub" / "test_two.py", "class TestK:\n    def test_sum(self, benchmark):\n"
+                                            "        benchmark(sum, [2])\n")
+    got = run_benchmarks(tmp_path, suite="s", budget_s=0.01)
+    assert sorted(c.case_id for c in got) == ["sub/test_two.py::TestK::test_sum", "test_one.py::test_sum"]
+    assert all(c.status == PASSED for c in got)
+
+
+def test_missing_path_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no such file"):
+        run_benchmarks(tmp_path / "nope.py", suite="s", budget_s=0.01)
+
+
+def test_not_python_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="neither a .py file"):
+        run_benchmarks(write(tmp_path / "notes.txt", "x"), suite="s", budget_s=0.01)
+
+
+def test_file_without_benchmarks_is_a_usage_error(tmp_path):
+    path = write(tmp_path / "test_plain.py", "def test_x():\n    assert True\n")
+    with pytest.raises(UsageError, match="no pytest-benchmark benchmarks in"):
+        run_benchmarks(path, suite="s", budget_s=0.01)
+
+
+def test_collection_error_is_one_line(tmp_path):
+    path = write(tmp_path / "test_broken.py", "import no_such_module_here\n")
+    with pytest.raises(UsageError) as err:
+        run_benchmarks(path, suite="s", budget_s=0.01)
+    assert "no_such_module_here" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_timeout_keeps_finished_benchmarks(tmp_path):
+    path = write(tmp_path / "test_slow.py", """
+        import time
+
+        def test_fast(benchmark):
+            benchmark(sum, [1])
+
+        def test_slow(benchmark):
+            benchmark.pedantic(time.sleep, args=(60,), rounds=1)
+    """)
+    got = {c.case_id: c for c in run_benchmarks(path, suite="s", budget_s=0.01, timeout_s=5)}
+    assert got["test_fast"].status == PASSED and got["test_fast"].metrics
+    assert got["test_slow"].status == FAILED and "timed out" in got["test_slow"].error
+    assert not got["test_slow"].metrics

@@ -22,7 +22,7 @@ Timer = Callable[[int], float]
 
 @dataclass(frozen=True)
 class SamplingPolicy:
-    """When to stop sampling. DESIGN.md: at least 5 samples, then until the 95% CI of
+    """When to stop sampling. The rule: at least 5 samples, then until the 95% CI of
     the median is within `rel_ci` of it or the case's time budget is spent."""
 
     budget_s: float = 5.0

@@ -1,10 +1,10 @@
-"""Datasheet dense peaks of accelerators, TFLOP/s (TOPS for int8), from ../shared/ANCHORS.md
-and NVIDIA's product datasheets (H200 NVL, GH200, L40S: the sparse figures halved).
+"""Datasheet dense peaks of accelerators, TFLOP/s (TOPS for int8), from the vendors' product
+datasheets (NVIDIA H100/H200/H200 NVL/GH200/L40S/A100/B200, AMD MI300X; sparse figures halved).
 
 Keys are matched against the device name that NVML (or JAX) reports, longest key first.
 fp64 here is the FP64 *tensor-core* (matrix) rate, the one DGEMM runs at (H100/H200 67,
-A100 19.5, B200 40, MI300X 163.4 matrix); ANCHORS.md's fp64 column is the vector rate,
-which cuBLAS DGEMM exceeds. CPU peaks are not in this table: they are computed from a
+A100 19.5, B200 40, MI300X 163.4 matrix); the datasheets' FP64 vector rate is lower,
+and cuBLAS DGEMM exceeds it. CPU peaks are not in this table: they are computed from a
 measured clock (targets/cpu.py).
 """
 

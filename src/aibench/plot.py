@@ -25,12 +25,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from .compare import load_run, names
+from .dtypes import FORMATS
 from .errors import UsageError
 from .fleet import split_by_node
 from .results import PASSED, CaseResult, RunDocument
 
 _MARKERS = "osD^vPX*"
-_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")  # DESIGN.md's order, for the gemm charts
+_DTYPES = tuple(d for d in FORMATS if d != "int32")  # the dtype table's order (widest first), for the gemm charts
 _PERCENTILE = re.compile(r"^(?P<family>lat|ttfb)_p(?P<pct>\d+(?:_\d+)?)_(?P<unit>us|ms)$")
 _TITLES = {
     "interconnect-allreduce": "All-reduce bus bandwidth against message size",

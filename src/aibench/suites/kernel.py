@@ -38,6 +38,20 @@ class KernelRunner(Impl):
         return self.flops()
 
 
+class CoreOpRunner:
+    """A runner whose operation is one of aibench._core's ops (Gemm, Attention), built in
+    __init__ as `self.op`: the kernel and its ISA path resolved once, in C++; run and time
+    are the op's (a C++ loop on the steady clock)."""
+
+    op: Any
+
+    def run(self) -> None:
+        self.op.run()
+
+    def time(self, number: int) -> float:
+        return self.op.time(number)
+
+
 class KernelSuite(Suite):
     """A suite of kernels: figures are FLOP rates from the median time."""
 

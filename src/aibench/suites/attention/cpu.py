@@ -17,6 +17,7 @@ from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
 from ..gemm.cpu import generation_temp_bytes, uniform_values
+from ..kernel import CoreOpRunner
 from .common import AttentionRunner, default_scale, kv_head
 
 _MAX_BUFFER_SETS = 16
@@ -143,7 +144,7 @@ class _HostOperands(AttentionRunner):
         self.q = self.k = self.v = self.o = []
 
 
-class OwnAttentionRunner(_HostOperands):
+class OwnAttentionRunner(CoreOpRunner, _HostOperands):
     name = "aibench"
     target_kinds = ("cpu",)
     description = ("aibench's fused C++ kernel: Q tiles against K/V tiles with the online softmax, "
@@ -151,15 +152,8 @@ class OwnAttentionRunner(_HostOperands):
 
     def __init__(self, p, ctx):
         super().__init__(p, ctx)
-        # The kernel and its ISA path are resolved once, in C++
         self.op = _core.Attention(self.q, self.k, self.v, self.o, p["dtype"], self.causal, self.scale)
         self.isa = self.op.describe["isa"]
-
-    def run(self) -> None:
-        self.op.run()
-
-    def time(self, number: int) -> float:
-        return self.op.time(number)
 
     def peak(self) -> dict | None:
         return cpu_peak_tflops(self.p["dtype"], self.isa)  # the peak of the instructions this path uses

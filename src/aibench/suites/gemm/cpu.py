@@ -21,6 +21,7 @@ from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
+from ..kernel import CoreOpRunner
 from .common import GemmRunner
 
 # Output (C) storage of the own kernel and blas; torch's bf16 output is bf16 (uint16 bits).
@@ -218,7 +219,7 @@ class _NumpyOperands(GemmRunner):
         self.a = self.b = self.c = []
 
 
-class OwnKernelRunner(_NumpyOperands):
+class OwnKernelRunner(CoreOpRunner, _NumpyOperands):
     """aibench's C++ kernel; its timing loop is C++ (steady clock)."""
     name = "aibench"
     target_kinds = ("cpu",)
@@ -228,16 +229,9 @@ class OwnKernelRunner(_NumpyOperands):
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
-        # The kernel and its ISA path are resolved once, in C++ (the best path this CPU runs
-        # under AIBENCH_CPU_ISA).
+        # The best path this CPU runs under AIBENCH_CPU_ISA.
         self.op = _core.Gemm(self.a, self.b, self.c, self.dtype)
         self.isa = self.op.describe["isa"]
-
-    def run(self) -> None:
-        self.op.run()
-
-    def time(self, number: int) -> float:
-        return self.op.time(number)
 
     def peak(self) -> dict | None:
         return cpu_peak_tflops(self.dtype, self.isa)  # the peak of the instructions this path uses

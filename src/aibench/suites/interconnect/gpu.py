@@ -78,9 +78,15 @@ class _GpuBuffers(AllreduceImpl):
 
     target_kinds = ("cuda",)
 
-    def __init__(self, count: int, dtype: str, inplace: bool, local_rank: int):
+    @classmethod
+    def unavailable(cls, target) -> str | None:
+        return mpi.mpi_unavailable_reason() or gpu_unavailable_reason()
+
+    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
         import cupy
 
+        self.session = session
+        local_rank = session.local_rank
         self.cupy = cupy
         self.count, self.dtype, self.inplace = count, dtype, inplace
         self.device_index = local_rank % cupy.cuda.runtime.getDeviceCount()
@@ -129,8 +135,7 @@ class NcclAllreduce(_GpuBuffers):
         return mpi.mpi_unavailable_reason() or nccl_unavailable_reason()
 
     def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
-        self.session = session
-        super().__init__(count, dtype, inplace, session.local_rank)
+        super().__init__(comm, count, dtype, inplace, session)
         from cupy.cuda import nccl
 
         self.nccl = nccl
@@ -159,10 +164,6 @@ class CudaMpiAllreduce(_GpuBuffers):
     name = "mpi"
     description = "the MPI library's MPI_Allreduce on CuPy buffers (a CUDA-aware MPI)"
 
-    @classmethod
-    def unavailable(cls, target) -> str | None:
-        return mpi.mpi_unavailable_reason() or gpu_unavailable_reason()
-
     def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
         from mpi4py import MPI
 
@@ -171,8 +172,7 @@ class CudaMpiAllreduce(_GpuBuffers):
         supported, self.how_detected = mpi_cuda_support()
         if not supported:
             raise SkipCase(f"the MPI library is not CUDA-aware: {self.how_detected}")
-        self.session = session
-        super().__init__(count, dtype, inplace, session.local_rank)
+        super().__init__(comm, count, dtype, inplace, session)
         datatype, self._op, self.how = mpi_type_and_op(dtype)
         self._sbuf = MPI.IN_PLACE if inplace else [self.send, datatype]
         self._rbuf = [self.result, datatype]

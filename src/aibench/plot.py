@@ -24,6 +24,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from . import units
 from .compare import load_run, names
 from .dtypes import FORMATS
 from .errors import UsageError
@@ -53,11 +54,8 @@ def chart_title(stem: str) -> str:
 
 
 def size_label(nbytes: float) -> str:
-    """Bytes in binary units as the axis shows them: 8, 4K, 1M, 2G."""
-    for unit, scale in (("G", 2**30), ("M", 2**20), ("K", 2**10)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:g}{unit}"
-    return f"{nbytes:g}"
+    """Bytes in binary units as the axis shows them: 8, 4K, 1.5M, 2G."""
+    return units.size_label(nbytes, exact=False)
 
 
 def _passed(docs: list[RunDocument], suite: str):

@@ -37,13 +37,16 @@ def parse_bool(text: str) -> bool:
     raise ValueError("expected true or false (or 1/0, yes/no, on/off)")
 
 
-def size_label(nbytes: int, iec: bool = False) -> str:
+def size_label(nbytes: float, iec: bool = False, exact: bool = True) -> str:
     """A size in the largest binary unit it is a whole multiple of: 512, 4K, 1M, 2G; with
-    iec, 8B, 4KiB, 1MiB, 2GiB. Case ids are built from it: changing it renames cases."""
+    iec, 8B, 4KiB, 1MiB, 2GiB. Case ids are built from it: changing it renames cases.
+    exact=False (axis labels): the largest unit it reaches, with a fraction (1.5G)."""
     for unit, scale in (("G", GiB), ("M", MiB), ("K", KiB)):
-        if nbytes >= scale and nbytes % scale == 0:
-            return f"{nbytes // scale}{unit}{'iB' if iec else ''}"
-    return f"{nbytes}{'B' if iec else ''}"
+        if exact and nbytes >= scale and nbytes % scale == 0:
+            return f"{int(nbytes) // scale}{unit}{'iB' if iec else ''}"
+        if not exact and nbytes >= scale:
+            return f"{nbytes / scale:g}{unit}{'iB' if iec else ''}"
+    return f"{int(nbytes) if exact else format(nbytes, 'g')}{'B' if iec else ''}"
 
 
 def choice(options: Iterable[str]) -> Callable[[str], str]:

@@ -100,3 +100,64 @@ def test_asv_publish_builds_pages_from_an_aibench_run(tmp_path):
     # Some graph holds a measured (non-null) TFLOP/s value for the 512^3 fp32 case.
     flat = json.dumps(points)
     assert any(ch.isdigit() for ch in flat)
+
+
+def _gemm_case(node, value, size=512, impl="aibench"):
+    from aibench.results import CaseResult, Metric, Samples, Validation
+
+    t = 2 * size**3 / value / 1e12
+    return CaseResult(suite="gemm", case_id=f"{size}x{size}x{size}-fp32",
+                      params={"m": size, "n": size, "k": size, "dtype": "fp32"},
+                      target="cpu", impl=impl, status="passed", node=node,
+                      metrics={"tflops": Metric(value, "TFLOP/s", True), "time_us": Metric(t * 1e6, "us", False)},
+                      stats=Samples([t * 0.99, t, t * 1.01]), validation=Validation("passed", 0.0, 1e-5))
+
+
+def _asv_value(results_dir, machine, bench, point):
+    """The value asv stored for `bench` at the parameter point (a tuple of values)."""
+    from asv.results import Results
+
+    files = [f for f in (results_dir / machine).glob("*.json") if f.name != "machine.json"]
+    assert len(files) == 1, files
+    res = Results.load(str(files[0]))
+    params = res.get_result_params(bench)
+    values = res.get_result_value(bench, params)
+    combos = __import__("itertools").product(*params)
+    return dict(zip([tuple(c) for c in combos], values))[tuple(repr(v) for v in point)]
+
+
+def test_asv_results_hold_the_run_documents_figures(tmp_path):
+    """Round trip: the value in asv's results file is the run document's figure (time in
+    seconds for track_time), two runs of one commit merge, and a fleet document becomes
+    one asv machine per node."""
+    from aibench.asv_export import export_run
+    from aibench.results import RunDocument
+
+    commit = "a" * 40
+
+    def doc(machine, cases, fleet=None):
+        return RunDocument(command=["aibench"], machine=machine, tier="quick", targets=["cpu"],
+                           system={"cpu": {"model": "x"}}, aibench={"version": "0", "commit": commit},
+                           cases=cases, fleet=fleet)
+
+    results = tmp_path / "results"
+    first = doc("n1", [_gemm_case(None, 0.25)])
+    export_run(first, results, REPO)
+    export_run(doc("n1", [_gemm_case(None, 0.5, size=1024)]), results, REPO)
+    point = ("512x512x512", "fp32", "aibench")
+    assert _asv_value(results, "n1", "gemm.GemmCpu.track_tflops", point) == pytest.approx(0.25)
+    time_us = first.cases[0].metrics["time_us"].value
+    assert _asv_value(results, "n1", "gemm.GemmCpu.track_time", point) == pytest.approx(time_us * 1e-6)
+    assert _asv_value(results, "n1", "gemm.GemmCpu.track_tflops", ("1024x1024x1024", "fp32", "aibench")) == \
+        pytest.approx(0.5)  # the second run of the commit merged, the first kept
+
+    from aibench.fleet import split_by_node
+
+    fleet = doc("fleet", [_gemm_case("n2", 0.3), _gemm_case("n3", 0.6)],
+                fleet={"nodes": [{"node": "n2", "host": "h2", "rank": 0, "local_rank": 0, "system": {}},
+                                 {"node": "n3", "host": "h3", "rank": 1, "local_rank": 0, "system": {}}],
+                       "concurrency": "every node at once"})
+    for node_doc in split_by_node(fleet):
+        export_run(node_doc, results, REPO)
+    assert _asv_value(results, "n2", "gemm.GemmCpu.track_tflops", point) == pytest.approx(0.3)
+    assert _asv_value(results, "n3", "gemm.GemmCpu.track_tflops", point) == pytest.approx(0.6)

@@ -66,13 +66,13 @@ def test_cpu_impls_validate_on_odd_and_grouped_shapes(tmp_path):
 def test_wrong_attention_output_fails_the_case(tmp_path, monkeypatch):
     from aibench.suites.attention import cpu
 
-    original = cpu.NumpyAttentionRunner.run
+    original = cpu.NumpyAttentionRunner.collect_timed_output
 
-    def corrupt(self):
+    def corrupt(self):  # the output of the last timed call, as validation reads it
         original(self)
         self.o[0][0, 0, 5, :] = 0  # one query row zeroed
 
-    monkeypatch.setattr(cpu.NumpyAttentionRunner, "run", corrupt)
+    monkeypatch.setattr(cpu.NumpyAttentionRunner, "collect_timed_output", corrupt)
     code, cases = _run(tmp_path, "--param", "batch=1", "--param", "heads=1", "--param", "seqlen=16",
                        "--param", "head_dim=8", "--param", "causal=false", "--param", "dtype=fp32",
                        "--impl", "numpy")

@@ -59,13 +59,10 @@ def test_run_one_point_writes_document_and_exits_0(tmp_path):
 def test_wrong_result_fails_the_case_and_exit_code_is_1(tmp_path, monkeypatch):
     from aibench.suites.gemm import cpu
 
-    original = cpu.OwnKernelRunner.run
+    def corrupt(self):  # after the last timed call, before validation
+        self.c[0][2, 3] += 1.0  # one wrong element (row 2 is not among the sampled rows)
 
-    def corrupt(self):
-        original(self)
-        self.c[0][3, 2] += 1.0  # one wrong element
-
-    monkeypatch.setattr(cpu.OwnKernelRunner, "run", corrupt)
+    monkeypatch.setattr(cpu.OwnKernelRunner, "collect_timed_output", corrupt)
     out = tmp_path / "run.json"
     code = main(["run", "--param", "m=32", "--param", "n=32", "--param", "k=32", "--param", "dtype=fp64",
                  "--output", str(out), "--time-budget", "0.05", "--no-asv"])

@@ -54,3 +54,20 @@ def test_compare_against_a_committed_reference(tmp_path, capsys):
     a = _write(tmp_path, "a", [_case("x", 1.0)])
     assert main(["compare", "--reference", "nvidia-h200", a, "--markdown"]) == 0
     assert "nvidia-h200" in capsys.readouterr().out
+
+
+def test_verdicts_follow_the_confidence_intervals_not_a_fixed_threshold(tmp_path, capsys):
+    """Told apart from the plain 3% rule: 2% apart with tight intervals is a difference,
+    8% apart with wide ones is not; without intervals the 3% rule is the fallback."""
+    a = _write(tmp_path, "a", [_case("tight", 1.0, spread=0.002), _case("wide", 1.0, spread=0.2),
+                               _case("none", 1.0)])
+    b = _write(tmp_path, "b", [_case("tight", 0.98, spread=0.002), _case("wide", 0.92, spread=0.2),
+                               _case("none", 0.98)])
+    doc = json.loads(open(b).read())
+    doc["cases"][2]["stats"] = None  # no statistics: nothing to judge the noise by
+    write_atomic(tmp_path / "b.json", doc)
+    assert main(["compare", a, b, "--json"]) == 0
+    rows = {r["case_id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["tight"]["verdicts"] == ["worse"]  # the plain rule would say "same"
+    assert rows["wide"]["verdicts"] == ["same"]  # the plain rule would say "worse"
+    assert rows["none"]["verdicts"] == ["same"]

@@ -80,7 +80,7 @@ def test_every_cuda_impl_and_dtype_validates_on_odd_shapes(tmp_path):
     assert ("aibench", "bf16") in passed and ("aibench", "fp16") in passed
     for c in cases:
         if c["status"] == "passed":
-            assert c["telemetry"]["start"]["available"] in (True, False)
+            assert c["telemetry"]["start"]["available"] is True  # NVML comes with the cuda extra
             assert c["percent_of_peak"] is None or 0 < c["percent_of_peak"] < 110
 
 

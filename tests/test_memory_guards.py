@@ -226,10 +226,10 @@ def test_attention_guard_refuses_what_only_the_old_count_let_through(monkeypatch
     assert "\n" not in str(err.value) and "attention case needs" in str(err.value)
 
 
-def test_attention_guard_samples_what_the_validation_samples():
+def test_attention_guard_counts_the_validation_blocks():
     from aibench.suites.attention import common, cpu
 
-    assert inspect.signature(common.sampled_rows).parameters["count"].default == cpu._SAMPLED_ROWS
+    assert cpu.VALIDATION_ROWS is common.VALIDATION_ROWS
 
 
 # ---- interconnect ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..faults import corrupts_output, inject
 from ..results import Metric, Samples, Validation
 from .base import Impl, RunContext, Suite
 
@@ -12,7 +13,7 @@ from .base import Impl, RunContext, Suite
 class KernelRunner(Impl):
     """One impl's prepared kernel: buffers allocated and filled with random values.
     Subclasses set `params` and `seed` (KernelSuite.prepare does) and give `run`, `time`,
-    `poison_output` and the suite's `validate`."""
+    `poison_output`, `output` and the suite's `validate`."""
 
     params: dict[str, Any]
     seed: int = 0
@@ -22,16 +23,34 @@ class KernelRunner(Impl):
         kernel never wrote cannot pass validation."""
         raise NotImplementedError
 
+    def collect_timed_output(self) -> None:
+        """Store the output of the last timed call where validate() reads it. A no-op for
+        kernels that write their output buffer; runners whose timed call returns a new
+        array (torch's SDPA and _int_mm, JAX, numpy attention) keep the last one."""
+
+    def output(self) -> tuple[Any, str]:
+        """(the output validate() reads, its format): for fault injection."""
+        raise NotImplementedError
+
+    def set_output(self, out: Any) -> None:
+        """Replace the output by a corrupted copy (outputs that cannot change in place)."""
+
     def validate(self) -> Validation:
-        """Compare the output just computed with a float64 reference."""
+        """Compare the output of the last timed call with a float64 reference."""
         raise NotImplementedError
 
     def flops(self) -> float:
         raise NotImplementedError
 
     def check(self) -> Validation:
+        """Validate what the timed loop computes: one more timed call (on buffer set 0)
+        into a poisoned output, then (tests only) the injected fault, then validate."""
         self.poison_output()
-        self.run()
+        self.time(1)
+        self.collect_timed_output()
+        if corrupts_output(self.name):
+            out, fmt = self.output()
+            self.set_output(inject(self.name, out, fmt, self.seed))
         return self.validate()
 
     def work(self) -> float:

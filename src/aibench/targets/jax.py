@@ -66,13 +66,17 @@ def peak(dev, dtype: str) -> dict | None:
 
 
 def timer(fn: Callable, args: tuple) -> Callable[[int], float]:
-    """`number` calls of a jitted function, each waited for (block_until_ready)."""
+    """`number` calls of a jitted function, each waited for (block_until_ready); the
+    returned timer keeps the last call's output as `.last`."""
 
     def run(number: int) -> float:
         start = time.perf_counter()
         for _ in range(number):
-            fn(*args).block_until_ready()
-        return time.perf_counter() - start
+            out = fn(*args)
+            out.block_until_ready()
+        elapsed = time.perf_counter() - start
+        run.last = out  # the last call's output, for validation
+        return elapsed
 
     return run
 
@@ -83,3 +87,32 @@ def jnp_dtype(dtype: str):
 
     return {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16, "int8": jnp.int8,
             "fp64": jnp.float64}[dtype]
+
+
+class ReturnedOutput:
+    """What JAX runners share: a jitted call returns its output, kept as `self.result`
+    (the last timed call's, for validation); a fault replaces it with a corrupted copy."""
+
+    result = None
+    integer_output = False  # an int32 output (int8 GEMM), else float
+
+    def run(self) -> None:
+        self.result = self.fn(*self.args)
+        self.result.block_until_ready()
+
+    def poison_output(self) -> None:
+        self.result = None
+
+    def collect_timed_output(self) -> None:
+        self.result = self.time.last
+
+    def output(self):
+        import numpy as np
+
+        return (np.asarray(self.result).astype(np.int32), "int32") if self.integer_output else \
+            (np.asarray(self.result).astype(np.float64), "fp64")
+
+    def set_output(self, out) -> None:
+        import jax
+
+        self.result = jax.device_put(out, self.dev)

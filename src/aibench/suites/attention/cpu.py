@@ -18,12 +18,11 @@ from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_le
 from ..base import RunContext
 from ..gemm.cpu import generation_temp_bytes, uniform_values
 from ..kernel import CoreOpRunner
-from .common import AttentionRunner, default_scale, kv_head
+from .common import VALIDATION_ROWS, AttentionRunner, default_scale, kv_head
 
 _MAX_BUFFER_SETS = 16
 _PAD_D = 16  # kPadD of attention.hpp: rows of a repacked V are padded to a multiple of it
 _BLOCK = 64  # kBlockQ = kBlockK of attention.hpp: the tile scratch is sized by them
-_SAMPLED_ROWS = 32  # query rows the validation samples per head (common.sampled_rows)
 _BF16_BITS_TEMP = 10  # bytes per value bf16_bits holds at its peak (uint32 steps + result)
 
 
@@ -80,10 +79,11 @@ def memory_needed(p: dict[str, Any]) -> int:
 
 
 def _validation_temp_bytes(sq: int, sk: int, d: int) -> int:
-    """_validate: one head's q, k, v, o as float64 (the next head's made while the last is
-    still held, and a bf16 decode's uint32 bits), and reference_rows' float64 score rows of
-    the sampled queries (the scaled scores, the mask's where, exp, and the bool mask)."""
-    rows = min(sq, _SAMPLED_ROWS)
+    """AttentionRunner.validate: one head's q, k, v, o as float64 (the next head's made while
+    the last is still held, and a bf16 decode's uint32 bits), and reference_rows' float64
+    score rows of one block of queries (the scaled scores, the mask's where, exp, and the
+    bool mask)."""
+    rows = min(sq, VALIDATION_ROWS)
     heads = 2 * 8 * (2 * sq * d + 2 * sk * d) + 8 * max(sq, sk) * d
     return heads + rows * sk * (4 * 8 + 2) + 12 * rows * d * 8
 
@@ -136,6 +136,9 @@ class _HostOperands(AttentionRunner):
 
     def poison_output(self) -> None:
         self.o[0].fill(0x7FC0 if self.bf16 else np.nan)
+
+    def output(self):
+        return self.o[0], "bf16" if self.bf16 else "fp32"
 
     def peak(self) -> dict | None:
         return cpu_peak_tflops(self.p["dtype"])
@@ -202,11 +205,17 @@ class NumpyAttentionRunner(_HostOperands):
         sets = len(self.q32)
         start = time.perf_counter()
         for i in range(number):
-            self._forward(i % sets)
-        return time.perf_counter() - start
+            out = self._forward(i % sets)
+        elapsed = time.perf_counter() - start
+        self.last = out
+        return elapsed
 
     def run(self) -> None:
-        out = np.nan_to_num(self._forward(0), nan=0.0)  # rows that see no key: 0, as defined
+        self.last = self._forward(0)
+        self.collect_timed_output()
+
+    def collect_timed_output(self) -> None:
+        out = np.nan_to_num(self.last, nan=0.0)  # rows that see no key: 0, as defined
         self.o[0][...] = bf16_bits(out) if self.bf16 else out
 
     def detail(self) -> dict:
@@ -228,12 +237,17 @@ class TorchAttentionRunner(_HostOperands):
         sets = len(self.t)
         start = time.perf_counter()
         for i in range(number):
-            self.sdpa(*self.t[i % sets][:3])
-        return time.perf_counter() - start
+            out = self.sdpa(*self.t[i % sets][:3])
+        elapsed = time.perf_counter() - start
+        self.last = out
+        return elapsed
 
     def run(self) -> None:
-        q, k, v, o = self.t[0]
-        o.copy_(self.sdpa(q, k, v))
+        self.last = self.sdpa(*self.t[0][:3])
+        self.collect_timed_output()
+
+    def collect_timed_output(self) -> None:
+        self.t[0][3].copy_(self.last)
 
     def detail(self) -> dict:
         return self.sdpa.detail()

@@ -51,6 +51,9 @@ class CudaOperands(AttentionRunner):
 
     def poison_output(self) -> None:
         self.o.fill(0x7FC0 if self.p["dtype"] == "bf16" else np.nan)
+
+    def output(self):
+        return self.o, self.p["dtype"]
         self.cupy.cuda.Device().synchronize()
 
     def peak(self) -> dict | None:
@@ -108,6 +111,10 @@ class TorchCudaAttentionRunner(CudaOperands):
 
     def run(self) -> None:
         self.o_t.copy_(self.sdpa(*self.args))
+        self.sdpa.torch.cuda.synchronize()
+
+    def collect_timed_output(self) -> None:
+        self.o_t.copy_(self.time.last)  # SDPA returns its output: the last timed one
         self.sdpa.torch.cuda.synchronize()
 
     def detail(self) -> dict:

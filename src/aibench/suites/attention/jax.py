@@ -12,7 +12,7 @@ from ..base import RunContext
 from .common import AttentionRunner, default_scale, kv_head
 
 
-class JaxAttentionRunner(AttentionRunner):
+class JaxAttentionRunner(jx.ReturnedOutput, AttentionRunner):
     name = "jax"
     target_kinds = ("cuda", "jax")
     description = "jax.nn.dot_product_attention, jitted (XLA), on JAX's device"
@@ -41,20 +41,13 @@ class JaxAttentionRunner(AttentionRunner):
             visible = np.arange(sk)[None, :] <= (np.arange(sq)[:, None] + (sk - sq))
             kwargs["mask"] = jax.device_put(jnp.asarray(visible[None, None]), self.dev)
         self.fn = jax.jit(lambda q, k, v: jax.nn.dot_product_attention(q, k, v, **kwargs))
-        self.time = jx.timer(self.fn, (self.q, self.k, self.v))
-        self.out = None
-
-    def run(self) -> None:
-        self.out = self.fn(self.q, self.k, self.v)
-        self.out.block_until_ready()
-
-    def poison_output(self) -> None:
-        self.out = None
+        self.args = (self.q, self.k, self.v)
+        self.time = jx.timer(self.fn, self.args)
 
     def head(self, b, h):
         hk = kv_head(h, self.p["heads"], self.p["kv_heads"])
         f64 = lambda x: np.asarray(x.astype("float32"), dtype=np.float64)
-        return f64(self.q[b, :, h]), f64(self.k[b, :, hk]), f64(self.v[b, :, hk]), f64(self.out[b, :, h])
+        return f64(self.q[b, :, h]), f64(self.k[b, :, hk]), f64(self.v[b, :, hk]), f64(self.result[b, :, h])
 
     def detail(self) -> dict:
         return jx.describe(self.dev)
@@ -63,4 +56,4 @@ class JaxAttentionRunner(AttentionRunner):
         return jx.peak(self.dev, self.p["dtype"])
 
     def close(self) -> None:
-        self.q = self.k = self.v = self.out = None
+        self.q = self.k = self.v = self.result = None

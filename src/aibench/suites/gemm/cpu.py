@@ -22,7 +22,7 @@ from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
 from ..kernel import CoreOpRunner
-from .common import GemmRunner
+from .common import GemmRunner, freivalds_temp_bytes
 
 # Output (C) storage of the own kernel and blas; torch's bf16 output is bf16 (uint16 bits).
 _NP_OUT_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.float32, "int8": np.int32}
@@ -82,9 +82,10 @@ def generation_temp_bytes(dtype: str, elements: int) -> int:
 
 
 def validation_temp_bytes(params: dict[str, Any]) -> int:
-    """What _validate allocates: the sampled rows of A and columns of B copied out (stored
-    format), decoded (bf16: through uint32/float32) and held as float64, the same for the
-    sampled block of C, and the float64 reference with its error terms."""
+    """What GemmRunner.validate allocates: the sampled rows of A and columns of B copied out
+    (stored format), decoded (bf16: through uint32/float32) and held as float64, the same
+    for the sampled block of C, and the float64 reference with its error terms; all still
+    held while the Freivalds check runs (common.freivalds_temp_bytes)."""
     m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
     rows, cols = min(m, _SAMPLES), min(n, _SAMPLES)
     in_item = FORMATS[dtype].itemsize
@@ -92,7 +93,7 @@ def validation_temp_bytes(params: dict[str, Any]) -> int:
     # per value: the copy, the uint32 bits of a bf16 decode (4) and the float64 result (8)
     sampled = (rows * k + k * cols) * (in_item + 4 + 8)
     block = rows * cols * (out_item + 4 + 8 + 4 * 8)  # C block + ref, |C - ref|, ref * ref
-    return sampled + block
+    return sampled + block + freivalds_temp_bytes(m, n, k)
 
 
 def kernel_scratch_bytes(params: dict[str, Any]) -> int:
@@ -200,6 +201,14 @@ class _NumpyOperands(GemmRunner):
 
     def poison_output(self) -> None:
         self.c[0].fill(_POISON.get(self.c[0].dtype, np.nan))
+
+    def rows(self, which, start, stop):
+        if which == "c":
+            return _as_float64(self.c[0][start:stop], "bf16" if self.c[0].dtype == np.uint16 else "native")
+        return _as_float64((self.a if which == "a" else self.b)[0][start:stop], self.dtype)
+
+    def output(self):
+        return self.c[0], _out_name(self.c[0])
 
     def sample(self, rows, cols):
         out_fmt = "bf16" if self.c[0].dtype == np.uint16 else "native"

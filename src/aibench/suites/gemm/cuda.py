@@ -67,6 +67,19 @@ class CudaOperands(GemmRunner):
         c_block = decode(self.c[self.cupy.ix_(self.cupy.asarray(rows), self.cupy.asarray(cols))].get(), self.out_fmt)
         return a_rows, b_cols, c_block
 
+    def rows(self, which, start, stop):
+        fmt = "fp32" if self.dtype == "tf32" else self.dtype
+        if which == "c":
+            return decode(self.c[start:stop].get(), self.out_fmt)
+        if which == "a":
+            return decode(self.a[start:stop].get(), fmt)
+        if self.b_layout == "nk":  # stored (n, k): rows of B are columns of the storage
+            return decode(self.cupy.ascontiguousarray(self.b[:, start:stop].T).get(), fmt)
+        return decode(self.b[start:stop].get(), fmt)
+
+    def output(self):
+        return self.c, self.out_fmt
+
     def validation_dtype(self) -> str:
         return self.dtype
 
@@ -202,6 +215,13 @@ class TorchCudaRunner(CudaOperands):
         if out is not self.c_torch and out is not None:
             self.c_torch.copy_(out)
         self.torch.cuda.synchronize()
+
+    def collect_timed_output(self) -> None:
+        """_int_mm and _scaled_mm return their output: the last timed one is validated."""
+        out = self.time.last
+        if out is not self.c_torch and out is not None:
+            self.c_torch.copy_(out)
+            self.torch.cuda.synchronize()
 
     def detail(self) -> dict:
         return {**super().detail(), "torch": self.torch.__version__}

@@ -16,7 +16,7 @@ from .common import GemmRunner
 JAX_DTYPES = ("fp32", "bf16", "fp16", "int8")
 
 
-class JaxGemmRunner(GemmRunner):
+class JaxGemmRunner(jx.ReturnedOutput, GemmRunner):
     name = "jax"
     target_kinds = ("jax",)
     description = "jnp.matmul / lax.dot, jitted (XLA), on JAX's device"
@@ -41,19 +41,16 @@ class JaxGemmRunner(GemmRunner):
         dt = jx.jnp_dtype(self.dtype)
         self.a = jax.device_put(jnp.asarray(host((m, k)), dtype=dt), self.dev)
         self.b = jax.device_put(jnp.asarray(host((k, n)), dtype=dt), self.dev)
-        self.time = jx.timer(self.fn, (self.a, self.b))
-        self.c = None
+        self.args = (self.a, self.b)
+        self.time = jx.timer(self.fn, self.args)
+        self.integer_output = self.dtype == "int8"
 
-    def run(self) -> None:
-        self.c = self.fn(self.a, self.b)
-        self.c.block_until_ready()
-
-    def poison_output(self) -> None:
-        self.c = None
+    def rows(self, which, start, stop):
+        return np.asarray({"a": self.a, "b": self.b, "c": self.result}[which][start:stop]).astype(np.float64)
 
     def sample(self, rows, cols):
         f64 = lambda x: np.asarray(x.astype("float32"), dtype=np.float64)
-        return f64(self.a[rows, :]), f64(self.b[:, cols]), f64(self.c[rows][:, cols])
+        return f64(self.a[rows, :]), f64(self.b[:, cols]), f64(self.result[rows][:, cols])
 
     def validation_dtype(self) -> str:
         return self.dtype
@@ -65,4 +62,4 @@ class JaxGemmRunner(GemmRunner):
         return jx.peak(self.dev, self.dtype)
 
     def close(self) -> None:
-        self.a = self.b = self.c = None
+        self.a = self.b = self.result = None

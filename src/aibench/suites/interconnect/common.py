@@ -12,6 +12,7 @@ import numpy as np
 
 from ... import mpi
 from ...dtypes import FORMATS as ALL_FORMATS
+from ...faults import corrupt, fault_for
 from ...results import FAILED, PASSED, Samples, Validation
 from ...units import size_label
 from ..base import Impl
@@ -205,7 +206,14 @@ class AllreduceImpl(Impl):
         session = self.session
         self.prepare_check(self.inputs, session.rank)
         self.run()
-        wrong_by_rank = session.comm.allgather(self.inputs.count_wrong(self.result_host()))
+        result = self.result_host()
+        kind = fault_for(self.name)
+        if kind in ("element", "nan", "scale") and session.rank == 0:  # tests: a wrong result
+            result = corrupt(result.copy(), self.dtype, kind, session.rank)
+        elif kind == "rank" and session.rank == session.size - 1:  # tests: one rank's bytes wrong
+            result = result.copy()
+            result.view(np.uint8)[0] ^= 0xFF
+        wrong_by_rank = session.comm.allgather(self.inputs.count_wrong(result))
         wrong = sum(w for w, _ in wrong_by_rank)
         if not wrong:
             return Validation(status=PASSED, max_rel_error=0.0, tolerance=0.0)

@@ -8,6 +8,7 @@ import functools
 import numpy as np
 
 from ... import _core
+from ...faults import fault_for
 from .rma import ALGORITHMS, DESCRIPTIONS, SYNCS
 from .common import CHECK_BYTES, FORMATS, AllreduceImpl, ExactInputs, decode, encode
 
@@ -117,7 +118,8 @@ class RmaAllreduceImpl(AllreduceImpl):
         from .rma import RmaAllreduce
 
         self.count, self.dtype, self.session = count, dtype, session
-        self.impl = RmaAllreduce(comm, count, dtype, inplace, self.algorithm, self.sync)
+        self.impl = RmaAllreduce(comm, count, dtype, inplace, self.algorithm, self.sync,
+                                 skip_reductions=fault_for(self.name) == "reduce")
         self.send, self.result = self.impl.send, self.impl.result
 
     def run(self) -> None:

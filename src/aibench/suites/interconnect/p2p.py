@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import SkipCase
+from ...faults import corrupts_output
 from ...mpi import Session, idle_barrier
 from ...results import FAILED, PASSED, Samples, Validation
 from ..base import Impl
@@ -129,6 +130,8 @@ def _bandwidth(comm, me: int, peer: int, sender: bool, nbytes: int, budget_s: fl
     for _ in range(int(count[0])):
         receive_window()
     want = _pattern(peer, nbytes)
+    if corrupts_output("mpi"):  # tests: one received byte wrong, after the transfer
+        bufs.reshape(-1)[0] ^= 0xFF
     wrong = int(np.count_nonzero(bufs != want[None, :]))
     return LinkResult(peer, me, 0.0, [], wrong)
 

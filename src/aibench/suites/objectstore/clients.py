@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from ...faults import corrupts_output
 from ...results import FAILED, PASSED, Samples, Validation
 from ...stats import summarize
 from ..base import Impl
@@ -55,6 +56,7 @@ class RunLog:
     first_mismatch: str | None = None
     retries_known: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
+    corrupt_next: bool = False  # tests (faults.py): the next body checked arrives with a wrong byte
 
     def check(self, data, req: Request, counter: int, verify_every: int) -> None:
         key, obj_id, start, _ = req
@@ -63,6 +65,12 @@ class RunLog:
         from ... import _core
 
         usable = len(data) - len(data) % 8
+        if self.corrupt_next and usable and start % 8 == 0:
+            with self.lock:
+                corrupt, self.corrupt_next = self.corrupt_next, False
+            if corrupt:
+                data = bytearray(data)
+                data[0] ^= 0xFF
         msg = _core.io_verify(memoryview(data)[:usable], start, obj_id) if start % 8 == 0 else None
         with self.lock:
             self.verified += 1
@@ -106,6 +114,9 @@ class Client(Impl):
 
     def run(self, next_request: NextRequest, sizes: dict[str, int], runtime_s: float, verify_every: int) -> RunLog:
         raise NotImplementedError
+
+    def new_log(self) -> RunLog:
+        return RunLog(corrupt_next=corrupts_output(self.name))
 
     def measure(self, policy) -> Samples:
         """A short warm-up (connections, DNS, credentials) that is not measured, then the
@@ -213,7 +224,7 @@ class Boto3Client(Client):
                 "retries": "botocore standard mode, up to 5 attempts; RetryAttempts counted"}
 
     def run(self, next_request, sizes, runtime_s, verify_every) -> RunLog:
-        log = RunLog()
+        log = self.new_log()
         stop_at = time.perf_counter() + runtime_s
 
         def worker(w: int) -> None:
@@ -268,7 +279,8 @@ class ObstoreClient(Client):
     def run(self, next_request, sizes, runtime_s, verify_every) -> RunLog:
         import obstore as obs
 
-        log = RunLog(retries_known=False)
+        log = self.new_log()
+        log.retries_known = False
         store = self.obs_store
 
         async def worker(w: int) -> None:
@@ -346,7 +358,8 @@ class AwsCrtClient(Client):
         from awscrt.http import HttpHeaders, HttpRequest
 
         s3 = self._s3
-        log = RunLog(retries_known=False)
+        log = self.new_log()
+        log.retries_known = False
         free: queue.Queue[int] = queue.Queue()
         for w in range(self.concurrency):
             free.put(w)

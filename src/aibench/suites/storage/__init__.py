@@ -15,6 +15,7 @@ import os
 from typing import Any, Callable
 
 from ...errors import SkipCase, UsageError
+from ...faults import corrupts_output
 from ...results import FAILED, PASSED, CaseResult, Metric, Samples, Validation
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size, size_label
@@ -87,6 +88,8 @@ class NativeReader(Reader):
         from ... import _core
 
         params, source = self.params, self.source
+        if corrupts_output(self.name) and source.verifiable:
+            _corrupt_every_block(source.path, params["bs"], self.region)
         engine = os.environ.get("AIBENCH_IO_ENGINE", "auto")
         if engine not in ENGINES:
             raise UsageError(f"AIBENCH_IO_ENGINE={engine!r}: expected one of {', '.join(ENGINES)}")
@@ -208,6 +211,18 @@ class FioReader(Reader):
         return {"gbps": f["bw_bytes"] / 1e9, "iops": f["iops"], "lat_us": f["lat_us"],
                 "cpu_user_s": (f["usr_cpu_pct"] or 0) / 100 * f["runtime_s"],
                 "cpu_sys_s": (f["sys_cpu_pct"] or 0) / 100 * f["runtime_s"]}
+
+
+def _corrupt_every_block(path: str, bs: int, region: int) -> None:
+    """Tests (faults.py): one wrong byte in every block of aibench's own test file, so
+    that whichever reads are verified, one finds it."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for offset in range(bs // 2, region, bs):
+            os.pwrite(fd, b"\xa5", offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class CaseFailedRead(CaseFailed, RuntimeError):

@@ -24,7 +24,7 @@ restore() {
 trap restore EXIT
 
 python3 -m venv "$work/cr" && "$work/cr/bin/pip" install -q cosmic-ray >/dev/null
-tests="tests/test_stats.py tests/test_compare.py tests/test_harness.py tests/test_schema_docs.py"
+tests="tests/test_stats.py tests/test_compare.py tests/test_schema_docs.py"
 share=$(( budget / ${#modules[@]} ))
 for module in "${modules[@]}"; do
   path="$("$python" -c "import aibench.$module as m; print(m.__file__)")"

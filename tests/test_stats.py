@@ -84,3 +84,27 @@ def test_native_timing_loop_measures_real_time():
     elapsed = _core.time_sleep(4, 0.01)
     assert 0.035 <= elapsed < 1.0
     assert 0 < _core.steady_clock_resolution_s() < 1e-3
+
+
+@pytest.mark.parametrize("n, ranks", [
+    (1, (0, 0)), (2, (0, 1)), (3, (0, 2)), (10, (1, 8)), (100, (40, 59)), (1000, (469, 530)),
+])
+def test_median_ci_is_the_binomial_order_statistics(n, ranks):
+    """Ranks n/2 -/+ 1.96·sqrt(n)/2 (floor, ceil - 1), worked out by hand: the CI is these
+    order statistics, not an approximation of them."""
+    assert median_ci95(np.arange(n, dtype=float)) == (float(ranks[0]), float(ranks[1]))
+
+
+def test_relative_halfwidth_and_degenerate_summaries():
+    s = summarize([0.9, 1.0, 1.1] + [1.0] * 7)
+    assert s.ci95_rel_halfwidth == pytest.approx((s.ci95_high - s.ci95_low) / 2 / s.median)
+    assert summarize([0.8, 1.0, 1.2, 1.0, 1.0]).ci95_rel_halfwidth == pytest.approx(0.2)  # n=5: ranks 0 and 4
+    assert summarize([0.0, 0.0, 0.0]).ci95_rel_halfwidth == math.inf  # no median to be relative to
+    zeros = summarize([0.0, 0.0])
+    assert zeros.cv == 0.0 and zeros.stdev == 0.0
+    one = summarize([5.0])
+    assert (one.stdev, one.cv, one.ci95_low, one.ci95_high) == (0.0, 0.0, 5.0, 5.0)
+    two = summarize([1.0, 3.0])
+    assert two.stdev == pytest.approx(math.sqrt(2.0)) and (two.ci95_low, two.ci95_high) == (1.0, 3.0)
+    with pytest.raises(ValueError):
+        summarize([])

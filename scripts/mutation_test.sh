@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 budget="${1:-240}"
 shift || true
-modules=("${@:-stats}")
+modules=("$@")
 [ "$#" -gt 0 ] || modules=(stats compare)
 python="${PYTHON:-python3}"
 work="$(mktemp -d)"
@@ -46,6 +46,13 @@ EOF
   cp "$work/$module.py.orig" "$path"  # a mutant cut off by the budget must not stay
   echo "== aibench/$module.py: $((SECONDS - start)) s =="
   "$work/cr/bin/cr-report" --show-pending "$work/$module.sqlite" | grep -E "^(total|complete|surviving)" || true
-  "$work/cr/bin/cr-report" "$work/$module.sqlite" | grep -B1 -A12 "test outcome: TestOutcome.SURVIVED" \
-    | grep -E "^\[job|^[-+]" | head -80 || true
+  # each surviving mutant: its operator and the line it changed
+  "$work/cr/bin/cosmic-ray" dump "$work/$module.sqlite" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    item, result = json.loads(line)
+    if result and result.get("test_outcome") == "survived":
+        diff = [d for d in (result.get("diff") or "").splitlines() if d[:1] in "+-" and d[:3] not in ("+++", "---")]
+        print("  survived:", item["mutations"][0]["operator_name"].split("/")[-1], "|", " => ".join(s[1:].strip() for s in diff))'
+
 done

@@ -30,10 +30,17 @@ def test_reference_matches_naive_loop_with_bottom_right_mask(sq, sk, causal):
     np.testing.assert_allclose(reference_rows(q, k, v, rows, causal, 0.5), _naive(q, k, v, causal, 0.5), atol=1e-12)
 
 
-def test_flops_follow_flashattention_convention():
+def test_flops_count_the_visible_pairs_of_the_mask():
+    """Against a brute-force count of the bottom-right mask (the mask reference_rows
+    applies); a square causal case keeps FlashAttention's Sq·Sk/2."""
     p = {"batch": 2, "heads": 3, "seqlen": 5, "kv_seqlen": 7, "head_dim": 11, "causal": False}
     assert attention_flops(p) == 4 * 2 * 3 * 5 * 7 * 11
-    assert attention_flops({**p, "causal": True}) == 2 * 2 * 3 * 5 * 7 * 11
+    for sq, sk in ((5, 7), (7, 5), (4096, 1024), (1, 9), (9, 1)):
+        visible = int((np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)).sum())
+        assert attention_flops({**p, "seqlen": sq, "kv_seqlen": sk, "causal": True}) == 4 * 2 * 3 * 11 * visible
+    assert attention_flops({**p, "seqlen": 4096, "kv_seqlen": 1024, "causal": True}) / \
+        attention_flops({**p, "seqlen": 4096, "kv_seqlen": 1024}) == pytest.approx(0.125, rel=1e-3)
+    assert attention_flops({**p, "kv_seqlen": 5, "causal": True}) == 4 * 2 * 3 * 11 * 25 / 2
 
 
 def test_tolerance_rejects_a_lost_kv_tile():

@@ -150,13 +150,15 @@ def test_power_suite_reports_simulated_rapl_wattage_and_j_per_tflop(tmp_path, mo
     case = json.loads(out.read_text())["cases"][0]
     power = case["power"]
     assert power["available"] and power["primary"]["sources"] == ["rapl (cpu package: package-0)"]
-    assert case["metrics"]["avg_watts"]["value"] == pytest.approx(85.0, rel=0.02)
-    assert power["primary"]["idle_watts"] == pytest.approx(85.0, rel=0.02)
+    # 5%: the fake counter is written by a thread, which a loaded 2-core machine delays by
+    # tens of ms over the 1.5 s window; a unit or scale slip is far outside it.
+    assert case["metrics"]["avg_watts"]["value"] == pytest.approx(85.0, rel=0.05)
+    assert power["primary"]["idle_watts"] == pytest.approx(85.0, rel=0.05)
     assert 0 < power["meter_cost_fraction"] < 0.01  # the meters' reads cost under 1% of one core
     # J/TFLOP is the energy of the window over the work done in it.
     work_tflop = power["sustained_tflops"] * power["window_s"]
     assert case["metrics"]["joules_per_tflop"]["value"] == pytest.approx(power["primary"]["joules"] / work_tflop, rel=1e-9)
-    assert case["metrics"]["joules_per_tflop"]["value"] == pytest.approx(85.0 / power["sustained_tflops"], rel=0.03)
+    assert case["metrics"]["joules_per_tflop"]["value"] == pytest.approx(85.0 / power["sustained_tflops"], rel=0.06)
 
 
 def test_without_an_energy_source_there_are_no_energy_metrics(tmp_path, monkeypatch):

@@ -89,11 +89,19 @@ def _run_in_process(suite_name, cls, target, monkeypatch, tmp_path, kind):
 @pytest.mark.parametrize("suite_name, cls", [p for p in _impls() if p[0] in ("gemm", "power", "attention")],
                          ids=lambda x: getattr(x, "name", x))
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
-def test_a_corrupted_kernel_output_fails_its_case(suite_name, cls, kind, monkeypatch, tmp_path):
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
+def test_a_corrupted_kernel_output_fails_its_case(suite_name, cls, kind, dtype, monkeypatch, tmp_path):
+    """Every dtype the CPU runs, on every CPU: bf16 and int8 run widened where the CPU
+    lacks the native instructions."""
     reason = cls.unavailable(parse_target("cpu"))
     if reason:
         pytest.skip(reason)
+    if suite_name == "attention" and dtype == "int8":
+        pytest.skip("attention has no int8")
+    monkeypatch.setitem(CASES, suite_name, {**CASES[suite_name], "dtype": dtype})
     r = _run_in_process(suite_name, cls, parse_target("cpu"), monkeypatch, tmp_path, kind)
+    if r.status == "skipped":
+        pytest.skip(r.validation.reason)  # e.g. numpy has no bf16 or int8 GEMM
     assert r.status == "failed" and "wrong result" in r.error and not r.metrics, (r.status, r.error)
 
 
@@ -163,3 +171,26 @@ def test_every_allreduce_and_the_p2p_check_catch_a_corrupted_result(tmp_path):
     for c in cases:
         assert c["status"] == "failed" and not c["metrics"], (c["case_id"], c["impl"], c["status"], c["error"])
         assert "wrong" in c["error"]
+
+
+@pytest.mark.gpu
+@needs_mpi
+def test_gpu_allreduces_catch_a_corrupted_result(tmp_path):
+    """NCCL and the CUDA-aware MPI_Allreduce: the same exact check, on the cuda target."""
+    from aibench.targets.cuda import unavailable_reason
+
+    if unavailable_reason(parse_target("cuda")):
+        pytest.skip(unavailable_reason(parse_target("cuda")))
+    out = tmp_path / "run.json"
+    args = ["run", "--suite", "interconnect", "--target", "cuda", "--param", "size=4004", "--param", "dtype=fp32",
+            "--param", "inplace=false", "--time-budget", "0.1", "--no-asv", "--output", str(out), "--ranks", "2",
+            "--impl", "nccl", "--impl", "mpi"]
+    env = clean_env(**{ENV: "nccl:element,mpi:rank"})
+    p = subprocess.run([sys.executable, "-m", "aibench.cli", *args], env=env, capture_output=True, text=True,
+                       timeout=600)
+    cases = json.loads(out.read_text())["cases"]
+    ran = [c for c in cases if c["status"] != "skipped"]
+    assert ran, [c["validation"]["reason"] for c in cases]
+    for c in ran:
+        assert c["status"] == "failed" and "wrong" in c["error"], (c["impl"], c["status"], c["error"])
+    assert p.returncode == 1

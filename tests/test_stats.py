@@ -87,7 +87,8 @@ def test_native_timing_loop_measures_real_time():
 
 
 @pytest.mark.parametrize("n, ranks", [
-    (1, (0, 0)), (2, (0, 1)), (3, (0, 2)), (10, (1, 8)), (100, (40, 59)), (1000, (469, 530)),
+    (1, (0, 0)), (2, (0, 1)), (3, (0, 2)), (10, (1, 8)), (11, (2, 8)), (100, (40, 59)), (101, (40, 60)),
+    (1000, (469, 530)),
 ])
 def test_median_ci_is_the_binomial_order_statistics(n, ranks):
     """Ranks n/2 -/+ 1.96·sqrt(n)/2 (floor, ceil - 1), worked out by hand: the CI is these
@@ -98,7 +99,9 @@ def test_median_ci_is_the_binomial_order_statistics(n, ranks):
 def test_relative_halfwidth_and_degenerate_summaries():
     s = summarize([0.9, 1.0, 1.1] + [1.0] * 7)
     assert s.ci95_rel_halfwidth == pytest.approx((s.ci95_high - s.ci95_low) / 2 / s.median)
-    assert summarize([0.8, 1.0, 1.2, 1.0, 1.0]).ci95_rel_halfwidth == pytest.approx(0.2)  # n=5: ranks 0 and 4
+    # n=5: ranks 0 and 4; a median other than 1 so that no other formula agrees by chance
+    assert summarize([2.4, 3.0, 3.6, 3.0, 3.0]).ci95_rel_halfwidth == pytest.approx(0.2)
+    assert summarize([0.1, 0.2, 0.3]).cv == pytest.approx(0.5)  # stdev 0.1 over mean 0.2
     assert summarize([0.0, 0.0, 0.0]).ci95_rel_halfwidth == math.inf  # no median to be relative to
     zeros = summarize([0.0, 0.0])
     assert zeros.cv == 0.0 and zeros.stdev == 0.0

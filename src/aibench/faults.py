@@ -3,8 +3,9 @@ result an impl computed, after it computed it and before aibench validates it, s
 tests prove every impl's validation catches a wrong result (its case must fail, exit 1).
 
 Kinds:
-  element  one output element at a random position moved by 10% of the output's rms (an
-           integer output: by 7), far above rounding and far below "obviously broken"
+  element  one output element at a random position moved by twice the output's largest
+           magnitude (an integer output: by 7): above any tolerance, in any format
+           (scripts/corruption_experiment.py measures what smaller errors the checks catch)
   nan      one output element at a random position set to NaN (an integer output: to
            its most negative value)
   scale    the whole output times 1.01
@@ -81,8 +82,8 @@ def corrupt(out, fmt: str, kind: str, seed: int = 0):
             flat[pos] = flat[pos] + 7
             return out
         values = _decode(xp, out, fmt) if fmt in _BITS else out.astype(np.float64)
-        rms = float(xp.sqrt(xp.mean(values * values))) or 1.0
-        moved = values.reshape(-1)[pos : pos + 1] + 0.1 * rms
+        largest = float(xp.max(xp.abs(values[xp.isfinite(values)]))) or 1.0
+        moved = values.reshape(-1)[pos : pos + 1] + 2.0 * largest
         flat[pos : pos + 1] = _encode(xp, moved, fmt) if fmt in _BITS else moved.astype(out.dtype)
         return out
     raise ValueError(f"fault kind {kind!r} does not apply to an output array")

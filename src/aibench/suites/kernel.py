@@ -3,6 +3,7 @@ call on random operands, checked against a float64 reference, and figures from i
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..faults import corrupts_output, inject
@@ -55,6 +56,28 @@ class KernelRunner(Impl):
 
     def work(self) -> float:
         return self.flops()
+
+
+# z of the scale check: far in the tail of the rounding noise of a correct kernel.
+_SCALE_Z = 7.0
+
+
+def scale_error(sums: tuple[float, float, float], n: int, u_out: float, acc_noise: float) -> str | None:
+    """A whole-output scale error hides under per-element tolerances (1% is 2.5 ulps of
+    bf16): the least-squares scale s of the output against the reference, from
+    sums = (sum (got - ref)·ref, sum ref², sum ref⁴) over n checked elements, must stay
+    within the noise of round-to-nearest (zero-mean, |e| <= u_out·|ref| per element, plus
+    the accumulation noise acc_noise·rms(ref)), z = 7, plus u_out/2 for a truncating
+    conversion. None when it does, else why not."""
+    cross, sq, quad = sums
+    if sq <= 0 or n == 0:
+        return None
+    scale = cross / sq
+    rms = math.sqrt(sq / n)
+    bound = _SCALE_Z * (2 * u_out * math.sqrt(quad) + acc_noise * rms * math.sqrt(sq)) / sq + u_out / 2
+    if abs(scale) > bound:
+        return f"the output is the reference scaled by {1 + scale:.5f} (more than rounding allows: {bound:.2g})"
+    return None
 
 
 class CoreOpRunner:

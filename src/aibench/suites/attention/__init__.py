@@ -1,7 +1,8 @@
 """Attention suite: scaled dot-product attention forward, O = softmax(Q·Kᵀ·scale + mask)·V.
 
-TFLOP/s as FlashAttention counts them (4·B·H·Sq·Sk·D, halved when causal), validated
-against a float64 reference on sampled heads and query rows. Impls: `aibench` (own fused
+TFLOP/s as FlashAttention counts them (4·B·H·Sq·Sk·D; causal: halved when square, else the
+bottom-right mask's visible pairs), validated against a float64 reference on every head
+(every query row where that is cheap). Impls: `aibench` (own fused
 kernel: C++ on cpu, CUDA on cuda), `numpy` (matmul, softmax, matmul), `torch`
 (scaled_dot_product_attention), `jax` (jax.nn.dot_product_attention).
 """
@@ -37,7 +38,8 @@ def _sweep(tokens: int, seqlens, head_dims, dtypes, gqa: bool = False) -> list[d
 
 class AttentionSuite(KernelSuite):
     name = "attention"
-    description = "Scaled dot-product attention forward, TFLOP/s (4·B·H·Sq·Sk·D, causal halves), validated in float64"
+    description = ("Scaled dot-product attention forward, TFLOP/s (4·B·H·D per visible query-key pair), "
+                   "validated in float64")
     params = {
         "batch": Param("batch", parse_size, "batch size"),
         "heads": Param("heads", parse_size, "query heads"),

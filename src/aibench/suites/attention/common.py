@@ -9,7 +9,7 @@ import numpy as np
 
 from ...dtypes import FORMATS
 from ...results import FAILED, PASSED, Validation
-from ..kernel import KernelRunner
+from ..kernel import KernelRunner, scale_error
 
 
 
@@ -33,6 +33,7 @@ class AttentionRunner(KernelRunner):
         scale = default_scale(p["head_dim"])
         full = p["batch"] * p["heads"] * p["seqlen"] * p["kv_seqlen"] * p["head_dim"] <= FULL_CHECK_WORK
         worst, sumsq, count, peak, outside = 0.0, 0.0, 0, 0.0, None
+        cross = quad = 0.0  # sum (o - ref)·ref and sum ref^4, for the scale check
         for b in range(p["batch"]):
             for h in range(p["heads"]):
                 q, k, v, o = self.head(b, h)
@@ -47,6 +48,7 @@ class AttentionRunner(KernelRunner):
                     ref = reference_rows(q, k, v, block, p["causal"], scale)
                     worst = max(worst, float(np.max(np.abs(o[block] - ref))))
                     sumsq, count = sumsq + float(np.sum(ref * ref)), count + ref.size
+                    cross, quad = cross + float(np.sum((o[block] - ref) * ref)), quad + float(np.sum(ref**4))
                     peak = max(peak, float(np.max(np.abs(ref))))
         rms = math.sqrt(sumsq / max(1, count)) or 1.0
         error, tol = worst / rms, _tolerance(p["dtype"], peak / rms)
@@ -55,6 +57,9 @@ class AttentionRunner(KernelRunner):
             return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
                               reason=f"wrong result: max error {error:.3g} (relative to the rms of O, over "
                                      f"{checked}) exceeds tolerance {tol:.3g}")
+        scaled = scale_error((cross, sumsq, quad), count, FORMATS[p["dtype"]].unit_roundoff, 1e-5)
+        if scaled:
+            return Validation(status=FAILED, max_rel_error=error, tolerance=tol, reason=f"wrong result: {scaled}")
         if outside is not None:
             return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
                               reason=f"wrong result: head {outside} has an output outside the range of its V "
@@ -69,9 +74,23 @@ class AttentionRunner(KernelRunner):
 
 
 def attention_flops(p: dict[str, Any]) -> float:
-    """FlashAttention's convention: 4·B·H·Sq·Sk·D for the forward, halved when causal."""
-    flops = 4.0 * p["batch"] * p["heads"] * p["seqlen"] * p["kv_seqlen"] * p["head_dim"]
-    return flops / 2 if p["causal"] else flops
+    """4·B·H·D per visible (query, key) pair: Sq·Sk pairs, or when causal FlashAttention's
+    Sq·Sk/2 for a square mask and the bottom-right mask's exact count otherwise (query i
+    sees keys j <= i + Sk - Sq: Sq 4096 over Sk 1024 leaves 12.5% of the pairs, not 50%)."""
+    sq, sk = p["seqlen"], p["kv_seqlen"]
+    pairs = sq * sk
+    if p["causal"]:
+        pairs = sq * sk / 2 if sq == sk else causal_pairs(sq, sk)
+    return 4.0 * p["batch"] * p["heads"] * p["head_dim"] * pairs
+
+
+def causal_pairs(sq: int, sk: int) -> int:
+    """(query, key) pairs the bottom-right causal mask leaves visible: query i sees
+    min(sk, max(0, i + sk - sq + 1)) keys. With sk >= sq that is sk - sq + 1 + i for
+    every query; with sk < sq the first sq - sk see none and the rest 1..sk."""
+    if sk >= sq:
+        return sq * (sk - sq + 1) + sq * (sq - 1) // 2
+    return sk * (sk + 1) // 2
 
 
 def reference_rows(q: np.ndarray, k: np.ndarray, v: np.ndarray, rows: np.ndarray, causal: bool,

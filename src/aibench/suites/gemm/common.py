@@ -8,7 +8,7 @@ import numpy as np
 
 from ...dtypes import FORMATS
 from ...results import FAILED, PASSED, Validation
-from ..kernel import KernelRunner
+from ..kernel import KernelRunner, scale_error
 
 DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 
@@ -48,6 +48,12 @@ class GemmRunner(KernelRunner):
             return Validation(status=FAILED, max_rel_error=error, tolerance=tol,
                               reason=f"wrong result: max error {error:.3g} (relative to the rms of C) exceeds "
                                      f"tolerance {tol:.3g}")
+        _, out, acc = _PRECISION[self.validation_dtype()]
+        sums = (float(((c_block - ref) * ref).sum()), float((ref * ref).sum()), float((ref**4).sum()))
+        wrong = scale_error(sums, ref.size, FORMATS[out].unit_roundoff,
+                            8 * FORMATS[acc].unit_roundoff * math.sqrt(self.params["k"]))
+        if wrong:
+            return Validation(status=FAILED, max_rel_error=error, tolerance=tol, reason=f"wrong result: {wrong}")
         wrong = full_output_check(self.rows, self.params["m"], self.params["n"], self.params["k"],
                                   self.validation_dtype(), self.seed)
         if wrong:

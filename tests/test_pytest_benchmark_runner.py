@@ -150,9 +150,11 @@ def test_timeout_keeps_finished_benchmarks(tmp_path):
             benchmark(sum, [1])
 
         def test_slow(benchmark):
-            benchmark.pedantic(time.sleep, args=(60,), rounds=1)
+            benchmark.pedantic(time.sleep, args=(600,), rounds=1)
     """)
-    got = {c.case_id: c for c in run_benchmarks(path, suite="s", budget_s=0.01, timeout_s=5)}
+    # 30 s: pytest's start (imports, plugins) took more than 5 s in CI on a loaded machine,
+    # so the fast benchmark had not run when the timeout fired.
+    got = {c.case_id: c for c in run_benchmarks(path, suite="s", budget_s=0.01, timeout_s=30)}
     assert got["test_fast"].status == PASSED and got["test_fast"].metrics
     assert got["test_slow"].status == FAILED and "timed out" in got["test_slow"].error
     assert not got["test_slow"].metrics

@@ -154,7 +154,9 @@ def test_timeout_keeps_finished_benchmarks(tmp_path):
     """)
     # 30 s: pytest's start (imports, plugins) took more than 5 s in CI on a loaded machine,
     # so the fast benchmark had not run when the timeout fired.
-    got = {c.case_id: c for c in run_benchmarks(path, suite="s", budget_s=0.01, timeout_s=30)}
+    cases = run_benchmarks(path, suite="s", budget_s=0.01, timeout_s=30)
+    got = {c.case_id.split("::")[-1]: c for c in cases}
+    assert "test_fast" in got, [(c.case_id, c.status, c.error) for c in cases]
     assert got["test_fast"].status == PASSED and got["test_fast"].metrics
     assert got["test_slow"].status == FAILED and "timed out" in got["test_slow"].error
     assert not got["test_slow"].metrics

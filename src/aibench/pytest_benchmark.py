@@ -54,6 +54,14 @@ def pytest_sessionfinish(session):
 """
 
 
+def _deliverable_sigint() -> None:
+    """In the child, before exec: SIGINT at its default and unblocked. An ignored or
+    blocked SIGINT is inherited across exec (a library of the caller may block it), and
+    then the timeout's SIGINT would never stop pytest, and its reports would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def pytest_benchmark_unavailable() -> str | None:
     """None when pytest and pytest-benchmark can run here, else why not."""
     for module, dist in (("pytest", "pytest"), ("pytest_benchmark", "pytest-benchmark")):
@@ -95,7 +103,7 @@ def run_benchmarks(path: str | Path, *, suite: str, budget_s: float, seed: int =
         env = {**os.environ, "AIBENCH_SEED": str(seed), "PYTHONHASHSEED": str(seed), "PYTHONPATH": pythonpath}
         with open(log, "w+b") as out:
             proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_deliverable_sigint)
             timed_out = False
             try:
                 proc.wait(timeout_s)

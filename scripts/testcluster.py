@@ -208,7 +208,7 @@ def down() -> None:
             _run("ip", "link", "del", name, check=False)
     _run("ip", "link", "del", BRIDGE, check=False)
     _write_etc_hosts(None)
-    for f in STATE.glob("shape-*"):
+    for f in [*STATE.glob("shape-*"), *STATE.glob("env-*")]:
         f.unlink()
 
 
@@ -242,7 +242,7 @@ def ssh(argv: list[str]) -> int:
         return 255
     host, command = args[0].split("@")[-1], " ".join(args[1:])
     index_of(host)
-    os.execvp("nsenter", [*enter(host), "sh", "-c", command])
+    os.execvp("nsenter", [*enter(host), "env", *host_env(host), "sh", "-c", command])
     return 255  # not reached
 
 
@@ -252,6 +252,14 @@ def ssh(argv: list[str]) -> int:
 # rank's own messages) is what ranks on different real hosts would use; ranks that share
 # a host here talk TCP over loopback.
 UCX_TLS = "tcp,self"
+
+
+def host_env(host: str) -> list[str]:
+    """The KEY=VALUE settings given to one host (`testcluster.py env HOST K=V ...`): what
+    its login environment adds to every process started there, as a drifted
+    /etc/profile.d would on a real node."""
+    path = STATE / f"env-{host}"
+    return path.read_text().split() if path.exists() else []
 
 
 def mpiexec_command(argv: list[str], mpiexec: str | None = None) -> list[str]:
@@ -422,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--rate", default="1gbit")
     s.add_argument("--delay", default="0")
     s.add_argument("--loss", default="0%")
+    v = sub.add_parser("env", help="give one host environment settings (none: clear them)")
+    v.add_argument("host")
+    v.add_argument("settings", nargs="*", metavar="KEY=VALUE")
     sub.add_parser("exec", help="exec HOST [--] COMMAND...: run a command on a host")
     sub.add_parser("mpiexec", help="mpiexec [--] ARGS...: hydra's mpiexec across the hosts")
     for tool in SLURM_TOOLS:
@@ -434,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
         print("testcluster: down")
     elif a.cmd == "status":
         return status()
+    elif a.cmd == "env":
+        index_of(a.host)
+        if any("=" not in kv or any(c.isspace() for c in kv) for kv in a.settings):
+            raise SystemExit("testcluster: settings are KEY=VALUE, without spaces")
+        path = STATE / f"env-{a.host}"
+        path.write_text(" ".join(a.settings)) if a.settings else path.unlink(missing_ok=True)
     elif a.cmd == "shape":
         shape(index_of(a.host), a.rate, a.delay, a.loss)
     return 0

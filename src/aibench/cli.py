@@ -1,10 +1,11 @@
-"""`aibench list | info | run | compare | diagnose | accept | publish | preview | plot`: the command line.
+"""`aibench list | info | run | compare | diagnose | accept | publish | preview | plot | preflight`: the command line.
 
 Each subcommand lives in its own module (listing, info, run, compare, diagnose, accept,
 publish, plot), which adds its parser (`add_parser`) and runs it (`cmd_<name>`).
 
 Exit codes: 0 every case passed; 1 some case failed (the others ran and were saved);
-2 usage error, printed as one line; 130 interrupted (finished cases are saved).
+2 usage error, printed as one line; 3 an MPI rank stopped answering (watchdog.py);
+130 interrupted (finished cases are saved).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMMANDS = {
     "compare": ("compare", "cmd_compare"), "diagnose": ("diagnose", "cmd_diagnose"),
     "accept": ("accept", "cmd_accept"), "publish": ("publish", "cmd_publish"),
     "preview": ("publish", "cmd_preview"), "plot": ("plot", "cmd_plot"),
+    "preflight": ("preflight", "cmd_preflight"),
 }
 # Commands that are given the whole command line (they record it).
 _WITH_ARGV = {"run", "accept"}

@@ -62,6 +62,9 @@ def add_parser(sub) -> None:
     p_run.add_argument("--fleet", action="store_true",
                        help="every MPI rank is a node: run the per-node suites on all of them at once and "
                             "gather the results into one document (mpirun -n NODES --map-by ppr:1:node ...)")
+    p_run.add_argument("--collective-timeout", type=float, default=None, metavar="SECONDS",
+                       help="in an MPI run, end the run (exit 3) when ranks are in a collective and none has "
+                            "progressed for this long, naming the ranks that did not arrive (default 300)")
     p_run.add_argument("--per-gpu", action="store_true",
                        help="with --fleet and --target cuda: one rank per GPU, each on cuda:<local rank>")
 
@@ -176,6 +179,7 @@ def cmd_run(args, argv: list[str]) -> int:
         raw_params.setdefault(key, []).extend(values)
     seconds_option("--time-budget", args.time_budget)
     seconds_option("--max-call-s", args.max_call_s)
+    seconds_option("--collective-timeout", args.collective_timeout)
     if args.ranks is not None and not 1 <= args.ranks <= MAX_LOCAL_RANKS:
         raise UsageError(f"--ranks must be between 1 and {MAX_LOCAL_RANKS} (got {args.ranks}): it launches that many "
                          "processes on this machine")
@@ -254,6 +258,11 @@ def cmd_run(args, argv: list[str]) -> int:
         writer = ResultWriter(output, doc)
     else:
         writer = mpi.NullWriter()  # rank 0 holds the run document
+    if session is not None:  # a hung rank ends the run, naming it (watchdog.py)
+        from . import watchdog
+
+        watchdog.start(session, args.collective_timeout or watchdog.DEFAULT_TIMEOUT_S,
+                       on_timeout=lambda message: writer.finish("failed", message))
     status = "complete"
     if session is None:
         stop_on_signals()  # SIGTERM and SIGHUP end a run as Ctrl-C does: saved, cleaned up

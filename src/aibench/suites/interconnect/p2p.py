@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import watchdog
 from ...errors import SkipCase
 from ...faults import corrupts_output
 from ...mpi import Session, idle_barrier
@@ -145,6 +146,7 @@ def link_matrix(session: Session, nbytes: int, budget_s: float, min_iters: int) 
     mine: list[dict] = []
     for pairs in tournament(len(ranks)):
         idle_barrier(comm)
+        watchdog.progress()  # every rank, each round (the pairs' own loops differ by rank)
         for a, b in pairs:
             ra, rb = ranks[a], ranks[b]
             if me not in (ra, rb):

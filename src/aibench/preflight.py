@@ -1,0 +1,303 @@
+"""`aibench preflight`: is this set of nodes fit to be benchmarked together? Run under the
+same launcher as the benchmark (`mpirun ... aibench preflight`, `srun aibench preflight`;
+alone it launches --ranks local ranks, as `aibench run` does):
+
+1. an MPI hello across every rank: the rank -> host / GPU / NIC / NUMA map;
+2. a link check between every pair of nodes (the p2p matrix's ping-pong and windowed
+   bandwidth, about --link-seconds per pair, pairs in parallel rounds): a pair whose
+   data arrived wrong, or whose bandwidth is under 0.8x the median link's, fails;
+3. a drift table of what must match across nodes (aibench version and build, Python, MPI
+   library, mpi4py, NCCL, NVIDIA driver, kernel, CPU model, microcode, BIOS, GPU VBIOS,
+   and the environment variables that change MPI/NCCL/OpenMP/BLAS behaviour).
+
+Exit 0 when every pair passed and nothing drifted; 1 otherwise, with the odd hosts named;
+2 usage error; 3 a rank stopped answering (the hang watchdog, as in `aibench run`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from . import __version__, mpi
+
+# The fields of the drift table, in the order printed: (key, what it is).
+DRIFT_FIELDS = (
+    ("aibench", "aibench version"), ("aibench_build", "aibench build (commit, compiler)"),
+    ("python", "Python"), ("mpi_library", "MPI library"), ("mpi4py", "mpi4py"), ("nccl", "NCCL"),
+    ("nvidia_driver", "NVIDIA driver"), ("kernel", "kernel"), ("cpu_model", "CPU model"),
+    ("microcode", "CPU microcode"), ("bios", "BIOS"), ("gpu_vbios", "GPU VBIOS"), ("env", "behaviour env"),
+)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _microcode(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("microcode"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _nccl_version() -> str | None:
+    try:
+        from cupy.cuda import nccl
+
+        v = nccl.get_version()
+        return f"{v // 10000}.{v // 100 % 100}.{v % 100}" if v >= 10000 else f"{v // 1000}.{v // 100 % 10}.{v % 100}"
+    except Exception:  # noqa: BLE001 - no CuPy, no NCCL, no GPU: not known here
+        return None
+
+
+def _gpu_vbios() -> list[str] | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            v = pynvml.nvmlDeviceGetVbiosVersion(pynvml.nvmlDeviceGetHandleByIndex(i))
+            out.append(v.decode() if isinstance(v, bytes) else v)
+        return out
+    except Exception:  # noqa: BLE001 - no NVML: no GPU to compare
+        return None
+
+
+def node_software(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """What must match across nodes, as this node has it (each None where not readable)."""
+    from . import _core, fingerprint
+
+    build = _core.build_info()
+    from mpi4py import MPI
+    import mpi4py
+
+    library = MPI.Get_library_version().strip().splitlines()
+    bios = _read("/sys/class/dmi/id/bios_version")
+    bios_date = _read("/sys/class/dmi/id/bios_date")
+    return {
+        "aibench": __version__,
+        "aibench_build": f"{(build.get('git_commit') or 'unknown')[:12]} {build.get('compiler')} {build.get('cxx_flags', '').strip()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "mpi_library": library[0].strip() if library else None,
+        "mpi4py": mpi4py.__version__,
+        "nccl": _nccl_version(),
+        "nvidia_driver": fingerprint._nvidia_driver(),
+        "kernel": platform.release(),
+        "cpu_model": fingerprint._cpu_model(),
+        "microcode": _microcode(),
+        "bios": f"{bios} ({bios_date})" if bios and bios_date else bios,
+        "gpu_vbios": _gpu_vbios(),
+        "env": {**mpi.behaviour_env(environ), **fingerprint.threading_env(environ)},
+    }
+
+
+def rank_placement(session) -> dict[str, Any]:
+    """This rank's place: host, CPUs it may run on, their NUMA nodes, GPUs, NICs."""
+    from . import fingerprint
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    numa = sorted({int(p.name[4:]) for p in Path("/sys/devices/system/node").glob("node[0-9]*")
+                   for c in cpus[:1] + cpus[-1:] if (p / f"cpu{c}").exists()})
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return {"rank": session.rank, "host": session.host, "pid": os.getpid(), "cpus": _ranges(cpus), "numa": numa,
+            "gpus": visible if visible is not None else "all",
+            "nics": [n.get("name") for n in fingerprint._nics()]}
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    out, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            out.append(f"{start}-{v}" if v != start else f"{v}")
+            start = None
+    return ",".join(out)
+
+
+def drift(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fields whose value differs across nodes: for each, the most common value and the
+    hosts that have another (every host, by value, when no value is held by most)."""
+    found = []
+    for key, label in DRIFT_FIELDS:
+        values = {host: json.dumps(sw.get(key), sort_keys=True) for host, sw in nodes.items()}
+        counts = Counter(values.values())
+        if len(counts) < 2:
+            continue
+        (common, n_common), (_, n_next) = counts.most_common(2)
+        majority = common if n_common > n_next else None
+        odd = {h: json.loads(v) for h, v in values.items() if v != majority}
+        entry = {"field": key, "what": label, "common": json.loads(majority) if majority else None, "odd": odd}
+        if key == "env":  # name the variables, not the whole environment
+            envs = {h: nodes[h].get("env") or {} for h in nodes}
+            entry["variables"] = sorted({k for e in envs.values() for k in e
+                                         if any(e.get(k) != o.get(k) for o in envs.values())})
+        found.append(entry)
+    return found
+
+
+def failed_links(matrix: dict[str, Any]) -> list[str]:
+    """The pairs that failed the link check, one line each."""
+    bad = [f"{s['src']} -> {s['dst']}: {s['gbps']:.3f} GB/s, {s['fraction_of_median']:.2f}x the median link"
+           for s in matrix.get("slow_links", [])]
+    bad += [f"{link}: data arrived wrong" for link in matrix.get("wrong_links", [])]
+    return bad
+
+
+def run_preflight(session, link_seconds: float, on_hello=None) -> dict[str, Any] | None:
+    """Collective. The report on rank 0, None elsewhere; on_hello(report) is called on rank
+    0 with the rank map and the drift table before the link check."""
+    from .suites.interconnect.p2p import link_matrix, participants
+
+    from . import watchdog
+
+    with watchdog.section("preflight hello"):
+        placements = session.comm.gather(rank_placement(session), root=0)
+        mine = node_software() if session.local_rank == 0 else None
+        software = session.comm.gather(mine, root=0)
+    report = None
+    if session.is_root:
+        nodes = {p["host"]: sw for p, sw in zip(placements, software) if sw is not None}
+        report = {"ranks": placements, "nodes": nodes, "drift": drift(nodes), "links": None, "failed_links": [],
+                  "mpi": session.info}
+        if on_hello is not None:  # said before the link check, which drift can hang
+            on_hello(report)
+    if len(participants(session)) >= 2:
+        with watchdog.section("preflight link check"):
+            matrix = link_matrix(session, 1 << 20, budget_s=link_seconds, min_iters=5)
+        if report is not None:
+            report["links"], report["failed_links"] = matrix, failed_links(matrix)
+    if report is not None:
+        report["ok"] = not report["drift"] and not report["failed_links"]
+    return report
+
+
+def print_hello(report: dict[str, Any]) -> None:
+    """The rank map and the drift table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    ranks = Table(title=f"ranks ({len(report['ranks'])} on {len(report['nodes'])} node(s); "
+                        f"{report['mpi'].get('library', '?')}, launched by {report['mpi'].get('launcher', '?')})")
+    for col in ("rank", "host", "cpus", "numa", "gpus", "nics"):
+        ranks.add_column(col)
+    for p in report["ranks"]:
+        ranks.add_row(str(p["rank"]), p["host"], p["cpus"], ",".join(map(str, p["numa"])) or "-", str(p["gpus"]),
+                      ",".join(n for n in p["nics"] if n) or "-")
+    console.print(ranks)
+    _print_drift(console, report)
+
+
+def print_links(report: dict[str, Any]) -> None:
+    """The link check and the verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    m = report["links"]
+    if m is None:
+        console.print("links: one node and one rank: nothing to check")
+    else:
+        links = Table(title=f"link check ({m['scope']}: {len(m['participants'])} endpoints, "
+                            f"{m['rounds']} round(s); median {m['median_gbps']:.3f} GB/s, "
+                            f"{m['median_lat_p50_us']:.1f} us)")
+        links.add_column("from \\ to")
+        for p in m["participants"]:
+            links.add_column(p, justify="right")
+        for i, src in enumerate(m["participants"]):
+            links.add_row(src, *("-" if v is None else f"{v:.3f}" for v in m["bw_gbps"][i]))
+        console.print(links)
+    for line in report["failed_links"]:
+        console.print(f"[red]failed link:[/] {line}")
+    for entry in report["drift"]:
+        console.print(f"[red]drift:[/] {entry['what']} differs on {', '.join(entry['odd'])}")
+    console.print("preflight: [green]passed[/]" if report["ok"] else
+                  f"preflight: [red]failed[/] ({len(report['failed_links'])} link(s), "
+                  f"{len(report['drift'])} field(s) drifted)")
+
+
+def _print_drift(console, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    drifted = report["drift"]
+    table = Table(title="what must match across nodes")
+    for col in ("field", "value on most nodes", "differs on"):
+        table.add_column(col, overflow="fold")
+    first = next(iter(report["nodes"].values()), {})
+    for key, label in DRIFT_FIELDS:
+        entry = next((d for d in drifted if d["field"] == key), None)
+        if entry is None:
+            value = first.get(key)
+            shown = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+            table.add_row(label, shown or "-", "")
+        else:
+            odd = "; ".join(f"{h}: {v}" for h, v in entry["odd"].items())
+            if entry.get("variables"):
+                odd = f"variables {', '.join(entry['variables'])}: " + "; ".join(
+                    f"{h}: {dict((k, v.get(k)) for k in entry['variables'])}" for h, v in entry["odd"].items())
+            table.add_row(f"[red]{label}[/]", str(entry["common"]) if entry["common"] is not None else "(no majority)",
+                          f"[red]{odd}[/]")
+    console.print(table)
+
+
+def cmd_preflight(args) -> int:
+    from .errors import UsageError
+
+    if not 0 < args.link_seconds <= 60:
+        raise UsageError(f"--link-seconds must be above 0 and at most 60 (got {args.link_seconds})")
+    reason = mpi.mpi_unavailable_reason()
+    if reason is not None:
+        raise UsageError(f"preflight needs MPI: {reason}")
+    if not mpi.under_launcher():
+        code, _ = mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS,
+                                  ["preflight", "--link-seconds", repr(args.link_seconds),
+                                   *(["--json"] if args.json else []),
+                                   *(["--output", str(args.output)] if args.output else [])])
+        return code
+    session = mpi.start_session()
+    from . import watchdog
+
+    watchdog.start(session, args.collective_timeout)
+    report = run_preflight(session, args.link_seconds, on_hello=None if args.json else print_hello)
+    code = None
+    if session.is_root:
+        if args.output:
+            from .results import write_atomic
+
+            write_atomic(Path(args.output), report)
+        if args.json:
+            print(json.dumps(report, indent=1, default=str))
+        else:
+            print_links(report)
+        code = 0 if report["ok"] else 1
+    watchdog.stop()
+    return session.exit_code(code)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("preflight", help="check the nodes of an MPI run before benchmarking: rank map, "
+                                          "a link check between every pair, drift across nodes")
+    p.add_argument("--link-seconds", type=float, default=1.0, metavar="S",
+                   help="time per pair of nodes for the link check (default 1)")
+    p.add_argument("--ranks", type=int, default=None, metavar="N",
+                   help="local ranks to launch when not started by mpirun/srun (default 2)")
+    p.add_argument("--collective-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="end with exit 3, naming the ranks, when a rank stops answering (default 60)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--output", type=Path, default=None, help="also write the report (JSON) here")

@@ -11,7 +11,7 @@ namespace py = pybind11;
 
 namespace aibench {
 namespace timing { void bind_timing(py::module_& m); }
-namespace clock { void bind_clock(py::module_& m); }
+namespace clock { void bind_clock(py::module_& m); void bind_fma_peak(py::module_& m); }
 namespace gemm { void bind_gemm(py::module_& m); }
 namespace collectives { void bind_collectives(py::module_& m); }
 namespace attention { void bind_attention(py::module_& m); }
@@ -39,6 +39,7 @@ PYBIND11_MODULE(_core, m) {
         "processor this process may run on).");
   aibench::timing::bind_timing(m);
   aibench::clock::bind_clock(m);
+  aibench::clock::bind_fma_peak(m);
   aibench::gemm::bind_gemm(m);
   aibench::collectives::bind_collectives(m);
   aibench::attention::bind_attention(m);

@@ -7,7 +7,8 @@ placing ranks on them, and optionally Slurm (one slurmctld, one slurmd per host,
     sudo scripts/testcluster.py mpiexec -n 4 aibench run --suite interconnect   # hydra, one rank per host
     sudo scripts/testcluster.py srun -N 4 aibench run --fleet --suite gemm       # Slurm
     sudo scripts/testcluster.py exec abnode1 -- ip addr                          # a shell "on" a host
-    sudo scripts/testcluster.py shape abnode2 --rate 250mbit                     # one slower link
+    sudo scripts/testcluster.py shape abnode2 --rate 250mbit                     # one host's link slower
+    sudo scripts/testcluster.py slow-pair abnode1 abnode2 --rate 250mbit         # one slow path between two
     sudo scripts/testcluster.py down                                             # nothing left behind
 
 Layout (docs/testcluster.md): host i is namespace `abnode<i>` with hostname `abnode<i>`,
@@ -116,6 +117,38 @@ def shape(i: int, rate: str, delay: str, loss: str) -> None:
     (STATE / f"shape-{host}").write_text(f"{' '.join(qdisc[:1])} rate {rate} delay {delay} loss {loss}\n")
 
 
+def slow_pair(a: int, b: int, rate: str) -> None:
+    """Make the path between hosts a and b alone slower (`rate`, each way), as one bad cable
+    or port between them would be, leaving both hosts' other traffic at their link rate.
+    On each of the two hosts, HTB replaces the link's qdisc (class 1:10 at the link rate
+    for everything, class 1:20 at `rate` for the other host) and an nftables rule puts
+    packets to the other host in 1:20 (HTB takes a class id from skb->priority, so no tc
+    classifier is needed)."""
+    link_rate = _shaped_rate(host_name(a))
+    for me, other in ((a, b), (b, a)):
+        host = host_name(me)
+        inside = ["ip", "netns", "exec", host]
+        _run(*inside, "tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10")
+        _run(*inside, "tc", "class", "replace", "dev", "eth0", "parent", "1:", "classid", "1:1", "htb",
+             "rate", link_rate, "burst", "256kb")
+        _run(*inside, "tc", "class", "replace", "dev", "eth0", "parent", "1:1", "classid", "1:10", "htb",
+             "rate", link_rate, "burst", "256kb")
+        _run(*inside, "tc", "class", "replace", "dev", "eth0", "parent", "1:1", "classid", "1:20", "htb",
+             "rate", rate, "ceil", rate, "burst", "64kb")
+        rules = (f"table ip aibench_testcluster {{\n chain out {{\n  type filter hook postrouting priority 0;\n"
+                 f"  ip daddr {host_ip(other)} meta priority set 1:20\n }}\n}}\n")
+        done = subprocess.run([*inside, "nft", "-f", "-"], input=rules, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"nft on {host}: {done.stderr.strip()}")
+    (STATE / f"pair-{host_name(a)}-{host_name(b)}").write_text(f"{rate}\n")
+
+
+def _shaped_rate(host: str) -> str:
+    shaped = STATE / f"shape-{host}"
+    words = shaped.read_text().split() if shaped.exists() else []
+    return words[words.index("rate") + 1] if "rate" in words else "10gbit"
+
+
 def _zero(value: str) -> bool:
     return value.rstrip("%msu").replace(".", "").strip("0") == ""
 
@@ -208,7 +241,7 @@ def down() -> None:
             _run("ip", "link", "del", name, check=False)
     _run("ip", "link", "del", BRIDGE, check=False)
     _write_etc_hosts(None)
-    for f in [*STATE.glob("shape-*"), *STATE.glob("env-*")]:
+    for f in [*STATE.glob("shape-*"), *STATE.glob("env-*"), *STATE.glob("pair-*")]:
         f.unlink()
 
 
@@ -262,13 +295,19 @@ def host_env(host: str) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def find_mpiexec() -> str:
+    """The mpiexec aibench would use (the mpich wheel's, next to this Python), else PATH's."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    return os.environ.get("AIBENCH_MPIEXEC") or (str(beside) if beside.exists() else shutil.which("mpiexec") or "mpiexec")
+
+
 def mpiexec_command(argv: list[str], mpiexec: str | None = None) -> list[str]:
     """hydra's mpiexec across the cluster: started on host 0, proxies on the others through
     testcluster-ssh, ranks placed round-robin one per host (unless argv says otherwise)."""
     names = hosts()
     if not names:
         raise SystemExit("testcluster: the cluster is down (scripts/testcluster.py up)")
-    mpiexec = mpiexec or os.environ.get("AIBENCH_MPIEXEC") or shutil.which("mpiexec") or "mpiexec"
+    mpiexec = mpiexec or find_mpiexec()
     shim = Path(__file__).with_name("testcluster-ssh")
     placement = [] if any(a in ("-hosts", "-host", "-f", "-hostfile", "-machinefile") for a in argv) else ["-hosts", ",".join(names)]
     return [*enter(names[0]), mpiexec, "-launcher", "ssh", "-launcher-exec", str(shim),
@@ -377,6 +416,11 @@ def from_slurm_up(n: int) -> None:
 
 def slurm_down() -> None:
     d = STATE / "slurm"
+    for pidfile in d.glob("slurmd-*.pid"):
+        try:
+            cpu_quota(pidfile.stem[len("slurmd-"):], None)
+        except OSError:
+            pass
     for pidfile in sorted(d.glob("slurmd-*.pid")) + [d / "slurmctld.pid"]:
         try:
             os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
@@ -390,6 +434,41 @@ def slurm_down() -> None:
         while _run("pgrep", "-x", "munged", check=False).returncode == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
         (d / "munged-started").unlink()
+
+
+def cpu_quota(host: str, cpus: float | None) -> None:
+    """Slow one host down: its slurmd (and so every job step Slurm starts there) into a
+    cgroup allowed `cpus` CPUs (cgroup v2 cpu.max or v1 cfs quota); None lifts it."""
+    pid = (STATE / "slurm" / f"slurmd-{host}.pid").read_text().split()[0]
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    base = Path("/sys/fs/cgroup") if v2 else Path("/sys/fs/cgroup/cpu")
+    group = base / f"aibench-testcluster-{host}"
+    if cpus is None:
+        deadline = time.monotonic() + 10
+        while group.exists():
+            for p in (group / "cgroup.procs").read_text().split():  # back to the root group
+                try:
+                    (base / "cgroup.procs").write_text(p)
+                except OSError:  # exited meanwhile
+                    pass
+            try:
+                group.rmdir()
+            except OSError:  # a process forked in meanwhile, or is still leaving
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        return
+    group.mkdir(exist_ok=True)
+    # A 10 ms period (the quota itself may not be under 1 ms): a benchmark's samples
+    # (tens of milliseconds) then see the quota's average rate, not full-speed bursts
+    # between throttled gaps that a median would skip.
+    period = 10_000
+    if v2:
+        (group / "cpu.max").write_text(f"{int(cpus * period)} {period}")
+    else:
+        (group / "cpu.cfs_period_us").write_text(str(period))
+        (group / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+    (group / "cgroup.procs").write_text(pid)
 
 
 # --- command line -----------------------------------------------------------------------
@@ -430,9 +509,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--rate", default="1gbit")
     s.add_argument("--delay", default="0")
     s.add_argument("--loss", default="0%")
+    q = sub.add_parser("cpu-quota", help="give one host's Slurm jobs only this many CPUs (0: lift the limit)")
+    q.add_argument("host")
+    q.add_argument("cpus", type=float)
     v = sub.add_parser("env", help="give one host environment settings (none: clear them)")
     v.add_argument("host")
     v.add_argument("settings", nargs="*", metavar="KEY=VALUE")
+    k = sub.add_parser("slow-pair", help="make the path between two hosts alone slower (HTB + nftables)")
+    k.add_argument("host_a")
+    k.add_argument("host_b")
+    k.add_argument("--rate", default="250mbit")
     sub.add_parser("exec", help="exec HOST [--] COMMAND...: run a command on a host")
     sub.add_parser("mpiexec", help="mpiexec [--] ARGS...: hydra's mpiexec across the hosts")
     for tool in SLURM_TOOLS:
@@ -445,12 +531,19 @@ def main(argv: list[str] | None = None) -> int:
         print("testcluster: down")
     elif a.cmd == "status":
         return status()
+    elif a.cmd == "cpu-quota":
+        index_of(a.host)
+        cpu_quota(a.host, a.cpus or None)
     elif a.cmd == "env":
         index_of(a.host)
         if any("=" not in kv or any(c.isspace() for c in kv) for kv in a.settings):
             raise SystemExit("testcluster: settings are KEY=VALUE, without spaces")
         path = STATE / f"env-{a.host}"
         path.write_text(" ".join(a.settings)) if a.settings else path.unlink(missing_ok=True)
+    elif a.cmd == "slow-pair":
+        if shutil.which("nft") is None:
+            raise SystemExit("testcluster: slow-pair needs nft (apt-get install nftables)")
+        slow_pair(index_of(a.host_a), index_of(a.host_b), a.rate)
     elif a.cmd == "shape":
         shape(index_of(a.host), a.rate, a.delay, a.loss)
     return 0

@@ -70,3 +70,17 @@ def driver():
     drv = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
     yield drv
     drv.quit()
+
+
+_CLUSTER_SECONDS: list[float] = []
+
+
+def pytest_runtest_logreport(report):
+    if "test_cluster.py" in report.nodeid:  # setup (the cluster comes up), call, teardown
+        _CLUSTER_SECONDS.append(report.duration)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """CI reports what the multi-host tests (tests/test_cluster.py) cost of its time."""
+    if _CLUSTER_SECONDS:
+        terminalreporter.write_line(f"multi-host tests (tests/test_cluster.py): {sum(_CLUSTER_SECONDS):.0f} s")

@@ -35,7 +35,7 @@ def test_flops_count_the_visible_pairs_of_the_mask():
     applies); a square causal case keeps FlashAttention's Sq·Sk/2."""
     p = {"batch": 2, "heads": 3, "seqlen": 5, "kv_seqlen": 7, "head_dim": 11, "causal": False}
     assert attention_flops(p) == 4 * 2 * 3 * 5 * 7 * 11
-    for sq, sk in ((5, 7), (7, 5), (4096, 1024), (1, 9), (9, 1)):
+    for sq, sk in ((5, 7), (7, 5), (4096, 1024), (1024, 4096), (1, 9), (9, 1)):
         visible = int((np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)).sum())
         assert attention_flops({**p, "seqlen": sq, "kv_seqlen": sk, "causal": True}) == 4 * 2 * 3 * 11 * visible
     assert attention_flops({**p, "seqlen": 4096, "kv_seqlen": 1024, "causal": True}) / \

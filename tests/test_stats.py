@@ -111,3 +111,87 @@ def test_relative_halfwidth_and_degenerate_summaries():
     assert two.stdev == pytest.approx(math.sqrt(2.0)) and (two.ci95_low, two.ci95_high) == (1.0, 3.0)
     with pytest.raises(ValueError):
         summarize([])
+
+
+def test_run_to_run_cv_of_repeated_figures():
+    from aibench.stats import run_to_run_cv
+
+    assert run_to_run_cv([]) is None and run_to_run_cv([2.0]) is None
+    assert run_to_run_cv([2.0, 0.0, -1.0]) is None  # figures of 0 or below are not runs
+    # two runs: the sample standard deviation of the logs
+    assert run_to_run_cv([1.0, 1.1]) == pytest.approx(math.log(1.1) / math.sqrt(2))
+    assert run_to_run_cv([4.0, 4.0]) == 0.0
+    # from three on, 1.4826 x the median absolute deviation of the logs: one wild run does
+    # not set it
+    logs = np.log([1.0, 1.02, 0.99, 1.01, 3.0])
+    expected = 1.4826 * np.median(np.abs(logs - np.median(logs)))
+    assert run_to_run_cv([1.0, 1.02, 0.99, 1.01, 3.0]) == pytest.approx(expected)
+    assert run_to_run_cv([1.0, 1.02, 0.99, 1.01, 3.0]) < 0.03
+    assert run_to_run_cv([10.0, 11.0, 12.0]) == pytest.approx(1.4826 * math.log(12 / 11))  # the middle deviation
+
+
+def test_effect_threshold_is_the_larger_of_the_minimum_and_the_noise():
+    from aibench.stats import DEFAULT_MIN_EFFECT, NOISE_K, effect_threshold
+
+    assert DEFAULT_MIN_EFFECT == 0.05 and NOISE_K == 3.0  # asv's factor 1.05; gate.py's k
+    assert effect_threshold(0.05, None) == 0.05
+    assert effect_threshold(0.05, 0.01) == 0.05
+    assert effect_threshold(0.05, 0.04) == pytest.approx(0.12)
+    assert effect_threshold(0.2, 0.04) == 0.2
+
+
+def test_ratio_interval_leaves_out_one_exactly_when_the_intervals_are_apart():
+    from aibench.stats import ratio_interval
+
+    assert ratio_interval((2.0, 4.0), (3.0, 6.0)) == (0.75, 3.0)
+    assert ratio_interval((1.0, 2.0), (2.5, 5.0)) == (1.25, 5.0)  # apart: above 1
+    assert ratio_interval((2.5, 5.0), (1.0, 2.0)) == (0.2, 0.8)  # apart: below 1
+    lo, hi = ratio_interval((1.0, 2.0), (2.0, 3.0))  # touching: 1 is in
+    assert lo == 1.0 and hi == 3.0
+
+
+def test_verdict_needs_the_interval_and_the_effect():
+    from aibench.stats import verdict
+
+    assert verdict(1.2, (1.1, 1.3), 0.05) == "better"
+    assert verdict(1 / 1.2, (0.8, 0.9), 0.05) == "worse"
+    assert verdict(1.2, (0.9, 1.3), 0.05) == "same"  # the samples' noise covers it
+    assert verdict(0.8, (0.7, 1.1), 0.05) == "same"
+    assert verdict(1.03, (1.01, 1.05), 0.05) == "same"  # apart, but under the minimum effect
+    assert verdict(0.97, (0.95, 0.99), 0.05) == "same"
+    assert verdict(1.03, (1.01, 1.05), 0.02) == "better"
+    assert verdict(0.97, (0.95, 0.99), 0.02) == "worse"
+    # the boundaries: an interval touching 1 or a ratio at exactly the factor is no verdict
+    assert verdict(1.2, (1.0, 1.3), 0.05) == "same" and verdict(0.8, (0.7, 1.0), 0.05) == "same"
+    assert verdict(1.25, (1.1, 1.4), 0.25) == "same" and verdict(0.8, (0.7, 0.9), 0.25) == "same"
+    assert verdict(1.26, (1.1, 1.4), 0.25) == "better" and verdict(0.79, (0.7, 0.9), 0.25) == "worse"
+    # worse mirrors better in log terms: under 1/1.05 = 0.95238, not under 0.95
+    assert verdict(0.951, (0.9, 0.99), 0.05) == "worse" and verdict(0.9523, (0.9, 0.99), 0.05) == "worse"
+    assert verdict(0.9525, (0.9, 0.99), 0.05) == "same"
+    assert verdict(math.nan, (math.nan, math.nan), 0.05) == "same"
+
+
+def test_gate_on_the_ratio_interval():
+    from aibench.stats import gate
+
+    assert gate((0.91, 1.0), 0.9) == "pass"
+    assert gate((0.9, 1.0), 0.9) == "pass"  # at the floor passes
+    assert gate((0.85, 0.95), 0.9) == "inconclusive"
+    assert gate((0.85, 0.9), 0.9) == "inconclusive"
+    assert gate((0.8, 0.89), 0.9) == "fail"
+    assert gate((math.nan, math.nan), 0.9) == "fail"  # no ratio: fail closed
+
+
+def test_windowed_samples_get_the_interval_of_their_windows():
+    """Samples taken in windows that each sit at a different level (the machine drifted
+    between windows): the samples' own interval is far too narrow; the windows' is not."""
+    from aibench.stats import summarize
+
+    levels = [1.00, 1.10, 0.95, 1.08, 0.97, 1.12, 0.93, 1.05]
+    taken = [lvl * (1 + 0.001 * i) for lvl in levels for i in range(5)]
+    alone, windowed = summarize(taken), summarize(taken, window=5)
+    assert windowed.median == alone.median
+    assert windowed.ci95_high - windowed.ci95_low > 1.3 * (alone.ci95_high - alone.ci95_low)
+    # 8 window medians: their order statistics 2 and 7 (median_ci95) bound the interval
+    assert windowed.ci95_low == pytest.approx(0.95 * 1.002) and windowed.ci95_high == pytest.approx(1.10 * 1.002)
+    assert summarize(taken[:25], window=5).ci95_low == summarize(taken[:25]).ci95_low  # 5 windows: too few

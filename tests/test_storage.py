@@ -91,19 +91,77 @@ def test_latency_merge_equals_one_histogram_of_all_values():
     assert merged["count"] == sum(p["count"] for p in parts) == len(values)
 
 
+def _fio_json(ios, runtime_ms, bins, lat_percentiles=True):
+    """fio's json+ output of one read job whose latencies fall in `bins` {ns: count}. With
+    --lat_percentiles=1 fio gives percentiles and bins of both lat and clat (measured with
+    fio 3.33); without, only of clat, and lat has just min/mean/max. clat here is 10 us
+    shorter than lat (the submission), so a parser reading the wrong one shows."""
+    import json
+
+    from aibench.suites.storage.fio import bins_percentile
+
+    def span(shift_ns, with_percentiles):
+        b = {v - shift_ns: c for v, c in bins.items()}
+        n = sum(b.values())
+        d = {"min": min(b), "max": max(b), "mean": sum(v * c for v, c in b.items()) / n, "N": n}
+        if with_percentiles:
+            d.update({"percentile": {"50.000000": bins_percentile(b, 50), "99.000000": bins_percentile(b, 99)},
+                      "bins": {str(v): c for v, c in b.items()}})
+        return d
+
+    read = {"bw_bytes": ios * 4096 / (runtime_ms / 1e3), "iops": ios / (runtime_ms / 1e3),
+            "io_bytes": ios * 4096, "total_ios": ios, "runtime": runtime_ms,
+            "lat_ns": span(0, lat_percentiles), "clat_ns": span(10_000, True)}
+    return "fio-3\n" + json.dumps({"fio version": "fio-3", "jobs": [{"read": read, "job_runtime": runtime_ms,
+                                                                      "usr_cpu": 1.0, "sys_cpu": 3.0}]})
+
+
+def test_fio_latency_is_lat_the_span_aibench_times():
+    """aibench stamps a read before submitting it: fio's lat (--lat_percentiles=1), not clat."""
+    from aibench.suites.storage.fio import (
+        CLAT_SPAN,
+        LAT_SPAN,
+        fio_command,
+        merge_runs,
+        parse_fio_json,
+    )
+
+    assert "--lat_percentiles=1" in fio_command("f", pattern="rand", bs=4096, qd=4, threads=1, direct=True,
+                                                region=1 << 20, runtime_s=1, ramp_s=0.1, engine="io_uring")
+    f = parse_fio_json(_fio_json(1000, 500, {100_000: 900, 900_000: 100}))
+    assert f["latency_span"] == LAT_SPAN
+    assert f["lat_us"]["p50"] == 100.0 and f["lat_us"]["p99"] == 900.0 and f["lat_us"]["min"] == 100.0
+    assert merge_runs([f, f])["latency_span"] == LAT_SPAN and merge_runs([f])["latency_span"] == LAT_SPAN
+    # A fio without lat percentiles: clat, and the result says so.
+    old = parse_fio_json(_fio_json(1000, 500, {100_000: 900, 900_000: 100}, lat_percentiles=False))
+    assert old["latency_span"] == CLAT_SPAN
+    assert old["lat_us"]["p50"] == 90.0 and old["lat_us"]["max"] == 890.0
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
+def test_real_fio_reports_lat_percentiles(disk_dir):
+    """This machine's fio, on a small file: lat percentiles are there and not below clat's."""
+    import json
+
+    from aibench.suites.storage.fio import LAT_SPAN, fio_command, parse_fio_json
+
+    path = disk_dir / "fio-lat.bin"
+    path.write_bytes(os.urandom(4 << 20))
+    cmd = fio_command(str(path), pattern="rand", bs=4096, qd=4, threads=1, direct=False, region=4 << 20,
+                      runtime_s=0.2, ramp_s=0.0, engine="psync")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    f = parse_fio_json(p.stdout)
+    assert f["latency_span"] == LAT_SPAN and f["lat_us"]["p50"] > 0
+    read = json.loads(p.stdout[p.stdout.find("{"):])["jobs"][0]["read"]
+    assert read["lat_ns"]["percentile"]["50.000000"] >= read["clat_ns"]["percentile"]["50.000000"]
+    assert f["lat_us"]["p50"] == read["lat_ns"]["percentile"]["50.000000"] / 1e3
+
+
 def test_fio_runs_merge_into_totals_and_histogram_percentiles():
     from aibench.suites.storage.fio import bins_percentile, merge_runs, parse_fio_json
 
-    def fio_json(ios, runtime_ms, bins):
-        import json
-
-        n = sum(bins.values())
-        clat = {"min": min(bins), "max": max(bins), "mean": sum(v * c for v, c in bins.items()) / n,
-                "percentile": {"50.000000": 0, "99.000000": 0}, "bins": {str(v): c for v, c in bins.items()}}
-        read = {"bw_bytes": ios * 4096 / (runtime_ms / 1e3), "iops": ios / (runtime_ms / 1e3),
-                "io_bytes": ios * 4096, "total_ios": ios, "runtime": runtime_ms, "clat_ns": clat}
-        return "fio-3\n" + json.dumps({"fio version": "fio-3", "jobs": [{"read": read, "job_runtime": runtime_ms,
-                                                                          "usr_cpu": 1.0, "sys_cpu": 3.0}]})
+    fio_json = _fio_json
 
     a = parse_fio_json(fio_json(1000, 500, {100_000: 900, 900_000: 100}))
     b = parse_fio_json(fio_json(3000, 500, {200_000: 2970, 5_000_000: 30}))

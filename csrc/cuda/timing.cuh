@@ -27,9 +27,11 @@ class CudaOp {
 // One launch on the legacy default stream, then synchronise and check for errors.
 void run_op(CudaOp& op);
 
-// Seconds for `number` back-to-back launches, timed with CUDA events on the default stream.
-// When flush_bytes > 0, the flush buffer is first overwritten (cudaMemsetAsync) so that the
-// timed launches start with a cold L2.
+// Seconds for `number` launches, timed with CUDA events on the default stream, one
+// synchronisation at the end. flush_bytes = 0: one event pair around back-to-back launches.
+// flush_bytes > 0: before EVERY launch the flush buffer is overwritten (cudaMemsetAsync) so
+// that each launch starts with a cold L2; an event pair brackets each launch alone (the
+// flushes are not timed) and the result is the sum of those intervals.
 double time_op(CudaOp& op, int number, std::uintptr_t flush_ptr, std::size_t flush_bytes);
 
 }  // namespace aibench_cuda

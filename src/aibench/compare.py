@@ -2,13 +2,18 @@
 
 For every case the runs share (same suite, case, target kind and impl) it shows the
 headline metric per run, the ratio to the first run oriented so that above 1 is better
-whatever the metric, and a verdict from the kept samples: `better` / `worse` when the
-95% confidence intervals of the two medians do not overlap, else `same` (within noise).
+whatever the metric, and a verdict: `better` / `worse` only when the 95% confidence
+intervals of the two medians do not overlap AND the ratio is beyond the effect threshold,
+max(--min-effect (5%, asv's factor 1.05), 3 x the case's run-to-run CV); else `same`. The
+run-to-run CV is measured over the baseline and its `--rerun` documents (repeated runs of
+the baseline's machine); without reruns the minimum effect alone stands for it.
 Per suite, the geometric mean of the ratios. A fleet run document (fleet.py) gives
-one column per node. Cases present in only some runs are listed
-apart. `--fail-below R` turns it into an acceptance gate: exit 1 when any shared case
-falls under ratio R, or any case the baseline passed is failed, skipped or missing in another
-run (fail closed).
+one column per node. Cases present in only some runs are listed apart.
+
+`--fail-below R` turns it into an acceptance gate on the ratio's interval (from the two
+intervals): exit 1 when a shared case's interval is wholly under R, `inconclusive` (no
+failure) when it straddles R, or when a case the baseline passed is failed, skipped or
+missing in another run (fail closed).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 from .errors import UsageError
 from .fleet import split_by_node
 from .results import PASSED, CaseResult, RunDocument
+from .stats import DEFAULT_MIN_EFFECT, NOISE_K, effect_threshold, gate, ratio_interval, run_to_run_cv, verdict
 
 
 @dataclass
@@ -34,7 +40,10 @@ class Row:
     unit: str
     values: list[float]
     ratios: list[float]  # per run after the first, oriented: > 1 is better
+    ratio_intervals: list[tuple[float, float]]  # per run after the first (the ratio alone without statistics)
     verdicts: list[str]  # per run after the first: better | worse | same
+    run_to_run_cv: float | None  # over the baseline and its reruns; None without reruns
+    effect_threshold: float  # the relative difference a verdict needs
 
 
 def load_run(path: str | Path) -> RunDocument:
@@ -77,30 +86,51 @@ def headline_interval(c: CaseResult, metric: str | None = None) -> tuple[float, 
         (value * lo / med, value * hi / med)
 
 
-def _verdict(base: CaseResult, other: CaseResult, ratio: float) -> str:
-    a, b = headline_interval(base), headline_interval(other)
-    if a is None or b is None:
-        return "same" if abs(ratio - 1) < 0.03 else ("better" if ratio > 1 else "worse")
-    if b[0] > a[1]:
-        return "better"
-    if b[1] < a[0]:
-        return "worse"
-    return "same"
+def judge(base: CaseResult, other: CaseResult, threshold: float) -> tuple[float, tuple[float, float], str]:
+    """(ratio of other's headline to base's, its interval, verdict) of two results of one
+    case. Without the statistics of both, the interval is the ratio alone (the effect
+    threshold decides); a baseline figure of 0 gives a NaN ratio, verdict `same`."""
+    name = base.headline()[0]
+    a, b = base.metrics[name].value, other.metrics[name].value
+    if not a > 0:
+        return math.nan, (math.nan, math.nan), "same"
+    ratio = b / a
+    base_ci, other_ci = headline_interval(base), headline_interval(other)
+    interval = ratio_interval(base_ci, other_ci) if base_ci and other_ci else (ratio, ratio)
+    return ratio, interval, verdict(ratio, interval, threshold)
 
 
-def compare(runs: list[RunDocument]) -> tuple[list[Row], dict[str, list[float]], list[tuple[str, tuple]]]:
+def rerun_cvs(runs: list[RunDocument], reruns: list[RunDocument]) -> dict[tuple, float]:
+    """Each case's run-to-run CV: the spread of its headline figure over the baseline
+    (runs[0]) and its reruns; cases that fewer than two of them passed have none."""
+    if not reruns:
+        return {}
+    figures: dict[tuple, list[float]] = {}
+    for run in (runs[0], *reruns):
+        for c in run.cases:
+            if c.status == PASSED and c.headline():
+                figures.setdefault(c.key(), []).append(c.headline()[1].value)
+    cvs = {k: run_to_run_cv(v) for k, v in figures.items()}
+    return {k: cv for k, cv in cvs.items() if cv is not None}
+
+
+def compare(runs: list[RunDocument], min_effect: float = DEFAULT_MIN_EFFECT, reruns: list[RunDocument] = ()
+            ) -> tuple[list[Row], dict[str, list[float]], list[tuple[str, tuple]]]:
     """(rows of shared cases, geometric mean of ratios per suite per other run,
-    [(run machine, case key)] of cases not in every run)."""
+    [(run machine, case key)] of cases not in every run). `reruns`: more runs of the
+    baseline's machine, for each case's run-to-run CV."""
     maps = [{c.key(): c for c in r.cases if c.status == PASSED and c.headline()} for r in runs]
     shared = [k for k in maps[0] if all(k in m for m in maps[1:])]
+    cvs = rerun_cvs(runs, list(reruns))
     rows = []
     for k in shared:
         cases = [m[k] for m in maps]
         name, metric = cases[0].headline()
-        values = [c.metrics[name].value for c in cases]
-        ratios = [v / values[0] if values[0] > 0 else math.nan for v in values[1:]]
-        verdicts = [_verdict(cases[0], c, r) for c, r in zip(cases[1:], ratios)]
-        rows.append(Row(k[0], k[1], k[2], k[3], name, metric.unit, values, ratios, verdicts))
+        threshold = effect_threshold(min_effect, cvs.get(k))
+        judged = [judge(cases[0], c, threshold) for c in cases[1:]]
+        rows.append(Row(k[0], k[1], k[2], k[3], name, metric.unit, [c.metrics[name].value for c in cases],
+                        [j[0] for j in judged], [j[1] for j in judged], [j[2] for j in judged], cvs.get(k),
+                        threshold))
     geo: dict[str, list[float]] = {}
     for suite in dict.fromkeys(r.suite for r in rows):
         geo[suite] = []
@@ -119,37 +149,56 @@ def names(runs: list[RunDocument]) -> list[str]:
     return out
 
 
-def to_markdown(runs, rows, geo, only) -> str:
+def rule_note(rows: list[Row], min_effect: float, reruns: int) -> str:
+    """What a verdict needed, and where the run-to-run noise came from."""
+    measured = sum(r.run_to_run_cv is not None for r in rows)
+    noise = (f"run-to-run CV from the baseline and {reruns} rerun(s), for {measured} of {len(rows)} case(s)"
+             if reruns else "run-to-run noise not measured (no --rerun of the baseline): the minimum effect stands")
+    return (f"better/worse: 95% intervals apart and a difference over max({min_effect:.1%}, "
+            f"{NOISE_K:g} x run-to-run CV); {noise}")
+
+
+def _ratio_cell(ratio: float, interval: tuple[float, float], verdict_: str) -> str:
+    return f"{ratio:.3f} ({interval[0]:.3f}-{interval[1]:.3f}) {verdict_}"
+
+
+def to_markdown(runs, rows, geo, only, note: str) -> str:
     labels = names(runs)
     head = ["suite", "case", "target", "impl", "metric", *labels, *[f"{x}/{labels[0]}" for x in labels[1:]]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.suite, r.case_id, r.target, r.impl, f"{r.metric} ({r.unit})", *[f"{v:.4g}" for v in r.values],
-                 *[f"{x:.3f} {v}" for x, v in zip(r.ratios, r.verdicts)]]
+                 *[_ratio_cell(*j) for j in zip(r.ratios, r.ratio_intervals, r.verdicts)]]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for suite, g in geo.items():
         lines.append(f"- {suite}: geometric mean ratio " + ", ".join(f"{labels[i + 1]}/{labels[0]} {x:.3f}" for i, x in enumerate(g)))
+    lines.append(f"- {note}")
     if only:
         lines.append(f"- {len(only)} case(s) not in every run: " + "; ".join(f"{m}: {'/'.join(k)}" for m, k in only[:20]))
     return "\n".join(lines)
 
 
-def print_table(runs, rows, geo, only) -> None:
+# A ratio's colour follows its verdict: green only for a real `better`, red only for a real
+# `worse` (the run summary's own/peer ratios too).
+VERDICT_STYLE = {"better": "green", "worse": "red", "same": "default"}
+
+
+def print_table(runs, rows, geo, only, note: str) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     labels = names(runs)
-    table = Table(title="aibench compare (ratio: above 1 is better)")
+    table = Table(title="aibench compare (ratio (its interval) verdict: above 1 is better)")
     for col in ("suite", "case", "target", "impl", "metric", *labels):
         table.add_column(escape(col), justify="right" if col in labels else "left")
     for x in labels[1:]:
         table.add_column(escape(f"{x}/{labels[0]}"), justify="right")
-    style = {"better": "green", "worse": "red", "same": "white"}
     for r in rows:
         table.add_row(r.suite, r.case_id, r.target, r.impl, f"{r.metric} ({r.unit})", *[f"{v:.4g}" for v in r.values],
-                      *[f"[{style[v]}]{x:.3f} {v}[/]" for x, v in zip(r.ratios, r.verdicts)])
+                      *[f"[{VERDICT_STYLE[j[2]]}]{_ratio_cell(*j)}[/]"
+                        for j in zip(r.ratios, r.ratio_intervals, r.verdicts)])
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)
@@ -157,13 +206,30 @@ def print_table(runs, rows, geo, only) -> None:
     for suite, g in geo.items():
         console.print(f"{suite}: geometric mean " + ", ".join(f"{escape(labels[i + 1])}/{escape(labels[0])} {x:.3f}"
                                                              for i, x in enumerate(g)))
+    console.print(escape(note))
     if only:
         console.print(f"{len(only)} case(s) not in every run (not compared):")
         for m, k in only:
             console.print(f"  {escape(m)}: {escape(' '.join(k))}")
 
 
+def gate_outcomes(runs: list[RunDocument], rows: list[Row], floor: float) -> list[dict]:
+    """--fail-below: every shared case of every candidate run whose ratio's interval is not
+    wholly at or above floor: {machine, case, ratio, interval, outcome: fail | inconclusive}."""
+    labels = names(runs)
+    out = []
+    for r in rows:
+        for i, (ratio, interval) in enumerate(zip(r.ratios, r.ratio_intervals)):
+            outcome = gate(interval, floor)
+            if outcome != "pass":
+                out.append({"machine": labels[i + 1], "case": [r.suite, r.case_id, r.target, r.impl],
+                            "ratio": ratio, "interval": list(interval), "outcome": outcome})
+    return out
+
+
 def cmd_compare(args) -> int:
+    if not 0 <= args.min_effect < 1:
+        raise UsageError(f"--min-effect {args.min_effect:g}: give a fraction from 0 to under 1 (0.05 is 5%)")
     paths = list(args.runs)
     if args.reference:
         paths.insert(0, str(find_reference(args.reference)))
@@ -172,23 +238,45 @@ def cmd_compare(args) -> int:
     if len(loaded) < 2:
         raise UsageError("compare needs at least two run documents, a fleet run, or --reference NAME and a run")
     runs = [r for _, r in loaded]
-    rows, geo, only = compare(runs)
+    reruns = [node for p in args.rerun for node in split_by_node(load_run(p))]
+    if any(r.run_id == runs[0].run_id and r.machine == runs[0].machine for r in reruns):
+        raise UsageError("a --rerun is the baseline itself: give other runs of the baseline's machine")
+    rows, geo, only = compare(runs, args.min_effect, reruns)
+    note = rule_note(rows, args.min_effect, len(reruns))
+    gated = gate_outcomes(runs, rows, args.fail_below) if args.fail_below is not None else []
     if args.json:
         print(json.dumps({"runs": [{"path": p, "machine": r.machine} for p, r in loaded],
                           "rows": [r.__dict__ for r in rows], "geomean": geo,
-                          "only_in_some": [{"machine": m, "case": list(k)} for m, k in only]}, indent=1))
+                          "only_in_some": [{"machine": m, "case": list(k)} for m, k in only],
+                          "rule": {"min_effect": args.min_effect, "noise_k": NOISE_K, "reruns": len(reruns),
+                                   "note": note},
+                          **({"gate": {"fail_below": args.fail_below, "not_passed": gated}}
+                             if args.fail_below is not None else {})}, indent=1))
     elif args.markdown:
-        print(to_markdown(runs, rows, geo, only))
+        print(to_markdown(runs, rows, geo, only, note))
     else:
-        print_table(runs, rows, geo, only)
+        print_table(runs, rows, geo, only, note)
     if args.fail_below is not None:
-        # Fails closed: a case below the ratio, a ratio that cannot be formed (a baseline of
-        # 0), and a baseline case that a candidate did not pass (failed, skipped, missing).
-        low = [r for r in rows if any(not x >= args.fail_below for x in r.ratios)]
+        # Fails closed: a case whose ratio's interval is under the floor, a ratio that cannot
+        # be formed (a baseline of 0), and a baseline case that a candidate did not pass
+        # (failed, skipped, missing). An interval across the floor is inconclusive: said,
+        # not failed.
+        low = [g for g in gated if g["outcome"] == "fail"]
+        unsure = [g for g in gated if g["outcome"] == "inconclusive"]
         lost = not_passed_by_candidates(runs)
+        for g in (low + unsure)[:20]:
+            lo, hi = g["interval"]
+            where = ("no ratio (a baseline figure of 0)" if math.isnan(g["ratio"])
+                     else f"ratio {g['ratio']:.3f} (interval {lo:.3f}-{hi:.3f})")
+            said = f"under {args.fail_below:g}" if g["outcome"] == "fail" else f"inconclusive: across {args.fail_below:g}"
+            print(f"aibench: {g['machine']}: {' '.join(g['case'])} {where} {said}", file=sys.stderr)
+        if len(low + unsure) > 20:
+            print(f"aibench: ... and {len(low + unsure) - 20} more", file=sys.stderr)
         if low:
-            print(f"aibench: {len(low)} shared case(s) below {args.fail_below}x of {names(runs)[0]} "
-                  "(or with no ratio: a baseline figure of 0)", file=sys.stderr)
+            print(f"aibench: {len(low)} shared case(s) under {args.fail_below:g}x of {names(runs)[0]}", file=sys.stderr)
+        if unsure:
+            print(f"aibench: {len(unsure)} shared case(s) inconclusive: the interval straddles {args.fail_below:g}x "
+                  "(not failed; rerun, or measure longer)", file=sys.stderr)
         for machine, key, status in lost[:20]:
             print(f"aibench: {machine}: {' '.join(key)} {status} (passed on the baseline)", file=sys.stderr)
         if len(lost) > 20:
@@ -219,8 +307,16 @@ def add_parser(sub) -> None:
     p_cmp = sub.add_parser("compare", help="runs (nodes) side by side, with ratios and noise-aware verdicts")
     p_cmp.add_argument("runs", nargs="*", help="run documents; the first is the baseline")
     p_cmp.add_argument("--reference", metavar="NAME", help="baseline from results/reference/NAME*.json")
+    p_cmp.add_argument("--rerun", action="append", default=[], metavar="RUN",
+                       help="another run of the baseline's machine (repeatable): each case's run-to-run CV is "
+                            "measured over the baseline and its reruns")
+    p_cmp.add_argument("--min-effect", type=float, default=DEFAULT_MIN_EFFECT, metavar="FRACTION",
+                       help=f"the smallest difference a verdict calls better/worse (default {DEFAULT_MIN_EFFECT}, "
+                            f"as asv's factor 1.05); a case whose figure moves more between runs needs "
+                            f"{NOISE_K:g} x its run-to-run CV")
     p_cmp.add_argument("--fail-below", type=float, default=None, metavar="RATIO",
-                       help="exit 1 when any shared case is below RATIO of the baseline")
+                       help="exit 1 when a shared case's ratio to the baseline is below RATIO with its whole "
+                            "interval; an interval across RATIO is reported inconclusive")
     fmt = p_cmp.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true")
     fmt.add_argument("--json", action="store_true")

@@ -11,6 +11,8 @@ Kinds:
   scale    the whole output times 1.01
   rank     collectives: one rank's (the last one's) result bytes flipped
   reduce   the RMA all-reduce's local reductions skipped on rank 0 (rma.py)
+  hang     collectives: the last rank stops itself (SIGSTOP) as the case starts, so its
+           peers wait for it: the hang watchdog must end the run naming it (watchdog.py)
 
 Unset (every real run), this module does nothing. Every Impl calls `inject(self.name,
 output, fmt)` (or its own equivalent) between computing and validating; a new impl gets
@@ -24,7 +26,7 @@ import os
 import numpy as np
 
 ENV = "AIBENCH_TEST_FAULT"
-KINDS = ("element", "nan", "scale", "rank", "reduce")
+KINDS = ("element", "nan", "scale", "rank", "reduce", "hang")
 # Formats held as raw bits: decoded to float to be corrupted, encoded back (outputs are
 # never fp8: an fp8 GEMM writes bf16).
 _BITS = ("bf16",)
@@ -49,8 +51,8 @@ def fault_for(impl: str) -> str | None:
 
 def corrupts_output(impl: str) -> bool:
     """Whether AIBENCH_TEST_FAULT asks to corrupt what `impl` computed (any kind but
-    `reduce`, which changes the RMA algorithm itself)."""
-    return fault_for(impl) not in (None, "reduce")
+    `reduce`, which changes the RMA algorithm itself, and `hang`, which stops a rank)."""
+    return fault_for(impl) not in (None, "reduce", "hang")
 
 
 def corrupt(out, fmt: str, kind: str, seed: int = 0):
@@ -92,7 +94,7 @@ def corrupt(out, fmt: str, kind: str, seed: int = 0):
 def inject(impl: str, out, fmt: str, seed: int = 0):
     """`out` corrupted as AIBENCH_TEST_FAULT asks for `impl` (usually: unchanged)."""
     kind = fault_for(impl)
-    if kind is None or kind == "reduce":
+    if kind in (None, "reduce", "hang"):
         return out
     return corrupt(out, fmt, kind, seed)
 
@@ -114,3 +116,12 @@ def _encode(xp, values, fmt: str):
 
     host = values if xp is np else values.get()
     return xp.asarray(bf16_bits(np.asarray(host, dtype=np.float32)))
+
+
+def stop_if_hang(impl: str, rank: int, size: int) -> None:
+    """The `hang` fault: the last rank of a collective case stops itself, as a rank whose
+    node froze would (SIGSTOP: it holds its sockets and answers nothing)."""
+    if size > 1 and rank == size - 1 and fault_for(impl) == "hang":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSTOP)

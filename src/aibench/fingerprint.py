@@ -65,6 +65,102 @@ def _blas() -> list[dict[str, Any]]:
         return []
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _bracketed(text: str | None) -> str | None:
+    """The selected value of a sysfs choice list ("always [madvise] never" -> "madvise")."""
+    if text is None:
+        return None
+    match = re.search(r"\[([^\]]+)\]", text)
+    return match.group(1) if match else text
+
+
+def cpu_settings(root: str = "/") -> dict[str, Any]:
+    """What changes CPU figures besides the CPU: cpufreq driver and governor (cpu0), boost
+    (cpufreq/boost, or intel_pstate's no_turbo inverted), SMT (smt/control and active),
+    transparent huge pages. A value the kernel does not expose is None."""
+    cpu = Path(root, "sys/devices/system/cpu")
+    boost = _read(cpu / "cpufreq/boost")
+    no_turbo = _read(cpu / "intel_pstate/no_turbo")
+    if boost is not None:
+        boost_state = "on" if boost == "1" else "off"
+    elif no_turbo is not None:
+        boost_state = "off" if no_turbo == "1" else "on"
+    else:
+        boost_state = None
+    smt_active = _read(cpu / "smt/active")
+    mm = Path(root, "sys/kernel/mm/transparent_hugepage")
+    return {
+        "cpufreq_driver": _read(cpu / "cpu0/cpufreq/scaling_driver"),
+        "governor": _read(cpu / "cpu0/cpufreq/scaling_governor"),
+        "boost": boost_state,
+        "smt": _read(cpu / "smt/control"),
+        "smt_active": smt_active == "1" if smt_active is not None else None,
+        "transparent_hugepages": _bracketed(_read(mm / "enabled")),
+        "transparent_hugepages_defrag": _bracketed(_read(mm / "defrag")),
+    }
+
+
+# Environment variables that change threading or the BLAS path (OpenMP, MKL, OpenBLAS, BLIS).
+_ENV_PREFIXES = ("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_", "BLIS_")
+
+
+def threading_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The _ENV_PREFIXES variables set in `environ` (default os.environ)."""
+    environ = os.environ if environ is None else environ
+    return {k: environ[k] for k in sorted(environ) if k.startswith(_ENV_PREFIXES)}
+
+
+def storage_devices(root: str = "/") -> list[dict[str, Any]]:
+    """Block devices backed by hardware (those with a `device` link: not loop, ram, dm or
+    md): model, firmware, I/O scheduler and whether rotational. NVMe namespaces read their
+    controller's model and firmware_rev; SCSI/SATA disks their model and rev."""
+    devices = []
+    for block in sorted(Path(root, "sys/block").glob("*")):
+        device = block / "device"
+        if not device.exists():
+            continue
+        rotational = _read(block / "queue/rotational")
+        devices.append({
+            "name": block.name,
+            "model": _read(device / "model"),
+            "firmware": _read(device / "firmware_rev") or _read(device / "rev"),
+            "scheduler": _bracketed(_read(block / "queue/scheduler")),
+            "rotational": rotational == "1" if rotational is not None else None,
+        })
+    return devices
+
+
+def nvml_settings(nvml, handle) -> dict[str, Any]:
+    """A GPU's settings that change its figures, from NVML (each None when NVML does not
+    answer): enforced power limit, application clocks, ECC, MIG and persistence mode."""
+    def ask(read):
+        try:
+            return read()
+        except Exception:  # noqa: BLE001 - NVMLError_NotSupported and kin: not known
+            return None
+
+    def mode(value):
+        return None if value is None else ("enabled" if int(value) else "disabled")
+
+    power_mw = ask(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle))
+    ecc = ask(lambda: nvml.nvmlDeviceGetEccMode(handle))  # (current, pending)
+    mig = ask(lambda: nvml.nvmlDeviceGetMigMode(handle))  # (current, pending)
+    return {
+        "power_limit_w": power_mw / 1000.0 if power_mw is not None else None,
+        "applications_sm_clock_mhz": ask(lambda: nvml.nvmlDeviceGetApplicationsClock(handle, nvml.NVML_CLOCK_SM)),
+        "applications_mem_clock_mhz": ask(lambda: nvml.nvmlDeviceGetApplicationsClock(handle, nvml.NVML_CLOCK_MEM)),
+        "ecc": mode(ecc[0]) if ecc is not None else None,
+        "mig": mode(mig[0]) if mig is not None else None,
+        "persistence": mode(ask(lambda: nvml.nvmlDeviceGetPersistenceMode(handle))),
+    }
+
+
 def git_commit() -> str | None:
     """The commit aibench was built from (baked in at build time), else of the source tree."""
     built = _core.build_info().get("git_commit") or ""
@@ -101,10 +197,14 @@ def _gpus() -> dict[str, Any]:
     count = module.device_count()
     if count == 0:
         return {"available": False, "reason": module.cuda_unavailable_reason()}
+    from .peaks import pci_id_of
+
     devices = []
     for i in range(count):
         props = cu.device_properties(i)
-        devices.append({**props, "name": cu.device_name(i)})
+        nvml, handle = cu._nvml_handle(i)
+        devices.append({**props, "name": cu.device_name(i), "pci_id": pci_id_of(props.get("pci_bus_id", "")),
+                        "nvml": nvml_settings(nvml, handle) if handle is not None else None})
     return {"available": True, "count": count, "nvidia_driver": _nvidia_driver(),
             "driver_version": module.driver_version(),
             "runtime_version": module.runtime_version(), "cublaslt_version": module.cublaslt_version(),
@@ -180,11 +280,17 @@ def system_fingerprint(measure_clock: bool = True) -> dict[str, Any]:
         "cores": psutil.cpu_count(logical=False),
         "threads": psutil.cpu_count(logical=True),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        # the cores peaks count: affinity mask's physical cores, capped at the cgroup quota
+        "core_budget": cpu_target.core_budget(),
         "caches": cpu_target.cache_sizes(),
+        "settings": cpu_settings(),
     }
     if measure_clock:
-        cpu["measured_clock_ghz"] = cpu_target.measured_clock_ghz()
+        clock = cpu_target.clock_reading()
+        cpu["clock"] = {k: v for k, v in clock.items() if k != "ghz_per_thread"}
+        cpu["measured_clock_ghz"] = clock["ghz_used"]
         cpu["peak_tflops"] = {d: cpu_target.cpu_peak_tflops(d) for d in ("fp64", "fp32", "bf16", "int8")}
+        cpu["fma_peak"] = cpu_target.fma_peak_report()
     return {
         "hostname": socket.gethostname(),
         "cpu": cpu,
@@ -198,5 +304,7 @@ def system_fingerprint(measure_clock: bool = True) -> dict[str, Any]:
         "gpus": _gpus(),
         "nics": _nics(),
         "mpi": _mpi(),
+        "env": threading_env(),
+        "storage_devices": storage_devices(),
         "aibench_version": __version__,
     }

@@ -3,15 +3,18 @@
 A *timer* is any function ``timer(number) -> seconds`` that runs ``number`` back-to-back
 repetitions of one operation and returns the elapsed time of all of them. Kernels of
 aibench's own time themselves in C++ (steady clock) or with CUDA events; a library peer
-(numpy's BLAS, torch) is timed the same way around its call. Python only decides how many
-samples to take, and is never inside a timed region of a native kernel.
+without a loop API (numpy's BLAS, torch on CPU) is timed around a Python loop whose cost
+per call is measured and recorded (suites/kernel.py). Python only decides how many
+samples to take, and is never inside a timed region of a native kernel. The impls of one
+case are measured together in interleaved windows (measure_interleaved).
 """
 
 from __future__ import annotations
 
 import math
+import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .results import Samples
@@ -46,7 +49,116 @@ class CallTooSlow(Exception):
 
 
 def measure(timer: Timer, policy: SamplingPolicy) -> Samples:
-    time.sleep(policy.settle_s)
+    """The samples of one operation measured alone."""
+    result = measure_interleaved({"": timer}, policy)[""]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def interleaved_order(names: list[str]) -> list[str]:
+    """One round of windows: the impls forward, then backward (A B B A; A B C C B A), so
+    that a drift which is linear in time weighs on every impl alike. One impl: a round is
+    one window."""
+    return list(names) if len(names) == 1 else [*names, *reversed(names)]
+
+
+@dataclass
+class _Sampled:
+    """One impl's state in an interleaved measurement."""
+
+    timer: Timer
+    number: int  # operations per sample
+    warmup_reps: int
+    per_window: int  # samples per window
+    samples: list[float] = field(default_factory=list)
+    done: bool = False  # enough samples and a tight enough CI (or max_samples)
+
+
+def measure_interleaved(timers: dict[str, Timer], policy: SamplingPolicy) -> dict[str, Samples | Exception]:
+    """The samples of several impls of one case, taken in interleaved windows.
+
+    Each impl is warmed up and its `number` chosen first (a call too slow for the budget
+    is sampled then, alone, and leaves the rotation). Then rounds of windows in the order
+    of interleaved_order (A B B A), each window `per_window` samples of one impl, after
+    `settle_s` of idle time and one untimed call whenever the impl changes (the previous
+    library's threads still spin; the caches hold the other impl's data). Rounds go on
+    until every impl has its min_samples and a CI of the median within rel_ci, or the
+    budget (budget_s per impl) is spent: every impl stays in the rotation until then, so
+    its windows stay paired with the others'. An impl's samples are its windows in order.
+
+    Each result maps to its Samples, or to the exception its timer raised (that impl
+    alone leaves the rotation). With several impls, each Samples.extra["interleave"]
+    says how: {impls, order (the windows as run, one letter per impl of `impls`),
+    window_samples}, or {impls, alone: why} for an impl sampled alone."""
+    out: dict[str, Samples | Exception] = {}
+    live: dict[str, _Sampled] = {}
+    for name, timer in timers.items():
+        time.sleep(policy.settle_s)
+        try:
+            warmed = _warm_up(timer, policy)
+        except Exception as e:  # noqa: BLE001 - this impl's failure (or CallTooSlow) only
+            out[name] = e
+            continue
+        if isinstance(warmed, Samples):  # too slow for windows: sampled already, alone
+            out[name] = warmed
+            if len(timers) > 1:
+                warmed.extra["interleave"] = {"impls": list(timers), "alone": "one call is longer than the budget"}
+            continue
+        if len(timers) == 1:
+            warmed.per_window = 1  # alone: the stopping rule is checked after every sample
+        live[name] = warmed
+
+    letters = {name: string.ascii_uppercase[i] for i, name in enumerate(timers)}
+    order: list[str] = []
+    previous: str | None = None
+    budget_s = policy.budget_s * max(1, len(live))
+    started = time.perf_counter()
+    stopped_by = "max_samples"
+    while live:
+        for name in (n for n in interleaved_order(list(live)) if n in live):
+            s = live[name]
+            try:
+                if name != previous and len(timers) > 1:
+                    time.sleep(policy.settle_s)
+                    if s.number > 1:  # a short call: wake the library's threads first
+                        s.timer(1)
+                for _ in range(s.per_window):
+                    s.samples.append(s.timer(s.number) / s.number)
+            except Exception as e:  # noqa: BLE001
+                out[name] = e
+                del live[name]
+                continue
+            previous = name
+            order.append(letters[name])
+            s.done = len(s.samples) >= policy.max_samples or (
+                len(s.samples) >= policy.min_samples
+                and summarize(s.samples).ci95_rel_halfwidth <= policy.rel_ci)
+        if not live:
+            break
+        if all(s.done for s in live.values()):
+            stopped_by = "ci"
+            break
+        enough = all(len(s.samples) >= policy.min_samples for s in live.values())
+        if enough and time.perf_counter() - started >= budget_s:
+            stopped_by = "budget"
+            break
+    for name, s in live.items():
+        how = stopped_by
+        if len(s.samples) >= policy.max_samples:
+            how = "max_samples"
+        elif s.done:
+            how = "ci"
+        extra = {"interleave": {"impls": list(timers), "order": "".join(order), "window_samples": s.per_window}
+                 } if len(timers) > 1 else {}
+        out[name] = Samples(samples_s=s.samples, number=s.number, warmup_reps=s.warmup_reps, stopped_by=how,
+                            extra=extra)  # the interval then counts windows (stats.summarize)
+    return {name: out[name] for name in timers}
+
+
+def _warm_up(timer: Timer, policy: SamplingPolicy) -> _Sampled | Samples:
+    """Warm-up and the choice of `number`, or the finished Samples of a call longer than
+    the whole budget (a few samples, low confidence)."""
     started = time.perf_counter()
     # Warm-up: the first call pays for page faults, lazy init, clock ramp-up.
     first = max(timer(1), 1e-9)
@@ -67,18 +179,8 @@ def measure(timer: Timer, policy: SamplingPolicy) -> Samples:
     # launch overhead; never so many that five samples overrun the budget.
     number = max(1, math.ceil(policy.min_sample_s / first))
     number = min(number, max(1, int(policy.budget_s / (policy.min_samples * first))))
-
-    samples: list[float] = []
-    sampling_started = time.perf_counter()
-    stopped_by = "max_samples"
-    while len(samples) < policy.max_samples:
-        samples.append(timer(number) / number)
-        if len(samples) < policy.min_samples:
-            continue
-        if summarize(samples).ci95_rel_halfwidth <= policy.rel_ci:
-            stopped_by = "ci"
-            break
-        if time.perf_counter() - sampling_started >= policy.budget_s:
-            stopped_by = "budget"
-            break
-    return Samples(samples_s=samples, number=number, warmup_reps=warmup_reps, stopped_by=stopped_by)
+    # Windows of about half of min_samples (a round A B B A gives each impl min_samples),
+    # fewer when that many samples would spend more than a quarter of the budget.
+    sample_s = number * first
+    per_window = max(1, min(math.ceil(policy.min_samples / 2), int(policy.budget_s / (4 * sample_s))))
+    return _Sampled(timer=timer, number=number, warmup_reps=warmup_reps, per_window=per_window)

@@ -1,28 +1,80 @@
-"""Datasheet dense peaks of accelerators, TFLOP/s (TOPS for int8), from the vendors' product
-datasheets (NVIDIA H100/H200/H200 NVL/GH200/L40S/A100/B200, AMD MI300X; sparse figures halved).
+"""Datasheet dense peaks of accelerators: TFLOP/s, and TOPS for int8.
 
-Keys are matched against the device name that NVML (or JAX) reports, longest key first.
-fp64 here is the FP64 *tensor-core* (matrix) rate, the one DGEMM runs at (H100/H200 67,
-A100 19.5, B200 40, MI300X 163.4 matrix); the datasheets' FP64 vector rate is lower,
-and cuBLAS DGEMM exceeds it. CPU peaks are not in this table: they are computed from a
-measured clock (targets/cpu.py).
+A GPU is found by its PCI device ID (vendor:device, the surest: sysfs or NVML) or by the
+exact device name NVML, CUDA or JAX reports (case and spacing aside): never by substring,
+so an "H200 NVL" does not get the H200 SXM's peaks, nor a "GB200" the B200's.
+
+Figures are dense: where a datasheet gives only the figure with 2:4 sparsity, it is
+halved. fp64 here is the FP64 *tensor-core* (matrix) rate, the one DGEMM runs at; the
+datasheets' FP64 vector rate is lower. CPU peaks are not in this table: they are computed
+from a measured clock (targets/cpu.py).
 """
 
 from __future__ import annotations
 
-GPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {
-    # fp64 tensor / fp32 / tf32 / bf16 = fp16 / fp8 / int8, dense
-    "H100 SXM": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
-    "H100 80GB HBM3": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
-    "H200 NVL": {"fp64": 60, "fp32": 60, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5, "fp8": 1670.5, "int8": 1670.5},
-    "GH200": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
-    "L40S": {"fp32": 91.6, "tf32": 183, "bf16": 362.05, "fp16": 362.05, "fp8": 733, "int8": 733},
-    "H200": {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979},
-    "A100-SXM": {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
-    "A100 SXM": {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624},
-    "B200": {"fp64": 40, "fp32": 75, "tf32": 1100, "bf16": 2250, "fp16": 2250, "fp8": 4500, "int8": 4500},
-    "MI300X": {"fp64": 163.4, "fp32": 163.4, "tf32": 653.7, "bf16": 1307, "fp16": 1307, "fp8": 2615, "int8": 2615},
-}
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    model: str                      # what the source says is reported
+    names: tuple[str, ...]          # exact device names (NVML / CUDA / JAX device_kind)
+    pci_ids: tuple[str, ...]        # "vvvv:dddd", lower-case hex (pci.ids)
+    peaks: dict[str, float]         # dtype -> dense TFLOP/s (int8: TOPS)
+
+
+# fp64 tensor / fp32 / tf32 / bf16 / fp16 / fp8 / int8, dense. PCI IDs: the PCI ID
+# Repository (pci-ids.ucw.cz, pci.ids).
+_H100_SXM = {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979}
+_NVL = {"fp64": 60, "fp32": 60, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5, "fp8": 1670.5, "int8": 1670.5}
+_A100 = {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624}
+GPU_ROWS: tuple[GpuRow, ...] = (
+    # NVIDIA H100 Tensor Core GPU datasheet (2023), SXM column: FP64 TC 67, FP32 67, TF32
+    # 989*, BF16/FP16 1979*, FP8 3958*, INT8 3958* TOPS (* with sparsity). 10de:2330.
+    GpuRow("H100 SXM5 80GB", ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5 80GB"), ("10de:2330",), _H100_SXM),
+    # Same datasheet, PCIe column: FP64 TC 51, FP32 51, TF32 756*, BF16/FP16 1513*, FP8
+    # 3026*, INT8 3026*. 10de:2331.
+    GpuRow("H100 PCIe", ("NVIDIA H100 PCIe",), ("10de:2331",),
+           {"fp64": 51, "fp32": 51, "tf32": 378, "bf16": 756.5, "fp16": 756.5, "fp8": 1513, "int8": 1513}),
+    # Same datasheet, H100 NVL column (per GPU): FP64 TC 60, FP32 60, TF32 835*, BF16/FP16
+    # 1671*, FP8 3341*, INT8 3341*. pci.ids: 10de:2321 "H100L 94GB".
+    GpuRow("H100 NVL", ("NVIDIA H100 NVL",), ("10de:2321",), _NVL),
+    # NVIDIA H200 Tensor Core GPU datasheet (2024), H200 SXM column: as H100 SXM.
+    # 10de:2335 "H200 SXM 141GB".
+    GpuRow("H200 SXM", ("NVIDIA H200", "NVIDIA H200 SXM 141GB"), ("10de:2335",), _H100_SXM),
+    # Same datasheet, H200 NVL column: FP64 TC 60, FP32 60, TF32 835*, BF16/FP16 1671*,
+    # FP8 3341*, INT8 3341*. 10de:233b.
+    GpuRow("H200 NVL", ("NVIDIA H200 NVL",), ("10de:233b",), _NVL),
+    # NVIDIA GH200 Grace Hopper Superchip datasheet (2024): FP64 TC 67, FP32 67, TF32 989*,
+    # BF16/FP16 1979*, FP8 3958*, INT8 3958*. 10de:2342 (120/480 GB), 10de:2348 (144 GB HBM3e).
+    GpuRow("GH200", ("NVIDIA GH200 480GB", "NVIDIA GH200 120GB", "NVIDIA GH200 144G HBM3e"),
+           ("10de:2342", "10de:2348"), _H100_SXM),
+    # NVIDIA Blackwell datasheet (GB200 NVL72 / HGX B200), "Individual Blackwell GPU
+    # Specifications", HGX B200 column: FP64/FP64 TC 37, FP32 75, TF32 2.2 P*, BF16/FP16
+    # 4.5 P*, FP8 9 P*, INT8 9 P* (OPS). 10de:2901, 10de:2909.
+    GpuRow("B200", ("NVIDIA B200",), ("10de:2901", "10de:2909"),
+           {"fp64": 37, "fp32": 75, "tf32": 1100, "bf16": 2250, "fp16": 2250, "fp8": 4500, "int8": 4500}),
+    # Same table, GB200 NVL72 column (per GPU): FP64/FP64 TC 40, FP32 80, TF32 2.5 P*,
+    # BF16/FP16 5 P*, FP8 10 P*, INT8 10 P*. 10de:2941.
+    GpuRow("GB200", ("NVIDIA GB200",), ("10de:2941",),
+           {"fp64": 40, "fp32": 80, "tf32": 1250, "bf16": 2500, "fp16": 2500, "fp8": 5000, "int8": 5000}),
+    # NVIDIA A100 Tensor Core GPU datasheet (2021): the same figures for 40 and 80 GB, SXM
+    # and PCIe: FP64 TC 19.5, FP32 19.5, TF32 156, BF16/FP16 312, INT8 624 (dense given).
+    GpuRow("A100 SXM4 40GB", ("NVIDIA A100-SXM4-40GB",), ("10de:20b0",), _A100),
+    GpuRow("A100 SXM4 80GB", ("NVIDIA A100-SXM4-80GB",), ("10de:20b2",), _A100),
+    GpuRow("A100 PCIe 40GB", ("NVIDIA A100-PCIE-40GB",), ("10de:20b1", "10de:20f1"), _A100),
+    GpuRow("A100 PCIe 80GB", ("NVIDIA A100 80GB PCIe",), ("10de:20b5",), _A100),
+    # NVIDIA L40S datasheet (2023): FP32 91.6, TF32 183, BF16/FP16 362.05, FP8 733, INT8 733
+    # (dense given beside sparse); no FP64 figure. 10de:26b9.
+    GpuRow("L40S", ("NVIDIA L40S",), ("10de:26b9",),
+           {"fp32": 91.6, "tf32": 183, "bf16": 362.05, "fp16": 362.05, "fp8": 733, "int8": 733}),
+    # AMD Instinct MI300X data sheet (2023): FP64 matrix 163.4, FP32 matrix 163.4, TF32
+    # 653.7, BF16/FP16 1307.4, FP8 2614.9, INT8 2614.9 (dense given beside sparse). 1002:74a1.
+    GpuRow("MI300X", ("AMD Instinct MI300X",), ("1002:74a1",),
+           {"fp64": 163.4, "fp32": 163.4, "tf32": 653.7, "bf16": 1307.4, "fp16": 1307.4, "fp8": 2614.9,
+            "int8": 2614.9}),
+)
 
 TPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {
     "v5e": {"bf16": 197},
@@ -33,20 +85,52 @@ TPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {
 }
 
 
-def _lookup(table: dict[str, dict[str, float]], device_name: str, dtype: str) -> dict | None:
-    name = device_name.lower()
-    for key in sorted(table, key=len, reverse=True):
-        if key.lower() in name:
-            value = table[key].get(dtype)
-            if value is None:
-                return None
-            return {"value": float(value), "unit": "TFLOP/s", "source": f"datasheet dense peak, {key} {dtype}"}
-    return None
+def _normal_name(name: str) -> str:
+    return " ".join(name.lower().split())
 
 
-def gpu_peak(device_name: str, dtype: str) -> dict | None:
-    return _lookup(GPU_PEAKS_TFLOPS, device_name, dtype)
+def gpu_row(device_name: str, pci_id: str | None = None) -> GpuRow | None:
+    """The row of a GPU: by PCI ID ("10de:2335") when given and known, else by exact name."""
+    if pci_id:
+        wanted = pci_id.lower()
+        for row in GPU_ROWS:
+            if wanted in row.pci_ids:
+                return row
+    name = _normal_name(device_name)
+    return next((row for row in GPU_ROWS if name in {_normal_name(n) for n in row.names}), None)
+
+
+def _peak(value: float | None, dtype: str, source: str) -> dict | None:
+    if value is None:
+        return None
+    return {"value": float(value), "unit": "TOPS" if dtype == "int8" else "TFLOP/s", "source": source}
+
+
+def gpu_peak(device_name: str, dtype: str, pci_id: str | None = None) -> dict | None:
+    """Datasheet dense peak of `dtype` on this GPU, or None (unknown GPU or dtype)."""
+    row = gpu_row(device_name, pci_id)
+    if row is None:
+        return None
+    return _peak(row.peaks.get(dtype), dtype, f"datasheet dense peak, {row.model} {dtype}")
+
+
+def pci_id_of(bus_id: str, root: str = "/") -> str | None:
+    """"vvvv:dddd" of the PCI device at `bus_id` (CUDA's "00000000:19:00.0" or sysfs's
+    "0000:19:00.0") from sysfs, or None if unreadable."""
+    try:
+        domain, bus, device_function = bus_id.strip().lower().split(":")
+        device = Path(root, "sys/bus/pci/devices", f"{int(domain, 16):04x}:{bus}:{device_function}")
+        vendor_id = (device / "vendor").read_text().strip().removeprefix("0x")
+        device_id = (device / "device").read_text().strip().removeprefix("0x")
+    except (OSError, ValueError):
+        return None
+    return f"{vendor_id}:{device_id}"
 
 
 def tpu_peak(device_kind: str, dtype: str) -> dict | None:
-    return _lookup(TPU_PEAKS_TFLOPS, device_kind, dtype)
+    """TPU peaks by generation, found in JAX's device_kind ("TPU v5 lite", ...)."""
+    kind = device_kind.lower()
+    for key in sorted(TPU_PEAKS_TFLOPS, key=len, reverse=True):
+        if key in kind:
+            return _peak(TPU_PEAKS_TFLOPS[key].get(dtype), dtype, f"datasheet dense peak, TPU {key} {dtype}")
+    return None

@@ -150,13 +150,14 @@ def _gemm(docs: list[RunDocument], runs: list[str]) -> dict[str, Figure]:
             continue
         stem = f"gemm-{dtype}"
         fig, (ax,) = _new_figure(stem)
+        unit = "TOPS" if dtype == "int8" else "TFLOP/s"
         for peak, on in peaks[dtype].items():
             ax.axhline(peak, color="black", linestyle="--", linewidth=1)
-            ax.text(0.01, peak, f"peak {peak:.4g} TFLOP/s ({', '.join(on)})", transform=ax.get_yaxis_transform(),
+            ax.text(0.01, peak, f"peak {peak:.4g} {unit} ({', '.join(on)})", transform=ax.get_yaxis_transform(),
                     va="bottom", fontsize="small")
         _draw_lines(ax, series, runs)
         _log2_axis(ax, "m = n = k", lambda x: f"{x:g}")
-        ax.set_ylabel("TFLOP/s")
+        ax.set_ylabel(unit)
         figures[stem] = fig
     return figures
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any

@@ -10,7 +10,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .compare import VERDICT_STYLE, judge
 from .results import FAILED, PASSED, SKIPPED, CaseResult
+from .stats import DEFAULT_MIN_EFFECT
 from .suites import all_suites
 
 _STYLE = {PASSED: "green", FAILED: "bold red", SKIPPED: "yellow"}
@@ -49,8 +51,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def comparisons(cases: list[CaseResult]) -> list[tuple[str, str, str, str, float]]:
-    """(suite, case, target, 'impl/peer', ratio) for every pair the suite declares."""
+def comparisons(cases: list[CaseResult]) -> list[tuple[str, str, str, str, float, str]]:
+    """(suite, case, target, 'impl/peer', ratio, verdict) for every pair the suite declares:
+    the verdict as `aibench compare` gives it (intervals apart and an effect over the
+    minimum; one run has no run-to-run noise to add)."""
     suites = all_suites()
     by_case: dict[tuple, dict[str, CaseResult]] = defaultdict(dict)
     for c in cases:
@@ -61,8 +65,9 @@ def comparisons(cases: list[CaseResult]) -> list[tuple[str, str, str, str, float
         for own, peer in getattr(suites.get(suite), "comparisons", ()):
             if own in impls and peer in impls:
                 a, b = impls[own].headline(), impls[peer].headline()
-                if a and b and b[1].value > 0:
-                    rows.append((suite, case_id, target, f"{own}/{peer}", a[1].value / b[1].value))
+                if a and b and a[0] == b[0] and b[1].value > 0:
+                    ratio, _, verdict = judge(impls[peer], impls[own], DEFAULT_MIN_EFFECT)
+                    rows.append((suite, case_id, target, f"{own}/{peer}", ratio, verdict))
     return rows
 
 
@@ -93,12 +98,12 @@ def comparison_table(cases: list[CaseResult]) -> Table | None:
     rows = comparisons(cases)
     if not rows:
         return None
-    table = Table(title="own kernel vs peer (ratio of the headline metric, same run)")
+    table = Table(title="own kernel vs peer (ratio of the headline metric, same run; green/red: better/worse "
+                        f"beyond the noise and {DEFAULT_MIN_EFFECT:.0%})")
     for col in ("suite", "case", "target", "ratio of", "ratio"):
         table.add_column(col, justify="right" if col == "ratio" else "left")
-    for suite, case_id, target, pair, ratio in rows:
-        style = "green" if ratio >= 1.0 else ("yellow" if ratio >= 0.9 else "red")
-        table.add_row(suite, case_id, target, pair, f"[{style}]{ratio:.3f}x[/]")
+    for suite, case_id, target, pair, ratio, verdict in rows:
+        table.add_row(suite, case_id, target, pair, f"[{VERDICT_STYLE[verdict]}]{ratio:.3f}x {verdict}[/]")
     return table
 
 

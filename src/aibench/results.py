@@ -68,7 +68,8 @@ class Samples:
         if self.stopped_by not in STOPPED_BY:
             raise ValueError(f"stopped_by {self.stopped_by!r} is not one of {', '.join(STOPPED_BY)}")
         if self.summary is None:
-            self.summary = summarize(self.samples_s)
+            window = (self.extra.get("interleave") or {}).get("window_samples", 1)
+            self.summary = summarize(self.samples_s, window)
 
     def to_dict(self) -> dict:
         return {"number": self.number, "warmup_reps": self.warmup_reps, "stopped_by": self.stopped_by,
@@ -132,8 +133,24 @@ class CaseResult:
 
     def key(self) -> tuple[str, str, str, str]:
         """What makes cases of two runs (or two nodes) the same case: suite, case, target
-        kind (cuda:0 and cuda:3 are the same kind) and impl."""
-        return (self.suite, self.case_id, self.target.split(":")[0], self.impl)
+        kind (cuda:0 and cuda:3 are the same kind) and impl. What changes a figure's meaning
+        without being a parameter goes into the case element: the storage source (kind and
+        filesystem), an embedded vs a real object-store endpoint, a kernel impl's thread
+        count when the user set it."""
+        detail = self.impl_detail or {}
+        context = []
+        source = detail.get("source")
+        if isinstance(source, dict):
+            context.append(f"source={source.get('kind')}:{source.get('filesystem')}")
+        if "embedded_endpoint" in detail:
+            context.append("endpoint=" + ("embedded" if detail["embedded_endpoint"] else "real"))
+        # A thread count the user chose (OMP_NUM_THREADS) makes its own case; the default,
+        # every core the node gives the process, is what a node-to-node comparison compares.
+        if (isinstance(detail.get("threads"), int) and detail.get("threads_rule") == "OMP_NUM_THREADS"
+                and not {"threads", "concurrency"} & set(self.params or {})):
+            context.append(f"threads={detail['threads']}")
+        case = f"{self.case_id} [{', '.join(context)}]" if context else self.case_id
+        return (self.suite, case, self.target.split(":")[0], self.impl)
 
     def headline(self) -> tuple[str, Metric] | None:
         """The metric a case is judged by: its first higher-is-better metric."""

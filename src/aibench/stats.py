@@ -55,16 +55,33 @@ def median_ci95(sorted_samples: np.ndarray) -> tuple[float, float]:
     return float(sorted_samples[lo]), float(sorted_samples[hi])
 
 
-def summarize(samples) -> Summary:
-    x = np.sort(np.asarray(samples, dtype=np.float64))
+# Fewest windows whose medians give the interval (6: their min..max covers the median
+# with 1 - 2/2^6 = 97% probability); with fewer, the samples' own interval stands.
+MIN_WINDOWS_FOR_CI = 6
+
+
+def summarize(samples, window: int = 1) -> Summary:
+    """The statistics of `samples` (in the order taken). `window` > 1: they were taken in
+    windows of that many (interleaved with other impls, harness.measure_interleaved);
+    samples within a window are not independent (they share the machine's state of the
+    moment), so the median's interval comes from the windows' medians, the independent
+    units, once there are MIN_WINDOWS_FOR_CI of them."""
+    taken = np.asarray(samples, dtype=np.float64)
+    x = np.sort(taken)
     if x.size == 0:
         raise ValueError("no samples to summarize")
     mean = float(x.mean())
     stdev = float(x.std(ddof=1)) if x.size > 1 else 0.0
+    median = float(np.median(x))
     lo, hi = median_ci95(x)
+    windows = taken.size // window if window > 1 else 0
+    if windows >= MIN_WINDOWS_FOR_CI:
+        window_medians = np.sort(np.median(taken[:windows * window].reshape(windows, window), axis=1))
+        w_lo, w_hi = median_ci95(window_medians)
+        lo, hi = min(lo, w_lo, median), max(hi, w_hi, median)
     return Summary(
         n=int(x.size),
-        median=float(np.median(x)),
+        median=median,
         mean=mean,
         min=float(x[0]),
         max=float(x[-1]),
@@ -75,3 +92,64 @@ def summarize(samples) -> Summary:
         ci95_low=lo,
         ci95_high=hi,
     )
+
+
+# --- Verdicts between two figures (aibench compare, the run summary) -------------------
+
+# The smallest difference called one: asv's default --factor is 1.05.
+DEFAULT_MIN_EFFECT = 0.05
+# k of the effect threshold max(min_effect, k x run-to-run CV). Two runs of one machine,
+# each off by a relative c (one standard deviation), differ by about c*sqrt(2); a
+# difference over 3c is then over 2.1 of those standard deviations: under 4% of same-machine
+# pairs (normal model), and the same k as benchmarks/gate.py's default.
+NOISE_K = 3.0
+# A robust standard deviation from the median absolute deviation (normal data).
+_MAD_TO_SD = 1.4826
+
+
+def run_to_run_cv(values) -> float | None:
+    """The relative spread of one figure over repeated runs (the standard deviation of the
+    log figures, about the CV for small spreads): from 3 runs on, 1.4826 x their median
+    absolute deviation, so that one disturbed run does not set it; with 2, their sample
+    standard deviation. None with fewer than 2 positive figures."""
+    logs = np.log([v for v in values if v > 0])
+    if logs.size < 2:
+        return None
+    if logs.size == 2:
+        return float(np.std(logs, ddof=1))
+    return float(_MAD_TO_SD * np.median(np.abs(logs - np.median(logs))))
+
+
+def effect_threshold(min_effect: float, cv: float | None) -> float:
+    """The relative difference a verdict needs: the minimum effect, or more when the
+    figure moves more than that between runs."""
+    return min_effect if cv is None else max(min_effect, NOISE_K * cv)
+
+
+def ratio_interval(base: tuple[float, float], other: tuple[float, float]) -> tuple[float, float]:
+    """An interval of other/base from the two figures' 95% intervals: (other's low / base's
+    high, other's high / base's low). It holds the ratio at least when both intervals hold
+    their figures, and it leaves out 1 exactly when the two intervals do not overlap."""
+    return other[0] / base[1], other[1] / base[0]
+
+
+def verdict(ratio: float, interval: tuple[float, float], threshold: float) -> str:
+    """`better` / `worse` when the ratio's interval leaves out 1 (the difference is not the
+    samples' noise) and the ratio is beyond 1 + threshold (or under 1 / (1 + threshold)),
+    like asv's factor; `same` otherwise, and for a ratio that is not a number."""
+    factor = 1.0 + threshold
+    if interval[0] > 1.0 and ratio > factor:
+        return "better"
+    if interval[1] < 1.0 and ratio * factor < 1.0:
+        return "worse"
+    return "same"
+
+
+def gate(interval: tuple[float, float], floor: float) -> str:
+    """`pass` when the whole interval of the ratio is at or above floor, `fail` when it is
+    all below (or not a number: fail closed), `inconclusive` when it straddles the floor."""
+    if interval[0] >= floor:
+        return "pass"
+    if interval[1] >= floor:
+        return "inconclusive"
+    return "fail"

@@ -13,9 +13,10 @@ validation of a fresh result, `detail()`, `close()`.
 `Suite.run_case` is the case template: skipping, failing, measuring (the harness),
 validating, energy, statistics and the CaseResult are done there, once. A suite supplies
 `prepare(params, impl, ctx) -> op` (default: construct the impl's class) and
-`metrics(params, samples, op)`; a suite whose impls are measured together (storage:
-aibench and fio in alternating windows) groups them (`group_impls`) and gets one result
-per impl from one case.
+`metrics(params, samples, op)`; a suite whose impls are measured together groups them
+(`group_impls`) and gets one result per impl from one case: the impls of a group are
+measured in interleaved windows, A B B A (harness.measure_interleaved; storage: aibench
+and fio in its own alternating windows), so that drift during the case cancels.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable
 
 from ..errors import SkipCase, UsageError
-from ..harness import CallTooSlow, SamplingPolicy, measure
+from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from ..targets import Target
 
@@ -84,13 +85,19 @@ class Impl:
         raise NotImplementedError
 
     def measure(self, policy: SamplingPolicy) -> Samples:
-        """The samples of this operation: the harness over `time` (windowed and
-        collective impls measure their own way)."""
+        """The samples of this operation alone: the harness over `time`. Windowed and
+        collective impls override this to measure their own way; impls that do not are
+        measured through `time`, interleaved with the others of their group."""
+        self.refuse_slow_call(policy)
+        return measure(self.time, policy)
+
+    def refuse_slow_call(self, policy: SamplingPolicy) -> None:
+        """CallTooSlow before the first call when the probe says one call would run past
+        the policy's max_call_s."""
         estimate = self.estimated_call_s()
         if estimate is not None and estimate > policy.max_call_s:
             raise CallTooSlow(f"one call would take about {estimate:.0f} s (from a smaller probe), over the "
                               f"{policy.max_call_s:g} s cap per call (--max-call-s); not run")
-        return measure(self.time, policy)
 
     def estimated_call_s(self) -> float | None:
         """Seconds one operation is expected to take, from a small probe, or None when the
@@ -274,9 +281,31 @@ class Suite:
 
     def measure_group(self, params: dict[str, Any], ops: dict[str, Impl],
                       ctx: RunContext) -> dict[str, Samples | Exception]:
-        """The samples of every op of a group (default: one after the other); an impl
-        whose measurement failed alone maps to its exception."""
-        return {name: op.measure(ctx.policy) for name, op in ops.items()}
+        """The samples of every op of a group; an impl whose measurement failed alone maps
+        to its exception. Ops timed through `time` are measured together in interleaved
+        windows (A B B A: harness.measure_interleaved); an op that measures its own way
+        (it overrides Impl.measure) is measured after them, alone."""
+        out: dict[str, Samples | Exception] = {}
+        timers = {}
+        for name, op in ops.items():
+            if type(op).measure is not Impl.measure:
+                continue
+            try:
+                op.refuse_slow_call(ctx.policy)
+            except CallTooSlow as e:
+                out[name] = e
+                continue
+            timers[name] = op.time
+        out.update(measure_interleaved(timers, ctx.policy))
+        for name, op in ops.items():
+            if name not in out:
+                out[name] = op.measure(ctx.policy)
+        return {name: out[name] for name in ops}
+
+    def measured_apart(self, params: dict[str, Any], group: list[ImplInfo], ctx: RunContext) -> str | None:
+        """Why the impls of a group must be measured one after the other (e.g. their
+        operands do not fit in memory together), or None to measure them together."""
+        return None
 
     def stage(self, step: Callable[[], Any]) -> Any:
         """Run one step of the template (prepare, measure, check, detail, close). The
@@ -287,6 +316,13 @@ class Suite:
         """One case with one impl or a group of impls: a CaseResult per impl. An impl that
         cannot run is skipped with its reason; an exception fails its impl's result only."""
         group = [impls] if isinstance(impls, ImplInfo) else list(impls)
+        apart = self.measured_apart(params, group, ctx) if len(group) > 1 else None
+        if apart is not None:
+            results = [r for info in group for r in self.run_case(params, info, ctx)]
+            for r in results:
+                if r.stats is not None:
+                    r.stats.extra["interleave"] = {"impls": [i.name for i in group], "alone": apart}
+            return results
         started = time.perf_counter()
         results = {i.name: CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params),
                                       target=str(ctx.target), impl=i.name, status=SKIPPED, started_at=now_iso())

@@ -4,11 +4,18 @@ call on random operands, checked against a float64 reference, and figures from i
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from typing import Any, Callable, ClassVar, Iterable
 
+from ..errors import SkipCase
 from ..faults import corrupts_output, inject
 from ..results import Metric, Samples, Validation
-from .base import Impl, RunContext, Suite
+from ..targets import cpu as cpu_target
+from .base import Impl, ImplInfo, RunContext, Suite
+
+# Loop iterations and trials of the Python-overhead probe (python_overhead_s).
+_OVERHEAD_CALLS = 200
+_OVERHEAD_TRIALS = 5
 
 
 class KernelRunner(Impl):
@@ -82,8 +89,8 @@ def scale_error(sums: tuple[float, float, float], n: int, u_out: float, acc_nois
 
 class CoreOpRunner:
     """A runner whose operation is one of aibench._core's ops (Gemm, Attention), built in
-    __init__ as `self.op`: the kernel and its ISA path resolved once, in C++; run and time
-    are the op's (a C++ loop on the steady clock)."""
+    __init__ as `self.op` with case_threads() threads: the kernel and its ISA path
+    resolved once, in C++; run and time are the op's (a C++ loop on the steady clock)."""
 
     op: Any
 
@@ -93,9 +100,109 @@ class CoreOpRunner:
     def time(self, number: int) -> float:
         return self.op.time(number)
 
+    def timing_detail(self) -> dict:
+        return {"loop": "C++ loop, steady clock"}  # no interpreter inside the timed loop
+
+
+def case_threads(allowed: Iterable[int] | None = None, root: str = "/") -> tuple[int, str]:
+    """The threads every CPU impl of a case runs with (the own kernels' `threads`, BLAS
+    through threadpoolctl, torch.set_num_threads), and the rule that gave them:
+    OMP_NUM_THREADS when set, else the cores this process may use (targets/cpu.py
+    core_budget: the physical cores of the affinity mask, capped by the cgroup CPU quota).
+    `allowed` and `root` stand in for the affinity mask and / in tests."""
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env), "OMP_NUM_THREADS"
+    budget = cpu_target.core_budget(allowed, root)
+    return budget["cores"], f"one per core: {budget['source']}"
+
+
+def python_overhead_s(loop: Callable[[int], float]) -> float:
+    """Seconds per call that a timed Python loop adds: the fastest of a few runs of
+    `loop(n)` / n, where `loop` is the impl's own timed loop on operands too small to
+    cost anything (1 x 1): the interpreter's loop, indexing and the library's dispatch.
+    An upper bound of the interpreter's share of each timed call of the real case."""
+    loop(1)  # first-call set-up
+    return min(loop(_OVERHEAD_CALLS) / _OVERHEAD_CALLS for _ in range(_OVERHEAD_TRIALS))
+
+
+def jax_timing_detail(dev) -> dict:
+    """How a JAX runner is timed, with the Python overhead of its loop: the same timer
+    (targets.jax.timer: calls dispatched back to back, the last one waited for) on a
+    jitted function of a 1-element array on the same device."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..targets import jax as jx
+
+    one = jax.device_put(jnp.zeros((1,), jnp.float32), dev)
+    return {"loop": "Python loop of asynchronous dispatches, block_until_ready on the last, perf_counter",
+            "python_overhead_s": python_overhead_s(jx.timer(jax.jit(lambda x: x + 1), (one,)))}
+
+
+class PythonLoopRunner:
+    """A runner whose timed loop is Python around a library call (numpy, torch): there
+    is no loop API to call into, so the loop's own cost per call is measured on tiny
+    operands (python_overhead_s) and recorded beside the figure. The runner gives
+    `tiny()`: the same runner on operands of size 1 (its loop, nothing to compute)."""
+
+    _overhead: dict | None = None
+
+    def check(self) -> Validation:
+        """The overhead is measured after the case's timing (never for an impl that was
+        not run), then the usual check."""
+        if self._overhead is None:
+            try:
+                tiny = self.tiny()
+                try:
+                    self._overhead = {"python_overhead_s": python_overhead_s(tiny.time)}
+                finally:
+                    tiny.close()
+            except (SkipCase, RuntimeError) as e:  # the library refuses the tiny shape
+                self._overhead = {"python_overhead_s": None,
+                                  "python_overhead_note": f"not measured: {str(e).splitlines()[0]}"}
+        return super().check()
+
+    def timing_detail(self) -> dict:
+        return {"loop": "Python loop, perf_counter", **(self._overhead or {})}
+
 
 class KernelSuite(Suite):
-    """A suite of kernels: figures are FLOP rates from the median time."""
+    """A suite of kernels: figures are FLOP rates from the median time. The impls of a
+    case are measured together, interleaved (A B B A windows), unless they do not fit in
+    memory together (measured_apart)."""
+
+    def group_impls(self, params: dict[str, Any], impls: list[ImplInfo]) -> list[list[ImplInfo]]:
+        return [impls] if impls else []
+
+    # bytes one impl of a case holds: fn(params) on the cpu and cuda targets (None: unknown)
+    cpu_bytes: ClassVar[Callable[[dict[str, Any]], int] | None] = None
+    cuda_bytes: ClassVar[Callable[[dict[str, Any]], int] | None] = None
+
+    def case_bytes(self, params: dict[str, Any], target) -> tuple[int, int] | None:
+        """(bytes one impl of the case holds, bytes available) on the target's memory, or
+        None where the suite does not know."""
+        if target.kind == "cpu" and self.cpu_bytes is not None:
+            import psutil
+
+            return type(self).cpu_bytes(params), psutil.virtual_memory().available
+        if target.kind == "cuda" and self.cuda_bytes is not None:
+            from ..targets import cuda as cu
+
+            if cu.unavailable_reason(target) is not None:  # no GPU: the impls skip, saying why
+                return None
+            return type(self).cuda_bytes(params), cu.free_device_bytes(target.index or 0)
+        return None
+
+    def measured_apart(self, params: dict[str, Any], group: list[ImplInfo], ctx: RunContext) -> str | None:
+        sizes = self.case_bytes(params, ctx.target)
+        if sizes is None:
+            return None
+        one, available = sizes
+        if one * len(group) > 0.8 * available:
+            return (f"the operands of {len(group)} impls ({len(group)} x {one / 2**30:.1f} GiB) do not fit in the "
+                    f"{available / 2**30:.1f} GiB available together: measured one after the other")
+        return None
 
     def prepare(self, params: dict[str, Any], impl: type[Impl], ctx: RunContext) -> Impl:
         op = impl(params, ctx)
@@ -103,6 +210,7 @@ class KernelSuite(Suite):
         return op
 
     def metrics(self, params: dict[str, Any], samples: Samples, op: KernelRunner) -> dict[str, Metric]:
-        """`tflops` (decimal, from the median time) and `time_us`."""
+        """`tflops` (decimal, from the median time; int8 in TOPS) and `time_us`."""
         t = samples.summary.median
-        return {"tflops": Metric(op.flops() / t / 1e12, "TFLOP/s", True), "time_us": Metric(t * 1e6, "us", False)}
+        unit = "TOPS" if params.get("dtype") == "int8" else "TFLOP/s"
+        return {"tflops": Metric(op.flops() / t / 1e12, unit, True), "time_us": Metric(t * 1e6, "us", False)}

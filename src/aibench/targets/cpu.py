@@ -1,16 +1,22 @@
-"""The CPU target: ISA paths, measured clock and theoretical peak.
+"""The CPU target: ISA paths, measured clock, cores, theoretical and measured peaks.
 
-Peak = cores x FMA instructions per cycle x SIMD lanes x 2 x *measured* clock. The
-FMA-unit table below is per microarchitecture family; the clock comes from a C++ chain of
-dependent adds run on every core at once (aibench._core.measure_clock_ghz).
+Theoretical peak = cores x FMA width per cycle x 2 x *measured* clock (AMX for bf16 / int8
+where the CPU has it). The clock comes from a C++ chain of dependent multiplies of known
+latency run on every allowed core at once (aibench._core.measure_clock), checked against
+the cycle counters and cpufreq's maximum; the cores from the affinity mask and the cgroup
+CPU quota. Beside it, a measured FMA peak (aibench._core.measure_fma_peak) shows what a
+table cannot know (one 512-bit FMA unit, the AVX-512 clock drop, a VM's share of a core).
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import os
 import platform
-
-import psutil
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
 
 from .. import _core
 from ..dtypes import FORMATS
@@ -32,6 +38,30 @@ _WIDENED_LOWP = {
     "int8": (2, "int8 widened to int16, VPMADDWD: 2 int16 products per int32 lane"),
 }
 
+# Intel AMX (Sapphire Rapids and later), per core per cycle: TDPBF16PS multiplies 16x32 by
+# 32x16 bf16 tiles (8192 multiply-adds) and TDPBSSD 16x64 by 64x16 int8 tiles (16384) with a
+# throughput of one per 16 cycles, so 512 bf16 and 1024 int8 multiply-adds per cycle: 1024
+# bf16 FLOPs and 2048 int8 OPS. Intel 64 and IA-32 Architectures Optimization Reference
+# Manual, "Intel AMX" chapter; Intel's AMX overview states the same 2048 int8 / 1024 bf16
+# operations per cycle per core.
+_AMX_OPS_PER_CYCLE = {"bf16": (1024, "amx_bf16", "AMX TDPBF16PS"), "int8": (2048, "amx_int8", "AMX TDPBSSD")}
+
+# aarch64 cores by MIDR ("CPU implementer" 0x41 = Arm, "CPU part"): FMA datapath bits per
+# cycle per core. Arm Neoverse Software Optimization Guides: N1 and N2 two 128-bit FP/ASIMD
+# pipes (N2's SVE2 vectors are 128-bit); V1 four 128-bit pipes (or two 256-bit SVE);
+# V2 and V3 four 128-bit pipes. AWS Graviton2 = N1, Graviton3 = V1, Graviton4 = V2;
+# NVIDIA Grace = V2.
+_ARM_FMA_BITS = {
+    (0x41, 0xD0C): (2 * 128, "Arm Neoverse N1 (Graviton2): two 128-bit FMA pipes"),
+    (0x41, 0xD49): (2 * 128, "Arm Neoverse N2: two 128-bit FMA pipes"),
+    (0x41, 0xD40): (4 * 128, "Arm Neoverse V1 (Graviton3): four 128-bit (two 256-bit SVE) FMA pipes"),
+    (0x41, 0xD4F): (4 * 128, "Arm Neoverse V2 (Grace, Graviton4): four 128-bit FMA pipes"),
+    (0x41, 0xD84): (4 * 128, "Arm Neoverse V3: four 128-bit FMA pipes"),
+}
+
+# A clock reading above cpufreq's maximum (or a cycle counter) by more than this is refused.
+CLOCK_TOLERANCE = 0.05
+
 
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
@@ -45,61 +75,285 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def cpu_vendor_family() -> tuple[str, int | None]:
-    """('AuthenticAMD' | 'GenuineIntel' | ..., CPU family number) from /proc/cpuinfo."""
-    vendor, family = platform.machine(), None
+def cpuinfo_first(root: str = "/") -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (key -> value), {} if unreadable."""
+    fields: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open(Path(root, "proc/cpuinfo"), encoding="utf-8") as f:
             for line in f:
-                key, _, value = line.partition(":")
-                key, value = key.strip(), value.strip()
-                if key == "vendor_id":
-                    vendor = value
-                elif key == "cpu family" and family is None:
-                    family = int(value)
-                if key == "" and family is not None:
-                    break
+                key, sep, value = line.partition(":")
+                if not sep:
+                    if fields:
+                        break  # the blank line after the first processor
+                    continue
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return vendor, family
+    return fields
 
 
-def fma_bits_per_cycle(isa: str) -> tuple[int, str]:
+def cpu_vendor_family(root: str = "/") -> tuple[str, int | None]:
+    """('AuthenticAMD' | 'GenuineIntel' | ..., CPU family number) from /proc/cpuinfo."""
+    fields = cpuinfo_first(root)
+    family = fields.get("cpu family")
+    return fields.get("vendor_id", platform.machine()), int(family) if family and family.isdigit() else None
+
+
+def arm_core(root: str = "/") -> tuple[int, int] | None:
+    """(implementer, part) of an aarch64 core from /proc/cpuinfo's MIDR fields, or None."""
+    fields = cpuinfo_first(root)
+    try:
+        return int(fields["CPU implementer"], 16), int(fields["CPU part"], 16)
+    except (KeyError, ValueError):
+        return None
+
+
+def infer_fma_units_512(measured: dict[str, dict[str, float]]) -> tuple[int, float] | None:
+    """Intel AVX-512 parts have one or two 512-bit FMA units and CPUID does not say which.
+    Both have two 256-bit units for AVX2, so the measured avx512 / avx2 fp32 rate is about
+    2 with two units (less the AVX-512 clock drop: 1.4-2.0) and about 1 with one (0.7-1.0).
+    `measured` is {isa: {"fp32": rate}} (one_core_fma_rates: one thread, so that other
+    processes on a shared machine disturb it least). Returns (units, ratio), or None
+    without both measurements."""
+    try:
+        ratio = measured["avx512"]["fp32"] / measured["avx2"]["fp32"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+    return (2 if ratio > 1.3 else 1), ratio
+
+
+def fma_bits_per_cycle(isa: str, root: str = "/", measured: dict | None = None) -> tuple[int, str]:
     """Total FMA datapath width per core per cycle, in bits, and how it was decided.
 
-    AMD Zen 4 (family 0x19 with AVX-512) executes 512-bit FMAs on two 256-bit units,
-    so it has the FMA width of AVX2: 2 x 256. Zen 5 (family 0x1A) has full 512-bit units.
-    Intel server parts with AVX-512 have two 512-bit FMA units (some SKUs one: this
-    table takes the common two and says so in the source).
+    AMD Zen 4 (family 0x19 with AVX-512) executes 512-bit FMAs on two 256-bit units, so it
+    has the FMA width of AVX2: 2 x 256. Zen 5 (family 0x1A) has full 512-bit units. Intel
+    AVX-512 parts have two 512-bit FMA units or one (some Xeon Silver/Bronze/Gold 5xxx):
+    inferred from the measured FMA peak (infer_fma_units_512; `measured` defaults to this
+    machine's). aarch64: per core type from the MIDR (_ARM_FMA_BITS).
     """
-    vendor, family = cpu_vendor_family()
+    vendor, family = cpu_vendor_family(root)
     if isa == "avx512":
         if vendor == "AuthenticAMD" and family is not None and family < 0x1A:
             return 2 * 256, "AMD Zen 4: AVX-512 on two 256-bit FMA units"
         if vendor == "AuthenticAMD":
             return 2 * 512, "AMD Zen 5: two 512-bit FMA units"
-        return 2 * 512, "Intel AVX-512: two 512-bit FMA units (most server SKUs)"
+        inferred = infer_fma_units_512(one_core_fma_rates() if measured is None else measured)
+        if inferred is None:
+            return 2 * 512, "Intel AVX-512: two 512-bit FMA units assumed (no measured FMA peak to tell)"
+        units, ratio = inferred
+        return units * 512, (f"Intel AVX-512: {units} 512-bit FMA unit(s), inferred from the measured "
+                             f"avx512/avx2 FMA rate {ratio:.2f}")
     if isa == "avx2":
         return 2 * 256, "AVX2: two 256-bit FMA units"
-    if platform.machine() in ("aarch64", "arm64"):
-        return 2 * 128, "aarch64: assumed two 128-bit NEON FMA pipes"
+    core = arm_core(root)
+    if core is not None:
+        if core in _ARM_FMA_BITS:
+            return _ARM_FMA_BITS[core]
+        return 2 * 128, f"aarch64 core {core[0]:#x}:{core[1]:#x} not in the table: two 128-bit FMA pipes assumed"
     return 2 * 128, "scalar/SSE path: two 128-bit FMA-equivalent pipes"
 
 
+# ---- cores -----------------------------------------------------------------------------
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def cgroup_cpu_limit(root: str = "/") -> dict | None:
+    """The CPU quota of this process's cgroup in CPUs (quota / period), or None if
+    unlimited or unreadable: cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us` /
+    `cpu.cfs_period_us`, the tightest of the cgroup and its ancestors (a container sees
+    its own cgroup at the mount point)."""
+    base = Path(root, "sys/fs/cgroup")
+    membership = _read(Path(root, "proc/self/cgroup")) or ""
+    candidates: list[tuple[Path, str]] = []  # (directory, "v1" | "v2")
+    for line in membership.splitlines():
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            version, mount = "v2", base
+        elif "cpu" in controllers.split(","):
+            version = "v1"
+            mount = next((base / name for name in (controllers, "cpu,cpuacct", "cpu") if (base / name).is_dir()), base)
+        else:
+            continue
+        rel = Path(path.lstrip("/"))
+        for parent in [rel, *rel.parents]:
+            candidates.append((mount / parent, version))
+    if not candidates:  # no /proc/self/cgroup: the mount points themselves
+        candidates = [(base, "v2"), (base / "cpu,cpuacct", "v1"), (base / "cpu", "v1")]
+    best: dict | None = None
+    for directory, version in candidates:
+        if version == "v2":
+            text = _read(directory / "cpu.max")
+            if not text or text.split()[0] == "max":
+                continue
+            quota, period = (text.split() + ["100000"])[:2]
+            where = directory / "cpu.max"
+        else:
+            quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+            if quota is None or period is None or quota.startswith("-"):
+                continue
+            where = directory / "cpu.cfs_quota_us"
+        try:
+            cpus = int(quota) / int(period)
+        except (ValueError, ZeroDivisionError):
+            continue
+        if cpus > 0 and (best is None or cpus < best["cpus"]):
+            best = {"cpus": cpus, "quota_us": int(quota), "period_us": int(period), "file": str(where)}
+    return best
+
+
+def core_budget(cpus: Iterable[int] | None = None, root: str = "/") -> dict:
+    """The cores this process may use: the physical cores (distinct package/core ids in
+    sysfs) of the CPUs in its affinity mask (`cpus`, default sched_getaffinity), capped at
+    the cgroup CPU quota rounded up. {cores, cpus, physical_cores, cgroup, source}."""
+    if cpus is None:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cpus = sorted(cpus)
+    topology = Path(root, "sys/devices/system/cpu")
+    ids = set()
+    for cpu in cpus:
+        # A core is its set of logical CPUs (core_cpus_list, Linux 5.3+, or its older name
+        # thread_siblings_list), else its package and core id; no topology: count CPUs.
+        siblings = (_read(topology / f"cpu{cpu}/topology/core_cpus_list")
+                    or _read(topology / f"cpu{cpu}/topology/thread_siblings_list"))
+        package = _read(topology / f"cpu{cpu}/topology/physical_package_id")
+        core = _read(topology / f"cpu{cpu}/topology/core_id")
+        ids.add(("siblings", siblings) if siblings else (package, core) if core is not None else ("cpu", cpu))
+    physical = len(ids) or 1
+    limit = cgroup_cpu_limit(root)
+    cores, source = physical, f"{physical} physical core(s) of the {len(cpus)} CPU(s) in the affinity mask"
+    if limit is not None and math.ceil(limit["cpus"]) < physical:
+        cores = math.ceil(limit["cpus"])
+        source += f", capped at the cgroup CPU quota of {limit['cpus']:g} CPUs"
+    return {"cores": cores, "cpus": len(cpus), "physical_cores": physical, "cgroup": limit, "source": source}
+
+
+def physical_cores() -> int:
+    """The cores this process may use (core_budget): the physical cores of its affinity mask,
+    capped at its cgroup CPU quota."""
+    return core_budget()["cores"]
+
+
+# ---- clock -----------------------------------------------------------------------------
+
+def cpufreq_max_ghz(cpus: Iterable[int] | None = None, root: str = "/") -> float | None:
+    """cpufreq's cpuinfo_max_freq (the highest boost clock), in GHz, over `cpus`; None
+    without cpufreq (many VMs)."""
+    if cpus is None:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    best = None
+    for cpu in cpus:
+        text = _read(Path(root, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq"))
+        if text and text.isdigit():
+            best = max(best or 0.0, int(text) / 1e6)
+    return best
+
+
+def cpuinfo_mhz(root: str = "/") -> float | None:
+    """Median "cpu MHz" of /proc/cpuinfo (a VM's nominal clock; a host's current one)."""
+    values = []
+    try:
+        with open(Path(root, "proc/cpuinfo"), encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "cpu MHz":
+                    try:
+                        values.append(float(value))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return statistics.median(values) if values else None
+
+
+def check_clock(reading: dict, max_ghz: float | None, mhz: float | None) -> dict:
+    """Judge a clock reading (_core.measure_clock) against its cross-checks. The chain's
+    figure is refused when it exceeds cpufreq's maximum, or a cycle counter (perf or APERF,
+    read over the same slices), by more than CLOCK_TOLERANCE; the clock used for peaks is
+    then the counter's figure, else cpufreq's maximum, else none. /proc/cpuinfo's MHz is
+    recorded as the cross-check of last resort (a VM without counters or cpufreq).
+    Returns the reading plus {cpufreq_max_ghz, cpuinfo_mhz, refused, ghz_used, source}.
+    """
+    chain = reading["ghz"]
+    counter = reading.get("perf_cycles_ghz") or reading.get("aperf_ghz")
+    counter_name = "perf cycles" if reading.get("perf_cycles_ghz") else "APERF"
+    refused = None
+    if max_ghz is not None and chain > max_ghz * (1 + CLOCK_TOLERANCE):
+        refused = f"{chain:.3f} GHz measured is above cpufreq's maximum {max_ghz:.3f} GHz"
+    elif counter is not None and chain > counter * (1 + CLOCK_TOLERANCE):
+        refused = f"{chain:.3f} GHz measured is above the {counter_name} counter's {counter:.3f} GHz"
+    out = {**reading, "cpufreq_max_ghz": max_ghz, "cpuinfo_mhz": mhz, "refused": refused}
+    if refused is None:
+        checks = [f"{counter_name} {counter:.3f} GHz" if counter else None,
+                  f"cpufreq max {max_ghz:.3f} GHz" if max_ghz else None,
+                  f"cpuinfo {mhz / 1e3:.3f} GHz" if mhz and not counter else None]
+        said = "; ".join(c for c in checks if c)
+        return {**out, "ghz_used": chain, "source": f"{chain:.3f} GHz measured ({reading.get('chain', 'chain')}); "
+                + (f"cross-checks: {said}" if said else "no cross-check readable")}
+    # A refusal always has a figure to fall back on: the one that refused it.
+    if counter is not None:
+        return {**out, "ghz_used": counter, "source": f"{counter_name} counter {counter:.3f} GHz ({refused})"}
+    return {**out, "ghz_used": max_ghz, "source": f"cpufreq maximum {max_ghz:.3f} GHz ({refused})"}
+
+
 @functools.lru_cache(maxsize=1)
+def clock_reading() -> dict:
+    """This machine's clock reading, judged (check_clock); measured once per process."""
+    return check_clock(dict(_core.measure_clock(0.2)), cpufreq_max_ghz(), cpuinfo_mhz())
+
+
 def measured_clock_ghz() -> float:
-    return float(_core.measure_clock_ghz(0.2))
+    """The clock peaks use (clock_reading's ghz_used): the measured one unless refused."""
+    return clock_reading()["ghz_used"]
+
+
+# ---- measured FMA peak -----------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def measured_fma_peak() -> dict[str, dict[str, float]]:
+    """TFLOP/s of a register-only FMA loop on every allowed CPU at once, per ISA level this
+    CPU runs (avx2, avx512; neon) and dtype (fp32, fp64): {isa: {dtype: TFLOP/s}}.
+    About 0.1-0.2 s in all."""
+    return {isa: {dtype: _core.measure_fma_peak(isa, dtype)["gflops"] / 1e3 for dtype in ("fp32", "fp64")}
+            for isa in _core.fma_peak_isas()}
+
+
+@functools.lru_cache(maxsize=1)
+def one_core_fma_rates() -> dict[str, dict[str, float]]:
+    """fp32 GFLOP/s of the FMA loop on one thread, per ISA level: {isa: {"fp32": rate}}."""
+    return {isa: {"fp32": _core.measure_fma_peak(isa, "fp32", 20, 1)["gflops"]} for isa in _core.fma_peak_isas()}
+
+
+def fma_peak_report() -> dict:
+    """The measured FMA peak beside the theoretical one, per ISA level and dtype:
+    {isa: {dtype: {measured_tflops, theoretical_tflops, ratio}}}, `threads` (the loop ran on
+    as many; OMP_NUM_THREADS below the cores lowers the ratio), plus `fma_units_512` (with
+    the avx512/avx2 ratio it came from) on Intel AVX-512 parts."""
+    measured = measured_fma_peak()
+    report: dict = {"threads": _core.default_threads()}
+    for isa, per_dtype in measured.items():
+        report[isa] = {}
+        for dtype, value in per_dtype.items():
+            theory = cpu_peak_tflops(dtype, "scalar" if isa == "neon" else isa)
+            report[isa][dtype] = {"measured_tflops": value,
+                                  "theoretical_tflops": theory["value"] if theory else None,
+                                  "ratio": value / theory["value"] if theory and theory["value"] else None}
+    vendor, _ = cpu_vendor_family()
+    inferred = infer_fma_units_512(one_core_fma_rates()) if vendor == "GenuineIntel" else None
+    if inferred is not None:
+        report["fma_units_512"] = {"units": inferred[0], "avx512_over_avx2": inferred[1]}
+    return report
 
 
 def worker_threads() -> int:
-    """Threads a CPU impl gets: OMP_NUM_THREADS when set, else every processor this process
-    may run on (the count aibench's own kernels use, so that peers get the same cores)."""
-    import os
+    """Threads a CPU impl gets: the one rule of suites/kernel.py case_threads."""
+    from ..suites.kernel import case_threads
 
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return case_threads()[0]
 
 
 def import_torch():
@@ -110,10 +364,6 @@ def import_torch():
 
     torch.set_num_threads(worker_threads())
     return torch
-
-
-def physical_cores() -> int:
-    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 
 
 def lowp_path(dtype: str) -> str:
@@ -136,10 +386,20 @@ def _widening_kernel_isa(dtype: str, path: str) -> str:
     return "avx2" if dtype == "int8" and path == "avx512" else path
 
 
+def _unit(dtype: str) -> str:
+    return "TOPS" if dtype == "int8" else "TFLOP/s"
+
+
 def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
-    """Theoretical peak for `dtype` on the best (or given) path, or None if unknown.
-    bf16 / int8: `isa` is a path of _core.lowp_paths; the peak is that of the instructions
-    the path uses (a widening path is held to the fp32 FMA rate it runs at)."""
+    """Theoretical peak for `dtype` on the best (or given) path, or None if unknown. bf16 / int8 with no `isa`: AMX where the CPU has it (what oneDNN-backed peers
+    use), else the own kernels' best path. With `isa` a path of _core.lowp_paths: the peak
+    of the instructions the path uses (a widening path is held to the fp32 FMA rate it
+    runs at). int8 in TOPS."""
+    if dtype in _AMX_OPS_PER_CYCLE and isa is None and _AMX_OPS_PER_CYCLE[dtype][1] in cpu_flags():
+        ops, _, how = _AMX_OPS_PER_CYCLE[dtype]
+        cores, ghz = physical_cores(), measured_clock_ghz()
+        return {"value": cores * ops * ghz * 1e9 / 1e12, "unit": _unit(dtype),
+                "source": f"{cores} cores x {ops} {dtype} ops/cycle ({how}) x {ghz:.3f} GHz"}
     if dtype in _WIDENED_LOWP:
         path = isa or lowp_path(dtype)
         if path in _NATIVE_LOWP:
@@ -148,20 +408,19 @@ def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
             factor, how = _WIDENED_LOWP[dtype]
             vector_isa = _widening_kernel_isa(dtype, path)
         base = cpu_peak_tflops("fp32", vector_isa)
-        return {**base, "value": base["value"] * factor,
+        return {**base, "value": base["value"] * factor, "unit": _unit(dtype),
                 "source": f"{factor} x the fp32 peak ({how}): {base['source']}"}
     if dtype not in ("fp64", "fp32"):
         return None
     isa = isa or _core.best_isa()
     bits, why = fma_bits_per_cycle(isa)
     lanes_per_cycle = bits // (8 * FORMATS[dtype].itemsize)
-    cores = physical_cores()
-    ghz = measured_clock_ghz()
+    cores, ghz = physical_cores(), measured_clock_ghz()
     value = cores * lanes_per_cycle * 2 * ghz * 1e9 / 1e12
     return {
         "value": value,
         "unit": "TFLOP/s",
-        "source": f"{cores} cores x {lanes_per_cycle} FMA lanes/cycle x 2 x {ghz:.3f} GHz measured ({why})",
+        "source": f"{cores} cores x {lanes_per_cycle} FMA lanes/cycle x 2 x {ghz:.3f} GHz ({why})",
     }
 
 

@@ -143,7 +143,7 @@ def telemetry_window(start: dict, end: dict) -> dict[str, Any]:
 
 
 class L2Flusher:
-    """A device buffer of twice the L2 size, rewritten before each sample to evict L2."""
+    """A device buffer of twice the L2 size, rewritten before each timed launch to evict L2."""
 
     def __init__(self, index: int):
         import cupy
@@ -159,21 +159,25 @@ class L2Flusher:
 
 
 def event_timer(launch: Callable[[], Any], flusher: L2Flusher) -> Callable[[int], float]:
-    """Timer for a call launched from Python: CUDA events around `number` launches on the
-    default stream, after an L2 flush. Python only enqueues; the GPU time is what counts.
-    The timer keeps what the last launch returned as `.last` (an output it allocated)."""
+    """Timer for a call launched from Python, as time_op in csrc/cuda/timing.cpp: before
+    EVERY launch an L2 flush, then a CUDA event pair around that launch alone (the flush is
+    not timed); `number` launches enqueued without waiting, one synchronisation at the
+    end; the sum of the intervals. Python only enqueues; the GPU time is what counts. The
+    timer keeps what the last launch returned as `.last` (an output it allocated)."""
     import cupy
 
     def timer(number: int) -> float:
-        flusher.flush()
-        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
-        start.record()
+        events = []
         for _ in range(number):
+            flusher.flush()
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
             out = launch()
-        stop.record()
-        stop.synchronize()
+            stop.record()
+            events.append((start, stop))
+        events[-1][1].synchronize()
         timer.last = out
-        return cupy.cuda.get_elapsed_time(start, stop) / 1e3
+        return sum(cupy.cuda.get_elapsed_time(start, stop) for start, stop in events) / 1e3
 
     return timer
 

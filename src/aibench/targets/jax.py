@@ -1,6 +1,7 @@
 """The jax target: JAX's default device (TPU on a TPU host, else GPU, else CPU), or the
-platform named as jax:tpu / jax:gpu / jax:cpu. Timing is wall-clock around compiled
-(jitted) functions with block_until_ready on every call, after warm-up compilation."""
+platform named as jax:tpu / jax:gpu / jax:cpu. Timing is wall-clock around `number` calls
+of a compiled (jitted) function dispatched back to back (JAX dispatches asynchronously),
+with block_until_ready on the last one only, after warm-up compilation."""
 
 from __future__ import annotations
 
@@ -66,14 +67,16 @@ def peak(dev, dtype: str) -> dict | None:
 
 
 def timer(fn: Callable, args: tuple) -> Callable[[int], float]:
-    """`number` calls of a jitted function, each waited for (block_until_ready); the
-    returned timer keeps the last call's output as `.last`."""
+    """`number` calls of a jitted function dispatched back to back, the last one waited
+    for (block_until_ready): the device runs them in order, so the time is the device's
+    while dispatch keeps ahead of it (not a wait per call). The returned timer keeps the
+    last call's output as `.last`."""
 
     def run(number: int) -> float:
         start = time.perf_counter()
         for _ in range(number):
             out = fn(*args)
-            out.block_until_ready()
+        out.block_until_ready()
         elapsed = time.perf_counter() - start
         run.last = out  # the last call's output, for validation
         return elapsed

@@ -55,6 +55,8 @@ class AttentionSuite(KernelSuite):
     coupled = {"kv_seqlen": "seqlen", "kv_heads": "heads"}
 
     IMPLS = (*cpu.IMPLS, *cuda.IMPLS, jax.JaxAttentionRunner)
+    cpu_bytes = staticmethod(cpu.memory_needed)  # what one impl holds (KernelSuite.case_bytes)
+    cuda_bytes = staticmethod(cuda.device_bytes)
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind == "jax":

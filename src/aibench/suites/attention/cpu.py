@@ -16,8 +16,8 @@ from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
-from ..gemm.cpu import generation_temp_bytes, uniform_values
-from ..kernel import CoreOpRunner
+from ..gemm.cpu import BlasThreads, generation_temp_bytes, uniform_values
+from ..kernel import CoreOpRunner, PythonLoopRunner, case_threads
 from .common import VALIDATION_ROWS, AttentionRunner, default_scale, kv_head
 
 _MAX_BUFFER_SETS = 16
@@ -111,7 +111,9 @@ class _HostOperands(AttentionRunner):
     among buffer sets when a set fits in the last-level cache."""
 
     def __init__(self, p: dict[str, Any], ctx: RunContext):
-        self.p = p
+        self.p, self.ctx = p, ctx
+        # The same threads for every impl of the case (kernel.case_threads).
+        self.threads, self.threads_rule = case_threads()
         self.causal, self.scale = p["causal"], default_scale(p["head_dim"])
         self.bf16 = p["dtype"] == "bf16"
         rng = np.random.default_rng(ctx.seed)
@@ -143,6 +145,14 @@ class _HostOperands(AttentionRunner):
     def peak(self) -> dict | None:
         return cpu_peak_tflops(self.p["dtype"])
 
+    def parity_detail(self) -> dict:
+        """How the case was timed, the same keys for every impl (as gemm's)."""
+        return {"threads": self.threads, "threads_rule": self.threads_rule, "timing": self.timing_detail()}
+
+    def tiny(self):
+        """This impl with one query and one key of head dim 1 (its timed loop's overhead)."""
+        return type(self)({**self.p, "batch": 1, "seqlen": 1, "kv_seqlen": 1, "head_dim": 1}, self.ctx)
+
     def close(self) -> None:
         self.q = self.k = self.v = self.o = []
 
@@ -155,7 +165,8 @@ class OwnAttentionRunner(CoreOpRunner, _HostOperands):
 
     def __init__(self, p, ctx):
         super().__init__(p, ctx)
-        self.op = _core.Attention(self.q, self.k, self.v, self.o, p["dtype"], self.causal, self.scale)
+        self.op = _core.Attention(self.q, self.k, self.v, self.o, p["dtype"], self.causal, self.scale,
+                                  threads=self.threads)
         self.isa = self.op.describe["isa"]
 
     def peak(self) -> dict | None:
@@ -163,14 +174,14 @@ class OwnAttentionRunner(CoreOpRunner, _HostOperands):
 
     def detail(self) -> dict:
         return {"isa": self.isa, "method": kernel_method(self.p["dtype"], self.isa),
-                "buffer_sets": self.op.describe["buffer_sets"]}
+                "buffer_sets": self.op.describe["buffer_sets"], **self.parity_detail()}
 
     def close(self) -> None:
         self.op = None
         super().close()
 
 
-class NumpyAttentionRunner(_HostOperands):
+class NumpyAttentionRunner(PythonLoopRunner, _HostOperands):
     """What a straightforward implementation does: batched matmul, softmax, matmul (numpy's
     BLAS), materialising the scores. numpy has no bf16, so bf16 cases compute in float32
     from the bf16 inputs and round the output to bf16."""
@@ -180,6 +191,7 @@ class NumpyAttentionRunner(_HostOperands):
 
     def __init__(self, p, ctx):
         super().__init__(p, ctx)
+        self.blas_threads = BlasThreads(self.threads)
         b, h, hk, sq, sk = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"]
         group = h // hk
         as32 = (lambda x: bf16_to_float32(x)) if self.bf16 else (lambda x: x)
@@ -219,10 +231,16 @@ class NumpyAttentionRunner(_HostOperands):
         self.o[0][...] = bf16_bits(out) if self.bf16 else out
 
     def detail(self) -> dict:
-        return {"numpy": np.__version__, "math": "float32", "buffer_sets": len(self.q)}
+        return {"numpy": np.__version__, "math": "float32", "buffer_sets": len(self.q), **self.parity_detail()}
+
+    def close(self) -> None:
+        if getattr(self, "blas_threads", None) is not None:
+            self.blas_threads.restore()
+            self.blas_threads = None
+        super().close()
 
 
-class TorchAttentionRunner(_HostOperands):
+class TorchAttentionRunner(PythonLoopRunner, _HostOperands):
     name = "torch"
     target_kinds = ("cpu",)
     description = "torch.nn.functional.scaled_dot_product_attention"
@@ -231,6 +249,7 @@ class TorchAttentionRunner(_HostOperands):
     def __init__(self, p, ctx):
         super().__init__(p, ctx)
         self.sdpa = TorchSdpa(p)
+        self.sdpa.torch.set_num_threads(self.threads)  # the case's threads, as every impl
         self.t = [self.sdpa.tensors(q, k, v, o) for q, k, v, o in zip(self.q, self.k, self.v, self.o)]
 
     def time(self, number: int) -> float:
@@ -250,7 +269,7 @@ class TorchAttentionRunner(_HostOperands):
         self.t[0][3].copy_(self.last)
 
     def detail(self) -> dict:
-        return self.sdpa.detail()
+        return {**self.sdpa.detail(), **self.parity_detail()}
 
 
 class TorchSdpa:
@@ -287,7 +306,7 @@ class TorchSdpa:
         return self.F.scaled_dot_product_attention(q, k, v, **self.kwargs)
 
     def detail(self) -> dict:
-        return {"torch": self.torch.__version__, "threads": self.torch.get_num_threads(),
+        return {"torch": self.torch.__version__, "torch_threads": self.torch.get_num_threads(),
                 "causal_mask": "is_causal" if "is_causal" in self.kwargs else
                 ("causal_lower_right" if "attn_mask" in self.kwargs else "none")}
 

@@ -19,6 +19,12 @@ from .cpu import TorchSdpa
 _CUDA_DTYPES = ("bf16", "fp16")
 
 
+def device_bytes(p: dict[str, Any]) -> int:
+    """GPU memory for q, k, v and o of one impl (2-byte elements)."""
+    b, h, hk, sq, sk, d = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"], p["head_dim"]
+    return 2 * (2 * b * h * sq * d + 2 * b * hk * sk * d)
+
+
 class CudaOperands(AttentionRunner):
     def __init__(self, p: dict[str, Any], ctx: RunContext):
         if p["dtype"] not in _CUDA_DTYPES:
@@ -28,7 +34,7 @@ class CudaOperands(AttentionRunner):
 
         self.cupy, self.p, self.index = cupy, p, ctx.target.index or 0
         b, h, hk, sq, sk, d = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"], p["head_dim"]
-        need = 2 * (2 * b * h * sq * d + 2 * b * hk * sk * d)
+        need = device_bytes(p)
         free = cu.free_device_bytes(self.index)
         if need > 0.9 * free:
             raise SkipCase(f"needs {need / 2**30:.1f} GiB of GPU memory; {free / 2**30:.1f} GiB free on {ctx.target}")

@@ -54,6 +54,8 @@ class GemmSuite(KernelSuite):
     target_kinds = ("cpu", "cuda", "jax")
     comparisons = (("aibench", "blas"), ("aibench", "torch"), ("cublas", "torch"), ("aibench", "cublas"))
     IMPLS = (*cpu.IMPLS, *cuda.IMPLS, jax.JaxGemmRunner)
+    cpu_bytes = staticmethod(cpu.memory_needed)  # what one impl holds (KernelSuite.case_bytes)
+    cuda_bytes = staticmethod(cuda.device_bytes)
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind == "cpu":

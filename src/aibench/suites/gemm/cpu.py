@@ -21,7 +21,7 @@ from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
 from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
-from ..kernel import CoreOpRunner
+from ..kernel import CoreOpRunner, PythonLoopRunner, case_threads
 from .common import GemmRunner, freivalds_temp_bytes
 
 # Output (C) storage of the own kernel and blas; torch's bf16 output is bf16 (uint16 bits).
@@ -68,7 +68,14 @@ def memory_needed(params: dict[str, Any]) -> int:
     makes (before C exists) and those the validation makes (after)."""
     m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
     return (buffer_sets(params) * set_bytes(params) + kernel_scratch_bytes(params)
-            + max(generation_temp_bytes(dtype, max(m * k, k * n)), validation_temp_bytes(params)))
+            + max(generation_temp_bytes(dtype, max(m * k, k * n)), validation_temp_bytes(params))
+            + INTERPRETER_SLACK_BYTES)
+
+
+# What the interpreter itself allocates during a case besides the arrays (a module imported
+# on first use, thread-pool bookkeeping): tens of KiB seen; counted so that tiny cases'
+# guards hold too.
+INTERPRETER_SLACK_BYTES = 1 << 20
 
 
 def generation_temp_bytes(dtype: str, elements: int) -> int:
@@ -190,8 +197,10 @@ class _NumpyOperands(GemmRunner):
     out_dtype = _NP_OUT_DTYPE  # dtype -> numpy storage of C
 
     def __init__(self, params: dict[str, Any], ctx: RunContext):
-        self.params = params
+        self.params, self.ctx = params, ctx
         self.dtype = params["dtype"]
+        # The same threads for every impl of the case (kernel.case_threads).
+        self.threads, self.threads_rule = case_threads()
         m, n, k = params["m"], params["n"], params["k"]
         rng = np.random.default_rng(ctx.seed)
         sets = buffer_sets(params)
@@ -224,6 +233,15 @@ class _NumpyOperands(GemmRunner):
     def peak(self) -> dict | None:
         return cpu_peak_tflops(self.dtype)
 
+    def parity_detail(self) -> dict:
+        """How the case was timed, the same keys for every impl: threads and their rule,
+        the timed loop and (Python loops) its measured overhead per call."""
+        return {"threads": self.threads, "threads_rule": self.threads_rule, "timing": self.timing_detail()}
+
+    def tiny(self):
+        """This impl on a 1 x 1 x 1 GEMM of the same dtype (its timed loop's overhead)."""
+        return type(self)({**self.params, "m": 1, "n": 1, "k": 1}, self.ctx)
+
     def close(self) -> None:
         self.a = self.b = self.c = []
 
@@ -239,7 +257,7 @@ class OwnKernelRunner(CoreOpRunner, _NumpyOperands):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         # The best path this CPU runs under AIBENCH_CPU_ISA.
-        self.op = _core.Gemm(self.a, self.b, self.c, self.dtype)
+        self.op = _core.Gemm(self.a, self.b, self.c, self.dtype, threads=self.threads)
         self.isa = self.op.describe["isa"]
 
     def peak(self) -> dict | None:
@@ -247,7 +265,7 @@ class OwnKernelRunner(CoreOpRunner, _NumpyOperands):
 
     def detail(self) -> dict:
         d = self.op.describe
-        return {"isa": self.isa, "method": kernel_method(self.dtype, self.isa), "threads": d["threads"],
+        return {"isa": self.isa, "method": kernel_method(self.dtype, self.isa), **self.parity_detail(),
                 "buffer_sets": d["buffer_sets"], "output": _out_name(self.c[0]), "blocking": d["blocking"]}
 
     def close(self) -> None:
@@ -255,8 +273,9 @@ class OwnKernelRunner(CoreOpRunner, _NumpyOperands):
         super().close()
 
 
-class BlasRunner(_NumpyOperands):
-    """numpy.matmul, i.e. the BLAS numpy was built with: what the user's libraries do."""
+class BlasRunner(PythonLoopRunner, _NumpyOperands):
+    """numpy.matmul, i.e. the BLAS numpy was built with: what the user's libraries do.
+    BLAS has no loop API, so the loop is Python and its overhead is recorded."""
     name = "blas"
     target_kinds = ("cpu",)
     description = "numpy.matmul with the BLAS numpy links (OpenBLAS in PyPI wheels)"
@@ -266,6 +285,7 @@ class BlasRunner(_NumpyOperands):
             # numpy.matmul on int8 is numpy's own loop, and numpy has no bf16 type.
             raise SkipCase(f"numpy has no {params['dtype']} BLAS GEMM")
         super().__init__(params, ctx)
+        self.blas_threads = BlasThreads(self.threads)
 
     def time(self, number: int) -> float:
         a, b, c, sets = self.a, self.b, self.c, len(self.a)
@@ -282,10 +302,29 @@ class BlasRunner(_NumpyOperands):
 
         blas = [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
                 for i in threadpool_info() if i.get("user_api") == "blas"]
-        return {"numpy": np.__version__, "blas": blas, "buffer_sets": len(self.a)}
+        return {"numpy": np.__version__, "blas": blas, "buffer_sets": len(self.a), **self.parity_detail()}
+
+    def close(self) -> None:
+        if getattr(self, "blas_threads", None) is not None:
+            self.blas_threads.restore()
+            self.blas_threads = None
+        super().close()
 
 
-class TorchCpuRunner(_NumpyOperands):
+class BlasThreads:
+    """The BLAS libraries loaded in this process held to `threads` (threadpoolctl) while
+    a case's impls are measured; restore() gives back what they had."""
+
+    def __init__(self, threads: int):
+        from threadpoolctl import threadpool_limits
+
+        self._limits = threadpool_limits(limits=threads, user_api="blas")
+
+    def restore(self) -> None:
+        self._limits.restore_original_limits()
+
+
+class TorchCpuRunner(PythonLoopRunner, _NumpyOperands):
     name = "torch"
     target_kinds = ("cpu",)
     description = ("torch.matmul on CPU (oneDNN/MKL) for fp32, fp64 and bf16 (bf16 output); "
@@ -297,6 +336,7 @@ class TorchCpuRunner(_NumpyOperands):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         torch = import_torch()
+        torch.set_num_threads(self.threads)  # the case's threads, as every impl
 
         self.torch = torch
         if self.dtype == "bf16":
@@ -354,8 +394,10 @@ class TorchCpuRunner(_NumpyOperands):
         self.mm(self.ta[0], self.tb[0], out=self.tc[0])
 
     def detail(self) -> dict:
-        return {"torch": self.torch.__version__, "threads": self.torch.get_num_threads(),
-                "op": f"torch.{self.mm.__name__}", "output": _out_name(self.c[0]), "buffer_sets": len(self.a)}
+        return {"torch": self.torch.__version__, "torch_threads": self.torch.get_num_threads(),
+                "op": f"torch.{self.mm.__name__}", "output": _out_name(self.c[0]), "buffer_sets": len(self.a),
+                **self.parity_detail()}
+
 
 
 def _out_name(c: np.ndarray) -> str:

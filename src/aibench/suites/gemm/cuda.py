@@ -20,6 +20,14 @@ _B_TRANSPOSED = {"fp8", "int8"}
 _FILL_RANGE = {"int8": (-8.0, 8.0)}  # small integers: the int32 sum is exact
 
 
+def device_bytes(params: dict[str, Any]) -> int:
+    """GPU memory for A, B and C of one impl."""
+    m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
+    in_item = np.dtype(cu.STORAGE[dtype]).itemsize
+    out_item = np.dtype(cu.STORAGE[cu.OUTPUT_FORMAT[dtype]]).itemsize
+    return (m * k + k * n) * in_item + m * n * out_item
+
+
 class CudaOperands(GemmRunner):
     """Random A, B and an output C on one GPU, filled by aibench._cuda.fill_uniform."""
 
@@ -35,9 +43,7 @@ class CudaOperands(GemmRunner):
         m, n, k = params["m"], params["n"], params["k"]
         self.b_layout = self.b_layout_for(self.dtype)
         self.out_fmt = cu.OUTPUT_FORMAT[self.dtype]
-        in_item = np.dtype(cu.STORAGE[self.dtype]).itemsize
-        out_item = np.dtype(cu.STORAGE[self.out_fmt]).itemsize
-        need = (m * k + k * n) * in_item + m * n * out_item
+        need = device_bytes(params)
         free = cu.free_device_bytes(self.index)
         if need > 0.9 * free:
             raise SkipCase(f"needs {need / 2**30:.1f} GiB of GPU memory; {free / 2**30:.1f} GiB free on {ctx.target}")
@@ -99,7 +105,7 @@ class CudaOperands(GemmRunner):
 
 
 class _PlanRunner(CudaOperands):
-    """A GEMM planned in aibench._cuda: timed in C++ with CUDA events, L2 flushed per sample."""
+    """A GEMM planned in aibench._cuda: timed in C++ with CUDA events, L2 flushed before every launch."""
 
     def time(self, number: int) -> float:
         return self.plan.time(number, self.flusher.ptr, self.flusher.nbytes)

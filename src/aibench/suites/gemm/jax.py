@@ -11,6 +11,7 @@ import numpy as np
 from ...errors import SkipCase
 from ...targets import jax as jx
 from ..base import RunContext
+from ..kernel import jax_timing_detail
 from .common import GemmRunner
 
 JAX_DTYPES = ("fp32", "bf16", "fp16", "int8")
@@ -56,7 +57,7 @@ class JaxGemmRunner(jx.ReturnedOutput, GemmRunner):
         return self.dtype
 
     def detail(self) -> dict:
-        return jx.describe(self.dev)
+        return {**jx.describe(self.dev), "timing": jax_timing_detail(self.dev)}
 
     def peak(self) -> dict | None:
         return jx.peak(self.dev, self.dtype)

@@ -28,16 +28,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ... import mpi
+from ... import mpi, watchdog
+from ...faults import stop_if_hang
 from ...errors import SkipCase, UsageError
 from ...results import FAILED, SKIPPED, CaseResult, Metric, RunDocument, Samples, Validation, now_iso
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size
-from ..base import AsvSpec, AsvTrack, CaseFailed, Impl, ImplInfo, Param, RunContext, Suite, per_target_asv_specs
+from ..base import (AsvSpec, AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite,
+                    per_target_asv_specs)
 from ...units import GiB, MiB
 from .common import DTYPES, FORMATS, busbw_factor, fmt_size, sweep_sizes
 from .gpu import CudaMpiAllreduce, NcclAllreduce
 from .host import RMA_IMPLS, MpiHostAllreduce
+from .measure import DEFAULT_TIMING, TIMINGS
 from .p2p import P2pMatrix
 
 PATTERNS = ("allreduce", "p2p")
@@ -57,6 +60,9 @@ class InterconnectSuite(Suite):
         "dtype": Param("dtype", choice(DTYPES), "element type: " + " ".join(DTYPES)),
         "inplace": Param("inplace", parse_bool, "in-place all-reduce: true/false"),
     }
+    options = (Option("timing", "how all-reduce calls are timed: pipelined (back to back, as nccl-tests and "
+                              "IMB-MPI1 -sync off; the default) or barrier (a barrier before each call, as "
+                              "osu_allreduce and IMB-MPI1's default)", "STYLE"),)
     target_kinds = ("cpu", "cuda")
     IMPLS = (MpiHostAllreduce, *RMA_IMPLS, CudaMpiAllreduce, NcclAllreduce)
     comparisons = tuple((c.name, "mpi") for c in RMA_IMPLS) + (("nccl", "mpi"),)
@@ -92,10 +98,12 @@ class InterconnectSuite(Suite):
             (AsvTrack("track_busbw", "busbw_gbps", "GB/s"), AsvTrack("track_time", "time_us", "seconds", 1e-6)),
             version="1")
 
-        def allreduce_only(spec: AsvSpec) -> AsvSpec:
+        def allreduce_only(spec: AsvSpec) -> AsvSpec:  # and the default timing only
             inner = spec.key
             return dataclasses.replace(spec, key=lambda params, target, impl: None
-                                       if params.get("pattern") != "allreduce" else inner(params, target, impl))
+                                       if params.get("pattern") != "allreduce"
+                                       or params.get("timing", DEFAULT_TIMING) != DEFAULT_TIMING
+                                       else inner(params, target, impl))
 
         return [allreduce_only(s) for s in specs]
 
@@ -134,10 +142,18 @@ class InterconnectSuite(Suite):
                              f"{per_rank / GiB:.1f} GiB per rank ({what}) = {need / GiB:.1f} GiB, "
                              f"this node has {total / GiB:.1f} GiB")
 
+    def validate_options(self, options: dict[str, Any]) -> None:
+        timing = options.get("timing")
+        if timing is not None and timing not in TIMINGS:
+            raise UsageError(f"bad --timing {timing!r}: expected one of {', '.join(TIMINGS)}")
+
     def case_id(self, params: dict[str, Any]) -> str:
         if params["pattern"] == "p2p":
             return f"p2p-{fmt_size(params['size'])}"
-        return f"allreduce-{fmt_size(params['size'])}-{params['dtype']}{'-inplace' if params['inplace'] else ''}"
+        # The timing changes what the figure means: a non-default timing is its own case.
+        timing = params.get("timing", DEFAULT_TIMING)
+        return (f"allreduce-{fmt_size(params['size'])}-{params['dtype']}{'-inplace' if params['inplace'] else ''}"
+                f"{'' if timing == DEFAULT_TIMING else '-' + timing}")
 
     # ---- running one case (collective) ---------------------------------------------------------
     def run_case(self, params: dict[str, Any], impls: list[ImplInfo] | ImplInfo, ctx: RunContext) -> list[CaseResult]:
@@ -148,7 +164,10 @@ class InterconnectSuite(Suite):
                 return [self._run_launched(params, impl, ctx) for impl in group]
             session = mpi.start_session()
         self._session = session
-        results = super().run_case(params, group, ctx)
+        if params["pattern"] == "allreduce":  # recorded in the result's params and case id
+            params = {**params, "timing": ctx.options.get("timing") or DEFAULT_TIMING}
+        with watchdog.section(f"{self.name} {self.case_id(params)}"):
+            results = super().run_case(params, group, ctx)
         for r in results:
             r.impl_detail = {"topology": session.topology(), "mpi_library": session.info.get("library"),
                              **r.impl_detail}
@@ -158,7 +177,9 @@ class InterconnectSuite(Suite):
         """Every rank runs the step; all learn whether any rank skipped or failed it, and
         all raise the same outcome (the first failing rank's, naming it)."""
         session = self._session
+        watchdog.progress()
         value, errors = _phase(session.comm, step)
+        watchdog.progress()
         if not errors:
             return value
         failed = [e for e in errors if e[1] == FAILED]
@@ -168,6 +189,8 @@ class InterconnectSuite(Suite):
 
     def prepare(self, params: dict[str, Any], impl: type[Impl], ctx: RunContext) -> Impl:
         session = self._session
+        watchdog.where(impl.name)
+        stop_if_hang(impl.name, session.rank, session.size)  # tests: a rank that stops answering
         nbytes = params["size"]
         if params["pattern"] == "p2p":
             if impl.name != "mpi" or ctx.target.kind != "cpu":
@@ -178,7 +201,9 @@ class InterconnectSuite(Suite):
         dtype, inplace = params["dtype"], bool(params["inplace"])
         count = nbytes // FORMATS[dtype].itemsize
         _check_memory(session, impl.host_bytes(count, dtype, inplace, session.size))
-        return impl(session.comm, count, dtype, inplace, session)
+        op = impl(session.comm, count, dtype, inplace, session)
+        op.timing_style = params.get("timing", DEFAULT_TIMING)
+        return op
 
     def metrics(self, params: dict[str, Any], samples: Samples, op: Impl) -> dict[str, Metric]:
         if params["pattern"] == "p2p":
@@ -219,6 +244,8 @@ class InterconnectSuite(Suite):
             args = ["run", "--suite", self.name, "--target", str(ctx.target), "--impl", impl.name, "--no-asv",
                     "--output", str(out), "--time-budget", repr(ctx.policy.budget_s),
                     "--ranks", os.environ.get("AIBENCH_RANKS", str(mpi.DEFAULT_RANKS))]
+            if ctx.options.get("timing"):
+                args += ["--timing", ctx.options["timing"]]
             for key, value in params.items():
                 args += ["--param", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
             proc = subprocess.run([sys.executable, "-m", "aibench.cli", *args], capture_output=True, text=True,

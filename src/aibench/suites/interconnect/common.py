@@ -148,10 +148,13 @@ CHECK_BYTES = 32 * ((1 << 18) + 16)
 class AllreduceImpl(Impl):
     """One all-reduce algorithm or library (an impl of the interconnect suite): subclass
     it, give `run` (one all-reduce, finished on return) and the buffers, list the class
-    in the suite's IMPLS. Timing (time_collective: nccl-tests/IMB style) and the exact
-    check are the same for every impl and live here."""
+    in the suite's IMPLS. Timing (time_collective, in the run's timing style) and the
+    exact check are the same for every impl and live here."""
 
     target_kinds = ("cpu",)
+    # measure.TIMINGS: "pipelined" (IMB -sync off, nccl-tests) or "barrier" (OSU); the
+    # suite sets the run's --timing on each prepared impl.
+    timing_style = "pipelined"
     send: Any  # the input buffer (host: a numpy array)
     result: Any  # the output buffer (the same array in place)
 
@@ -197,7 +200,7 @@ class AllreduceImpl(Impl):
         self.fill(self.inputs, session.rank)  # never zeros: the same small integers as the check
         budget = policy.budget_s
         self.timing = time_collective(session.comm, self.run, self.count * FORMATS[self.dtype].itemsize, budget,
-                                      min_iterations(budget), max_iterations(budget))
+                                      min_iterations(budget), max_iterations(budget), self.timing_style)
         return self.timing.samples_record()
 
     def check(self) -> Validation:
@@ -225,7 +228,10 @@ class AllreduceImpl(Impl):
                                   f"{f0} on rank {r0})"))
 
     def detail(self) -> dict:
-        d = {**self.describe(), "elements": self.count, "ranks": self.session.size}
+        from .measure import TIMING_LIKE
+
+        d = {**self.describe(), "elements": self.count, "ranks": self.session.size,
+             "timing": self.timing_style, "timing_like": TIMING_LIKE[self.timing_style]}
         timing = getattr(self, "timing", None)
         if timing is not None:
             d["iterations"] = timing.iters

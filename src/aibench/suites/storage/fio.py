@@ -1,5 +1,11 @@
 """fio, the peer of the storage suite: the same job (file, pattern, bs, iodepth, numjobs,
-direct, runtime and ramp) run by fio with JSON output, read-only."""
+direct, runtime and ramp) run by fio with JSON output, read-only.
+
+Latency is fio's `lat` (from before submission to completion), not its default `clat`
+(from when the submission returned; `lat` = `slat` + `clat`): aibench stamps each read
+before it is submitted, so only `lat` spans the same time. fio reports percentiles of `lat` with
+`--lat_percentiles=1`; a fio that gives none falls back to `clat`, and the result says
+which span it holds (`latency_span`)."""
 
 from __future__ import annotations
 
@@ -11,6 +17,10 @@ import subprocess
 from typing import Any
 
 from ...safety import terminate_with_parent
+
+# What fio's latency figures span (parse_fio_json's `latency_span`).
+LAT_SPAN = "lat: from before submission to completion (fio --lat_percentiles=1), the span aibench times"
+CLAT_SPAN = "clat: from when the submission returned to completion (this fio gave no lat percentiles)"
 
 
 def fio_binary() -> str | None:
@@ -37,6 +47,7 @@ def fio_command(path: str, *, pattern: str, bs: int, qd: int, threads: int, dire
            f"--numjobs={threads}", "--group_reporting", "--time_based",
            f"--runtime={max(1, round(runtime_s * 1000))}ms", f"--ramp_time={round(ramp_s * 1000)}ms",
            "--norandommap", "--randrepeat=0", "--invalidate=1",
+           "--lat_percentiles=1",  # percentiles (and json+ bins) of lat, the span aibench times
            "--output-format=json+"]  # json+ adds the latency histogram (bins), so runs can be merged
     if pattern == "seq" and threads > 1:
         # As aibench does: each job reads its own slice of the file sequentially.
@@ -59,8 +70,10 @@ def parse_fio_json(stdout: str) -> dict[str, Any]:
     if job.get("error"):
         raise RuntimeError(f"fio job error {job['error']}")
     read = job["read"]
-    clat = read.get("clat_ns") or {}
-    pct = clat.get("percentile") or {}
+    lat, span = read.get("lat_ns") or {}, LAT_SPAN
+    if not lat.get("percentile"):  # --lat_percentiles had no effect: only clat has them
+        lat, span = read.get("clat_ns") or {}, CLAT_SPAN
+    pct = lat.get("percentile") or {}
     runtime_s = job.get("job_runtime", read.get("runtime", 0)) / 1000.0
 
     def p(key):
@@ -76,13 +89,14 @@ def parse_fio_json(stdout: str) -> dict[str, Any]:
         "runtime_s": runtime_s,  # summed over the jobs of a group (numjobs > 1)
         # The wall-clock window the rates stand for (io_bytes / bw): one job's runtime.
         "wall_s": int(read.get("io_bytes", 0)) / float(read["bw_bytes"]) if read["bw_bytes"] else 0.0,
-        "lat_us": {"min": clat.get("min", 0) / 1e3, "mean": clat.get("mean", 0) / 1e3, "max": clat.get("max", 0) / 1e3,
+        "latency_span": span,
+        "lat_us": {"min": lat.get("min", 0) / 1e3, "mean": lat.get("mean", 0) / 1e3, "max": lat.get("max", 0) / 1e3,
                    "p50": p("50.000000"), "p90": p("90.000000"), "p99": p("99.000000"), "p99_9": p("99.900000")},
         "usr_cpu_pct": job.get("usr_cpu"),
         "sys_cpu_pct": job.get("sys_cpu"),
-        # fio's completion-latency histogram (json+): {bucket value in ns: count}
-        "clat_bins": {int(k): int(v) for k, v in (clat.get("bins") or {}).items()},
-        "clat_mean_ns": clat.get("mean", 0), "clat_min_ns": clat.get("min", 0), "clat_max_ns": clat.get("max", 0),
+        # fio's histogram (json+) of that span: {bucket value in ns: count}
+        "lat_bins": {int(k): int(v) for k, v in (lat.get("bins") or {}).items()},
+        "lat_mean_ns": lat.get("mean", 0), "lat_min_ns": lat.get("min", 0), "lat_max_ns": lat.get("max", 0),
     }
 
 
@@ -103,13 +117,13 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One result (parse_fio_json's form) from several fio runs of the same job: totals
     over their windows, latency percentiles from their merged histograms."""
     if len(runs) == 1:
-        return {k: v for k, v in runs[0].items() if k != "clat_bins"}
+        return {k: v for k, v in runs[0].items() if k != "lat_bins"}
     runtime = sum(r["runtime_s"] for r in runs)
     wall = sum(r["wall_s"] for r in runs)
     ios = sum(r["total_ios"] for r in runs)
     bins: dict[int, int] = {}
     for r in runs:
-        for value, count in r["clat_bins"].items():
+        for value, count in r["lat_bins"].items():
             bins[value] = bins.get(value, 0) + count
     n = sum(bins.values())
 
@@ -117,7 +131,7 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         v = bins_percentile(bins, p)
         return None if v is None else v / 1e3
 
-    mean = sum(r["clat_mean_ns"] * sum(r["clat_bins"].values()) for r in runs) / n if n else 0.0
+    mean = sum(r["lat_mean_ns"] * sum(r["lat_bins"].values()) for r in runs) / n if n else 0.0
     return {
         "version": runs[0]["version"],
         "bw_bytes": sum(r["io_bytes"] for r in runs) / wall,
@@ -127,8 +141,10 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "runtime_s": runtime,
         "wall_s": wall,
         "runs": len(runs),
-        "lat_us": {"min": min(r["clat_min_ns"] for r in runs) / 1e3, "mean": mean / 1e3,
-                   "max": max(r["clat_max_ns"] for r in runs) / 1e3,
+        # one fio binary ran every window, so one span (both named if that ever differs)
+        "latency_span": " / ".join(dict.fromkeys(r["latency_span"] for r in runs)),
+        "lat_us": {"min": min(r["lat_min_ns"] for r in runs) / 1e3, "mean": mean / 1e3,
+                   "max": max(r["lat_max_ns"] for r in runs) / 1e3,
                    "p50": pct(50), "p90": pct(90), "p99": pct(99), "p99_9": pct(99.9)},
         "usr_cpu_pct": sum((r["usr_cpu_pct"] or 0) * r["runtime_s"] for r in runs) / runtime,
         "sys_cpu_pct": sum((r["sys_cpu_pct"] or 0) * r["runtime_s"] for r in runs) / runtime,

@@ -1,0 +1,172 @@
+"""The interconnect suite's two timing styles (--timing pipelined|barrier): the option,
+the loops each style runs, and checked results on 2 ranks that record the style."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mpi_helpers import clean_env, needs_mpi
+
+from aibench.errors import UsageError
+from aibench.suites.interconnect import InterconnectSuite, measure
+
+
+def run_cli(*args, timeout=180, **env):
+    return subprocess.run([sys.executable, "-m", "aibench.cli", *args], capture_output=True, text=True, check=False,
+                          timeout=timeout, env=clean_env(**env))
+
+
+# ---- the option ------------------------------------------------------------------------------
+
+
+def test_timing_is_a_declared_option_checked_by_the_suite():
+    suite = InterconnectSuite()
+    assert [o.flag for o in suite.options] == ["timing"]
+    for good in (None, "pipelined", "barrier"):
+        suite.validate_options({"timing": good})
+    with pytest.raises(UsageError, match="bad --timing 'osu': expected one of pipelined, barrier"):
+        suite.validate_options({"timing": "osu"})
+
+
+def test_a_bad_timing_is_one_line_and_exit_2_without_launching(tmp_path):
+    marker = tmp_path / "launched"
+    fake = tmp_path / "fake-mpiexec"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\nexit 0\n")
+    fake.chmod(0o755)
+    p = run_cli("run", "--suite", "interconnect", "--timing", "Barrier", AIBENCH_MPIEXEC=str(fake))
+    assert p.returncode == 2, p.stdout + p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad --timing 'Barrier'" in lines[0], p.stderr
+    assert not marker.exists()
+
+
+def test_a_non_default_timing_is_its_own_case_and_stays_out_of_asv():
+    suite = InterconnectSuite()
+    base = {"pattern": "allreduce", "size": 1 << 20, "dtype": "fp32", "inplace": False}
+    assert suite.case_id(base) == suite.case_id({**base, "timing": "pipelined"}) == "allreduce-1MiB-fp32"
+    assert suite.case_id({**base, "timing": "barrier"}) == "allreduce-1MiB-fp32-barrier"
+    keys = [spec.key({**base, "timing": t}, "cpu", "mpi") for spec in suite.asv_specs() for t in measure.TIMINGS]
+    assert sum(k is not None for k in keys) == 1  # the cpu class, pipelined only
+
+
+# ---- the loops, with a recording communicator ------------------------------------------------
+
+
+class _RecordingComm:
+    """One rank's communicator that logs barriers and calls in order; Wtime advances 1 s
+    per call (so a call's own duration is 1 s) and 10 s per barrier."""
+
+    def __init__(self):
+        self.log: list[str] = []
+        self.clock = 0.0
+
+    def wtime(self):
+        return self.clock
+
+    def Barrier(self):
+        self.log.append("barrier")
+        self.clock += 10.0
+
+    def call(self):
+        self.log.append("call")
+        self.clock += 1.0
+
+    # the reductions of time_collective on one rank
+    def allreduce(self, value, op=None):
+        return value
+
+    def Allreduce(self, send, recv, op=None):
+        recv[...] = send
+
+    def gather(self, value, root=0):
+        return [value]
+
+
+@pytest.mark.parametrize("timing", measure.TIMINGS)
+def test_each_style_runs_its_loop_and_times_the_call_alone(monkeypatch, timing):
+    mpi4py = pytest.importorskip("mpi4py.MPI")
+    comm = _RecordingComm()
+    monkeypatch.setattr(mpi4py, "Wtime", comm.wtime)
+    result = measure.time_collective(comm, comm.call, nbytes=4 << 20, budget_s=1e6, min_iters=10, timing=timing)
+    assert result.timing == timing and result.iters == 10 and result.warmup == 2
+    timed = comm.log[-2 * result.iters:] if timing == "barrier" else comm.log[-(result.iters + 1):]
+    if timing == "barrier":  # a barrier before every call (OSU)
+        assert timed == ["barrier", "call"] * result.iters
+    else:  # one barrier, then back-to-back calls (IMB -sync off, nccl-tests)
+        assert timed == ["barrier"] + ["call"] * result.iters
+    # Barriers never count: each call took 1 s of the fake clock.
+    np.testing.assert_array_equal(result.samples, np.ones(result.iters))
+    assert result.rank_avg == [1.0] and result.time_s == 1.0
+
+
+def test_an_unknown_timing_is_refused_by_the_loop():
+    with pytest.raises(ValueError, match="unknown collective timing"):
+        measure.time_collective(_RecordingComm(), lambda: None, 8, 1.0, 5, timing="osu")
+
+
+# ---- both styles on 2 ranks, checked ---------------------------------------------------------
+
+
+@needs_mpi
+def test_both_timings_give_checked_results_on_two_ranks_and_record_the_style(tmp_path):
+    figures = {}
+    for timing in measure.TIMINGS:
+        out = tmp_path / f"{timing}.json"
+        p = run_cli("run", "--suite", "interconnect", "--timing", timing, "--ranks", "2",
+                    "--impl", "mpi", "--impl", "rma-ring", "--param", "pattern=allreduce", "--param", "size=4k,1001k",
+                    "--param", "inplace=false", "--time-budget", "0.2", "--no-asv", "--output", str(out))
+        assert p.returncode == 0, p.stdout + p.stderr
+        cases = json.loads(out.read_text())["cases"]
+        assert len(cases) == 2 * 2
+        for c in cases:
+            assert c["status"] == "passed" and c["validation"]["status"] == "passed", c
+            assert c["params"]["timing"] == timing
+            assert c["impl_detail"]["timing"] == timing
+            assert c["impl_detail"]["timing_like"] == measure.TIMING_LIKE[timing]
+            assert c["case_id"].endswith("-barrier") == (timing == "barrier")
+            m = c["metrics"]
+            assert m["time_us"]["value"] == pytest.approx(c["impl_detail"]["time_us_max_rank"])
+            assert m["algbw_gbps"]["value"] == pytest.approx(c["params"]["size"] / m["time_us"]["value"] / 1e3)
+            figures[(timing, c["case_id"].removesuffix("-barrier"), c["impl"])] = m["time_us"]["value"]
+    assert len(figures) == 2 * 4  # the same cases in both styles, each its own key
+
+
+# ---- scripts/mpi_peers.py reads the peers' tables --------------------------------------------
+
+
+def _mpi_peers():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "mpi_peers.py"
+    spec = importlib.util.spec_from_file_location("mpi_peers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mpi_peers_reads_imb_and_osu_tables():
+    peers = _mpi_peers()
+    imb = """# Benchmarking Allreduce
+#----------------------------------------------------------------
+       #bytes #repetitions  t_min[usec]  t_max[usec]  t_avg[usec]
+            0           50         0.17         0.18         0.17
+      1048576           50      6598.31      6598.34      6598.33
+      2097152           50     12396.97     12396.99     12396.98
+"""
+    osu = """# OSU MPI Allreduce Latency Test v7.4
+# Datatype: MPI_FLOAT.
+# Size       Avg Latency(us)   Min Latency(us)   Max Latency(us)  Iterations
+1048576              2099.46           2099.40           2099.52          50
+2097152              7651.40           7651.00           7651.81          50
+"""
+    assert peers.parse_imb(imb) == {  # the 0-byte row left out
+        1048576: {"avg_us": 6598.33, "max_us": 6598.34, "iterations": 50},
+        2097152: {"avg_us": 12396.98, "max_us": 12396.99, "iterations": 50}}
+    assert peers.parse_osu(osu) == {
+        1048576: {"avg_us": 2099.46, "max_us": 2099.52, "iterations": 50},
+        2097152: {"avg_us": 7651.40, "max_us": 7651.81, "iterations": 50}}

@@ -79,7 +79,8 @@ def summary_table(cases: list[CaseResult]) -> Table:
         head = c.headline()
         summary = c.stats.summary if c.stats is not None else None
         median = summary.median if summary else None
-        note = c.error or (c.validation.reason if c.validation and c.status != PASSED else "") or ""
+        note = (c.error or (c.validation.reason if c.validation and c.status != PASSED else "")
+                or (c.impl_detail or {}).get("note") or "")  # a suite's word on a passed case
         if c.telemetry and c.telemetry.get("throttled"):
             note = (note + " THROTTLED").strip()
         elif c.telemetry and c.telemetry.get("power_capped"):

@@ -395,6 +395,11 @@ class Suite:
             parsed[key] = values
         return parsed
 
+    def normalize_case(self, case: dict[str, Any]) -> dict[str, Any]:
+        """A case with the parameters that do not apply to it set to one value, so that
+        sweeping them does not run it twice (interconnect: p2p has no dtype)."""
+        return case
+
     def expand(self, tier: str, target: Target, overrides: dict[str, list[Any]]) -> list[dict[str, Any]]:
         """The cases to run: the default sweep with each overridden parameter's values
         substituted. When every parameter is given, exactly their product is run."""
@@ -410,6 +415,7 @@ class Suite:
                 for follower, leader in self.coupled.items():
                     if leader in overrides and follower not in overrides:
                         case[follower] = case[leader]
+                case = self.normalize_case(case)
                 key = tuple(case.items())
                 if key not in seen:
                     seen.add(key)

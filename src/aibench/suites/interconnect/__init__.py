@@ -73,6 +73,10 @@ class InterconnectSuite(Suite):
             return [i for i in impls if i.name == "mpi"]
         return impls
 
+    def normalize_case(self, case: dict[str, Any]) -> dict[str, Any]:
+        """The p2p matrix moves bytes: dtype and inplace do not apply to it."""
+        return {**case, "dtype": "fp32", "inplace": False} if case.get("pattern") == "p2p" else case
+
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if target.kind not in _MAX_BYTES:
             raise UsageError(f"suite interconnect does not run on target {target}")

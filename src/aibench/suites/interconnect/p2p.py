@@ -238,4 +238,7 @@ class P2pMatrix(Impl):
         return Validation(status=PASSED, max_rel_error=0.0, tolerance=0.0)
 
     def detail(self) -> dict:
-        return {"p2p": self.matrix} if hasattr(self, "matrix") else {}
+        if not hasattr(self, "matrix"):
+            return {}
+        slow = [f"{s['src']}->{s['dst']} {s['fraction_of_median']:.2f}x" for s in self.matrix["slow_links"]]
+        return {"p2p": self.matrix, **({"note": "slow links: " + ", ".join(slow)} if slow else {})}

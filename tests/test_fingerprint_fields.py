@@ -18,14 +18,18 @@ def _write(root: Path, rel: str, text: str) -> None:
     path.write_text(text)
 
 
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        _write(root, rel, text)
+
+
 def test_cpu_settings_from_sysfs(tmp_path):
-    _write(tmp_path, "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "performance\n")
-    _write(tmp_path, "sys/devices/system/cpu/cpu0/cpufreq/scaling_driver", "acpi-cpufreq\n")
-    _write(tmp_path, "sys/devices/system/cpu/cpufreq/boost", "0\n")
-    _write(tmp_path, "sys/devices/system/cpu/smt/control", "on\n")
-    _write(tmp_path, "sys/devices/system/cpu/smt/active", "1\n")
-    _write(tmp_path, "sys/kernel/mm/transparent_hugepage/enabled", "always [madvise] never\n")
-    _write(tmp_path, "sys/kernel/mm/transparent_hugepage/defrag", "[always] defer madvise never\n")
+    cpu = "sys/devices/system/cpu/"
+    _tree(tmp_path, {cpu + "cpu0/cpufreq/scaling_governor": "performance\n",
+                     cpu + "cpu0/cpufreq/scaling_driver": "acpi-cpufreq\n", cpu + "cpufreq/boost": "0\n",
+                     cpu + "smt/control": "on\n", cpu + "smt/active": "1\n",
+                     "sys/kernel/mm/transparent_hugepage/enabled": "always [madvise] never\n",
+                     "sys/kernel/mm/transparent_hugepage/defrag": "[always] defer madvise never\n"})
     assert cpu_settings(str(tmp_path)) == {
         "cpufreq_driver": "acpi-cpufreq", "governor": "performance", "boost": "off", "smt": "on",
         "smt_active": True, "transparent_hugepages": "madvise", "transparent_hugepages_defrag": "always"}
@@ -53,15 +57,13 @@ def test_threading_env_keeps_only_threading_and_blas_variables():
 def test_storage_devices_model_firmware_scheduler(tmp_path):
     # An NVMe namespace (its controller's model and firmware_rev), a SATA disk (rev), and a
     # loop device (no `device` link: not hardware, left out).
-    _write(tmp_path, "sys/block/nvme0n1/device/model", "SAMSUNG MZQL21T9HCJR-00A07  \n")
-    _write(tmp_path, "sys/block/nvme0n1/device/firmware_rev", "GDC5902Q\n")
-    _write(tmp_path, "sys/block/nvme0n1/queue/scheduler", "[none] mq-deadline\n")
-    _write(tmp_path, "sys/block/nvme0n1/queue/rotational", "0\n")
-    _write(tmp_path, "sys/block/sda/device/model", "ST4000NM0035\n")
-    _write(tmp_path, "sys/block/sda/device/rev", "TN05\n")
-    _write(tmp_path, "sys/block/sda/queue/scheduler", "none [mq-deadline] bfq\n")
-    _write(tmp_path, "sys/block/sda/queue/rotational", "1\n")
-    _write(tmp_path, "sys/block/loop0/queue/scheduler", "[none]\n")
+    _tree(tmp_path, {"sys/block/nvme0n1/device/model": "SAMSUNG MZQL21T9HCJR-00A07  \n",
+                     "sys/block/nvme0n1/device/firmware_rev": "GDC5902Q\n",
+                     "sys/block/nvme0n1/queue/scheduler": "[none] mq-deadline\n",
+                     "sys/block/nvme0n1/queue/rotational": "0\n",
+                     "sys/block/sda/device/model": "ST4000NM0035\n", "sys/block/sda/device/rev": "TN05\n",
+                     "sys/block/sda/queue/scheduler": "none [mq-deadline] bfq\n",
+                     "sys/block/sda/queue/rotational": "1\n", "sys/block/loop0/queue/scheduler": "[none]\n"})
     assert storage_devices(str(tmp_path)) == [
         {"name": "nvme0n1", "model": "SAMSUNG MZQL21T9HCJR-00A07", "firmware": "GDC5902Q", "scheduler": "none",
          "rotational": False},

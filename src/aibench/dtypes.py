@@ -34,6 +34,12 @@ FORMATS = {
 }
 
 
+def rate_unit(dtype: str) -> str:
+    """The unit of a compute rate in `dtype`: integer operations are not floating-point
+    ones (int8 in TOPS)."""
+    return "TOPS" if dtype == "int8" else "TFLOP/s"
+
+
 def bf16_bits(x: np.ndarray) -> np.ndarray:
     """float32 -> bf16 bits (uint16), round to nearest even (NaN stays NaN)."""
     u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)

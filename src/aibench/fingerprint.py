@@ -16,6 +16,7 @@ import psutil
 
 from . import __version__, _core
 from .targets import cpu as cpu_target
+from .targets.cpu import read_sysfs
 
 
 def _cpu_model() -> str:
@@ -65,13 +66,6 @@ def _blas() -> list[dict[str, Any]]:
         return []
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _bracketed(text: str | None) -> str | None:
     """The selected value of a sysfs choice list ("always [madvise] never" -> "madvise")."""
     if text is None:
@@ -85,24 +79,24 @@ def cpu_settings(root: str = "/") -> dict[str, Any]:
     (cpufreq/boost, or intel_pstate's no_turbo inverted), SMT (smt/control and active),
     transparent huge pages. A value the kernel does not expose is None."""
     cpu = Path(root, "sys/devices/system/cpu")
-    boost = _read(cpu / "cpufreq/boost")
-    no_turbo = _read(cpu / "intel_pstate/no_turbo")
+    boost = read_sysfs(cpu / "cpufreq/boost")
+    no_turbo = read_sysfs(cpu / "intel_pstate/no_turbo")
     if boost is not None:
         boost_state = "on" if boost == "1" else "off"
     elif no_turbo is not None:
         boost_state = "off" if no_turbo == "1" else "on"
     else:
         boost_state = None
-    smt_active = _read(cpu / "smt/active")
+    smt_active = read_sysfs(cpu / "smt/active")
     mm = Path(root, "sys/kernel/mm/transparent_hugepage")
     return {
-        "cpufreq_driver": _read(cpu / "cpu0/cpufreq/scaling_driver"),
-        "governor": _read(cpu / "cpu0/cpufreq/scaling_governor"),
+        "cpufreq_driver": read_sysfs(cpu / "cpu0/cpufreq/scaling_driver"),
+        "governor": read_sysfs(cpu / "cpu0/cpufreq/scaling_governor"),
         "boost": boost_state,
-        "smt": _read(cpu / "smt/control"),
+        "smt": read_sysfs(cpu / "smt/control"),
         "smt_active": smt_active == "1" if smt_active is not None else None,
-        "transparent_hugepages": _bracketed(_read(mm / "enabled")),
-        "transparent_hugepages_defrag": _bracketed(_read(mm / "defrag")),
+        "transparent_hugepages": _bracketed(read_sysfs(mm / "enabled")),
+        "transparent_hugepages_defrag": _bracketed(read_sysfs(mm / "defrag")),
     }
 
 
@@ -125,12 +119,12 @@ def storage_devices(root: str = "/") -> list[dict[str, Any]]:
         device = block / "device"
         if not device.exists():
             continue
-        rotational = _read(block / "queue/rotational")
+        rotational = read_sysfs(block / "queue/rotational")
         devices.append({
             "name": block.name,
-            "model": _read(device / "model"),
-            "firmware": _read(device / "firmware_rev") or _read(device / "rev"),
-            "scheduler": _bracketed(_read(block / "queue/scheduler")),
+            "model": read_sysfs(device / "model"),
+            "firmware": read_sysfs(device / "firmware_rev") or read_sysfs(device / "rev"),
+            "scheduler": _bracketed(read_sysfs(block / "queue/scheduler")),
             "rotational": rotational == "1" if rotational is not None else None,
         })
     return devices

@@ -131,9 +131,11 @@ def measure_interleaved(timers: dict[str, Timer], policy: SamplingPolicy) -> dic
                 continue
             previous = name
             order.append(letters[name])
+            # The interval the result will carry (windows count once there are enough).
+            window = s.per_window if len(timers) > 1 else 1
             s.done = len(s.samples) >= policy.max_samples or (
                 len(s.samples) >= policy.min_samples
-                and summarize(s.samples).ci95_rel_halfwidth <= policy.rel_ci)
+                and summarize(s.samples, window).ci95_rel_halfwidth <= policy.rel_ci)
         if not live:
             break
         if all(s.done for s in live.values()):

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from . import units
+from .dtypes import rate_unit
 from .compare import load_run, names
 from .dtypes import FORMATS
 from .errors import UsageError
@@ -150,7 +151,7 @@ def _gemm(docs: list[RunDocument], runs: list[str]) -> dict[str, Figure]:
             continue
         stem = f"gemm-{dtype}"
         fig, (ax,) = _new_figure(stem)
-        unit = "TOPS" if dtype == "int8" else "TFLOP/s"
+        unit = rate_unit(dtype)
         for peak, on in peaks[dtype].items():
             ax.axhline(peak, color="black", linestyle="--", linewidth=1)
             ax.text(0.01, peak, f"peak {peak:.4g} {unit} ({', '.join(on)})", transform=ax.get_yaxis_transform(),

@@ -34,24 +34,6 @@ DRIFT_FIELDS = (
 )
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _microcode(cpuinfo: str = "/proc/cpuinfo") -> str | None:
-    try:
-        with open(cpuinfo, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("microcode"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def _nccl_version() -> str | None:
     try:
         from cupy.cuda import nccl
@@ -79,14 +61,16 @@ def _gpu_vbios() -> list[str] | None:
 def node_software(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """What must match across nodes, as this node has it (each None where not readable)."""
     from . import _core, fingerprint
+    from .targets import cpu as cpu_target
+    from .targets.cpu import read_sysfs
 
     build = _core.build_info()
     from mpi4py import MPI
     import mpi4py
 
     library = MPI.Get_library_version().strip().splitlines()
-    bios = _read("/sys/class/dmi/id/bios_version")
-    bios_date = _read("/sys/class/dmi/id/bios_date")
+    bios = read_sysfs(Path("/sys/class/dmi/id/bios_version"))
+    bios_date = read_sysfs(Path("/sys/class/dmi/id/bios_date"))
     return {
         "aibench": __version__,
         "aibench_build": f"{(build.get('git_commit') or 'unknown')[:12]} {build.get('compiler')} {build.get('cxx_flags', '').strip()}",
@@ -97,7 +81,7 @@ def node_software(environ: dict[str, str] | None = None) -> dict[str, Any]:
         "nvidia_driver": fingerprint._nvidia_driver(),
         "kernel": platform.release(),
         "cpu_model": fingerprint._cpu_model(),
-        "microcode": _microcode(),
+        "microcode": cpu_target.cpuinfo_first().get("microcode"),
         "bios": f"{bios} ({bios_date})" if bios and bios_date else bios,
         "gpu_vbios": _gpu_vbios(),
         "env": {**mpi.behaviour_env(environ), **fingerprint.threading_env(environ)},
@@ -110,7 +94,7 @@ def rank_placement(session) -> dict[str, Any]:
 
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     numa = sorted({int(p.name[4:]) for p in Path("/sys/devices/system/node").glob("node[0-9]*")
-                   for c in cpus[:1] + cpus[-1:] if (p / f"cpu{c}").exists()})
+                   if any((p / f"cpu{c}").exists() for c in cpus)})
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return {"rank": session.rank, "host": session.host, "pid": os.getpid(), "cpus": _ranges(cpus), "numa": numa,
             "gpus": visible if visible is not None else "all",

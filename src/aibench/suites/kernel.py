@@ -3,10 +3,12 @@ call on random operands, checked against a float64 reference, and figures from i
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any, Callable, ClassVar, Iterable
 
+from ..dtypes import rate_unit
 from ..errors import SkipCase
 from ..faults import corrupts_output, inject
 from ..results import Metric, Samples, Validation
@@ -126,18 +128,24 @@ def python_overhead_s(loop: Callable[[int], float]) -> float:
     return min(loop(_OVERHEAD_CALLS) / _OVERHEAD_CALLS for _ in range(_OVERHEAD_TRIALS))
 
 
-def jax_timing_detail(dev) -> dict:
-    """How a JAX runner is timed, with the Python overhead of its loop: the same timer
-    (targets.jax.timer: calls dispatched back to back, the last one waited for) on a
-    jitted function of a 1-element array on the same device."""
+@functools.lru_cache(maxsize=None)
+def _jax_overhead_s(dev) -> float:
     import jax
     import jax.numpy as jnp
 
     from ..targets import jax as jx
 
     one = jax.device_put(jnp.zeros((1,), jnp.float32), dev)
+    return python_overhead_s(jx.timer(jax.jit(lambda x: x + 1), (one,)))
+
+
+def jax_timing_detail(dev) -> dict:
+    """How a JAX runner is timed, with the Python overhead of its loop: the same timer
+    (targets.jax.timer: calls dispatched back to back, the last one waited for) on a
+    jitted function of a 1-element array on the same device (measured once per device: it
+    does not depend on the case)."""
     return {"loop": "Python loop of asynchronous dispatches, block_until_ready on the last, perf_counter",
-            "python_overhead_s": python_overhead_s(jx.timer(jax.jit(lambda x: x + 1), (one,)))}
+            "python_overhead_s": _jax_overhead_s(dev)}
 
 
 class PythonLoopRunner:
@@ -212,5 +220,5 @@ class KernelSuite(Suite):
     def metrics(self, params: dict[str, Any], samples: Samples, op: KernelRunner) -> dict[str, Metric]:
         """`tflops` (decimal, from the median time; int8 in TOPS) and `time_us`."""
         t = samples.summary.median
-        unit = "TOPS" if params.get("dtype") == "int8" else "TFLOP/s"
-        return {"tflops": Metric(op.flops() / t / 1e12, unit, True), "time_us": Metric(t * 1e6, "us", False)}
+        return {"tflops": Metric(op.flops() / t / 1e12, rate_unit(params.get("dtype", "")), True),
+                "time_us": Metric(t * 1e6, "us", False)}

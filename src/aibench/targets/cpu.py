@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .. import _core
-from ..dtypes import FORMATS
+from ..dtypes import FORMATS, rate_unit
 
 # dtype -> bytes per element, for SIMD lane counts
 # The bf16 / int8 paths of the own kernels (_core.lowp_paths) and what each does per
@@ -155,7 +155,8 @@ def fma_bits_per_cycle(isa: str, root: str = "/", measured: dict | None = None) 
 
 # ---- cores -----------------------------------------------------------------------------
 
-def _read(path: Path) -> str | None:
+def read_sysfs(path: Path) -> str | None:
+    """A small kernel file's text, stripped; None when missing or unreadable."""
     try:
         return path.read_text().strip()
     except (OSError, UnicodeDecodeError):
@@ -168,7 +169,7 @@ def cgroup_cpu_limit(root: str = "/") -> dict | None:
     `cpu.cfs_period_us`, the tightest of the cgroup and its ancestors (a container sees
     its own cgroup at the mount point)."""
     base = Path(root, "sys/fs/cgroup")
-    membership = _read(Path(root, "proc/self/cgroup")) or ""
+    membership = read_sysfs(Path(root, "proc/self/cgroup")) or ""
     candidates: list[tuple[Path, str]] = []  # (directory, "v1" | "v2")
     for line in membership.splitlines():
         _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
@@ -187,13 +188,13 @@ def cgroup_cpu_limit(root: str = "/") -> dict | None:
     best: dict | None = None
     for directory, version in candidates:
         if version == "v2":
-            text = _read(directory / "cpu.max")
+            text = read_sysfs(directory / "cpu.max")
             if not text or text.split()[0] == "max":
                 continue
             quota, period = (text.split() + ["100000"])[:2]
             where = directory / "cpu.max"
         else:
-            quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+            quota, period = read_sysfs(directory / "cpu.cfs_quota_us"), read_sysfs(directory / "cpu.cfs_period_us")
             if quota is None or period is None or quota.startswith("-"):
                 continue
             where = directory / "cpu.cfs_quota_us"
@@ -218,10 +219,10 @@ def core_budget(cpus: Iterable[int] | None = None, root: str = "/") -> dict:
     for cpu in cpus:
         # A core is its set of logical CPUs (core_cpus_list, Linux 5.3+, or its older name
         # thread_siblings_list), else its package and core id; no topology: count CPUs.
-        siblings = (_read(topology / f"cpu{cpu}/topology/core_cpus_list")
-                    or _read(topology / f"cpu{cpu}/topology/thread_siblings_list"))
-        package = _read(topology / f"cpu{cpu}/topology/physical_package_id")
-        core = _read(topology / f"cpu{cpu}/topology/core_id")
+        siblings = (read_sysfs(topology / f"cpu{cpu}/topology/core_cpus_list")
+                    or read_sysfs(topology / f"cpu{cpu}/topology/thread_siblings_list"))
+        package = read_sysfs(topology / f"cpu{cpu}/topology/physical_package_id")
+        core = read_sysfs(topology / f"cpu{cpu}/topology/core_id")
         ids.add(("siblings", siblings) if siblings else (package, core) if core is not None else ("cpu", cpu))
     physical = len(ids) or 1
     limit = cgroup_cpu_limit(root)
@@ -247,7 +248,7 @@ def cpufreq_max_ghz(cpus: Iterable[int] | None = None, root: str = "/") -> float
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     best = None
     for cpu in cpus:
-        text = _read(Path(root, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq"))
+        text = read_sysfs(Path(root, f"sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq"))
         if text and text.isdigit():
             best = max(best or 0.0, int(text) / 1e6)
     return best
@@ -386,19 +387,16 @@ def _widening_kernel_isa(dtype: str, path: str) -> str:
     return "avx2" if dtype == "int8" and path == "avx512" else path
 
 
-def _unit(dtype: str) -> str:
-    return "TOPS" if dtype == "int8" else "TFLOP/s"
-
-
 def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
-    """Theoretical peak for `dtype` on the best (or given) path, or None if unknown. bf16 / int8 with no `isa`: AMX where the CPU has it (what oneDNN-backed peers
-    use), else the own kernels' best path. With `isa` a path of _core.lowp_paths: the peak
+    """Theoretical peak for `dtype` on the best (or given) path, or None if unknown.
+    bf16 / int8 with no `isa`: AMX where the CPU has it (what oneDNN-backed peers use),
+    else the own kernels' best path. With `isa` a path of _core.lowp_paths: the peak
     of the instructions the path uses (a widening path is held to the fp32 FMA rate it
     runs at). int8 in TOPS."""
     if dtype in _AMX_OPS_PER_CYCLE and isa is None and _AMX_OPS_PER_CYCLE[dtype][1] in cpu_flags():
         ops, _, how = _AMX_OPS_PER_CYCLE[dtype]
         cores, ghz = physical_cores(), measured_clock_ghz()
-        return {"value": cores * ops * ghz * 1e9 / 1e12, "unit": _unit(dtype),
+        return {"value": cores * ops * ghz * 1e9 / 1e12, "unit": rate_unit(dtype),
                 "source": f"{cores} cores x {ops} {dtype} ops/cycle ({how}) x {ghz:.3f} GHz"}
     if dtype in _WIDENED_LOWP:
         path = isa or lowp_path(dtype)
@@ -408,7 +406,7 @@ def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
             factor, how = _WIDENED_LOWP[dtype]
             vector_isa = _widening_kernel_isa(dtype, path)
         base = cpu_peak_tflops("fp32", vector_isa)
-        return {**base, "value": base["value"] * factor, "unit": _unit(dtype),
+        return {**base, "value": base["value"] * factor, "unit": rate_unit(dtype),
                 "source": f"{factor} x the fp32 peak ({how}): {base['source']}"}
     if dtype not in ("fp64", "fp32"):
         return None

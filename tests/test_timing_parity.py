@@ -158,7 +158,7 @@ def _fake_sysfs(root, siblings: dict[int, str]):
 
 
 def test_threads_are_the_physical_cores_of_the_affinity_mask(tmp_path, monkeypatch):
-    from aibench.suites.kernel import case_threads
+    from aibench.targets.cpu import case_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     # 4 cores with 2 SMT threads each (siblings n and n + 4), as Linux numbers them.
@@ -171,7 +171,7 @@ def test_threads_are_the_physical_cores_of_the_affinity_mask(tmp_path, monkeypat
 
 
 def test_threads_are_capped_by_the_cgroup_quota(tmp_path, monkeypatch):
-    from aibench.suites.kernel import case_threads
+    from aibench.targets.cpu import case_threads
     from aibench.targets.cpu import cgroup_cpu_limit
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -194,7 +194,7 @@ def test_threads_are_capped_by_the_cgroup_quota(tmp_path, monkeypatch):
 ])
 def test_every_cpu_impl_of_a_case_records_the_same_threads_and_its_timing(suite_name, params):
     from aibench.suites import get_suite
-    from aibench.suites.kernel import case_threads
+    from aibench.targets.cpu import case_threads
 
     suite = get_suite(suite_name)
     impls = [i for i in suite.impls() if "cpu" in i.target_kinds]

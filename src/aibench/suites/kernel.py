@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar
 
 from ..dtypes import rate_unit
 from ..errors import SkipCase
 from ..faults import corrupts_output, inject
 from ..results import Metric, Samples, Validation
-from ..targets import cpu as cpu_target
 from .base import Impl, ImplInfo, RunContext, Suite
 
 # Loop iterations and trials of the Python-overhead probe (python_overhead_s).
@@ -104,19 +102,6 @@ class CoreOpRunner:
 
     def timing_detail(self) -> dict:
         return {"loop": "C++ loop, steady clock"}  # no interpreter inside the timed loop
-
-
-def case_threads(allowed: Iterable[int] | None = None, root: str = "/") -> tuple[int, str]:
-    """The threads every CPU impl of a case runs with (the own kernels' `threads`, BLAS
-    through threadpoolctl, torch.set_num_threads), and the rule that gave them:
-    OMP_NUM_THREADS when set, else the cores this process may use (targets/cpu.py
-    core_budget: the physical cores of the affinity mask, capped by the cgroup CPU quota).
-    `allowed` and `root` stand in for the affinity mask and / in tests."""
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env), "OMP_NUM_THREADS"
-    budget = cpu_target.core_budget(allowed, root)
-    return budget["cores"], f"one per core: {budget['source']}"
 
 
 def python_overhead_s(loop: Callable[[int], float]) -> float:

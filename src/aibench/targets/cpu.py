@@ -350,10 +350,21 @@ def fma_peak_report() -> dict:
     return report
 
 
-def worker_threads() -> int:
-    """Threads a CPU impl gets: the one rule of suites/kernel.py case_threads."""
-    from ..suites.kernel import case_threads
+def case_threads(allowed: Iterable[int] | None = None, root: str = "/") -> tuple[int, str]:
+    """The threads every CPU impl of a case runs with (the own kernels' `threads`, BLAS
+    through threadpoolctl, torch.set_num_threads), and the rule that gave them:
+    OMP_NUM_THREADS when set, else the cores this process may use (core_budget: the
+    physical cores of the affinity mask, capped by the cgroup CPU quota).
+    `allowed` and `root` stand in for the affinity mask and / in tests."""
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env), "OMP_NUM_THREADS"
+    budget = core_budget(allowed, root)
+    return budget["cores"], f"one per core: {budget['source']}"
 
+
+def worker_threads() -> int:
+    """Threads a CPU impl gets: the one rule of case_threads."""
     return case_threads()[0]
 
 

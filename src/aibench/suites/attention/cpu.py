@@ -14,10 +14,10 @@ from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
-from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
+from ...targets.cpu import case_threads, cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
 from ..gemm.cpu import BlasThreads, generation_temp_bytes, uniform_values
-from ..kernel import CoreOpRunner, PythonLoopRunner, case_threads
+from ..kernel import CoreOpRunner, PythonLoopRunner
 from .common import VALIDATION_ROWS, AttentionRunner, default_scale, kv_head
 
 _MAX_BUFFER_SETS = 16
@@ -112,7 +112,7 @@ class _HostOperands(AttentionRunner):
 
     def __init__(self, p: dict[str, Any], ctx: RunContext):
         self.p, self.ctx = p, ctx
-        # The same threads for every impl of the case (kernel.case_threads).
+        # The same threads for every impl of the case (targets/cpu.py case_threads).
         self.threads, self.threads_rule = case_threads()
         self.causal, self.scale = p["causal"], default_scale(p["head_dim"])
         self.bf16 = p["dtype"] == "bf16"

@@ -19,9 +19,9 @@ from ... import _core
 from ...dtypes import FORMATS, bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
 from ...targets import torch_missing
-from ...targets.cpu import cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
+from ...targets.cpu import case_threads, cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
-from ..kernel import CoreOpRunner, PythonLoopRunner, case_threads
+from ..kernel import CoreOpRunner, PythonLoopRunner
 from .common import GemmRunner, freivalds_temp_bytes
 
 # Output (C) storage of the own kernel and blas; torch's bf16 output is bf16 (uint16 bits).
@@ -199,7 +199,7 @@ class _NumpyOperands(GemmRunner):
     def __init__(self, params: dict[str, Any], ctx: RunContext):
         self.params, self.ctx = params, ctx
         self.dtype = params["dtype"]
-        # The same threads for every impl of the case (kernel.case_threads).
+        # The same threads for every impl of the case (targets/cpu.py case_threads).
         self.threads, self.threads_rule = case_threads()
         m, n, k = params["m"], params["n"], params["k"]
         rng = np.random.default_rng(ctx.seed)

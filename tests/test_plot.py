@@ -12,7 +12,7 @@ import pytest
 from matplotlib.image import imread
 
 from aibench.cli import main
-from aibench.compare import load_run
+from aibench.documents import load_run
 from aibench.fingerprint import git_commit
 from aibench.plot import build_figures, size_label, write_index, write_plots
 from aibench.results import FAILED, PASSED, SKIPPED, Metric

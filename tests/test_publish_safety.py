@@ -9,7 +9,7 @@ import pytest
 
 from aibench.asv_export import export_run, machine_info
 from aibench.cli import main
-from aibench.compare import load_run
+from aibench.documents import load_run
 from aibench.errors import UsageError
 from aibench.fingerprint import git_commit
 

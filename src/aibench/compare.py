@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .documents import find_reference, load_run
 from .errors import UsageError
 from .fleet import split_by_node
 from .results import PASSED, CaseResult, RunDocument
@@ -44,31 +45,6 @@ class Row:
     verdicts: list[str]  # per run after the first: better | worse | same
     run_to_run_cv: float | None  # over the baseline and its reruns; None without reruns
     effect_threshold: float  # the relative difference a verdict needs
-
-
-def load_run(path: str | Path) -> RunDocument:
-    try:
-        return RunDocument.load(path)
-    except FileNotFoundError:
-        raise UsageError(f"no such run document: {path}") from None
-    except (ValueError, KeyError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path} is not a readable aibench run document: {e}") from None
-
-
-def find_reference(name: str) -> Path:
-    """results/reference/<name>.json, else the one <name>*.json, in the current directory
-    or aibench's source tree."""
-    roots = [Path("results/reference"), Path(__file__).resolve().parents[2] / "results" / "reference"]
-    for root in roots:
-        if (root / f"{name}.json").is_file():
-            return root / f"{name}.json"
-        matches = sorted(root.glob(f"{name}*.json")) if root.is_dir() else []
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise UsageError(f"reference {name!r} is ambiguous: {', '.join(m.name for m in matches)}")
-    known = sorted({p.stem for r in roots if r.is_dir() for p in r.glob("*.json")})
-    raise UsageError(f"no reference result {name!r} (known: {', '.join(known) or 'none'})")
 
 
 def headline_interval(c: CaseResult, metric: str | None = None) -> tuple[float, float] | None:

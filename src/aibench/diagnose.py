@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .compare import find_reference, load_run
+from .documents import find_reference, load_run
 from .errors import UsageError
 from .fleet import fleet_rows, node_documents
 from .results import PASSED, CaseResult, RunDocument

@@ -26,7 +26,8 @@ from matplotlib.ticker import FuncFormatter
 
 from . import units
 from .dtypes import rate_unit
-from .compare import load_run, names
+from .compare import names
+from .documents import load_run
 from .dtypes import FORMATS
 from .errors import UsageError
 from .fleet import split_by_node

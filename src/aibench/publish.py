@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .asv_export import asv_config, check_document, export_run
-from .compare import load_run
+from .documents import load_run
 from .errors import UsageError
 from .fleet import split_by_node
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..compare import load_run
+from ..documents import load_run
 from ..errors import UsageError
 from ..results import PASSED, RunDocument
 from .judge import FAIL, INCONCLUSIVE, PASS, judge_runs, reference_paths

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..compare import find_reference, headline_interval, load_run
+from ..compare import headline_interval
+from ..documents import find_reference, load_run
 from ..fleet import node_documents
 from ..results import FAILED, PASSED, CaseResult, RunDocument
 from .spec import Check, Spec

@@ -22,7 +22,6 @@ import json
 import math
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from .documents import find_reference, load_run
 from .errors import UsageError

@@ -3,7 +3,8 @@ The same on hosts of the test cluster: tests/test_cluster.py."""
 
 from __future__ import annotations
 
-import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,14 +16,17 @@ from aibench import watchdog
 from aibench.results import RunDocument
 from mpi_helpers import clean_env, needs_mpi
 
+KEY = bytes(range(watchdog.KEY_SIZE))
+_SEQ = iter(range(1, 10**6))  # every beat a fresh sequence number, as a rank sends them
+
 
 def dog(size=4, timeout=10.0):
     return watchdog.Watchdog(rank=0, size=size, hosts=[f"h{r}" for r in range(size)], timeout_s=timeout,
-                             token="tok", ranks=[watchdog.RankState() for _ in range(size)])
+                             key=KEY, ranks=[watchdog.RankState() for _ in range(size)])
 
 
-def beat(d, rank, count, where="interconnect allreduce-1MiB-fp32 [mpi]", token="tok"):
-    return json.dumps({"t": token, "r": rank, "c": count, "w": where}).encode()
+def beat(d, rank, count, where="interconnect allreduce-1MiB-fp32 [mpi]", key=KEY, seq=None):
+    return watchdog.encode_beat(key, rank, next(_SEQ) if seq is None else seq, count, where)
 
 
 def test_no_verdict_before_the_timeout():
@@ -34,12 +38,12 @@ def test_a_silent_rank_is_named_with_its_host_and_the_case():
     d = dog()
     d.count, d.section_label, d.detail = 7, "interconnect allreduce-1MiB-fp32", "mpi"
     for r in (1, 3):
-        d.receive(beat(d, r, 7), now=100.0)
-    d.receive(beat(d, 2, 7), now=80.0)  # its last word, 20 s ago
+        assert d.receive(beat(d, r, 7), now=100.0)
+    assert d.receive(beat(d, 2, 7), now=80.0)  # its last word, 20 s ago
     message = d.verdict(now=100.0, stalled_s=12.0)
     assert "rank(s) 2 (h2) stopped answering" in message
     assert "interconnect allreduce-1MiB-fp32 [mpi]" in message
-    assert "h1" not in message and "h3" not in message
+    assert "h1" not in message and "h3" not in message and "dropped" not in message
 
 
 def test_a_rank_behind_the_others_is_named():
@@ -59,12 +63,93 @@ def test_all_waiting_in_one_collective_says_so():
     assert "every rank is waiting in the same collective" in d.verdict(now=100.0, stalled_s=30.0)
 
 
-@pytest.mark.parametrize("data", [beat(None, 1, 5, token="other"), b"not json", beat(None, 9, 5),
-                                  json.dumps({"t": "tok", "r": 1, "c": 5, "w": 3}).encode()])
-def test_stray_or_malformed_heartbeats_are_ignored(data):
+def test_a_long_where_is_cut_to_whole_characters():
+    d = dog(size=2)
+    assert d.receive(beat(d, 1, 1, where="é" * 200), now=1.0)
+    assert d.ranks[1].where == "é" * 80  # 160 bytes of two-byte characters
+
+
+def _forged_with_a_bad_mac():
+    good = beat(None, 1, 5)
+    return good[:-1] + bytes([good[-1] ^ 1])
+
+
+# What fault 14 of issue #27 sent (JSON that overflowed int(), nesting that overflowed the
+# parser), and the rest of what anyone who reaches the port could send.
+HOSTILE = {
+    "json with an infinite rank": b'{"t":"x","r":Infinity,"c":1,"w":null}',
+    "4000 [": b"[" * 4000,
+    "random bytes": os.urandom(watchdog.DATAGRAM_SIZE),
+    "random bytes, another size": os.urandom(97),
+    "empty": b"",
+    "too long": b"\0" * 60000,
+    "another run's key": beat(None, 1, 5, key=b"k" * watchdog.KEY_SIZE),
+    "a bad mac": _forged_with_a_bad_mac(),
+    "rank out of range": beat(None, 9, 5),
+    "rank 0 (never sent)": beat(None, 0, 5),
+    "one byte short": beat(None, 1, 5)[:-1],
+    "one byte long": beat(None, 1, 5) + b"x",
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_datagram_that_is_not_a_heartbeat_is_dropped_and_counted(name):
     d = dog()
-    d.receive(data, now=1.0)
-    assert all(s.heard_at is None for s in d.ranks)
+    assert d.receive(HOSTILE[name], now=1.0) is False
+    assert all(s.heard_at is None for s in d.ranks) and d.dropped == 1
+
+
+def test_a_replayed_heartbeat_is_dropped():
+    d = dog()
+    old = beat(d, 1, 3, seq=5)
+    assert d.receive(old, now=10.0)
+    assert d.receive(beat(d, 1, 4, seq=6), now=11.0)
+    assert d.receive(old, now=50.0) is False  # an eavesdropper replays rank 1's old beat
+    assert d.ranks[1].heard_at == 11.0 and d.ranks[1].count == 4 and d.dropped == 1
+
+
+def test_the_real_listener_survives_hostile_datagrams_and_still_names_the_stopped_rank():
+    """Fault 14 of #27: one stray datagram killed rank 0's listener, and a later hang named
+    healthy ranks as stopped. Every hostile datagram goes to a real socket; then ranks 1
+    and 3 beat on, rank 2 falls silent: the verdict names rank 2 alone, and the count of
+    dropped datagrams."""
+    d = dog()
+    d.count, d.section_label = 7, "interconnect allreduce-1MiB-fp32"
+    fake_now = [80.0]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    listener = watchdog.listen(d, sock, clock=lambda: fake_now[0])
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port = sock.getsockname()[1]
+
+    def send_and_wait(data: bytes, accepted_before: int) -> None:
+        sender.sendto(data, ("127.0.0.1", port))
+        deadline = time.monotonic() + 30
+        while sum(s.seq > 0 for s in d.ranks) + d.dropped == accepted_before and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    try:
+        send_and_wait(beat(d, 2, 7), 0)  # rank 2's last word, at t=80
+        for i, data in enumerate(v for k, v in HOSTILE.items() if k != "too long"):
+            send_and_wait(data, 1 + i)
+        sender.sendto(HOSTILE["too long"], ("127.0.0.1", port))
+        fake_now[0] = 100.0
+        for r in (1, 3):
+            seen = d.ranks[r].heard_at
+            sender.sendto(beat(d, r, 7), ("127.0.0.1", port))
+            deadline = time.monotonic() + 30
+            while d.ranks[r].heard_at == seen and time.monotonic() < deadline:
+                time.sleep(0.005)
+        assert listener.is_alive()
+        message = d.verdict(now=100.0, stalled_s=12.0)
+    finally:
+        d.stop()
+        sender.close()
+    assert "rank(s) 2 (h2) stopped answering" in message, message
+    assert "h1" not in message and "h3" not in message, message
+    assert d.dropped == len(HOSTILE), (d.dropped, message)
+    assert f"{len(HOSTILE)} datagram(s) on the watchdog port were not this run's heartbeats" in message
+    sock.close()
 
 
 def test_a_rank_never_heard_is_listed_as_unwatched():

@@ -16,27 +16,54 @@ If rank 0 is the one that stopped, nobody can write the document: the others abo
 their own after twice the timeout (the document on disk keeps every finished case, marked
 `running`; a self-launching parent marks it `failed`).
 
-The heartbeat carries a random token that rank 0 broadcasts, so stray datagrams are
-ignored. Ranks that cannot reach rank 0's port (a firewall) are listed as unwatched, and
-a hang is then named from the others' side only.
+The listener authenticates before it parses: rank 0 broadcasts a random per-run key over
+MPI (never sent in a datagram), and a heartbeat is a fixed-size binary record (rank,
+sequence number, progress count, where) followed by its keyed BLAKE2b MAC. Anything else
+that reaches the port (another size, a bad MAC, a replayed sequence number, JSON, random
+bytes) is dropped and counted, and the count is named in the verdict; the listener never
+dies on input. Ranks that cannot reach rank 0's port (a firewall) are listed as
+unwatched, and a hang is then named from the others' side only.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import hmac
 import os
 import secrets
 import socket
+import struct
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 EXIT_COLLECTIVE_TIMEOUT = 3  # documented in README.md (exit codes)
 DEFAULT_TIMEOUT_S = 300.0
 BEAT_INTERVAL_S = 0.5
+
+# One heartbeat: magic, rank, sequence number (a replay is dropped), progress count, where
+# (UTF-8, NUL-padded, cut to fit), then the keyed MAC of all that. Every datagram of
+# another size is dropped before anything in it is read.
+_WHERE_BYTES = 160
+_BEAT = struct.Struct(f"!4sIQQ{_WHERE_BYTES}s")
+_MAGIC = b"AIHB"
+_MAC_SIZE = 32
+DATAGRAM_SIZE = _BEAT.size + _MAC_SIZE
+KEY_SIZE = 32
+
+
+def _mac(key: bytes, payload: bytes) -> bytes:
+    return hashlib.blake2b(payload, key=key, digest_size=_MAC_SIZE).digest()
+
+
+def encode_beat(key: bytes, rank: int, seq: int, count: int, where: str | None) -> bytes:
+    """The datagram of one heartbeat (where cut to 160 bytes of whole characters)."""
+    text = (where or "").encode()[:_WHERE_BYTES].decode(errors="ignore").encode()
+    payload = _BEAT.pack(_MAGIC, rank, seq, count & (2**64 - 1), text)
+    return payload + _mac(key, payload)
 
 
 @dataclass
@@ -44,6 +71,7 @@ class RankState:
     count: int = 0
     where: str | None = None
     heard_at: float | None = None  # rank 0's monotonic clock at the last heartbeat
+    seq: int = -1  # the sequence number of that heartbeat: an older or equal one is a replay
 
 
 @dataclass
@@ -52,13 +80,15 @@ class Watchdog:
     size: int
     hosts: list[str]
     timeout_s: float
-    token: str
+    key: bytes  # the per-run MAC key rank 0 broadcasts over MPI
     on_timeout: Callable[[str], None] | None = None
     count: int = 0
     section_label: str | None = None
     detail: str | None = None
     ranks: list[RankState] = field(default_factory=list)
     fired: bool = False
+    dropped: int = 0  # datagrams on rank 0's port that were not a valid, fresh heartbeat
+    sent: int = 0  # this rank's heartbeat sequence number
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,20 +98,34 @@ class Watchdog:
             return None
         return self.section_label + (f" [{self.detail}]" if self.detail else "")
 
-    def beat(self) -> dict[str, Any]:
-        return {"t": self.token, "r": self.rank, "c": self.count, "w": self.where_now()}
+    def beat(self) -> bytes:
+        self.sent += 1
+        return encode_beat(self.key, self.rank, self.sent, self.count, self.where_now())
 
     # ---- rank 0's side ----------------------------------------------------------------------------
-    def receive(self, data: bytes, now: float) -> None:
+    def receive(self, data: bytes, now: float) -> bool:
+        """Take one datagram: a heartbeat of this run (right size, valid MAC, a rank of the
+        job, newer than the last of that rank) is recorded; anything else is counted as
+        dropped. Nothing in a datagram is read before its MAC is checked."""
+        if len(data) != DATAGRAM_SIZE or not hmac.compare_digest(
+                _mac(self.key, data[:_BEAT.size]), data[_BEAT.size:]):
+            return self._drop()
+        magic, r, seq, c, text = _BEAT.unpack(data[:_BEAT.size])
         try:
-            msg = json.loads(data)
-            r, c, w = int(msg["r"]), int(msg["c"]), msg["w"]
-            if msg["t"] != self.token or not 0 <= r < self.size or (w is not None and not isinstance(w, str)):
-                return
-        except (ValueError, KeyError, TypeError):
-            return
+            w = text.rstrip(b"\0").decode() or None
+        except UnicodeDecodeError:
+            return self._drop()
         with self._lock:
-            self.ranks[r] = RankState(count=c, where=w, heard_at=now)
+            if magic != _MAGIC or not 0 < r < self.size or seq <= self.ranks[r].seq:
+                self.dropped += 1
+                return False
+            self.ranks[r] = RankState(count=c, where=w, heard_at=now, seq=seq)
+        return True
+
+    def _drop(self) -> bool:
+        with self._lock:
+            self.dropped += 1
+        return False
 
     def verdict(self, now: float, stalled_s: float) -> str | None:
         """The message naming who did not arrive once ranks have been inside a collective
@@ -115,6 +159,9 @@ class Watchdog:
         unwatched = [r for r in range(self.size) if r not in watched]
         if unwatched:
             parts.append(f"rank(s) {named(unwatched)} unwatched (their heartbeats never reached rank 0)")
+        if self.dropped:
+            parts.append(f"{self.dropped} datagram(s) on the watchdog port were not this run's heartbeats "
+                         "(dropped)")
         return "; ".join(parts)
 
     # ---- threads ---------------------------------------------------------------------------------
@@ -171,14 +218,15 @@ def start(session, timeout_s: float, on_timeout: Callable[[str], None] | None = 
     if session.rank == 0:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("0.0.0.0", 0))
-        channel = (secrets.token_hex(8), sock.getsockname()[1], _addresses())
+        channel = (secrets.token_bytes(KEY_SIZE), sock.getsockname()[1], _addresses())
     else:
         channel = None
-    token, port, addresses = session.comm.bcast(channel, root=0)
-    dog = Watchdog(session.rank, session.size, list(session.hosts), timeout_s, token, on_timeout,
+    # The key travels over MPI (the launch's own channel), never in a datagram.
+    key, port, addresses = session.comm.bcast(channel, root=0)
+    dog = Watchdog(session.rank, session.size, list(session.hosts), timeout_s, key, on_timeout,
                    ranks=[RankState() for _ in range(session.size)])
     if session.rank == 0:
-        threading.Thread(target=_listen, args=(dog, sock), daemon=True, name="aibench-watchdog-listen").start()
+        listen(dog, sock)
         threading.Thread(target=_watch_as_root, args=(dog,), daemon=True, name="aibench-watchdog").start()
     else:
         same_host = session.hosts[session.rank] == session.hosts[0]
@@ -190,6 +238,13 @@ def start(session, timeout_s: float, on_timeout: Callable[[str], None] | None = 
     return dog
 
 
+def listen(dog: Watchdog, sock: socket.socket, clock: Callable[[], float] = time.monotonic) -> threading.Thread:
+    """Rank 0's listener on `sock`, in a thread: records heartbeats until dog.stop()."""
+    thread = threading.Thread(target=_listen, args=(dog, sock, clock), daemon=True, name="aibench-watchdog-listen")
+    thread.start()
+    return thread
+
+
 def stop() -> None:
     global _DOG
     if _DOG is not None:
@@ -197,20 +252,25 @@ def stop() -> None:
     _DOG = None
 
 
-def _listen(dog: Watchdog, sock: socket.socket) -> None:
+def _listen(dog: Watchdog, sock: socket.socket, clock: Callable[[], float]) -> None:
     sock.settimeout(BEAT_INTERVAL_S)
     while not dog._stop.is_set():
         try:
-            data, _ = sock.recvfrom(4096)
-        except (socket.timeout, OSError):
+            data, _ = sock.recvfrom(DATAGRAM_SIZE + 1)  # one byte more: a longer datagram shows as too long
+        except socket.timeout:
             continue
-        dog.receive(data, time.monotonic())
+        except OSError:  # the socket is gone (closed): nothing more will arrive
+            return
+        try:
+            dog.receive(data, clock())
+        except Exception:  # noqa: BLE001 - no datagram may end the listener; receive() should not raise
+            dog._drop()
 
 
 def _send_beats(dog: Watchdog, targets: list[tuple[str, int]]) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     while not dog._stop.is_set():
-        data = json.dumps(dog.beat()).encode()
+        data = dog.beat()
         for target in targets:
             try:
                 sock.sendto(data, target)

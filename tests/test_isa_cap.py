@@ -11,20 +11,33 @@ from aibench import _core
 from aibench.cli import main
 
 LEVELS = list(_core.cpu_isa_levels())
-VECTOR_LEVEL = {"scalar": "scalar", "avx2": "avx2", "avx512": "avx512", "avx512_vnni": "avx512",
-                "avx512_bf16": "avx512"}
+
+
+def _paths():
+    """Every kernel's paths under the cap in force. Each path's name is the level it needs."""
+    return {
+        "gemm": list(_core.isa_paths()),
+        "attention fp32": list(_core.attention_paths("fp32")),
+        "attention bf16": list(_core.attention_paths("bf16")),
+        "bf16": list(_core.lowp_paths("bf16")),
+        "int8": list(_core.lowp_paths("int8")),
+    }
 
 
 @pytest.mark.parametrize("level", LEVELS)
 def test_cap_holds_every_kernel_to_the_level(level, monkeypatch):
+    # The paths under a cap are exactly the uncapped ones filtered to the levels up to the
+    # cap: nothing here assumes what a CPU has.
+    monkeypatch.delenv("AIBENCH_CPU_ISA", raising=False)
+    uncapped = _paths()
+    allowed = LEVELS[:LEVELS.index(level) + 1]
     monkeypatch.setenv("AIBENCH_CPU_ISA", level)
     assert _core.isa_level_cap() == level
-    assert _core.best_isa() == VECTOR_LEVEL[level]
-    assert _core.isa_paths()[-1] == VECTOR_LEVEL[level]
-    assert _core.attention_paths("fp32")[-1] == VECTOR_LEVEL[level]
-    assert _core.lowp_paths("bf16")[0] == ("avx512_bf16" if level == "avx512_bf16" else VECTOR_LEVEL[level])
-    assert _core.lowp_paths("int8")[0] == ("avx512_vnni" if level in ("avx512_vnni", "avx512_bf16")
-                                           else VECTOR_LEVEL[level])
+    capped = _paths()
+    for kind, paths in uncapped.items():
+        assert set(paths) <= set(LEVELS), f"{kind}: a path that is no level: {paths}"
+        assert capped[kind] == [p for p in paths if p in allowed], kind
+    assert _core.best_isa() == capped["gemm"][-1]
     # The kernels run (and are right) at the level: 'auto' is the capped path.
     rng = np.random.default_rng(0)
     a, b = rng.uniform(-1, 1, (37, 300)), rng.uniform(-1, 1, (300, 41))
@@ -37,16 +50,17 @@ def test_cap_holds_every_kernel_to_the_level(level, monkeypatch):
     _core.gemm(ai, bi, ci)
     assert np.array_equal(ci, ai.astype(np.int64) @ bi.astype(np.int64))
     # Paths above the level are refused, not silently run.
-    higher = [p for p in _core.cpu_isa_levels()[LEVELS.index(level) + 1:] if p in ("avx2", "avx512")]
-    for path in higher:
-        with pytest.raises(ValueError, match="AIBENCH_CPU_ISA"):
-            _core.gemm(a, b, c, path)
-    # The same for native bf16 / int8 paths the CPU has but the level excludes.
-    for native in ("avx512_vnni", "avx512_bf16"):
-        if native in LEVELS[LEVELS.index(level) + 1:]:
+    for path in uncapped["gemm"]:
+        if path not in allowed:
             with pytest.raises(ValueError, match="AIBENCH_CPU_ISA"):
-                _core.gemm(ai, bi, ci, native) if native == "avx512_vnni" else _core.gemm(
-                    ai.astype(np.uint16), bi.astype(np.uint16), ci.astype(np.float32), native)
+                _core.gemm(a, b, c, path)
+    # The same for native bf16 / int8 paths the CPU has but the level excludes.
+    ab, bb, cb = ai.astype(np.uint16), bi.astype(np.uint16), ci.astype(np.float32)
+    for dtype, operands in (("int8", (ai, bi, ci)), ("bf16", (ab, bb, cb))):
+        for native in uncapped[dtype]:
+            if _core.is_native_lowp_path(native) and native not in allowed:
+                with pytest.raises(ValueError, match="AIBENCH_CPU_ISA"):
+                    _core.gemm(*operands, native)
 
 
 def test_run_records_the_capped_path(tmp_path, monkeypatch):

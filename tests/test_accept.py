@@ -19,7 +19,7 @@ from aibench.results import CaseResult, Metric, RunDocument, Validation, write_a
 from result_helpers import interval_stats
 
 REPO = Path(__file__).resolve().parents[1]
-H200_REFERENCE = REPO / "results" / "reference" / "nvidia-h200-cuda-quick.json"
+H200_REFERENCE = REPO / "src" / "aibench" / "reference" / "nvidia-h200-cuda-quick.json"
 CPU_SYSTEM = {"hostname": "node-a", "cpu": {"model": "AMD EPYC", "arch": "x86_64", "cores": 2},
               "gpus": {"available": False, "reason": "none"}, "nics": []}
 H200_SYSTEM = {**CPU_SYSTEM, "gpus": {"available": True, "count": 1, "devices": [{"name": "NVIDIA H200"}]}}

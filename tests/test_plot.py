@@ -18,8 +18,8 @@ from aibench.plot import build_figures, size_label, write_index, write_plots
 from aibench.results import FAILED, PASSED, SKIPPED, Metric
 
 REPO = Path(__file__).resolve().parents[1]
-CPU_REF = REPO / "results" / "reference" / "cpu-2core-epyc-zen4-quick.json"
-GPU_REF = REPO / "results" / "reference" / "nvidia-h200-cuda-quick.json"
+CPU_REF = REPO / "src" / "aibench" / "reference" / "cpu-2core-epyc-zen4-quick.json"
+GPU_REF = REPO / "src" / "aibench" / "reference" / "nvidia-h200-cuda-quick.json"
 CPU = "cpu-2core-epyc-zen4"
 
 

@@ -10,7 +10,7 @@
 // this chain does not use). Why not a chain of `add $1, reg`: recent Intel cores (Golden
 // Cove, so Sapphire Rapids Xeons) fold add-immediate chains in the renamer, and move
 // elimination removes others, so such a chain retires several adds per cycle; it read
-// 17.15 GHz on the Xeon host of results/reference/nvidia-h200-cuda-quick.json. A
+// 17.15 GHz on the Xeon host of src/aibench/reference/nvidia-h200-cuda-quick.json. A
 // multiply cannot be folded or eliminated: its result exists only after the multiplier
 // has computed it, so each link waits the full latency.
 //

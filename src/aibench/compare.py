@@ -281,7 +281,7 @@ def not_passed_by_candidates(runs: list[RunDocument]) -> list[tuple[str, tuple, 
 def add_parser(sub) -> None:
     p_cmp = sub.add_parser("compare", help="runs (nodes) side by side, with ratios and noise-aware verdicts")
     p_cmp.add_argument("runs", nargs="*", help="run documents; the first is the baseline")
-    p_cmp.add_argument("--reference", metavar="NAME", help="baseline from results/reference/NAME*.json")
+    p_cmp.add_argument("--reference", metavar="NAME", help="baseline: the shipped reference run NAME (aibench/reference/NAME*.json)")
     p_cmp.add_argument("--rerun", action="append", default=[], metavar="RUN",
                        help="another run of the baseline's machine (repeatable): each case's run-to-run CV is "
                             "measured over the baseline and its reruns")

@@ -156,7 +156,7 @@ def add_parser(sub) -> None:
     p_diag.add_argument("run", help="run document (a fleet run, or one node with --baseline)")
     base = p_diag.add_mutually_exclusive_group()
     base.add_argument("--baseline", metavar="FILE", help="compare every node with this run instead of the fleet median")
-    base.add_argument("--reference", metavar="NAME", help="baseline from results/reference/NAME*.json")
+    base.add_argument("--reference", metavar="NAME", help="baseline: the shipped reference run NAME (aibench/reference/NAME*.json)")
     p_diag.add_argument("--threshold", type=float, default=0.1, metavar="FRACTION",
                         help="list figures more than this fraction below the reference (default 0.1)")
     p_diag.add_argument("--json", action="store_true")

@@ -7,6 +7,8 @@ malformed raises UsageError (one line, exit 2), never a traceback.
 
 from __future__ import annotations
 
+import glob
+import importlib.resources
 import json
 from pathlib import Path
 
@@ -23,17 +25,23 @@ def load_run(path: str | Path) -> RunDocument:
         raise UsageError(f"{path} is not a readable aibench run document: {e}") from None
 
 
+def reference_dir() -> Path:
+    """The reference run documents shipped inside the package (aibench/reference/), found
+    through importlib.resources so that an installed aibench finds them from any directory."""
+    return Path(str(importlib.resources.files("aibench") / "reference"))
+
+
 def find_reference(name: str) -> Path:
-    """results/reference/<name>.json, else the one <name>*.json, in the current directory
-    or aibench's source tree."""
-    roots = [Path("results/reference"), Path(__file__).resolve().parents[2] / "results" / "reference"]
-    for root in roots:
-        if (root / f"{name}.json").is_file():
-            return root / f"{name}.json"
-        matches = sorted(root.glob(f"{name}*.json")) if root.is_dir() else []
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise UsageError(f"reference {name!r} is ambiguous: {', '.join(m.name for m in matches)}")
-    known = sorted({p.stem for r in roots if r.is_dir() for p in r.glob("*.json")})
+    """The shipped reference <name>.json, else the one reference whose name starts with <name>."""
+    if "/" in name or "\\" in name or name.startswith("."):  # a name, never a path out of the directory
+        raise UsageError(f"reference {name!r}: give the name of a shipped reference, not a path")
+    root = reference_dir()
+    if (root / f"{name}.json").is_file():
+        return root / f"{name}.json"
+    matches = sorted(root.glob(f"{glob.escape(name)}*.json"))
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"reference {name!r} is ambiguous: {', '.join(m.name for m in matches)}")
+    known = sorted(p.stem for p in root.glob("*.json"))
     raise UsageError(f"no reference result {name!r} (known: {', '.join(known) or 'none'})")

@@ -191,7 +191,7 @@ def _validate_check(raw: Any, where: str, problems: list[str]) -> None:
     if kind in ("min", "max") and not isinstance(raw.get("unit"), str):
         problems.append(f"{where}: {kind} needs its unit (unit = \"TFLOP/s\", as the metric records it)")
     if kind == "ratio_to_reference" and not isinstance(raw.get("reference"), str):
-        problems.append(f"{where}: ratio_to_reference needs reference = \"NAME\" (results/reference) or a run path")
+        problems.append(f"{where}: ratio_to_reference needs reference = \"NAME\" (a shipped reference, aibench/reference) or a run path")
     if kind == "fraction_of_peak" and isinstance(value, (int, float)) and value > 1:
         problems.append(f"{where}: fraction_of_peak is a fraction (0.6 for 60%), got {value}")
 

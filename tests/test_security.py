@@ -60,15 +60,31 @@ def test_another_users_file_is_not_replaced_without_force(tmp_path):
     victim.write_text("private notes\n")
     os.chown(victim, 65534, 65534)
     victim.chmod(0o600)
-    one_line_exit_2(run_cli("run", *TINY_GEMM, "--output", str(victim)), "is not an aibench run document")
-    st = victim.stat()
-    assert victim.read_text() == "private notes\n" and (st.st_uid, st.st_mode & 0o777) == (65534, 0o600)
-    # An aibench run document may be replaced (a rerun), and --force replaces a regular file.
+    for force in ([], ["--force"]):  # another user's file: --force does not lift that rule
+        one_line_exit_2(run_cli("run", *TINY_GEMM, "--output", str(victim), *force), "belongs to another user")
+        st = victim.stat()
+        assert victim.read_text() == "private notes\n" and (st.st_uid, st.st_mode & 0o777) == (65534, 0o600)
+    # Nor another user's run document (it became root's, 0644, before: #27).
+    theirs = tmp_path / "theirs.json"
+    assert run_cli("run", *TINY_GEMM, "--output", str(theirs)).returncode == 0
+    os.chown(theirs, 65534, 65534)
+    before = theirs.read_bytes()
+    one_line_exit_2(run_cli("run", *TINY_GEMM, "--output", str(theirs)), "belongs to another user")
+    assert theirs.read_bytes() == before and theirs.stat().st_uid == 65534
+    # An aibench run document of ours may be replaced (a rerun), keeping its mode and
+    # group; --force replaces a regular file of ours.
     doc = tmp_path / "run.json"
     assert run_cli("run", *TINY_GEMM, "--output", str(doc)).returncode == 0
+    doc.chmod(0o640)
+    os.chown(doc, 0, 65534)
     assert run_cli("run", *TINY_GEMM, "--output", str(doc)).returncode == 0
-    assert run_cli("run", *TINY_GEMM, "--output", str(victim), "--force").returncode == 0
-    assert json.loads(victim.read_text())["schema"] == "aibench.run"
+    st = doc.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, 65534, 0o640)
+    ours = tmp_path / "ours.txt"
+    ours.write_text("mine\n")
+    one_line_exit_2(run_cli("run", *TINY_GEMM, "--output", str(ours)), "is not an aibench run document")
+    assert run_cli("run", *TINY_GEMM, "--output", str(ours), "--force").returncode == 0
+    assert json.loads(ours.read_text())["schema"] == "aibench.run"
 
 
 @pytest.mark.parametrize("where, needle", [
@@ -146,13 +162,36 @@ def test_redfish_credentials_go_in_the_auth_header_never_to_the_resolver(monkeyp
                                           for _, host, auth in _RecordingRedfish.seen)
 
 
-def test_credentials_never_reach_the_document_or_the_output(tmp_path):
+@pytest.mark.parametrize("text, redacted", [
+    # The user info ends at the LAST @ of the authority (#27: `***@X@host` kept `X`).
+    ("http://admin:SECRET@X@host/", "http://***@host/"),
+    # A password with a space (#27: it was stored in full).
+    ("http://admin:my s3cret@host/redfish", "http://***@host/redfish"),
+    ("Redfish https://u:a@b c@bmc:8443/x: timed out", "Redfish https://***@bmc:8443/x: timed out"),
+    # An @ after the authority (path, query) is not user info.
+    ("https://host/p?mail=a@b", "https://host/p?mail=a@b"),
+])
+def test_user_info_is_redacted_up_to_the_last_at_sign(text, redacted):
+    assert redact_url(text) == redacted
+
+
+def test_split_credentials_reads_the_user_info_as_redaction_does():
+    assert split_credentials("http://admin:SECRET@X@host/") == ("http://host/", "admin", "SECRET@X")
+    assert split_credentials("http://admin:my s3cret@host/r") == ("http://host/r", "admin", "my s3cret")
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("http://admin:s3cretpw@127.0.0.1:9/", "s3cretpw"),
+    ("http://admin:SECRET@X@127.0.0.1:9/", "SECRET"),
+    ("http://admin:pass w0rd@127.0.0.1:9/", "w0rd"),
+])
+def test_credentials_never_reach_the_document_or_the_output(tmp_path, url, secret):
     out = tmp_path / "run.json"
-    p = run_cli("run", *TINY_GEMM, "--power", "--power-window", "0.2", "--redfish",
-                "http://admin:s3cretpw@127.0.0.1:9/", "--output", str(out), cwd=tmp_path)
+    p = run_cli("run", *TINY_GEMM, "--power", "--power-window", "0.2", "--redfish", url, "--output", str(out),
+                cwd=tmp_path)
     assert p.returncode in (0, 1), p.stderr[-2000:]
     text = out.read_text()
-    assert "s3cretpw" not in text and "s3cretpw" not in p.stdout + p.stderr
+    assert secret not in text and secret not in p.stdout + p.stderr
     assert "http://***@127.0.0.1:9/" in json.loads(text)["command"]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -303,23 +302,15 @@ def redact_case(case: "CaseResult") -> None:
 
 
 def write_atomic(path: Path, data: dict) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`:
-    a reader (or a crash) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # as open() would create it (mkstemp makes it private)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_finite_or_none(data), f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a run document by aibench's one way of writing (safe_write.write_file): a
+    temporary file in the same directory renamed over `path`, so a reader (or a crash)
+    sees the old file or the new one, never half of one. The command checked the target
+    with the user's --force first (run.prepare_output); what is refused always (a link, a
+    device, another user's file) is refused again at every write."""
+    from .safe_write import RUN_DOCUMENT, write_file
+
+    text = json.dumps(_finite_or_none(data), indent=1, allow_nan=False)
+    write_file(path, text, RUN_DOCUMENT, force=True, flag="--output")
 
 
 class ResultWriter:

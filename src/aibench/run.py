@@ -16,6 +16,7 @@ from rich.console import Console
 from . import __version__
 from .errors import UsageError
 from .harness import SamplingPolicy
+from .mpi import DEFAULT_THREAD_LEVEL, THREAD_LEVELS
 from .safety import check_machine_name, machine_name_of
 
 
@@ -65,6 +66,10 @@ def add_parser(sub) -> None:
     p_run.add_argument("--collective-timeout", type=float, default=None, metavar="SECONDS",
                        help="in an MPI run, end the run (exit 3) when ranks are in a collective and none has "
                             "progressed for this long, naming the ranks that did not arrive (default 300)")
+    p_run.add_argument("--mpi-thread-level", choices=THREAD_LEVELS, default=DEFAULT_THREAD_LEVEL,
+                       help="the thread support an MPI run initialises with: single (the default: plain MPI_Init, "
+                            "as IMB-MPI1 and osu_allreduce), or MPI_Init_thread with funneled, serialized or "
+                            "multiple; the library's algorithms may differ by level (recorded in system.mpi)")
     p_run.add_argument("--per-gpu", action="store_true",
                        help="with --fleet and --target cuda: one rank per GPU, each on cuda:<local rank>")
 
@@ -126,13 +131,13 @@ def prepare_output(path: Path | None, machine: str, force: bool, create: bool) -
     any regular file with --force), else a new, uniquely named file under results/runs/.
     Checks the directory can be written (one line, exit 2) before anything runs."""
     from .runner import default_output
-    from .safety import check_overwrite
+    from .safe_write import RUN_DOCUMENT, check_target
 
     try:
         if path is None:
             path = default_output(machine, create=create)
         else:
-            check_overwrite(path, force)
+            check_target(path, RUN_DOCUMENT, force, "--output")
             path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".aibench-write-test-"):
             pass
@@ -140,6 +145,21 @@ def prepare_output(path: Path | None, machine: str, force: bool, create: bool) -
         where = path.parent if path is not None else "results/runs"
         raise UsageError(f"cannot write the run document in {where}: {e.strerror or e}") from None
     return path
+
+
+def name_forwarded_sighup(output: Path) -> None:
+    """hydra passes only SIGINT and SIGTERM on to the ranks, so a self-launch forwards a
+    closed terminal's SIGHUP as SIGINT and the ranks save `ended_by: signal SIGINT`: the
+    document says the signal that came."""
+    from .results import RunDocument, write_atomic
+
+    try:
+        doc = RunDocument.load(output)
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if doc.status == "interrupted" and doc.ended_by == "signal SIGINT":
+        doc.ended_by = "signal SIGHUP"
+        write_atomic(output, doc.to_dict())
 
 
 _SIGNALS_RECEIVED: list[int] = []
@@ -199,7 +219,7 @@ def cmd_run(args, argv: list[str]) -> int:
 
     session = fleet = None
     if mpi.under_launcher():
-        session = mpi.start_session()
+        session = mpi.start_session(args.mpi_thread_level)
     elif args.fleet or any(p.suite.uses_mpi for p in planned):
         reason = mpi.mpi_unavailable_reason()
         if reason is None:
@@ -208,10 +228,14 @@ def cmd_run(args, argv: list[str]) -> int:
             output = prepare_output(args.output, machine, args.force, create=True)
             child_argv = argv[1:] if args.output else [*argv[1:], "--output", str(output)]
             code, stop_signal = mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS, child_argv)
+            from .leftovers import remove_partial_writes
             from .results import close_abandoned_document
 
+            remove_partial_writes(output)  # rank 0 died writing it
             if stop_signal is not None:
                 done = close_abandoned_document(output, "interrupted", f"signal {signal.Signals(stop_signal).name}")
+                if stop_signal == signal.SIGHUP:
+                    name_forwarded_sighup(output)
             else:
                 done = close_abandoned_document(output, "failed", f"the MPI job ended (mpiexec exit code {code}) "
                                                 "before rank 0 finished the document")

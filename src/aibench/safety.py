@@ -3,23 +3,23 @@
 - names that become paths (the machine name) stay inside their directory;
 - credentials in URLs are never stored, printed or resolved: `redact_url` before any
   URL is recorded or shown, `split_credentials` before one is used;
-- aibench overwrites only its own run documents (`check_overwrite`);
+- aibench replaces only its own files (safe_write);
 - what aibench starts dies with it (`terminate_with_parent`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import stat
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import UsageError
 
 MACHINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,99}$")
-_URL_WITH_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]*@)")
+# The user info of a URL is everything up to the LAST `@` of its authority (which ends at
+# the first / ? # or line end), as urlsplit reads it: `http://a:b@c@host` has user info
+# `a:b@c`, and a password may hold spaces. In free text this may redact a little more
+# than the URL (up to a later `@` on the same line), never less.
+_URL_WITH_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\r\n]*@)")
 
 
 def check_machine_name(name: str) -> str:
@@ -53,36 +53,6 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
         host = f"[{host}]"
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), parts.username, parts.password
-
-
-def is_own_run_document(path: Path) -> bool:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f).get("schema") == "aibench.run"
-    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
-        return False
-
-
-def check_overwrite(path: Path, force: bool = False) -> None:
-    """aibench writes a run document where --output says, but replaces only a regular file
-    that is an aibench run document (with --force: any regular file), never a device,
-    a directory, a link or somebody's other file."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise UsageError(f"--output {path}: {e.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"--output {path} is a directory: give a file name")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file (a device, a pipe, a socket)"
-        raise UsageError(f"--output {path} exists and is {kind}: aibench will not replace it")
-    if st.st_size == 0 and st.st_uid == os.getuid():
-        return  # an empty file of ours (a self-launch reserves the document's name so)
-    if not force and not is_own_run_document(path):
-        raise UsageError(f"--output {path} exists and is not an aibench run document: aibench will not replace it "
-                         "(--force to replace it anyway)")
 
 
 def terminate_with_parent() -> None:

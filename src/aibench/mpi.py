@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .leftovers import MpiJobFiles
 from .safety import terminate_with_parent
 
 CHILD_MARKER = "AIBENCH_MPI_CHILD"  # set in the environment of self-launched ranks
@@ -136,7 +137,11 @@ def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
     # foreground group) reaches only this process, which passes exactly one signal on:
     # hydra forwards a first SIGINT to the ranks (they finish their case and save) and
     # aborts the job on a second. If this process dies, mpiexec gets SIGTERM.
+    # What a killed rank or an aborted job leaves (MPICH's shared memory, hydra's topology
+    # file), found while the job runs and removed after it (leftovers.py).
+    job_files = MpiJobFiles()
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=terminate_with_parent)
+    job_files.watch(proc.pid)
     stop_signal = None
 
     def forward(signum, frame):
@@ -156,6 +161,9 @@ def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
             signal.signal(sig, handler)
         if proc.poll() is None:
             _kill_group(proc)
+        removed = job_files.remove()
+        if removed:
+            print(f"aibench: removed {len(removed)} file(s) the MPI job left: {', '.join(removed)}", file=sys.stderr)
     if stop_signal is not None:
         return 128 + stop_signal, stop_signal  # 130 for Ctrl-C: the ranks saved an `interrupted` document
     return (128 - code if code < 0 else code), None

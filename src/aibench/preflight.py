@@ -252,6 +252,10 @@ def cmd_preflight(args) -> int:
                                   ["preflight", "--link-seconds", repr(args.link_seconds),
                                    *(["--json"] if args.json else []),
                                    *(["--output", str(args.output)] if args.output else [])])
+        if args.output:
+            from .leftovers import remove_partial_writes
+
+            remove_partial_writes(Path(args.output))  # rank 0 died writing it
         return code
     session = mpi.start_session()
     from . import watchdog

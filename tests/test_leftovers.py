@@ -167,3 +167,23 @@ def test_stale_owned_directories_of_dead_processes_go_and_live_ones_stay(tmp_pat
     (other_prefix / leftovers.OWNER_FILE).write_text(f"{_dead_pid()} {leftovers.boot_id()}\n")
     assert leftovers.remove_stale_dirs(str(tmp_path), "aibench-x-") == [str(stale)]
     assert live.exists() and mine.exists() and other_prefix.exists()
+
+
+@needs_mpi
+def test_a_self_launched_run_ended_by_sighup_says_sighup(tmp_path):
+    """hydra passes only SIGINT/SIGTERM on, so the parent forwards SIGHUP as SIGINT; the
+    document must still name the signal that came (#27: it said SIGINT)."""
+    doc = tmp_path / "run.json"
+    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--impl", "mpi",
+                             "--ranks", "2", "--param", "pattern=allreduce", "--param", "dtype=fp32",
+                             "--param", "inplace=false", "--time-budget", "0.3", "--no-asv", "--output", str(doc)],
+                            cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while _cases(doc) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before a case was saved"
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    saved = json.loads(doc.read_text())
+    assert (saved["status"], saved["ended_by"]) == ("interrupted", "signal SIGHUP"), err[-2000:]
+    assert proc.returncode == 128 + signal.SIGHUP

@@ -88,6 +88,23 @@ def test_a_broken_plugin_is_reported_and_the_rest_runs(tmp_path):
     assert "suite plugin 'nope'" in p.stderr and "impl plugin 'gemm.bad'" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.parametrize("group, name, raising", [
+    ("aibench.suites", "quitter", "raise SystemExit(0)"),  # #27: every command exited 0, run included
+    ("aibench.impls", "gemm.quitter", "raise SystemExit(3)"),
+    ("aibench.suites", "quitter", "raise GeneratorExit('odd')"),
+])
+@pytest.mark.parametrize("command", [["list"], ["run", "--suite", "gemm", "--quick", "--no-asv"]])
+def test_a_plugin_that_ends_the_process_at_import_fails_closed(tmp_path, group, name, raising, command):
+    site = tmp_path / "site"
+    _install(site, "quitter-plugin", f"[{group}]\n{name} = quitter_module:Thing\n")
+    (site / "quitter_module.py").write_text(f"{raising}\n")
+    p = _aibench(site, tmp_path, *command)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert len(lines) == 1 and f"plugin {name!r} (quitter_module:Thing) ended aibench while loading" in lines[0]
+    assert not list(tmp_path.glob("results/runs/*.json"))
+
+
 @needs_mpi
 def test_plugin_allreduce_is_timed_and_checked_like_the_builtins(site, tmp_path):
     wrong = tmp_path / "wrong_allreduce.py"

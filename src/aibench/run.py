@@ -126,6 +126,13 @@ def seconds_option(flag: str, value: float | None) -> None:
         raise UsageError(f"{flag} must be a number of seconds above 0 and at most {MAX_SECONDS:.0f} (got {value})")
 
 
+def ranks_option(value: int | None) -> None:
+    """--ranks of every command that self-launches MPI ranks (run, preflight)."""
+    if value is not None and not 1 <= value <= MAX_LOCAL_RANKS:
+        raise UsageError(f"--ranks must be between 1 and {MAX_LOCAL_RANKS} (got {value}): it launches that many "
+                         "processes on this machine")
+
+
 def prepare_output(path: Path | None, machine: str, force: bool, create: bool) -> Path:
     """Where the run document goes: --output (replacing only an aibench run document, or
     any regular file with --force), else a new, uniquely named file under results/runs/.
@@ -200,9 +207,7 @@ def cmd_run(args, argv: list[str]) -> int:
     seconds_option("--time-budget", args.time_budget)
     seconds_option("--max-call-s", args.max_call_s)
     seconds_option("--collective-timeout", args.collective_timeout)
-    if args.ranks is not None and not 1 <= args.ranks <= MAX_LOCAL_RANKS:
-        raise UsageError(f"--ranks must be between 1 and {MAX_LOCAL_RANKS} (got {args.ranks}): it launches that many "
-                         "processes on this machine")
+    ranks_option(args.ranks)
     machine = check_machine_name(args.machine) if args.machine else machine_name_of(socket.gethostname())
     if args.per_gpu and not (args.fleet and target.kind == "cuda"):
         raise UsageError("--per-gpu goes with --fleet and --target cuda")

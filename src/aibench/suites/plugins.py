@@ -12,6 +12,8 @@ import functools
 import sys
 from importlib.metadata import entry_points
 
+from ..errors import UsageError
+
 SUITES_GROUP, IMPLS_GROUP = "aibench.suites", "aibench.impls"
 
 
@@ -20,30 +22,49 @@ def _package(ep) -> str | None:
     return f"{dist.metadata['Name']} {dist.version}" if dist is not None else None
 
 
+def _load(ep, kind: str):
+    """The object an entry point names. A plugin whose import raises an Exception is left
+    out (with a warning, by the caller); one that raises SystemExit or another
+    BaseException (not Ctrl-C) would end aibench as if it had succeeded, measuring nothing:
+    that fails closed, one line naming the plugin (exit 2)."""
+    try:
+        return ep.load()
+    except (Exception, KeyboardInterrupt):
+        raise
+    except BaseException as e:  # noqa: BLE001 - SystemExit, GeneratorExit, ...: never silently
+        raise UsageError(f"{kind} plugin {ep.name!r} ({ep.value}) ended aibench while loading "
+                         f"({type(e).__name__}: {e}): uninstall or fix that package") from None
+
+
 @functools.lru_cache(maxsize=1)
 def _loaded() -> tuple[dict, dict, tuple[str, ...]]:
     """(suite name -> Suite class, suite name -> [Impl class], problems). A plugin that
-    fails to load is left out with a one-line warning: it never breaks a run."""
+    fails to load is left out with a one-line warning: it never breaks a run (one that
+stops the process at import is refused: `_load`)."""
     from .base import Impl, Suite
 
     suites, impls, problems = {}, {}, []
     for ep in entry_points(group=SUITES_GROUP):
         try:
-            cls = ep.load()
+            cls = _load(ep, "suite")
             if not (isinstance(cls, type) and issubclass(cls, Suite)) or cls.name != ep.name:
                 raise TypeError(f"is not a Suite subclass named {ep.name!r}")
             cls.package = _package(ep)
             suites[ep.name] = cls
+        except UsageError:  # it stopped the process at import (_load)
+            raise
         except Exception as e:  # noqa: BLE001 - a broken plugin is reported, not fatal
             problems.append(f"suite plugin {ep.name!r} ({ep.value}) not loaded: {type(e).__name__}: {e}")
     for ep in entry_points(group=IMPLS_GROUP):
         suite, _, name = ep.name.partition(".")
         try:
-            cls = ep.load()
+            cls = _load(ep, "impl")
             if not (isinstance(cls, type) and issubclass(cls, Impl)) or cls.name != name or not suite:
                 raise TypeError(f"is not an Impl subclass named {name!r} (entry point names are <suite>.<impl>)")
             cls.package = _package(ep)
             impls.setdefault(suite, []).append(cls)
+        except UsageError:
+            raise
         except Exception as e:  # noqa: BLE001
             problems.append(f"impl plugin {ep.name!r} ({ep.value}) not loaded: {type(e).__name__}: {e}")
     for line in problems:

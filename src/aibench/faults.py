@@ -13,6 +13,9 @@ Kinds:
   reduce   the RMA all-reduce's local reductions skipped on rank 0 (rma.py)
   hang     collectives: the last rank stops itself (SIGSTOP) as the case starts, so its
            peers wait for it: the hang watchdog must end the run naming it (watchdog.py)
+  inflate  the output is left alone (validation passes) and the measured rates are
+           multiplied by 3 after measuring (inflate, in the case template): the case must
+           fail through its independent bound (Suite.check_bound), "exceeds physical bound"
 
 Unset (every real run), this module does nothing. Every Impl calls `inject(self.name,
 output, fmt)` (or its own equivalent) between computing and validating; a new impl gets
@@ -26,7 +29,12 @@ import os
 import numpy as np
 
 ENV = "AIBENCH_TEST_FAULT"
-KINDS = ("element", "nan", "scale", "rank", "reduce", "hang")
+KINDS = ("element", "nan", "scale", "rank", "reduce", "hang", "inflate")
+# Kinds that leave the computed output alone (they change the algorithm, a rank, a figure).
+_NOT_OUTPUT = ("reduce", "hang", "inflate")
+# What `inflate` multiplies a rate by: well above any timing noise, and a realistic bug
+# (a byte count taken three times, a FLOP formula off by a factor).
+INFLATE_FACTOR = 3.0
 # Formats held as raw bits: decoded to float to be corrupted, encoded back (outputs are
 # never fp8: an fp8 GEMM writes bf16).
 _BITS = ("bf16",)
@@ -51,8 +59,9 @@ def fault_for(impl: str) -> str | None:
 
 def corrupts_output(impl: str) -> bool:
     """Whether AIBENCH_TEST_FAULT asks to corrupt what `impl` computed (any kind but
-    `reduce`, which changes the RMA algorithm itself, and `hang`, which stops a rank)."""
-    return fault_for(impl) not in (None, "reduce", "hang")
+    `reduce`, which changes the RMA algorithm itself, `hang`, which stops a rank, and
+    `inflate`, which changes the figure)."""
+    return fault_for(impl) not in (None, *_NOT_OUTPUT)
 
 
 def corrupt(out, fmt: str, kind: str, seed: int = 0):
@@ -94,7 +103,7 @@ def corrupt(out, fmt: str, kind: str, seed: int = 0):
 def inject(impl: str, out, fmt: str, seed: int = 0):
     """`out` corrupted as AIBENCH_TEST_FAULT asks for `impl` (usually: unchanged)."""
     kind = fault_for(impl)
-    if kind in (None, "reduce", "hang"):
+    if kind is None or kind in _NOT_OUTPUT:
         return out
     return corrupt(out, fmt, kind, seed)
 
@@ -125,3 +134,17 @@ def stop_if_hang(impl: str, rank: int, size: int) -> None:
         import signal
 
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def inflate(impl: str, metrics: dict) -> dict:
+    """`metrics` (name -> results.Metric) as measured, or, under the `inflate` fault for
+    `impl`, with every rate (a higher-is-better figure) times INFLATE_FACTOR and every time
+    divided by it: the figures of a timer or a counter off by that factor, after a
+    validation that passed."""
+    if fault_for(impl) != "inflate":
+        return metrics
+    from dataclasses import replace
+
+    return {name: replace(m, value=None if m.value is None else
+                          m.value * INFLATE_FACTOR if m.higher_is_better else m.value / INFLATE_FACTOR)
+            for name, m in metrics.items()}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable
 
 from ..errors import SkipCase, UsageError
+from ..faults import inflate
 from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from ..targets import Target
@@ -112,6 +113,17 @@ class Impl:
     def peak(self) -> dict | None:
         """{value, unit, source} of the theoretical peak of the headline metric, if known."""
         return None
+
+    def bound(self, fresh: bool = False) -> dict | None:
+        """{value, unit, source} of an independent physical bound of the headline figure:
+        a limit from a path that shares no code with the figure's, which the figure cannot
+        exceed (Suite.bound; the case template holds the figure to it). Default: from the
+        impl's peak (peaks.bound_for_peak: a GPU's datasheet peak; on a CPU, the measured
+        FMA rate of the path's instructions). `fresh`: measure the bound again (the case
+        template asks once, when the figure exceeded the first measurement)."""
+        from ..peaks import bound_for_peak
+
+        return bound_for_peak(self.peak(), fresh)
 
     def work(self) -> float | None:
         """Operations (FLOPs) per call, for the energy window; None: no energy figures."""
@@ -279,6 +291,14 @@ class Suite:
         """The figures of a validated measurement, headline first."""
         raise NotImplementedError
 
+    def bound(self, params: dict[str, Any], op: Impl, metrics: dict[str, Metric],
+              fresh: bool = False) -> dict | None:
+        """How this suite bounds a case's figure: {value, unit, source} and optionally
+        `metric` (the metric it bounds; default the headline) and `refused` (the bound
+        itself failed its own check: why). None: no bound is known (recorded as such).
+        Default: the impl's (Impl.bound). Every case goes through check_bound."""
+        return op.bound(fresh)
+
     def measure_group(self, params: dict[str, Any], ops: dict[str, Impl],
                       ctx: RunContext) -> dict[str, Samples | Exception]:
         """The samples of every op of a group; an impl whose measurement failed alone maps
@@ -368,8 +388,9 @@ class Suite:
             result.status = FAILED
             result.error = validation.reason
             return
-        result.metrics = self.metrics(params, samples, op)
+        result.metrics = inflate(result.impl, self.metrics(params, samples, op))  # tests only: faults.py
         result.impl_detail = {**result.impl_detail, **(self.stage(op.detail) or {})}
+        self.check_bound(result, params, op)
         peak, head = op.peak(), result.headline()
         if peak is not None and head is not None:
             result.peak = peak
@@ -378,6 +399,28 @@ class Suite:
         if ctx.options.get("power") and work is not None:
             _add_energy(result, op, samples, work, ctx)
         result.status = PASSED
+
+    def check_bound(self, result: CaseResult, params: dict[str, Any], op: Impl) -> None:
+        """The one place a figure is held to its independent bound (Suite.bound): the bound
+        is recorded in the result, and a figure above it fails the case (CaseFailed:
+        `exceeds physical bound: <figure> > <bound> (<source>)`). A figure above a first
+        measurement of the bound is judged again against a fresh one (a bound measured on a
+        busy machine can be low), so only a figure above both fails."""
+        bound = self.stage(lambda: self.bound(params, op, result.metrics))
+        if bound is None or result.headline() is None:
+            result.bound = None
+            return
+        name = bound.get("metric") or result.headline()[0]
+        figure = result.metrics[name]
+        if not bound.get("refused") and figure.value is not None and figure.value > bound["value"]:
+            bound = self.stage(lambda: self.bound(params, op, result.metrics, fresh=True))
+        result.bound = {"metric": name, "value": bound["value"], "unit": bound["unit"], "source": bound["source"],
+                        "refused": bound.get("refused")}
+        if bound.get("refused"):
+            raise CaseFailed(f"exceeds physical bound: {bound['refused']}")
+        if figure.value is not None and figure.value > bound["value"]:
+            raise CaseFailed(f"exceeds physical bound: {name} {figure.value:.4g} {figure.unit} > "
+                             f"{bound['value']:.4g} {bound['unit']} ({bound['source']})")
 
     # --- planning ---------------------------------------------------------------------
     def parse_overrides(self, raw: dict[str, list[str]]) -> dict[str, list[Any]]:

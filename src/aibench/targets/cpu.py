@@ -398,17 +398,10 @@ def _widening_kernel_isa(dtype: str, path: str) -> str:
     return "avx2" if dtype == "int8" and path == "avx512" else path
 
 
-def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
-    """Theoretical peak for `dtype` on the best (or given) path, or None if unknown.
-    bf16 / int8 with no `isa`: AMX where the CPU has it (what oneDNN-backed peers use),
-    else the own kernels' best path. With `isa` a path of _core.lowp_paths: the peak
-    of the instructions the path uses (a widening path is held to the fp32 FMA rate it
-    runs at). int8 in TOPS."""
-    if dtype in _AMX_OPS_PER_CYCLE and isa is None and _AMX_OPS_PER_CYCLE[dtype][1] in cpu_flags():
-        ops, _, how = _AMX_OPS_PER_CYCLE[dtype]
-        cores, ghz = physical_cores(), measured_clock_ghz()
-        return {"value": cores * ops * ghz * 1e9 / 1e12, "unit": rate_unit(dtype),
-                "source": f"{cores} cores x {ops} {dtype} ops/cycle ({how}) x {ghz:.3f} GHz"}
+def _path_instructions(dtype: str, isa: str | None) -> tuple[str, str, float, str]:
+    """What bounds `dtype` on path `isa` (None: the best path): (the FMA loop's dtype,
+    its vector ISA, products per fp32-lane FMA over it, how). bf16 / int8 run at a factor
+    of the fp32 FMA rate of their vector ISA (_NATIVE_LOWP, _WIDENED_LOWP)."""
     if dtype in _WIDENED_LOWP:
         path = isa or lowp_path(dtype)
         if path in _NATIVE_LOWP:
@@ -416,21 +409,102 @@ def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
         else:
             factor, how = _WIDENED_LOWP[dtype]
             vector_isa = _widening_kernel_isa(dtype, path)
-        base = cpu_peak_tflops("fp32", vector_isa)
-        return {**base, "value": base["value"] * factor, "unit": rate_unit(dtype),
-                "source": f"{factor} x the fp32 peak ({how}): {base['source']}"}
-    if dtype not in ("fp64", "fp32"):
+        return "fp32", vector_isa, factor, how
+    return dtype, isa or _core.best_isa(), 1, f"{dtype} FMA"
+
+
+def cpu_peak_tflops(dtype: str, isa: str | None = None) -> dict | None:
+    """Theoretical peak for `dtype` on the best (or given) path, or None if unknown.
+    bf16 / int8 with no `isa`: AMX where the CPU has it (what oneDNN-backed peers use),
+    else the own kernels' best path. With `isa` a path of _core.lowp_paths: the peak
+    of the instructions the path uses (a widening path is held to the fp32 FMA rate it
+    runs at). int8 in TOPS. `kind`, `dtype` and `isa` say whose peak it is (the case's
+    bound is the measured rate of the same instructions: compute_bound)."""
+    if dtype in _AMX_OPS_PER_CYCLE and isa is None and _AMX_OPS_PER_CYCLE[dtype][1] in cpu_flags():
+        ops, amx, how = _AMX_OPS_PER_CYCLE[dtype]
+        cores, ghz = physical_cores(), measured_clock_ghz()
+        return {"value": cores * ops * ghz * 1e9 / 1e12, "unit": rate_unit(dtype),
+                "source": f"{cores} cores x {ops} {dtype} ops/cycle ({how}) x {ghz:.3f} GHz",
+                "kind": "cpu", "dtype": dtype, "isa": amx}
+    if dtype not in ("fp64", "fp32", *_WIDENED_LOWP):
         return None
-    isa = isa or _core.best_isa()
-    bits, why = fma_bits_per_cycle(isa)
-    lanes_per_cycle = bits // (8 * FORMATS[dtype].itemsize)
+    fma_dtype, vector_isa, factor, how = _path_instructions(dtype, isa)
+    bits, why = fma_bits_per_cycle(vector_isa)
+    lanes_per_cycle = bits // (8 * FORMATS[fma_dtype].itemsize)
     cores, ghz = physical_cores(), measured_clock_ghz()
+    # An FMA is two FLOPs (a multiply and an add): the 2 below.
     value = cores * lanes_per_cycle * 2 * ghz * 1e9 / 1e12
-    return {
-        "value": value,
-        "unit": "TFLOP/s",
-        "source": f"{cores} cores x {lanes_per_cycle} FMA lanes/cycle x 2 x {ghz:.3f} GHz ({why})",
-    }
+    source = f"{cores} cores x {lanes_per_cycle} FMA lanes/cycle x 2 x {ghz:.3f} GHz ({why})"
+    if factor != 1:
+        value, source = value * factor, f"{factor} x the fp32 peak ({how}): {source}"
+    return {"value": value, "unit": rate_unit(dtype), "source": source, "kind": "cpu", "dtype": dtype,
+            "isa": isa or (lowp_path(dtype) if dtype in _WIDENED_LOWP else vector_isa)}
+
+
+# ---- the bound of a compute figure -----------------------------------------------------
+
+# A measured FMA loop above the theoretical peak of its instructions by more than this
+# refuses that peak (a wrong clock or lane count: a table error on a CPU nobody here has).
+FMA_OVER_THEORY = 1.10
+# A GEMM / attention figure may not exceed the measured FMA rate of its path's
+# instructions on the allowed cores by more than this (timer resolution, clock drift).
+FIGURE_OVER_FMA = 1.05
+
+
+# Windows of the loop that bounds figures: more than measured_fma_peak's 20, since the
+# best of 20 short windows can still be a disturbed one on a busy machine (a bound too
+# low fails a good figure); 100 windows of 2-3 ms each.
+_BOUND_WINDOWS = 100
+_FRESH_TRIES = 3
+
+
+# (loop ISA, dtype) -> the best TFLOP/s measured in this process (_fma_loop_rate).
+_LOOP_RATES: dict[tuple[str, str], float] = {}
+
+
+def _fma_loop_rate(loop_isa: str, fma_dtype: str, fresh: bool) -> float:
+    """TFLOP/s of the register-only FMA loop on every allowed CPU: measured once per
+    process and loop; with `fresh`, the best of that and a few new, longer measurements
+    (a figure that exceeded the bound is judged again against a loop that had every
+    chance to run undisturbed, and later cases keep the better figure)."""
+    key = (loop_isa, fma_dtype)
+    if key not in _LOOP_RATES:
+        _LOOP_RATES[key] = _core.measure_fma_peak(loop_isa, fma_dtype, _BOUND_WINDOWS)["gflops"] / 1e3
+    if fresh:
+        for _ in range(_FRESH_TRIES):
+            fresh_rate = _core.measure_fma_peak(loop_isa, fma_dtype, 2 * _BOUND_WINDOWS)["gflops"] / 1e3
+            _LOOP_RATES[key] = max(_LOOP_RATES[key], fresh_rate)
+    return _LOOP_RATES[key]
+
+
+def compute_bound(dtype: str, isa: str | None = None, fresh: bool = False) -> dict | None:
+    """The independent bound of a CPU compute figure of `dtype` on path `isa` (None: the
+    best path, or AMX where peers use it): FIGURE_OVER_FMA x the measured FMA rate of the
+    path's instructions on every allowed CPU ({value, unit, source}), or None for a dtype
+    with no FMA path. The measured loop is first held to FMA_OVER_THEORY x its theoretical
+    peak: above it, `refused` says why and the case fails (the peak is wrong)."""
+    if dtype in _AMX_OPS_PER_CYCLE and isa is None and _AMX_OPS_PER_CYCLE[dtype][1] in cpu_flags():
+        amx = cpu_peak_tflops(dtype)
+        return {"value": FIGURE_OVER_FMA * amx["value"], "unit": amx["unit"],
+                "source": f"{FIGURE_OVER_FMA} x the theoretical AMX peak (no measured loop runs AMX): {amx['source']}"}
+    if dtype not in ("fp64", "fp32", *_WIDENED_LOWP):
+        return None
+    fma_dtype, vector_isa, factor, how = _path_instructions(dtype, isa)
+    loops = _core.fma_peak_isas()  # narrowest first
+    # A path narrower than every loop (scalar, SSE) is bounded by the narrowest loop.
+    loop_isa = vector_isa if vector_isa in loops else loops[0]
+    rate = _fma_loop_rate(loop_isa, fma_dtype, fresh)
+    theory = cpu_peak_tflops(fma_dtype, "scalar" if loop_isa == "neon" else loop_isa)
+    out = {"value": FIGURE_OVER_FMA * factor * rate, "unit": rate_unit(dtype),
+           "source": (f"{FIGURE_OVER_FMA} x the measured FMA rate of the path's instructions: "
+                      + (f"{factor} x " if factor != 1 else "")
+                      + f"{rate:.4g} TFLOP/s of the {loop_isa} {fma_dtype} FMA loop on {_core.default_threads()} "
+                        f"thread(s) ({how})")}
+    if rate > FMA_OVER_THEORY * theory["value"]:
+        out["refused"] = (f"measured {loop_isa} {fma_dtype} FMA loop {rate:.4g} TFLOP/s > "
+                          f"{FMA_OVER_THEORY * theory['value']:.4g} TFLOP/s ({FMA_OVER_THEORY} x the theoretical "
+                          f"peak {theory['source']}): the theoretical peak is refused (a wrong clock or lane count)")
+    return out
 
 
 @functools.lru_cache(maxsize=1)

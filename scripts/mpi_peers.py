@@ -15,7 +15,10 @@
              osu                osu_allreduce (a barrier after every call)
            all fp32 sums out of place, the same iteration count for every size, and prints
            the per-call latency of each (median over rounds) with the pairs that time the
-           same way side by side.
+           same way side by side. aibench runs at --aibench-thread-level (default single:
+           plain MPI_Init, as IMB and OSU call it); `multiple` shows what MPICH's other
+           path under MPI_THREAD_MULTIPLE does to the figures (docs/interconnect.md).
+           The load average is recorded before every measurement.
 
   python scripts/mpi_peers.py build --imb-src ~/src/mpi-benchmarks --osu-src ~/src/osu-micro-benchmarks-7.4 \\
       --scratch /tmp/mpi-peers
@@ -151,7 +154,9 @@ def parse_osu(text: str) -> dict[int, dict]:
     return rows
 
 
-def measure(tool: str, peers: dict, ranks: int) -> dict[int, dict]:
+def measure(tool: str, peers: dict, ranks: int, thread_level: str) -> tuple[dict[int, dict], str]:
+    """{size: figures} of one run of `tool`, and the MPI thread level its ranks had (for
+    IMB and OSU, which call plain MPI_Init: the level mpi_init_level() measures)."""
     launch = [peers["mpiexec"], "-n", str(ranks)]
     lo, hi = SIZES[0], SIZES[-1]
     if tool.startswith("imb"):
@@ -159,11 +164,11 @@ def measure(tool: str, peers: dict, ranks: int) -> dict[int, dict]:
         out = run([*launch, peers["imb"], "Allreduce", "-npmin", str(ranks), "-msglog",
                    f"{lo.bit_length() - 1}:{hi.bit_length() - 1}", "-iter", str(ITERATIONS), "-iter_policy", "off",
                    "-time", "3600", *sync])  # IMB's default -time 10 drops sizes slower than 10 s
-        return parse_imb(out)
+        return parse_imb(out), peers["init_level"]
     if tool == "osu":
         out = run([*launch, peers["osu"], "-m", f"{lo}:{hi}", "-T", "mpi_float", "-f", "-i", str(ITERATIONS),
                    "-x", str(WARMUP)])
-        return parse_osu(out)
+        return parse_osu(out), peers["init_level"]
     timing = tool.split("-", 1)[1]
     with tempfile.TemporaryDirectory(prefix="mpi-peers-") as tmp:
         doc = Path(tmp) / "run.json"
@@ -172,8 +177,9 @@ def measure(tool: str, peers: dict, ranks: int) -> dict[int, dict]:
              "--timing", timing, "--ranks", str(ranks), "--param", "pattern=allreduce",
              "--param", "size=" + ",".join(str(s) for s in SIZES), "--param", "dtype=fp32",
              "--param", "inplace=false", "--time-budget", str(AIBENCH_BUDGET_S), "--no-asv",
-             "--machine", "mpi-peers", "--output", str(doc)], env=env)
-        cases = json.loads(doc.read_text())["cases"]
+             "--mpi-thread-level", thread_level, "--machine", "mpi-peers", "--output", str(doc)], env=env)
+        document = json.loads(doc.read_text())
+        cases, provided = document["cases"], document["system"]["mpi"]["thread_level"]
     rows = {}
     for case in cases:
         if case["status"] != "passed":
@@ -181,31 +187,48 @@ def measure(tool: str, peers: dict, ranks: int) -> dict[int, dict]:
         detail = case["impl_detail"]
         rows[case["params"]["size"]] = {"avg_us": detail["time_us_avg_rank"], "max_us": detail["time_us_max_rank"],
                                         "iterations": detail["iterations"]}
-    return rows
+    return rows, provided
+
+
+def mpi_init_level() -> str:
+    """The thread level plain MPI_Init gives on this MPI (what IMB and OSU run at), read
+    with MPI_Query_thread in a process that initialises MPI the way they do."""
+    code = ("import mpi4py; mpi4py.rc.threads = False\n"
+            "from aibench.mpi import provided_thread_level; print(provided_thread_level())")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPI4PY_RC_")}
+    return run([sys.executable, "-c", code], env=env).strip()
 
 
 # ---- compare ---------------------------------------------------------------------------------
 
 
-def compare(scratch: Path, rounds: int, ranks: int) -> dict:
+def compare(scratch: Path, rounds: int, ranks: int, thread_level: str) -> dict:
     peers_file = scratch / "peers.json"
     if not peers_file.is_file():
         raise Failure(f"{peers_file} not found: run `{Path(__file__).name} build ... --scratch {scratch}` first")
     peers = json.loads(peers_file.read_text())
+    peers["init_level"] = mpi_init_level()
     if Path(peers["mpiexec"]) != mpi_bin() / "mpiexec":
         raise Failure(f"the peers were built against {peers['mpiexec']}, aibench launches with "
                       f"{mpi_bin() / 'mpiexec'}: rebuild them")
     out = scratch / f"compare-{time.strftime('%Y%m%dT%H%M%S')}.json"
     # runs[tool][round] = {size: figures}
     runs: dict[str, list[dict[int, dict]]] = {tool: [] for tool in TOOLS}
+    # levels[tool]: the MPI thread level each run's ranks had; loads[tool][round]: the
+    # 1, 5 and 15 minute load averages just before that run.
     report = {"mpiexec": peers["mpiexec"], "ranks": ranks, "rounds": 0, "iterations": ITERATIONS,
-              "load_before": os.getloadavg(), "library": _library_version(), "runs": runs}
+              "load_before": os.getloadavg(), "library": _library_version(), "runs": runs,
+              "aibench_thread_level": thread_level, "levels": {tool: [] for tool in TOOLS},
+              "loads": {tool: [] for tool in TOOLS}}
     started = time.time()
     for r in range(rounds):
         order = TOOLS if r % 2 == 0 else tuple(reversed(TOOLS))
         for tool in order:
             print(f"round {r + 1}/{rounds}: {tool}", file=sys.stderr)
-            runs[tool].append(measure(tool, peers, ranks))
+            report["loads"][tool].append(os.getloadavg())
+            figures, level = measure(tool, peers, ranks, thread_level)
+            runs[tool].append(figures)
+            report["levels"][tool].append(level)
         # Every finished round is kept, should a later one fail.
         report.update(rounds=r + 1, load_after=os.getloadavg(), seconds=time.time() - started)
         out.write_text(json.dumps(report, indent=1, default=str) + "\n")
@@ -229,6 +252,13 @@ def print_table(report: dict) -> None:
 
     print(f"\nall-reduce fp32, {report['ranks']} ranks, {report['library']}; {rounds} interleaved rounds; "
           f"load average {report['load_before'][0]:.2f} before, {report['load_after'][0]:.2f} after")
+    loads = [load[0] for per_tool in report.get("loads", {}).values() for load in per_tool]
+    if loads:  # 1-minute load average just before each measurement
+        print(f"1-minute load average before each measurement: {min(loads):.2f} to {max(loads):.2f} "
+              f"on {os.cpu_count()} CPUs")
+    levels = report.get("levels", {})
+    if levels:  # what MPI_Query_thread said in each tool's ranks
+        print("MPI thread level: " + ", ".join(f"{t} {'/'.join(sorted(set(levels.get(t) or ['?'])))}" for t in TOOLS))
     print("figure: per-call latency in us, the mean over ranks of each rank's average (IMB t_avg, OSU Avg "
           "Latency, aibench impl_detail.time_us_avg_rank);\n        median over rounds, spread = (max - min) / median")
     iters = {tool: sorted({run[s]["iterations"] for run in runs[tool] for s in SIZES if s in run}) for tool in TOOLS}
@@ -279,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--scratch", type=Path, required=True, help="the directory `build` used")
     c.add_argument("--rounds", type=int, default=4, help="rounds of every tool (default 4)")
     c.add_argument("--ranks", type=int, default=2, help="MPI ranks (default 2)")
+    c.add_argument("--aibench-thread-level", choices=mpi.THREAD_LEVELS, default=mpi.DEFAULT_THREAD_LEVEL,
+                   help="aibench's --mpi-thread-level (default single: plain MPI_Init, as IMB and OSU)")
     t = sub.add_parser("table", help="print the table of a saved comparison (compare-*.json) again")
     t.add_argument("file", type=Path)
     args = parser.parse_args(argv)
@@ -290,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.rounds < 1 or args.ranks < 2:
                 raise Failure("--rounds must be at least 1 and --ranks at least 2")
-            compare(args.scratch, args.rounds, args.ranks)
+            compare(args.scratch, args.rounds, args.ranks, args.aibench_thread_level)
     except Failure as e:
         print(f"mpi_peers: {e}", file=sys.stderr)
         return 2

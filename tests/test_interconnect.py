@@ -324,6 +324,7 @@ class _FakeMpiexec:
     (["--param", "inplace=maybe"], "expected true or false"),
     (["--param", "pattern=alltoall"], "bad value 'alltoall'"),
     (["--impl", "rma-tree"], "unknown impl 'rma-tree'"),
+    (["--mpi-thread-level", "many"], "invalid choice: 'many'"),
 ])
 def test_usage_errors_are_one_line_exit_2_without_launching(tmp_path, args, message):
     fake = _FakeMpiexec(tmp_path)
@@ -500,3 +501,53 @@ def test_run_lands_in_asv_results(tmp_path):
     from mpi4py import MPI
 
     assert machine["mpi"] == MPI.Get_library_version().strip().splitlines()[0].strip()
+
+
+# ---- the MPI thread level (--mpi-thread-level) ------------------------------------------------
+
+
+def _thread_level_run(tmp_path, name, launch, *args, **env):
+    """A tiny all-reduce run (mpi, 4 KiB, 2 ranks) and its document."""
+    out = tmp_path / f"{name}.json"
+    cli = ["run", "--suite", "interconnect", "--impl", "mpi", "--param", "pattern=allreduce", "--param", "size=4k",
+           "--param", "inplace=false", "--time-budget", "0.1", "--no-asv", "--output", str(out), *args]
+    p = subprocess.run([*launch, sys.executable, "-m", "aibench.cli", *cli], capture_output=True, text=True,
+                       timeout=120, env=clean_env(**env))
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(out.read_text())
+
+
+@needs_mpi
+def test_the_default_thread_level_is_plain_mpi_init_like_imb_and_osu(tmp_path):
+    # Self-launched ranks; mpi4py's own override variables must not decide the level.
+    doc = _thread_level_run(tmp_path, "default", [], "--ranks", "2", MPI4PY_RC_THREADS="true",
+                            MPI4PY_RC_THREAD_LEVEL="multiple")
+    info = doc["system"]["mpi"]
+    # thread_level is what MPI_Query_thread returned on every rank (gathered).
+    assert (info["init_call"], info["thread_level_requested"], info["thread_level"]) == ("MPI_Init", "single", "single")
+    [case] = doc["cases"]
+    assert case["case_id"] == "allreduce-4KiB-fp32" and case["status"] == "passed"
+    assert case["params"]["mpi_thread_level"] == "single" and case["impl_detail"]["mpi_thread_level"] == "single"
+
+
+@needs_mpi
+def test_a_chosen_thread_level_reaches_every_rank_and_is_its_own_case(tmp_path):
+    # Under an external mpiexec every rank parses the option itself.
+    doc = _thread_level_run(tmp_path, "multiple", mpiexec(2), "--mpi-thread-level", "multiple")
+    info = doc["system"]["mpi"]
+    assert info["init_call"] == "MPI_Init_thread(MPI_THREAD_MULTIPLE)"
+    assert (info["thread_level_requested"], info["thread_level"]) == ("multiple", "multiple")
+    [case] = doc["cases"]
+    assert case["case_id"] == "allreduce-4KiB-fp32-thread-multiple" and case["status"] == "passed"
+    assert case["params"]["mpi_thread_level"] == "multiple" and case["impl_detail"]["mpi_thread_level"] == "multiple"
+
+
+def test_a_non_default_thread_level_stays_out_of_asv():
+    suite = get_suite("interconnect")
+    base = {"pattern": "allreduce", "size": 1 << 20, "dtype": "fp32", "inplace": False, "timing": "pipelined"}
+    keys = {level: [spec.key({**base, "mpi_thread_level": level}, "cpu", "mpi") for spec in suite.asv_specs()]
+            for level in mpi.THREAD_LEVELS}
+    assert sum(k is not None for k in keys["single"]) == 1  # the cpu class
+    assert all(k is None for level in ("funneled", "serialized", "multiple") for k in keys[level])
+    assert suite.case_id({"pattern": "p2p", "size": 4 << 20, "mpi_thread_level": "funneled"}) == "p2p-4MiB-thread-funneled"
+

@@ -38,6 +38,17 @@ CHILD_MARKER = "AIBENCH_MPI_CHILD"  # set in the environment of self-launched ra
 LAUNCH_DESCRIPTION = "AIBENCH_MPI_LAUNCH"  # how the parent launched them (recorded)
 DEFAULT_RANKS = 2
 
+# The thread support an MPI run asks for (--mpi-thread-level). The default, single, is
+# what IMB-MPI1 and osu_allreduce get: they call plain MPI_Init, and so does aibench for
+# it (MPICH and Open MPI then provide MPI_THREAD_SINGLE). The others call
+# MPI_Init_thread. The level changes the figures: MPICH 5 takes another all-reduce path
+# under MPI_THREAD_MULTIPLE (mpi4py's own default), 2x faster at 1-16 MiB on 2 ranks
+# (docs/interconnect.md). No aibench thread other than the main one calls MPI, except
+# the watchdog's MPI_Abort when a run is already hung (watchdog.py).
+THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
+DEFAULT_THREAD_LEVEL = "single"
+_THREAD_RC_ENV = ("MPI4PY_RC_THREADS", "MPI4PY_RC_THREAD_LEVEL")  # would override mpi4py.rc
+
 # Environment variables that change how an MPI library or NCCL behaves; recorded with
 # every MPI run so that two runs with different tuning are never compared unknowingly.
 BEHAVIOUR_ENV_PREFIXES = ("MPIR_CVAR_", "MPICH_", "OMPI_MCA_", "UCX_", "NCCL_", "FI_", "I_MPI_", "PSM2_",
@@ -195,6 +206,7 @@ class Session:
     size: int
     hosts: list[str]  # host of each rank
     info: dict[str, Any] = field(default_factory=dict)  # system["mpi"] of the run document
+    thread_level: str = DEFAULT_THREAD_LEVEL  # the level the run asked for (THREAD_LEVELS)
 
     @property
     def is_root(self) -> bool:
@@ -288,19 +300,37 @@ def current() -> Session | None:
     return _SESSION
 
 
-def start_session() -> Session:
-    """Initialise MPI (once) and gather what rank 0 records about the run. Collective:
-    every rank of COMM_WORLD must call it."""
+def init_call(thread_level: str) -> str:
+    """The MPI call that initialises a run at this thread level (recorded in system.mpi)."""
+    if thread_level == DEFAULT_THREAD_LEVEL:
+        return "MPI_Init"
+    return f"MPI_Init_thread(MPI_THREAD_{thread_level.upper()})"
+
+
+def start_session(thread_level: str = DEFAULT_THREAD_LEVEL) -> Session:
+    """Initialise MPI (once) at `thread_level` (THREAD_LEVELS) and gather what rank 0
+    records about the run. Collective: every rank of COMM_WORLD must call it, with the
+    same level."""
     global _SESSION
     if _SESSION is not None:
         return _SESSION
     import mpi4py
+
+    if thread_level not in THREAD_LEVELS:
+        raise ValueError(f"MPI thread level {thread_level!r}: expected one of {', '.join(THREAD_LEVELS)}")
+    # Effective only if nothing has imported mpi4py.MPI yet (that initialises MPI); what
+    # MPI provided is read back below with MPI_Query_thread and recorded either way.
+    mpi4py.rc.threads = thread_level != DEFAULT_THREAD_LEVEL
+    mpi4py.rc.thread_level = thread_level
+    for name in _THREAD_RC_ENV:  # the option is the one way to choose the level
+        os.environ.pop(name, None)
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD.Dup()
     rank, size = comm.Get_rank(), comm.Get_size()
     hosts = comm.allgather(socket.gethostname())
     envs = comm.gather(behaviour_env(), root=0)
+    levels = comm.gather(provided_thread_level(), root=0)  # what MPI gave each rank
     info: dict[str, Any] = {}
     if rank == 0:
         library = MPI.Get_library_version().strip()
@@ -312,16 +342,27 @@ def start_session() -> Session:
             "standard": "%d.%d" % MPI.Get_version(),
             "mpi4py": mpi4py.__version__,
             "launcher": os.environ.get(LAUNCH_DESCRIPTION) or launcher() or "none (singleton)",
-            "thread_level": {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
-                             MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}.get(
-                                 MPI.Query_thread(), str(MPI.Query_thread())),
+            "thread_level_requested": thread_level,
+            "init_call": init_call(thread_level),
+            # "single", or e.g. "multiple,single" if the ranks got different levels.
+            "thread_level": ",".join(sorted(set(levels))),
             **session.topology(),
             "env": envs[0],
             "env_differs_across_ranks": differing,
         }
-    _SESSION = Session(comm, rank, size, hosts, info)
+    _SESSION = Session(comm, rank, size, hosts, info, thread_level)
     request_stop_on_signals()
     return _SESSION
+
+
+def provided_thread_level() -> str:
+    """The thread support MPI provides this process (MPI_Query_thread), by name."""
+    from mpi4py import MPI
+
+    provided = MPI.Query_thread()
+    names = {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
+             MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}
+    return names.get(provided, str(provided))
 
 
 def abort_on_crash() -> None:

@@ -102,11 +102,13 @@ class InterconnectSuite(Suite):
             (AsvTrack("track_busbw", "busbw_gbps", "GB/s"), AsvTrack("track_time", "time_us", "seconds", 1e-6)),
             version="1")
 
-        def allreduce_only(spec: AsvSpec) -> AsvSpec:  # and the default timing only
+        def allreduce_only(spec: AsvSpec) -> AsvSpec:  # and the default timing and thread level only
             inner = spec.key
             return dataclasses.replace(spec, key=lambda params, target, impl: None
                                        if params.get("pattern") != "allreduce"
                                        or params.get("timing", DEFAULT_TIMING) != DEFAULT_TIMING
+                                       or params.get("mpi_thread_level", mpi.DEFAULT_THREAD_LEVEL)
+                                       != mpi.DEFAULT_THREAD_LEVEL
                                        else inner(params, target, impl))
 
         return [allreduce_only(s) for s in specs]
@@ -152,12 +154,15 @@ class InterconnectSuite(Suite):
             raise UsageError(f"bad --timing {timing!r}: expected one of {', '.join(TIMINGS)}")
 
     def case_id(self, params: dict[str, Any]) -> str:
+        # The timing and the MPI thread level change what the figure means (the library
+        # may take another path by level): a non-default one is its own case.
+        level = params.get("mpi_thread_level", mpi.DEFAULT_THREAD_LEVEL)
+        level_suffix = "" if level == mpi.DEFAULT_THREAD_LEVEL else "-thread-" + level
         if params["pattern"] == "p2p":
-            return f"p2p-{fmt_size(params['size'])}"
-        # The timing changes what the figure means: a non-default timing is its own case.
+            return f"p2p-{fmt_size(params['size'])}{level_suffix}"
         timing = params.get("timing", DEFAULT_TIMING)
         return (f"allreduce-{fmt_size(params['size'])}-{params['dtype']}{'-inplace' if params['inplace'] else ''}"
-                f"{'' if timing == DEFAULT_TIMING else '-' + timing}")
+                f"{'' if timing == DEFAULT_TIMING else '-' + timing}{level_suffix}")
 
     # ---- running one case (collective) ---------------------------------------------------------
     def run_case(self, params: dict[str, Any], impls: list[ImplInfo] | ImplInfo, ctx: RunContext) -> list[CaseResult]:
@@ -168,13 +173,15 @@ class InterconnectSuite(Suite):
                 return [self._run_launched(params, impl, ctx) for impl in group]
             session = mpi.start_session()
         self._session = session
-        if params["pattern"] == "allreduce":  # recorded in the result's params and case id
+        # Recorded in the result's params and case id.
+        params = {**params, "mpi_thread_level": session.thread_level}
+        if params["pattern"] == "allreduce":
             params = {**params, "timing": ctx.options.get("timing") or DEFAULT_TIMING}
         with watchdog.section(f"{self.name} {self.case_id(params)}"):
             results = super().run_case(params, group, ctx)
         for r in results:
             r.impl_detail = {"topology": session.topology(), "mpi_library": session.info.get("library"),
-                             **r.impl_detail}
+                             "mpi_thread_level": mpi.provided_thread_level(), **r.impl_detail}
         return results
 
     def stage(self, step: Callable[[], Any]) -> Any:

@@ -23,8 +23,9 @@ from typing import Any
 from ..documents import load_run
 from ..errors import UsageError
 from ..results import PASSED, RunDocument
+from ..safe_write import MADE_SPEC, check_target, prepare_directory, write_file
 from .judge import FAIL, INCONCLUSIVE, PASS, judge_runs, reference_paths
-from .report import build_report, verify_report, write_report
+from .report import build_report, check_report_dir, verify_report, write_report
 from .spec import Spec, SpecError, load_spec, load_specs, shipped_specs
 
 # Sampling time per case of a rerun that tries to settle an inconclusive check.
@@ -48,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--verify", type=Path, metavar="DIR", help="check that a report matches its data")
     p.add_argument("--list-specs", action="store_true", help="list the shipped specs")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--force", action="store_true",
+                   help="let --report and -o replace regular files of yours that aibench did not write")
 
 
 def cmd_accept(args, argv: list[str]) -> int:
@@ -69,6 +72,8 @@ def cmd_accept(args, argv: list[str]) -> int:
     except SpecError as e:
         raise UsageError("; ".join(e.problems) if len(e.problems) == 1 else
                          "the spec does not load:\n" + "\n".join(f"  {p}" for p in e.problems)) from None
+    if args.report is not None:
+        check_report_dir(args.report, args.force)  # before anything is measured
     commands = [" ".join(argv)]
     if args.runs:
         run_files = [Path(r) for r in args.runs]
@@ -81,7 +86,7 @@ def cmd_accept(args, argv: list[str]) -> int:
         commands += made
     report = build_report(spec, judgements, docs, run_files, spec.files, references, commands)
     if args.report is not None:
-        write_report(args.report, report, run_files, spec.files, references)
+        write_report(args.report, report, run_files, spec.files, references, args.force)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -154,8 +159,8 @@ def _aibench(cmd: list[str], output: Path) -> int:
 def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
     from ..runner import TIER_BUDGET_S
 
-    out_dir = (args.report / "runs") if args.report is not None else Path("results") / "runs"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_directory((args.report / "runs") if args.report is not None else Path("results") / "runs",
+                                "--report")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)[:80]
     run_files: list[Path] = []
@@ -302,9 +307,10 @@ def _make_spec(args) -> int:
         raise UsageError(f"--tolerance must be in (0, 1] (got {args.tolerance})")
     if args.out is None:
         raise UsageError("--make-spec needs -o SPEC.toml")
+    check_target(args.out, MADE_SPEC, args.force, "-o")  # #27: it replaced any file; /dev/null tracebacked
     doc = load_run(args.make_spec)
     text = make_spec(doc, args.tolerance, args.out.stem, args.make_spec.name)
-    args.out.write_text(text, encoding="utf-8")
+    write_file(args.out, text, MADE_SPEC, args.force, "-o")
     spec = load_spec(str(args.out))  # what was written must load
     print(f"{args.out}: {len(spec.checks)} checks from {args.make_spec} at {args.tolerance:g}x")
     return 0

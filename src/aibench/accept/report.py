@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..fleet import node_documents
 from ..results import RunDocument
+from ..safe_write import (ACCEPT_REPORT_HTML, ACCEPT_REPORT_JSON, ACCEPT_REPORT_MD, REPORT_INPUT, Kind, check_target,
+                          prepare_directory, write_file)
 from .judge import NodeJudgement
 
 REPORT_SCHEMA = "aibench.acceptance"
@@ -214,17 +215,34 @@ def render_html(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _report_files(report_dir: Path) -> dict[Path, Kind]:
+    return {report_dir / "report.json": ACCEPT_REPORT_JSON, report_dir / "report.md": ACCEPT_REPORT_MD,
+            report_dir / "report.html": ACCEPT_REPORT_HTML}
+
+
+def check_report_dir(report_dir: Path, force: bool = False) -> None:
+    """Refuse (one line, exit 2) a --report DIR aibench would not write, before anything
+    is measured: DIR and DIR/inputs are real directories of ours (created when missing),
+    and report.json, .md and .html are absent or an earlier report of ours (safe_write)."""
+    prepare_directory(report_dir, "--report")
+    prepare_directory(report_dir / "inputs", "--report")
+    for path, kind in _report_files(report_dir).items():
+        check_target(path, kind, force, "--report")
+
+
 def write_report(report_dir: Path, report: dict[str, Any], run_files: list[Path], spec_files: list[Path],
-                 references: dict[str, Path]) -> None:
-    (report_dir / "inputs").mkdir(parents=True, exist_ok=True)
+                 references: dict[str, Path], force: bool = False) -> None:
+    """Every file by safe_write's rules: nothing is written through a link already in DIR
+    (#27: the report overwrote another user's file that way)."""
+    check_report_dir(report_dir, force)
     for src, name in input_names(run_files, spec_files, references).items():
         if src.resolve() != (report_dir / name).resolve():
-            shutil.copyfile(src, report_dir / name)
+            write_file(report_dir / name, src.read_bytes(), REPORT_INPUT, force, "--report")
     text = json.dumps(report, indent=1) + "\n"
     report = json.loads(text)  # render what a reader of report.json sees (as --verify does)
-    (report_dir / "report.json").write_text(text, encoding="utf-8")
-    (report_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    (report_dir / "report.html").write_text(render_html(report), encoding="utf-8")
+    rendered = {"report.json": text, "report.md": render_markdown(report), "report.html": render_html(report)}
+    for path, kind in _report_files(report_dir).items():
+        write_file(path, rendered[path.name], kind, force, "--report")
 
 
 def verify_report(report_dir: Path) -> list[str]:

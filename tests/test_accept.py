@@ -210,7 +210,7 @@ def _fleet() -> RunDocument:
     """Three nodes, n2 30% below the median."""
     fleet = _doc([], machine="rack")
     fleet.fleet = {"nodes": [{"node": n, "host": n, "rank": i, "system": CPU_SYSTEM}
-                             for i, n in enumerate(("n0", "n1", "n2"))]}
+                             for i, n in enumerate(("n0", "n1", "n2"))], "concurrency": "every node at once"}
     for node, value in (("n0", 1.0), ("n1", 1.02), ("n2", 0.7)):
         c = _case("a", value)
         c.node = node

@@ -21,10 +21,10 @@ def _case(case_id, tflops, spread=0.01, impl="aibench"):
                       validation=Validation("passed", 0.0, 1.0))
 
 
-def _write(tmp_path, name, cases):
+def _write(tmp_path, name, cases, file=None):
     doc = RunDocument(command=["aibench"], machine=name, tier="quick", targets=["cpu"], system={},
                       aibench={"version": "0", "commit": None}, cases=cases)
-    path = tmp_path / f"{name}.json"
+    path = tmp_path / f"{file or name}.json"
     write_atomic(path, doc.to_dict())
     return str(path)
 
@@ -68,25 +68,27 @@ def _rows(capsys, *args):
 
 
 def test_a_verdict_needs_apart_intervals_and_an_effect_over_the_minimum(tmp_path, capsys):
-    """2% apart with tight intervals is no verdict under the 5% minimum effect, but is with
-    --min-effect 0.01; 8% apart with overlapping intervals is none either way; without
-    statistics the effect alone decides."""
+    """2% or 8% apart with tight intervals is no verdict under the 10% minimum effect, 12%
+    is, and 2% is with --min-effect 0.01; 8% apart with overlapping intervals is none
+    either way; without statistics the effect alone decides."""
     a = _write(tmp_path, "a", [_case("tight", 1.0, spread=0.002), _case("tight8", 1.0, spread=0.002),
-                               _case("wide", 1.0, spread=0.2), _case("none4", 1.0), _case("none6", 1.0)])
+                               _case("wide", 1.0, spread=0.2), _case("none4", 1.0), _case("none12", 1.0),
+                               _case("tight12", 1.0, spread=0.002)])
     b = _write(tmp_path, "b", [_case("tight", 0.98, spread=0.002), _case("tight8", 0.92, spread=0.002),
-                               _case("wide", 0.92, spread=0.2), _case("none4", 0.96), _case("none6", 0.94)])
+                               _case("wide", 0.92, spread=0.2), _case("none4", 0.96), _case("none12", 0.88),
+                               _case("tight12", 0.88, spread=0.002)])
     doc = json.loads(open(b).read())
-    for c in doc["cases"][3:]:
+    for c in doc["cases"][3:5]:
         c["stats"] = None  # no statistics: nothing to judge the samples' noise by
     write_atomic(tmp_path / "b.json", doc)
     rows = _rows(capsys, a, b)
     assert {k: r["verdicts"][0] for k, r in rows.items()} == {
-        "tight": "same", "tight8": "worse", "wide": "same", "none4": "same", "none6": "worse"}
-    assert rows["tight"]["effect_threshold"] == 0.05 and rows["tight"]["run_to_run_cv"] is None
+        "tight": "same", "tight8": "same", "wide": "same", "none4": "same", "none12": "worse", "tight12": "worse"}
+    assert rows["tight"]["effect_threshold"] == 0.10 and rows["tight"]["run_to_run_cv"] is None
     assert rows["none4"]["ratio_intervals"] == [[0.96, 0.96]]  # the ratio alone
     rows = _rows(capsys, a, b, "--min-effect", "0.01")
     assert {k: r["verdicts"][0] for k, r in rows.items()} == {
-        "tight": "worse", "tight8": "worse", "wide": "same", "none4": "worse", "none6": "worse"}
+        "tight": "worse", "tight8": "worse", "wide": "same", "none4": "worse", "none12": "worse", "tight12": "worse"}
     assert rows["tight"]["effect_threshold"] == 0.01
     assert main(["compare", a, b, "--min-effect", "1.5"]) == 2
     assert main(["compare", a, b, "--min-effect", "-0.1"]) == 2
@@ -169,8 +171,8 @@ def test_run_to_run_noise_from_reruns_raises_the_threshold(tmp_path, capsys):
     CV (about 12%): a 10% loss with tight intervals is `same` with the reruns, `worse`
     without; a steady case keeps the 5% minimum."""
     base = _write(tmp_path, "base", [_case("jumpy", 1.0, spread=0.002), _case("steady", 1.0, spread=0.002)])
-    reruns = [_write(tmp_path, f"again{i}", [_case("jumpy", x, spread=0.002), _case("steady", 1.0, spread=0.002)])
-              for i, x in enumerate((1.04, 0.96))]
+    reruns = [_write(tmp_path, "base", [_case("jumpy", x, spread=0.002), _case("steady", 1.0, spread=0.002)],
+                     file=f"again{i}") for i, x in enumerate((1.04, 0.96))]
     cand = _write(tmp_path, "cand", [_case("jumpy", 0.9, spread=0.002), _case("steady", 0.9, spread=0.002)])
     rows = _rows(capsys, base, cand)
     assert rows["jumpy"]["verdicts"] == ["worse"] and rows["jumpy"]["run_to_run_cv"] is None
@@ -179,7 +181,7 @@ def test_run_to_run_noise_from_reruns_raises_the_threshold(tmp_path, capsys):
     assert rows["jumpy"]["run_to_run_cv"] == pytest.approx(cv) and cv == pytest.approx(1.4826 * math.log(1.04))
     assert rows["jumpy"]["effect_threshold"] == pytest.approx(3 * cv)
     assert rows["jumpy"]["verdicts"] == ["same"]
-    assert rows["steady"]["run_to_run_cv"] == 0.0 and rows["steady"]["effect_threshold"] == 0.05
+    assert rows["steady"]["run_to_run_cv"] == 0.0 and rows["steady"]["effect_threshold"] == 0.10
     assert rows["steady"]["verdicts"] == ["worse"]
     assert main(["compare", base, cand, "--rerun", str(tmp_path / "missing.json")]) == 2
     assert main(["compare", base, cand, "--rerun", base]) == 2  # no noise from a run with itself
@@ -241,7 +243,8 @@ def test_the_gate_fails_closed_and_names_what_the_candidate_lost(tmp_path, capsy
     b = _write(tmp_path, "b", [_case("zero", 1.0), failed, skipped, bare])
     assert main(["compare", a, b, "--fail-below", "0.5", "--markdown"]) == 1
     err = capsys.readouterr().err
-    assert "gemm zero cpu aibench no ratio (a baseline figure of 0) under 0.5" in err
+    assert "gemm zero cpu aibench no ratio (figures 0.0 and 1.0: a ratio needs finite positive figures) under 0.5" \
+        in err
     for word in ("gemm f cpu aibench failed", "gemm s cpu aibench skipped", "gemm m cpu aibench missing",
                  "gemm w cpu aibench without a figure"):
         assert f"{word} (passed on the baseline)" in err

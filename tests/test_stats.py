@@ -133,7 +133,7 @@ def test_run_to_run_cv_of_repeated_figures():
 def test_effect_threshold_is_the_larger_of_the_minimum_and_the_noise():
     from aibench.stats import DEFAULT_MIN_EFFECT, NOISE_K, effect_threshold
 
-    assert DEFAULT_MIN_EFFECT == 0.05 and NOISE_K == 3.0  # asv's factor 1.05; gate.py's k
+    assert DEFAULT_MIN_EFFECT == 0.10 and NOISE_K == 3.0  # asv compare's default factor 1.1; gate.py's k
     assert effect_threshold(0.05, None) == 0.05
     assert effect_threshold(0.05, 0.01) == 0.05
     assert effect_threshold(0.05, 0.04) == pytest.approx(0.12)

@@ -4,16 +4,19 @@ For every case the runs share (same suite, case, target kind and impl) it shows 
 headline metric per run, the ratio to the first run oriented so that above 1 is better
 whatever the metric, and a verdict: `better` / `worse` only when the 95% confidence
 intervals of the two medians do not overlap AND the ratio is beyond the effect threshold,
-max(--min-effect (5%, asv's factor 1.05), 3 x the case's run-to-run CV); else `same`. The
-run-to-run CV is measured over the baseline and its `--rerun` documents (repeated runs of
-the baseline's machine); without reruns the minimum effect alone stands for it.
+max(--min-effect (10%, asv's default factor 1.1), 3 x the case's run-to-run CV); else
+`same`. The run-to-run CV is measured over the baseline and its `--rerun` documents
+(repeated runs of the baseline's machine); without reruns, from how much each of the two
+runs' figure moved between its own windows (stats.window_spread).
 Per suite, the geometric mean of the ratios. A fleet run document (fleet.py) gives
 one column per node. Cases present in only some runs are listed apart.
 
 `--fail-below R` turns it into an acceptance gate on the ratio's interval (from the two
 intervals): exit 1 when a shared case's interval is wholly under R, `inconclusive` (no
-failure) when it straddles R, or when a case the baseline passed is failed, skipped or
-missing in another run (fail closed).
+failure) when it straddles R; and fail closed: exit 1 when a ratio cannot be formed (a
+figure that is not a finite positive number on either side), when a case the baseline
+passed is failed, skipped or missing in another run, and when a run passed a case the
+baseline has no passed figure for (nothing to gate it against).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from .documents import find_reference, load_run
 from .errors import UsageError
 from .fleet import split_by_node
 from .results import PASSED, CaseResult, RunDocument
-from .stats import DEFAULT_MIN_EFFECT, NOISE_K, effect_threshold, gate, ratio_interval, run_to_run_cv, verdict
+from .stats import (DEFAULT_MIN_EFFECT, NOISE_K, effect_threshold, gate, ratio_interval, run_to_run_cv, verdict,
+                    window_spread)
 
 
 @dataclass
@@ -42,8 +46,9 @@ class Row:
     ratios: list[float]  # per run after the first, oriented: > 1 is better
     ratio_intervals: list[tuple[float, float]]  # per run after the first (the ratio alone without statistics)
     verdicts: list[str]  # per run after the first: better | worse | same
-    run_to_run_cv: float | None  # over the baseline and its reruns; None without reruns
+    run_to_run_cv: float | None  # over the baseline and its reruns, else from the runs' windows; None: neither
     effect_threshold: float  # the relative difference a verdict needs
+    noise_from: str | None = None  # "reruns" | "windows" | None: where run_to_run_cv came from
 
 
 def headline_interval(c: CaseResult, metric: str | None = None) -> tuple[float, float] | None:
@@ -64,10 +69,11 @@ def headline_interval(c: CaseResult, metric: str | None = None) -> tuple[float, 
 def judge(base: CaseResult, other: CaseResult, threshold: float) -> tuple[float, tuple[float, float], str]:
     """(ratio of other's headline to base's, its interval, verdict) of two results of one
     case. Without the statistics of both, the interval is the ratio alone (the effect
-    threshold decides); a baseline figure of 0 gives a NaN ratio, verdict `same`."""
+    threshold decides). A figure on either side that is not a finite positive number (0,
+    negative, NaN, inf) gives a NaN ratio, verdict `same`: no ratio, which the gate fails."""
     name = base.headline()[0]
     a, b = base.metrics[name].value, other.metrics[name].value
-    if not a > 0:
+    if not (0 < a < math.inf and 0 < b < math.inf):
         return math.nan, (math.nan, math.nan), "same"
     ratio = b / a
     base_ci, other_ci = headline_interval(base), headline_interval(other)
@@ -89,6 +95,23 @@ def rerun_cvs(runs: list[RunDocument], reruns: list[RunDocument]) -> dict[tuple,
     return {k: cv for k, cv in cvs.items() if cv is not None}
 
 
+def case_window_spread(c: CaseResult) -> float | None:
+    """stats.window_spread of a case's kept samples, by the window its samples were taken in."""
+    if c.stats is None or not c.stats.samples_s:
+        return None
+    window = (c.stats.extra.get("interleave") or {}).get("window_samples", 1)
+    return window_spread(c.stats.samples_s, window if isinstance(window, int) and window > 0 else 1)
+
+
+def windows_cv(cases: list[CaseResult]) -> float | None:
+    """The run-to-run CV of one case as the runs themselves show it: the root mean square
+    of each run's window spread (None when any run has too few windows to show it)."""
+    spreads = [case_window_spread(c) for c in cases]
+    if any(x is None for x in spreads):
+        return None
+    return math.sqrt(sum(x * x for x in spreads) / len(spreads))
+
+
 def compare(runs: list[RunDocument], min_effect: float = DEFAULT_MIN_EFFECT, reruns: list[RunDocument] = ()
             ) -> tuple[list[Row], dict[str, list[float]], list[tuple[str, tuple]]]:
     """(rows of shared cases, geometric mean of ratios per suite per other run,
@@ -101,11 +124,12 @@ def compare(runs: list[RunDocument], min_effect: float = DEFAULT_MIN_EFFECT, rer
     for k in shared:
         cases = [m[k] for m in maps]
         name, metric = cases[0].headline()
-        threshold = effect_threshold(min_effect, cvs.get(k))
+        cv, source = (cvs[k], "reruns") if k in cvs else (windows_cv(cases), "windows")
+        threshold = effect_threshold(min_effect, cv)
         judged = [judge(cases[0], c, threshold) for c in cases[1:]]
         rows.append(Row(k[0], k[1], k[2], k[3], name, metric.unit, [c.metrics[name].value for c in cases],
-                        [j[0] for j in judged], [j[1] for j in judged], [j[2] for j in judged], cvs.get(k),
-                        threshold))
+                        [j[0] for j in judged], [j[1] for j in judged], [j[2] for j in judged], cv,
+                        threshold, source if cv is not None else None))
     geo: dict[str, list[float]] = {}
     for suite in dict.fromkeys(r.suite for r in rows):
         geo[suite] = []
@@ -126,9 +150,13 @@ def names(runs: list[RunDocument]) -> list[str]:
 
 def rule_note(rows: list[Row], min_effect: float, reruns: int) -> str:
     """What a verdict needed, and where the run-to-run noise came from."""
-    measured = sum(r.run_to_run_cv is not None for r in rows)
-    noise = (f"run-to-run CV from the baseline and {reruns} rerun(s), for {measured} of {len(rows)} case(s)"
-             if reruns else "run-to-run noise not measured (no --rerun of the baseline): the minimum effect stands")
+    from_reruns = sum(r.noise_from == "reruns" for r in rows)
+    from_windows = sum(r.noise_from == "windows" for r in rows)
+    noise = (f"run-to-run CV from the baseline and {reruns} rerun(s) for {from_reruns} of {len(rows)} case(s)"
+             if reruns else "no --rerun of the baseline")
+    noise += (f"; from the runs' own windows for {from_windows} case(s)" if from_windows else "")
+    if not from_reruns and not from_windows:
+        noise += ": run-to-run noise not measured, the minimum effect stands"
     return (f"better/worse: 95% intervals apart and a difference over max({min_effect:.1%}, "
             f"{NOISE_K:g} x run-to-run CV); {noise}")
 
@@ -198,13 +226,16 @@ def gate_outcomes(runs: list[RunDocument], rows: list[Row], floor: float) -> lis
             outcome = gate(interval, floor)
             if outcome != "pass":
                 out.append({"machine": labels[i + 1], "case": [r.suite, r.case_id, r.target, r.impl],
-                            "ratio": ratio, "interval": list(interval), "outcome": outcome})
+                            "ratio": ratio, "interval": list(interval), "outcome": outcome,
+                            "values": [r.values[0], r.values[i + 1]]})
     return out
 
 
 def cmd_compare(args) -> int:
-    if not 0 <= args.min_effect < 1:
-        raise UsageError(f"--min-effect {args.min_effect:g}: give a fraction from 0 to under 1 (0.05 is 5%)")
+    if not 0 < args.min_effect < 1:  # NaN fails this too; 0 would call every difference a change
+        raise UsageError(f"--min-effect {args.min_effect:g}: give a fraction above 0 and under 1 (0.1 is 10%)")
+    if args.fail_below is not None and not 0 < args.fail_below < math.inf:
+        raise UsageError(f"--fail-below {args.fail_below:g}: give a ratio above 0 (0.9: at least 90% of the baseline)")
     paths = list(args.runs)
     if args.reference:
         paths.insert(0, str(find_reference(args.reference)))
@@ -216,6 +247,10 @@ def cmd_compare(args) -> int:
     reruns = [node for p in args.rerun for node in split_by_node(load_run(p))]
     if any(r.run_id == runs[0].run_id and r.machine == runs[0].machine for r in reruns):
         raise UsageError("a --rerun is the baseline itself: give other runs of the baseline's machine")
+    strangers = sorted({r.machine for r in reruns if not same_machine(r, runs[0])})
+    if strangers:
+        raise UsageError(f"--rerun of another machine ({', '.join(strangers)}; the baseline is {runs[0].machine}): "
+                         "reruns measure the baseline machine's own run-to-run noise")
     rows, geo, only = compare(runs, args.min_effect, reruns)
     note = rule_note(rows, args.min_effect, len(reruns))
     gated = gate_outcomes(runs, rows, args.fail_below) if args.fail_below is not None else []
@@ -239,10 +274,11 @@ def cmd_compare(args) -> int:
         low = [g for g in gated if g["outcome"] == "fail"]
         unsure = [g for g in gated if g["outcome"] == "inconclusive"]
         lost = not_passed_by_candidates(runs)
+        unjudged = not_in_baseline(runs)
         for g in (low + unsure)[:20]:
             lo, hi = g["interval"]
-            where = ("no ratio (a baseline figure of 0)" if math.isnan(g["ratio"])
-                     else f"ratio {g['ratio']:.3f} (interval {lo:.3f}-{hi:.3f})")
+            where = (f"no ratio (figures {g['values'][0]!r} and {g['values'][1]!r}: a ratio needs finite positive "
+                     "figures)" if math.isnan(g["ratio"]) else f"ratio {g['ratio']:.3f} (interval {lo:.3f}-{hi:.3f})")
             said = f"under {args.fail_below:g}" if g["outcome"] == "fail" else f"inconclusive: across {args.fail_below:g}"
             print(f"aibench: {g['machine']}: {' '.join(g['case'])} {where} {said}", file=sys.stderr)
         if len(low + unsure) > 20:
@@ -256,11 +292,39 @@ def cmd_compare(args) -> int:
             print(f"aibench: {machine}: {' '.join(key)} {status} (passed on the baseline)", file=sys.stderr)
         if len(lost) > 20:
             print(f"aibench: ... and {len(lost) - 20} more case(s) of the baseline not passed", file=sys.stderr)
+        for machine, key in unjudged[:20]:
+            print(f"aibench: {machine}: {' '.join(key)} not gated: the baseline has no passed figure for it",
+                  file=sys.stderr)
+        if len(unjudged) > 20:
+            print(f"aibench: ... and {len(unjudged) - 20} more case(s) the baseline has no figure for", file=sys.stderr)
         if not rows and not lost:
             print("aibench: no case of the baseline to compare: nothing passes the gate", file=sys.stderr)
-        if low or lost or not rows:
+        if low or lost or unjudged or not rows:
             return 1
     return 0
+
+
+def same_machine(a: RunDocument, b: RunDocument) -> bool:
+    """Two runs of one machine: the same machine name, and the same CPU model and host
+    name wherever both fingerprints record them."""
+    if a.machine != b.machine:
+        return False
+    for path in (("cpu", "model"), ("hostname",)):
+        x, y = a.system, b.system
+        for part in path:
+            x = x.get(part) if isinstance(x, dict) else None
+            y = y.get(part) if isinstance(y, dict) else None
+        if x and y and x != y:
+            return False
+    return True
+
+
+def not_in_baseline(runs: list[RunDocument]) -> list[tuple[str, tuple]]:
+    """(candidate machine, case key) for every case a later run passed with a figure
+    that the baseline has no passed figure for: the gate cannot judge it."""
+    base = {c.key() for c in runs[0].cases if c.status == PASSED and c.headline()}
+    return [(run.machine, c.key()) for run in runs[1:] for c in run.cases
+            if c.status == PASSED and c.headline() and c.key() not in base]
 
 
 def not_passed_by_candidates(runs: list[RunDocument]) -> list[tuple[str, tuple, str]]:
@@ -287,7 +351,7 @@ def add_parser(sub) -> None:
                             "measured over the baseline and its reruns")
     p_cmp.add_argument("--min-effect", type=float, default=DEFAULT_MIN_EFFECT, metavar="FRACTION",
                        help=f"the smallest difference a verdict calls better/worse (default {DEFAULT_MIN_EFFECT}, "
-                            f"as asv's factor 1.05); a case whose figure moves more between runs needs "
+                            f"as asv's default factor 1.1); a case whose figure moves more between runs needs "
                             f"{NOISE_K:g} x its run-to-run CV")
     p_cmp.add_argument("--fail-below", type=float, default=None, metavar="RATIO",
                        help="exit 1 when a shared case's ratio to the baseline is below RATIO with its whole "

@@ -1,27 +1,36 @@
 """`aibench diagnose RUN [--baseline FILE | --reference NAME] [--threshold 0.1]`: the
 defective-node list of a fleet run (fleet.py).
 
-Each node's headline figure per case is compared with a reference: the fleet median of
-that case, or with --baseline/--reference the baseline run's figure for the same case (the
-median of its nodes when the baseline is itself a fleet run; the fleet median where the
-baseline lacks the case). A node is listed for every case where it falls short of the
-reference by more than the threshold (shortfall = 1 - value / reference, on the metric
-oriented so that higher is better), where the case failed or was skipped on it while
-passing elsewhere, and where it lacks a case other nodes ran. A run of one node needs a
-baseline. Exit 1 when any node is listed (an acceptance gate), 0 when none is.
+Each node's headline figure per case is compared with a reference: the fleet of that
+case (its median figure, and as its 95% interval the median of the nodes' interval
+bounds), or with --baseline/--reference the baseline run's figure and interval for the
+same case (the median of its nodes when the baseline is itself a fleet run; the fleet
+where the baseline lacks the case). A node is short on a case only when its whole
+interval lies below the reference's interval by more than the threshold (the effect);
+when its figure is more than the threshold short but the intervals do not show it, the
+case is `inconclusive` (too noisy to judge) and the node is not named defective. A node
+is also listed where the case failed, where it was skipped while another node or the
+baseline passed it, where it lacks a case other nodes or the baseline ran, and when not
+one of its cases could be judged. A run of one node needs a baseline. Exit 1 when any
+node is listed or any case is inconclusive (fail closed), 0 when every node was judged
+healthy.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .compare import headline_interval
 from .documents import find_reference, load_run
 from .errors import UsageError
 from .fleet import fleet_rows, node_documents
 from .results import PASSED, CaseResult, RunDocument
+
+INCONCLUSIVE = "inconclusive"
 
 
 @dataclass
@@ -30,17 +39,59 @@ class Finding:
     suite: str
     case_id: str
     impl: str
-    reason: str  # "below fleet median", "below baseline", "failed", "skipped", "missing"
+    # "below fleet median", "below baseline", "inconclusive", "failed", "skipped", "missing"
+    reason: str
     metric: str = ""
     value: float | None = None
     reference: float | None = None
     shortfall: float | None = None  # 1 - value / reference
-    detail: str = ""  # the error of a failed case
+    detail: str = ""  # the error of a failed case, what an inconclusive case lacked
+    interval: list[float] | None = None  # the node's 95% interval of the figure
+    reference_interval: list[float] | None = None
+
+
+@dataclass
+class Band:
+    """A reference figure of one case: its median over nodes, and its 95% interval."""
+
+    median: float
+    low: float
+    high: float
+
+
+def _interval(case: CaseResult, value: float) -> tuple[float, float]:
+    """The case's 95% interval of its headline figure; the figure alone without statistics."""
+    return headline_interval(case) or (value, value)
+
+
+def bands(nodes: list[RunDocument], min_nodes: int = 1) -> dict[tuple, Band]:
+    """Per case key that at least min_nodes nodes passed with a finite, positive figure:
+    the median figure and the medians of the nodes' interval bounds."""
+    figures: dict[tuple, list[tuple[float, float, float]]] = {}
+    for node in nodes:
+        for c in node.cases:
+            head = c.headline() if c.status == PASSED else None
+            if head and math.isfinite(head[1].value) and head[1].value > 0:
+                figures.setdefault(c.key(), []).append((head[1].value, *_interval(c, head[1].value)))
+    return {k: Band(statistics.median(v for v, _, _ in f), statistics.median(lo for _, lo, _ in f),
+                    statistics.median(hi for _, _, hi in f))
+            for k, f in figures.items() if len(f) >= min_nodes}
 
 
 def baseline_figures(doc: RunDocument) -> dict[tuple, float]:
     """Headline figure per case key: the run's own, or its nodes' median for a fleet."""
-    return {row.key: row.median for row in fleet_rows(node_documents(doc)) if row.values}
+    return {k: b.median for k, b in bands(node_documents(doc)).items()}
+
+
+def _oriented_interval(case: CaseResult) -> tuple[float, float, float] | None:
+    """(figure, low, high) of the headline, oriented so that higher is better (a
+    lower-is-better headline is inverted); None without a finite positive figure."""
+    head = case.headline()
+    if not head or not (math.isfinite(head[1].value) and head[1].value > 0):
+        return None
+    value = head[1].value
+    lo, hi = _interval(case, value)
+    return (value, lo, hi) if head[1].higher_is_better else (1 / value, 1 / hi, 1 / lo)
 
 
 def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: float = 0.1) -> list[Finding]:
@@ -48,14 +99,11 @@ def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: f
     if len(nodes) < 2 and baseline is None:
         raise UsageError("one node and no baseline: nothing to diagnose against "
                          "(give a fleet run, or --baseline FILE / --reference NAME)")
-    base = baseline_figures(baseline) if baseline is not None else {}
+    base = bands(node_documents(baseline)) if baseline is not None else {}
+    fleet = bands(nodes, min_nodes=2)  # a fleet reference needs two nodes that passed the case
     cases = {n.machine: {c.key(): c for c in n.cases} for n in nodes}
     findings: list[Finding] = []
-    # Fail closed: a node that measured nothing, and baseline cases the run lacks.
-    for node in nodes:
-        if not node.cases:
-            findings.append(Finding(node=node.machine, suite="", case_id="", impl="", reason="missing",
-                                    detail="the run has no case for this node"))
+    judged: set[str] = set()  # nodes with at least one case compared with a reference
     ran = {k for n in nodes for k in cases[n.machine]}
     for key in base:
         if key not in ran:
@@ -64,38 +112,66 @@ def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: f
                                         reason="missing", detail="in the baseline, not in this run"))
     for row in fleet_rows(nodes):
         suite, case_id, _, impl = row.key
-        reference, reason = base.get(row.key), "below baseline"
-        if reference is None:
-            reference, reason = (row.median if len(row.values) >= 2 else None), "below fleet median"
+        band, reason = base.get(row.key), "below baseline"
+        if band is None:
+            band, reason = fleet.get(row.key), "below fleet median"
         for node in nodes:
             case: CaseResult | None = cases[node.machine].get(row.key)
             where = dict(node=node.machine, suite=suite, case_id=case_id, impl=impl)
             if case is None:
                 findings.append(Finding(**where, reason="missing", detail="the other nodes ran this case"))
-            elif case.status != PASSED:
-                if row.values or case.status != "skipped":  # a case skipped everywhere is nobody's fault
+                continue
+            if case.status != PASSED:
+                # A failure always counts; a skip counts when anyone else (a node, the
+                # baseline) passed the case: a case skipped everywhere is nobody's fault.
+                if row.values or row.key in base or case.status != "skipped":
                     findings.append(Finding(**where, reason=case.status,
                                             detail=case.error or (case.validation.reason if case.validation else "")
                                             or ""))
-            elif reference and node.machine in row.values:
-                value = row.values[node.machine]
-                shortfall = 1 - value / reference
-                if shortfall > threshold:
-                    findings.append(Finding(**where, reason=reason, metric=f"{row.metric} ({row.unit})", value=value,
-                                            reference=reference, shortfall=shortfall))
+                continue
+            figure = _oriented_interval(case)
+            if band is None or figure is None:
+                continue
+            judged.add(node.machine)
+            value, lo, hi = figure
+            head = case.headline()[1]
+            ref, ref_lo, ref_hi = (band.median, band.low, band.high) if head.higher_is_better else \
+                (1 / band.median, 1 / band.high, 1 / band.low)
+            shortfall = 1 - value / ref
+            short = hi < ref_lo * (1 - threshold)  # the whole interval below the reference's, by the effect
+            if short or shortfall > threshold:
+                findings.append(Finding(**where, reason=reason if short else INCONCLUSIVE,
+                                        metric=f"{row.metric} ({row.unit})", value=row.values[node.machine],
+                                        reference=band.median, shortfall=shortfall,
+                                        interval=list(_interval(case, row.values[node.machine])),
+                                        reference_interval=[band.low, band.high],
+                                        detail="" if short else "its interval reaches within the threshold of "
+                                                                "the reference's: too noisy to judge"))
+    for node in nodes:
+        if node.machine not in judged and not any(f.node == node.machine and f.reason != INCONCLUSIVE
+                                                  for f in findings):
+            findings.append(Finding(node=node.machine, suite="", case_id="", impl="", reason="missing",
+                                    detail="no case of this node could be compared with a reference"
+                                    if node.cases else "the run has no case for this node"))
     return findings
 
 
 def defective_nodes(findings: list[Finding]) -> dict[str, list[Finding]]:
-    """Findings per node, the node with the worst shortfall first."""
+    """Findings per node named defective (an inconclusive case names no node), the node
+    with the worst shortfall first."""
     per: dict[str, list[Finding]] = {}
     for f in findings:
-        per.setdefault(f.node, []).append(f)
+        if f.reason != INCONCLUSIVE:
+            per.setdefault(f.node, []).append(f)
 
     def worst(items):  # a failed or missing case counts as the worst
         return max(math.inf if f.shortfall is None else f.shortfall for f in items)
 
     return dict(sorted(per.items(), key=lambda kv: -worst(kv[1])))
+
+
+def inconclusive_cases(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.reason == INCONCLUSIVE]
 
 
 def _print(doc: RunDocument, findings: list[Finding], threshold: float, against: str) -> None:
@@ -111,40 +187,57 @@ def _print(doc: RunDocument, findings: list[Finding], threshold: float, against:
     if not findings:
         console.print(f"no defective node: all {len(nodes)} node(s) within {threshold:.0%} of {against}")
         return
-    table = Table(title=f"aibench diagnose: figures more than {threshold:.0%} below {against}, and failed cases")
-    for col in ("node", "suite", "case", "impl", "reason", "metric", "value", "reference", "shortfall", "detail"):
-        table.add_column(col, justify="right" if col in ("value", "reference", "shortfall") else "left")
     per_node = defective_nodes(findings)
-    for node, items in per_node.items():
-        for f in items:
-            table.add_row(escape(f.node), f.suite, f.case_id, f.impl, f.reason, f.metric,
-                          f"{f.value:.4g}" if f.value is not None else "",
-                          f"{f.reference:.4g}" if f.reference is not None else "",
-                          f"[red]{f.shortfall:.1%}[/]" if f.shortfall is not None else "", escape(f.detail[:80]))
-    console.print(table)
+    if per_node:
+        table = Table(title=f"aibench diagnose: figures more than {threshold:.0%} below {against}, and failed cases")
+        for col in ("node", "suite", "case", "impl", "reason", "metric", "value", "reference", "shortfall",
+                    "detail"):
+            table.add_column(col, justify="right" if col in ("value", "reference", "shortfall") else "left")
+        for node, items in per_node.items():
+            for f in items:
+                table.add_row(escape(f.node), f.suite, f.case_id, f.impl, f.reason, f.metric,
+                              f"{f.value:.4g}" if f.value is not None else "",
+                              f"{f.reference:.4g}" if f.reference is not None else "",
+                              f"[red]{f.shortfall:.1%}[/]" if f.shortfall is not None else "", escape(f.detail[:80]))
+        console.print(table)
+    unsure = inconclusive_cases(findings)
+    if unsure:
+        console.print(f"[yellow]inconclusive[/] (too noisy to judge, no node named for it): {len(unsure)} figure(s) "
+                      f"more than {threshold:.0%} below {against} whose 95% interval reaches within {threshold:.0%} "
+                      "of the reference's; rerun with a longer --time-budget or on a quieter fleet:")
+        for f in unsure[:20]:
+            lo, hi = f.interval or (f.value, f.value)
+            rlo, rhi = f.reference_interval or (f.reference, f.reference)
+            console.print(f"  {f.suite} {escape(f.case_id)} [{escape(f.impl)}]: {f.value:.4g} ({lo:.4g}-{hi:.4g}) "
+                          f"against {f.reference:.4g} ({rlo:.4g}-{rhi:.4g})")
+    if not per_node:
+        console.print(f"no node named defective, but the verdict is inconclusive ({len(nodes)} node(s))")
+        return
     console.print(f"[bold]defective nodes[/] ({len(per_node)} of {len(nodes)}):")
     for node, items in per_node.items():
         info = hosts.get(node)
         where = f" (host {info['host']}, rank {info['rank']})" if info else ""
         worst = max((f for f in items if f.shortfall is not None), key=lambda f: f.shortfall, default=None)
         failed = sum(f.shortfall is None for f in items)
-        parts = [f"{len(items) - failed} case(s) short"] + ([f"{failed} failed/missing"] if failed else [])
+        parts = [f"{len(items) - failed} case(s) short"] + ([f"{failed} failed/skipped/missing"] if failed else [])
         if worst:
             parts.append(f"worst {worst.shortfall:.1%} short on {worst.suite} {worst.case_id} [{worst.impl}]")
         console.print(f"  {escape(node)}{where}: " + ", ".join(parts))
 
 
 def cmd_diagnose(args) -> int:
-    if not 0 < args.threshold < 1:
+    if not 0 < args.threshold < 1:  # a NaN fails this too
         raise UsageError(f"--threshold must be between 0 and 1 (got {args.threshold})")
     doc = load_run(args.run)
     baseline_path = args.baseline or (find_reference(args.reference) if args.reference else None)
     baseline = load_run(baseline_path) if baseline_path else None
     findings = diagnose(doc, baseline, args.threshold)
-    against = f"the baseline {Path(baseline_path).name}" if baseline_path else "the fleet median"
+    against = f"the baseline {Path(baseline_path).name}" if baseline_path else "the fleet"
     if args.json:
+        per_node = defective_nodes(findings)
+        verdict = "defective" if per_node else INCONCLUSIVE if findings else "healthy"
         print(json.dumps({"run": str(args.run), "baseline": str(baseline_path) if baseline_path else None,
-                          "threshold": args.threshold, "defective_nodes": list(defective_nodes(findings)),
+                          "threshold": args.threshold, "verdict": verdict, "defective_nodes": list(per_node),
                           "findings": [asdict(f) for f in findings]}, indent=1))
     else:
         _print(doc, findings, args.threshold, against)

@@ -9,6 +9,7 @@ inside the confidence interval) or `missing` (no case or no metric to judge).
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from dataclasses import asdict, dataclass, field, replace
@@ -55,7 +56,8 @@ class NodeJudgement:
 
     @property
     def passed(self) -> bool:
-        return not self.hardware_problems and all(v.verdict == PASS for v in self.verdicts)
+        # No verdict is no evidence: a node with no check judged is not passed.
+        return not self.hardware_problems and bool(self.verdicts) and all(v.verdict == PASS for v in self.verdicts)
 
 
 def hardware_problems(spec: Spec, systems: list[dict[str, Any]], cases: list[CaseResult]) -> list[str]:
@@ -141,6 +143,11 @@ def judge_check(check: Check, cases: list[CaseResult], fleet_median: dict[tuple,
         v.reason = f"no matching case has the metric {check.metric!r} (it has: " \
                    f"{', '.join(sorted({m for c in passed for m in c.metrics})) or 'none'})"
         return v
+    if check.select == "each" and len(with_metric) < len(passed):
+        c = next(c for c in passed if check.metric not in c.metrics)
+        v.case = f"{c.case_id} [{c.impl}]"
+        v.reason = f"a matching case has no metric {check.metric!r} (select = \"each\" judges every one)"
+        return v
     throttled = [c for c in with_metric if (c.telemetry or {}).get("throttled")]
     if throttled:
         c = throttled[0]
@@ -166,6 +173,9 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
                 reason="", threshold=check.describe_threshold(), source=check.source, value=metric.value,
                 unit=metric.unit, case=f"{case.case_id} [{case.impl}]", cases=1)
     higher = metric.higher_is_better
+    if not math.isfinite(metric.value) or metric.value < 0:
+        v.verdict, v.reason = FAIL, f"the figure {metric.value!r} is not a finite, non-negative number"
+        return v
     interval = headline_interval(case, check.metric)
     kind = check.threshold_kind
     if kind in ("min", "max"):
@@ -176,6 +186,9 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
     elif kind == "fraction_of_peak":
         if case.percent_of_peak is None:
             v.reason = "no known peak for this case, so no fraction of peak"
+            return v
+        if not (math.isfinite(case.percent_of_peak) and metric.value > 0):
+            v.verdict, v.reason = FAIL, f"percent of peak {case.percent_of_peak!r} of a figure {metric.value:g}"
             return v
         scale = case.percent_of_peak / 100 / metric.value
         v.value, v.unit = case.percent_of_peak / 100, "fraction of peak"
@@ -189,6 +202,9 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
             v.reason = f"the reference {check.reference} has no passed figure for {case.case_id} [{case.impl}]"
             return v
         ref_value = base.metrics[check.metric].value
+        if not (math.isfinite(ref_value) and ref_value > 0):
+            v.reason = f"the reference {check.reference}'s figure {ref_value!r} is no figure to scale"
+            return v
         limit = ref_value * check.ratio_to_reference if higher else ref_value / check.ratio_to_reference
     else:
         median = (fleet_median or {}).get((case.key(), check.metric))
@@ -221,7 +237,8 @@ def _fleet_medians(nodes: list[RunDocument]) -> dict[tuple, float] | None:
         for c in n.cases:
             if c.status == PASSED:
                 for name, m in c.metrics.items():
-                    values.setdefault((c.key(), name), []).append(m.value)
+                    if math.isfinite(m.value) and m.value > 0:  # no median from figures that are none
+                        values.setdefault((c.key(), name), []).append(m.value)
     return {k: statistics.median(v) for k, v in values.items() if len(v) >= 2}
 
 

@@ -32,6 +32,7 @@ from .dtypes import FORMATS
 from .errors import UsageError
 from .fleet import split_by_node
 from .results import PASSED, CaseResult, RunDocument
+from .safe_write import PLOT_PNG, PLOTS_PAGE, check_target, prepare_directory, write_file
 
 _MARKERS = "osD^vPX*"
 _DTYPES = tuple(d for d in FORMATS if d != "int32")  # the dtype table's order (widest first), for the gemm charts
@@ -223,22 +224,37 @@ def build_figures(docs: list[RunDocument]) -> dict[str, Figure]:
             **_percentiles(docs, runs, "objectstore", "objectstore-latency")}
 
 
-def write_plots(docs: list[RunDocument], out_dir: Path) -> list[Path]:
-    """Write every chart the runs have data for as out_dir/<stem>.png; the PNGs written."""
+def _png_name(stem: str) -> str:
+    # Stems hold values from the documents (a dtype): one safe file name in out_dir.
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") + ".png"
+
+
+def write_plots(docs: list[RunDocument], out_dir: Path, force: bool = False, flag: str = "--out") -> list[Path]:
+    """Write every chart the runs have data for as out_dir/<stem>.png (by safe_write's
+    rules: a PNG already there is replaced only when aibench drew it); the PNGs written.
+    Every target, index.html (write_index) included, is checked before the first is written."""
+    import io
+
     figures = build_figures(docs)
     out_dir = Path(out_dir)
     if figures:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_directory(out_dir, flag)
+        for stem in figures:
+            check_target(out_dir / _png_name(stem), PLOT_PNG, force, flag)
+        check_target(out_dir / "index.html", PLOTS_PAGE, force, flag)
     written = []
     for stem, fig in figures.items():
-        # Stems hold values from the documents (a dtype): one safe file name in out_dir.
-        path = out_dir / (re.sub(r"[^A-Za-z0-9._-]+", "_", stem).lstrip(".") + ".png")
-        fig.savefig(path, bbox_inches="tight")  # "tight" keeps the legends placed outside the axes
+        path = out_dir / _png_name(stem)
+        png = io.BytesIO()
+        # "tight" keeps the legends placed outside the axes; the Software tag marks the
+        # chart as aibench's (safe_write.PLOT_PNG), so a later plot may replace it.
+        fig.savefig(png, format="png", bbox_inches="tight", metadata={"Software": "aibench plot"})
+        write_file(path, png.getvalue(), PLOT_PNG, force, flag)
         written.append(path)
     return written
 
 
-def write_index(pngs: list[Path], out_dir: Path) -> Path:
+def write_index(pngs: list[Path], out_dir: Path, force: bool = False, flag: str = "--out") -> Path:
     """out_dir/index.html: every PNG under its title; plain HTML, nothing loaded from elsewhere."""
     out_dir = Path(out_dir)
     body = []
@@ -247,16 +263,16 @@ def write_index(pngs: list[Path], out_dir: Path) -> Path:
         src = html.escape(Path(os.path.relpath(png, out_dir)).as_posix(), quote=True)
         body.append(f'<h2>{title}</h2>\n<p><img src="{src}" alt="{title}"></p>')
     page = out_dir / "index.html"
-    page.write_text("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>aibench plots</title></head>\n"
-                    "<body>\n<h1>aibench plots</h1>\n" + "\n".join(body) + "\n</body></html>\n", encoding="utf-8")
+    write_file(page, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>aibench plots</title></head>\n"
+               "<body>\n<h1>aibench plots</h1>\n" + "\n".join(body) + "\n</body></html>\n", PLOTS_PAGE, force, flag)
     return page
 
 
 def cmd_plot(args) -> int:
     docs = [load_run(p) for p in args.runs]
     try:
-        pngs = write_plots(docs, args.out)
-        page = write_index(pngs, args.out) if pngs else None
+        pngs = write_plots(docs, args.out, args.force)
+        page = write_index(pngs, args.out, args.force) if pngs else None
     except OSError as e:
         raise UsageError(f"cannot write plots to {args.out}: {e.strerror or e}") from None
     if page is None:
@@ -272,3 +288,5 @@ def add_parser(sub) -> None:
     p_plot.add_argument("runs", nargs="+", help="run documents")
     p_plot.add_argument("--out", type=Path, default=Path("plots"), metavar="DIR",
                         help="where the PNGs and index.html go (default plots/)")
+    p_plot.add_argument("--force", action="store_true",
+                        help="let --out replace regular files of yours that aibench did not draw")

@@ -160,3 +160,65 @@ def test_timeout_keeps_finished_benchmarks(tmp_path):
     assert got["test_fast"].status == PASSED and got["test_fast"].metrics
     assert got["test_slow"].status == FAILED and "timed out" in got["test_slow"].error
     assert not got["test_slow"].metrics
+
+
+HANGS = """
+import os
+import pathlib
+import time
+
+
+def test_hangs(benchmark):
+    pathlib.Path(os.environ["AIBENCH_TEST_MARKER"]).write_text(str(os.getpid()))
+    time.sleep(300)
+    benchmark(sum, [1])
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_sigkill_of_aibench_ends_the_pytest_child_and_the_next_run_removes_its_directory(tmp_path, monkeypatch):
+    """#27 fault 11: the child runs in a session of its own, so without a parent-death
+    signal a SIGKILL of aibench left pytest running, and its /tmp/aibench-pytest-* behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from aibench.leftovers import OWNER_FILE
+
+    bench, scratch, marker = tmp_path / "bench", tmp_path / "tmp", tmp_path / "pytest.pid"
+    bench.mkdir()
+    scratch.mkdir()
+    path = write(bench / "test_hangs.py", HANGS)
+    env = {**os.environ, "TMPDIR": str(scratch), "AIBENCH_TEST_MARKER": str(marker)}
+    aibench = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--pytest-benchmark", str(path),
+                                "--no-asv", "--output", str(tmp_path / "run.json")], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and aibench.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "pytest never started the benchmark"
+    child = int(marker.read_text())
+    left = [d for d in scratch.iterdir() if d.name.startswith("aibench-pytest-")]
+    assert [(d / OWNER_FILE).read_text().split()[0] for d in left] == [str(aibench.pid)]
+    aibench.send_signal(signal.SIGKILL)
+    aibench.wait()
+    deadline = time.monotonic() + 30
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphaned = not _gone(child)
+    if orphaned:
+        os.kill(child, signal.SIGKILL)  # not left running by a failed test
+    assert not orphaned, "the pytest child outlived aibench's SIGKILL"
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the next run, with the same TMPDIR
+    quick = write(bench / "test_quick.py", "def test_quick(benchmark):\n    benchmark(sum, [1])\n")
+    run_benchmarks(quick, suite="s", budget_s=0.01)
+    assert not left[0].exists() and not list(scratch.iterdir())

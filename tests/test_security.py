@@ -237,7 +237,8 @@ def test_signals_save_the_document_and_remove_the_storage_test_file(tmp_path, si
 
 
 def test_a_test_directory_left_by_sigkill_is_removed_by_the_next_run(tmp_path):
-    from aibench.suites.storage.source import _boot_id, remove_stale_test_dirs
+    from aibench.leftovers import boot_id as _boot_id
+    from aibench.suites.storage.source import remove_stale_test_dirs
 
     dead = subprocess.Popen(["true"])
     dead.wait()

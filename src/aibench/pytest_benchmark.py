@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .leftovers import owned_temp_dir, remove_stale_dirs
 from .results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
+from .safety import terminate_with_parent
 
 _NO_TESTS = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 # What --benchmark-only marks every test without the benchmark fixture: not a case.
@@ -39,6 +42,7 @@ _GRACE_S = 30.0
 # first, naming it in unfinished.txt beside itself; it runs before pytest-benchmark's own
 # session-finish wrapper (tryfirst).
 _PLUGIN = "aibench_pytest_unfinished"
+_TMP_PREFIX = "aibench-pytest-"
 _PLUGIN_SOURCE = """
 import pathlib
 import pytest
@@ -54,12 +58,15 @@ def pytest_sessionfinish(session):
 """
 
 
-def _deliverable_sigint() -> None:
-    """In the child, before exec: SIGINT at its default and unblocked. An ignored or
-    blocked SIGINT is inherited across exec (a library of the caller may block it), and
-    then the timeout's SIGINT would never stop pytest, and its reports would be lost."""
+def _prepare_child() -> None:
+    """In the child, before exec: SIGINT at its default and unblocked (an ignored or
+    blocked SIGINT is inherited across exec, a library of the caller may block it, and
+    then the timeout's SIGINT would never stop pytest, and its reports would be lost);
+    and SIGTERM when aibench dies, even by SIGKILL (pytest runs in a session of its own,
+    which no terminal's signal reaches)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    terminate_with_parent()
 
 
 def pytest_benchmark_unavailable() -> str | None:
@@ -88,7 +95,11 @@ def run_benchmarks(path: str | Path, *, suite: str, budget_s: float, seed: int =
         raise UsageError(f"cannot run pytest benchmarks: {reason}")
     root = path if path.is_dir() else path.parent
     started_at = now_iso()
-    with tempfile.TemporaryDirectory(prefix="aibench-pytest-") as tmp:
+    # The reports' directory: removed when done; after a SIGKILL of aibench (pytest then
+    # gets SIGTERM) by the next run, through its owner file.
+    remove_stale_dirs(tempfile.gettempdir(), _TMP_PREFIX)
+    tmp = owned_temp_dir(_TMP_PREFIX)
+    try:
         report, junit, log = Path(tmp, "benchmarks.json"), Path(tmp, "junit.xml"), Path(tmp, "pytest.log")
         Path(tmp, f"{_PLUGIN}.py").write_text(_PLUGIN_SOURCE)
         # `-p benchmark` (the entry point's name) loads the plugin even under
@@ -103,7 +114,7 @@ def run_benchmarks(path: str | Path, *, suite: str, budget_s: float, seed: int =
         env = {**os.environ, "AIBENCH_SEED": str(seed), "PYTHONHASHSEED": str(seed), "PYTHONPATH": pythonpath}
         with open(log, "w+b") as out:
             proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_deliverable_sigint)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_prepare_child)
             timed_out = False
             try:
                 proc.wait(timeout_s)
@@ -129,6 +140,8 @@ def run_benchmarks(path: str | Path, *, suite: str, budget_s: float, seed: int =
             data = json.loads(report.read_text())
         except (OSError, ValueError):
             data = {}  # not written: no benchmark finished timing (or pytest was killed)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     benches = {b["fullname"]: b for b in data.get("benchmarks", [])}
     benches.update({name: None for name in unfinished if name not in benches})
     # pytest's other exit codes (2 interrupted or a collection error, 3 internal, 4 usage)

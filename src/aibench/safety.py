@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,13 +56,30 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), parts.username, parts.password
 
 
+# The pid of this process, recorded just before each fork, so that a child can tell that
+# its parent has already gone (os.register_at_fork runs it for subprocess's preexec_fn too).
+_FORKING_PID = [0]
+
+
+def _remember_forking_pid() -> None:
+    _FORKING_PID[0] = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_remember_forking_pid)
+
+
 def terminate_with_parent() -> None:
-    """preexec_fn of a child aibench starts (mpiexec, fio): on Linux it gets SIGTERM when
-    aibench dies, even by SIGKILL, so that nothing keeps running or measuring after it."""
+    """preexec_fn of a child aibench starts (mpiexec, fio, pytest): on Linux it gets SIGTERM
+    when aibench dies, even by SIGKILL, so that nothing keeps running or measuring after it.
+    A parent that died between the fork and the prctl sends no signal: the child then
+    ends at once."""
     try:
         import ctypes
         import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if _FORKING_PID[0] and os.getppid() != _FORKING_PID[0]:
+        os._exit(1)

@@ -15,12 +15,12 @@ import os
 import secrets
 import shutil
 import stat
-import tempfile
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ...errors import UsageError
+from ...leftovers import owned_temp_dir, remove_stale_dirs
 from ...units import parse_size
 
 MIN_FILE_SIZE = 16 << 20
@@ -123,49 +123,12 @@ class ReadSource:
 
 
 _DIR_PREFIX = ".aibench-storage-"
-_OWNER_FILE = "owner"
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return "unknown"
 
 
 def remove_stale_test_dirs(directory: str) -> list[str]:
     """Remove the test directories that aibench runs killed by SIGKILL (or a crash of the
-    machine) left in `directory`: ours (prefix and owner file), owned by this user, whose
-    process is gone (another pid, or another boot). Returns what was removed."""
-    removed = []
-    boot = _boot_id()
-    for entry in os.scandir(directory):
-        if not entry.name.startswith(_DIR_PREFIX) or not entry.is_dir(follow_symlinks=False):
-            continue
-        try:
-            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                continue
-            with open(os.path.join(entry.path, _OWNER_FILE)) as f:
-                pid_text, _, owner_boot = f.read().strip().partition(" ")
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            continue  # not one of ours, or still being created
-        alive = owner_boot == boot and pid != os.getpid() and _pid_alive(pid)
-        if not alive and pid != os.getpid():
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.path)
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    machine) left in `directory` (leftovers.remove_stale_dirs). Returns what was removed."""
+    return remove_stale_dirs(directory, _DIR_PREFIX)
 
 
 class CreatedFile:
@@ -174,12 +137,10 @@ class CreatedFile:
     def __init__(self, directory: str, size: int, after_create: Callable[[str], None] | None = None):
         core = _core()
         remove_stale_test_dirs(directory)
-        self.dir = tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=directory)
+        self.dir = owned_temp_dir(_DIR_PREFIX, directory)
         # Deleted with the object, at interpreter exit (Ctrl-C, SIGTERM included), or by
         # close(); after a SIGKILL, by the next run in the same directory (the owner file).
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.dir, True)
-        with open(os.path.join(self.dir, _OWNER_FILE), "w") as f:
-            f.write(f"{os.getpid()} {_boot_id()}\n")
         self.path = os.path.join(self.dir, _FILE_NAME)
         self.size = size
         self.file_id = secrets.randbits(62)

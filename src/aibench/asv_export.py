@@ -18,7 +18,9 @@ import datetime
 import html
 import platform
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from asv.runner import BenchmarkResult
 
 from .errors import UsageError
 from .results import PASSED, CaseResult, RunDocument
+from .safe_write import ASV_RESULTS_JSON, check_target, prepare_directory, write_file
 from .safety import check_machine_name
 from .suites import all_suites
 from .suites.base import AsvSpec, AsvTrack
@@ -165,11 +168,13 @@ def _commit_date_ms(repo: Path, commit: str) -> int:
         return int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000)
 
 
-def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) -> Path:
+def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None, flag: str = "--asv-results") -> Path:
     """Add `doc`'s passed cases to results_dir/<machine>/<commit>-aibench.json (merging
     with what is there for that machine and commit). Returns the results file.
     UsageError for a machine name that is not a plain path component, ValueError for a
-    commit that is not a git hash; nothing is written then."""
+    commit that is not a git hash; nothing is written then. asv saves into a private
+    directory first; each file then goes into the tree by safe_write's rules (never
+    through a link, never over another user's file or one that is not asv's)."""
     check_document_machine(doc)  # callers check too (publish names the document); this is the last line
     commit = document_commit(doc)
     repo = repo or Path(".")
@@ -183,19 +188,15 @@ def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) ->
         specs.append((name, case_table_spec(name, [c for c in doc.cases if c.suite == name], known)))
     for name, spec in specs:
         known.update({d["name"]: d for d in benchmark_dicts(spec, name)})
-    Benchmarks(conf, list(known.values())).save()
-
     info = machine_info(doc)
     machine = Machine()
     machine.__dict__.update(info)
-    machine.save(str(results_dir))
-
     params = {**info, "python": ASV_PYTHON}
     results = Results(params, {}, commit, _commit_date_ms(repo, commit), ASV_PYTHON, ASV_ENV_NAME, {})
     path = results_dir / doc.machine / Path(results._filename).name
-    if path.exists():
+    prepare_directory(path.parent, flag)
+    if check_target(path, ASV_RESULTS_JSON, flag=flag) is not None:  # asv's own file: merged with
         results = Results.load(str(path))
-
     started = datetime.datetime.fromisoformat(doc.started_at)
     for suite_name, spec in specs:
         cases = [c for c in doc.cases if c.suite == suite_name and c.status == PASSED]
@@ -203,7 +204,20 @@ def export_run(doc: RunDocument, results_dir: Path, repo: Path | None = None) ->
             continue
         for track, bench in zip(spec.tracks, benchmark_dicts(spec, suite_name)):
             _add_track(results, bench, spec, track, cases, started)
-    results.save(str(results_dir))
+
+    stage = Path(tempfile.mkdtemp(prefix="aibench-asv-"))
+    try:
+        Benchmarks(asv_config(stage, repo), list(known.values())).save()
+        machine.save(str(stage))
+        results.save(str(stage))
+        staged = {results_dir / p.relative_to(stage): p for p in sorted(stage.rglob("*")) if p.is_file()}
+        for target in staged:  # every target checked before the first is written
+            prepare_directory(target.parent, flag)
+            check_target(target, ASV_RESULTS_JSON, flag=flag)
+        for target, source in staged.items():
+            write_file(target, source.read_bytes(), ASV_RESULTS_JSON, flag=flag)
+    finally:
+        shutil.rmtree(stage)
     return path
 
 

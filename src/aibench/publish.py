@@ -22,6 +22,7 @@ from .asv_export import asv_config, check_document, export_run
 from .documents import load_run
 from .errors import UsageError
 from .fleet import split_by_node
+from .safe_write import PUBLISHED_PAGE, check_directory_to_replace, prepare_directory, replace_directory, write_file
 
 # asv's index.html loads these from CDNs; aibench ships the same libraries (www_vendor/,
 # whose README says where each came from) so that the pages work without internet.
@@ -51,9 +52,9 @@ def _make_pages_self_contained(html: Path) -> list[str]:
     """Point asv's index.html at aibench's copies of its third-party files (copied to
     html/vendor/) and link aibench's plots page when publish wrote one. Returns the URLs
     that still load from the internet (a newer asv asking for files aibench lacks)."""
-    (html / "vendor").mkdir(exist_ok=True)
+    prepare_directory(html / "vendor")
     for name in VENDORED.values():
-        shutil.copyfile(_WWW_VENDOR / name, html / "vendor" / name)
+        write_file(html / "vendor" / name, (_WWW_VENDOR / name).read_bytes(), PUBLISHED_PAGE, force=True)
 
     def localize(m: re.Match) -> str:
         tag, url = m.group(0), m.group(1)
@@ -64,7 +65,7 @@ def _make_pages_self_contained(html: Path) -> list[str]:
     if (html / "plots" / "index.html").exists():
         nav = '<li id="nav-li-graphdisplay">'
         page = page.replace(nav, f'<li><a href="plots/index.html">aibench plots</a></li>\n        {nav}', 1)
-    index.write_text(page)
+    write_file(index, page, PUBLISHED_PAGE, force=True)
     return _REMOTE_TAG.findall(page)
 
 
@@ -77,10 +78,22 @@ def _config_file(results: Path, html: Path, repo: Path) -> Path:
     return path
 
 
+def _is_published_pages(html: Path) -> bool:
+    """A directory publish made before (or `asv publish`): asv's index.html and asv.js."""
+    return (html / "index.html").is_file() and (html / "asv.js").is_file()
+
+
+_PAGES = "published pages (asv's index.html and asv.js)"
+
+
 def cmd_publish(args) -> int:
     runs = [Path(p) for p in args.runs] or sorted(Path("results/runs").glob("*.json"))
     if not runs:
         raise UsageError("no run documents given and none under results/runs/")
+    # The pages replace --html whole (asv publish removes what is there): only a directory
+    # of pages, or an empty one, without --force; never a link, a file or another user's.
+    check_directory_to_replace(args.html, _is_published_pages, _PAGES, args.force, "--html")
+    prepare_directory(args.results, "--results")
     # Every document (each node of a fleet run: one asv machine per node) is checked
     # before any is recorded: its machine name is a directory of the results tree and
     # its commit names a file there.
@@ -92,11 +105,33 @@ def cmd_publish(args) -> int:
     docs = []
     for path, doc in loaded:
         try:
-            export_run(doc, args.results, Path(args.repo))
+            export_run(doc, args.results, Path(args.repo), flag="--results")
         except ValueError as e:
             raise UsageError(f"{path}: {e}") from None
         docs.append(doc)
-    conf = _config_file(args.results, args.html, Path(args.repo))
+    # The pages are built in a new directory beside --html, which then takes its place.
+    html = Path(args.html)
+    html.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{html.name}.new.", dir=html.absolute().parent))
+    try:
+        remote = _build_pages(docs, args, staged)
+        if remote is None:
+            return 1
+        replace_directory(staged, html, _is_published_pages, _PAGES, args.force, "--html")
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    if remote:
+        print(f"aibench: warning: the pages still load from the internet (no copy in aibench/www_vendor): "
+              f"{', '.join(remote)}", file=sys.stderr)
+    machines = sorted({d.machine for d in docs})
+    print(f"published {len(runs)} run document(s) as {len(docs)} asv run(s) from {len(machines)} machine(s) ({', '.join(machines)}) to {args.html}")
+    return 0
+
+
+def _build_pages(docs: list, args, staged: Path) -> list[str] | None:
+    """asv's pages and aibench's plots in `staged`, made self-contained. Returns the URLs
+    the pages still load from the internet, or None when asv publish failed."""
+    conf = _config_file(args.results, staged, Path(args.repo))
     try:
         p = subprocess.run([sys.executable, "-m", "asv", "publish", "--config", str(conf)], capture_output=True,
                            text=True)
@@ -104,21 +139,16 @@ def cmd_publish(args) -> int:
         conf.unlink(missing_ok=True)
     if p.returncode != 0:
         print(f"aibench: asv publish failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}", file=sys.stderr)
-        return 1
+        return None
     from .plot import write_index, write_plots
 
-    plots = Path(args.html) / "plots"
-    pngs = write_plots(docs, plots)
+    plots = staged / "plots"
+    pngs = write_plots(docs, plots, flag="--html")
     if pngs:
-        print(f"plots: {write_index(pngs, plots)} ({len(pngs)} chart(s))")
+        write_index(pngs, plots, flag="--html")
+        print(f"plots: {Path(args.html) / 'plots' / 'index.html'} ({len(pngs)} chart(s))")
     # Last, once every page (asv's and aibench's plots) is written.
-    remote = _make_pages_self_contained(Path(args.html))
-    if remote:
-        print(f"aibench: warning: the pages still load from the internet (no copy in aibench/www_vendor): "
-              f"{', '.join(remote)}", file=sys.stderr)
-    machines = sorted({d.machine for d in docs})
-    print(f"published {len(runs)} run document(s) as {len(docs)} asv run(s) from {len(machines)} machine(s) ({', '.join(machines)}) to {args.html}")
-    return 0
+    return _make_pages_self_contained(staged)
 
 
 def cmd_preview(args) -> int:
@@ -138,6 +168,8 @@ def add_parser(sub) -> None:
     p_pub.add_argument("--results", type=Path, default=Path("results"), help="asv results tree (default results/)")
     p_pub.add_argument("--html", type=Path, default=Path("html"), help="where the pages go (default html/)")
     p_pub.add_argument("--repo", default=".", help="the aibench git checkout the runs' commits belong to")
+    p_pub.add_argument("--force", action="store_true",
+                       help="let the pages replace a directory of yours that does not hold published pages")
 
     p_pre = sub.add_parser("preview", help="serve the published pages on 127.0.0.1")
     p_pre.add_argument("--html", type=Path, default=Path("html"))

@@ -69,6 +69,9 @@ MADE_SPEC = Kind("a spec written by aibench accept --make-spec",
 ASV_RESULTS_JSON = Kind("a file of asv's results tree", _json_object_with("version"))
 PLOT_PNG = Kind("an aibench chart", _starts_with(b"\x89PNG\r\n\x1a\n", b"aibench"))
 PLOTS_PAGE = Kind("aibench's plots page", _starts_with(b"<!DOCTYPE html>", b"<title>aibench plots</title>"))
+# Published pages are built in a directory publish has just made (replace_directory), so
+# every file written there is new: any content is "its own".
+PUBLISHED_PAGE = Kind("a file of pages aibench publishes", lambda data: True)
 # A copy of a judged input in an acceptance report's inputs/ (a run document or a spec).
 REPORT_INPUT = Kind("an input copied into an aibench report",
                     lambda data: RUN_DOCUMENT.recognise(data) or b"spec_version" in data[:65536])

@@ -68,6 +68,25 @@ def test_bad_link_seconds_is_one_line_exit_2(value):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+@pytest.mark.parametrize("flags, needle", [
+    # #27: 300 ranks were launched (and hung); run caps at 256, and so does preflight.
+    (["--ranks", "300"], "--ranks must be between 1 and 256 (got 300)"),
+    (["--ranks", "0"], "--ranks must be between 1 and 256"),
+    # #27: 0 and nan were accepted as the hang watchdog's timeout.
+    (["--collective-timeout", "0"], "--collective-timeout must be a number of seconds above 0"),
+    (["--collective-timeout", "nan"], "--collective-timeout must be a number of seconds above 0"),
+    (["--collective-timeout", "inf"], "--collective-timeout must be a number of seconds above 0"),
+    (["--collective-timeout", "-5"], "--collective-timeout must be a number of seconds above 0"),
+])
+@pytest.mark.parametrize("command", ["preflight", "run"])
+def test_ranks_and_collective_timeout_are_checked_alike_by_run_and_preflight(command, flags, needle):
+    extra = ["--suite", "interconnect", "--no-asv"] if command == "run" else []
+    proc = subprocess.run([sys.executable, "-m", "aibench.cli", command, *extra, *flags],
+                          capture_output=True, text=True, timeout=60, env=clean_env())
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
 def test_the_mpijob_example_runs_the_fleet():
     """examples/cluster/mpijob.yaml: a Kubeflow MPIJob (v2beta1) whose launcher runs
     preflight, the fleet and diagnose. Its schema is not checked (no package ships the

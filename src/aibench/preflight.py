@@ -156,7 +156,8 @@ def run_preflight(session, link_seconds: float, on_hello=None) -> dict[str, Any]
     report = None
     if session.is_root:
         nodes = {p["host"]: sw for p, sw in zip(placements, software) if sw is not None}
-        report = {"ranks": placements, "nodes": nodes, "drift": drift(nodes), "links": None, "failed_links": [],
+        report = {"schema": "aibench.preflight", "ranks": placements, "nodes": nodes, "drift": drift(nodes),
+                  "links": None, "failed_links": [],
                   "mpi": session.info}
         if on_hello is not None:  # said before the link check, which drift can hang
             on_hello(report)
@@ -241,16 +242,23 @@ def _print_drift(console, report: dict[str, Any]) -> None:
 
 def cmd_preflight(args) -> int:
     from .errors import UsageError
+    from .run import ranks_option, seconds_option
+    from .safe_write import PREFLIGHT_REPORT, check_target, write_file
 
     if not 0 < args.link_seconds <= 60:
         raise UsageError(f"--link-seconds must be above 0 and at most 60 (got {args.link_seconds})")
+    ranks_option(args.ranks)  # the same limits as `aibench run` (#27: 300 ranks hung)
+    seconds_option("--collective-timeout", args.collective_timeout)
+    if args.output:  # refused before any rank starts (#27: it replaced /dev/null)
+        check_target(args.output, PREFLIGHT_REPORT, args.force, "--output")
     reason = mpi.mpi_unavailable_reason()
     if reason is not None:
         raise UsageError(f"preflight needs MPI: {reason}")
     if not mpi.under_launcher():
         code, _ = mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS,
                                   ["preflight", "--link-seconds", repr(args.link_seconds),
-                                   *(["--json"] if args.json else []),
+                                   "--collective-timeout", repr(args.collective_timeout),
+                                   *(["--json"] if args.json else []), *(["--force"] if args.force else []),
                                    *(["--output", str(args.output)] if args.output else [])])
         if args.output:
             from .leftovers import remove_partial_writes
@@ -258,6 +266,15 @@ def cmd_preflight(args) -> int:
             remove_partial_writes(Path(args.output))  # rank 0 died writing it
         return code
     session = mpi.start_session()
+    problem = None
+    if session.is_root and args.output:  # started by mpirun/srun: rank 0 writes, all learn whether it can
+        try:
+            check_target(args.output, PREFLIGHT_REPORT, args.force, "--output")
+        except UsageError as e:
+            problem = str(e)
+    problem = session.bcast(problem)
+    if problem:
+        raise UsageError(problem)
     from . import watchdog
 
     watchdog.start(session, args.collective_timeout)
@@ -265,9 +282,8 @@ def cmd_preflight(args) -> int:
     code = None
     if session.is_root:
         if args.output:
-            from .results import write_atomic
-
-            write_atomic(Path(args.output), report)
+            write_file(args.output, json.dumps(report, indent=1, default=str) + "\n", PREFLIGHT_REPORT,
+                       args.force, "--output")
         if args.json:
             print(json.dumps(report, indent=1, default=str))
         else:
@@ -288,3 +304,5 @@ def add_parser(sub) -> None:
                    help="end with exit 3, naming the ranks, when a rank stops answering (default 60)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--output", type=Path, default=None, help="also write the report (JSON) here")
+    p.add_argument("--force", action="store_true",
+                   help="let --output replace a regular file of yours that is not a preflight report")

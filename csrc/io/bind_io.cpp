@@ -111,6 +111,10 @@ py::dict io_read(const std::string& path, bool direct, const std::string& patter
   d["window_s"] = r.window_s;
   d["interval_s"] = interval_s;
   d["interval_ios"] = r.interval_ios;
+  d["thread_bytes"] = r.thread_bytes;
+  d["thread_ios"] = r.thread_ios;
+  d["thread_interval_ios"] = r.thread_interval_ios;
+  d["thread_interval_bytes"] = r.thread_interval_bytes;
   d["latency"] = latency_dict(r.hist);
   d["verified"] = r.verified;
   d["mismatches"] = r.mismatches;

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -221,6 +222,7 @@ struct Shared {
   const ReadConfig& cfg;
   int fd;
   Clock::time_point t_start, t_window, t_end;
+  int64_t window_ns = 0, interval_ns = 1;  // t_end - t_window, and one interval
   uint64_t blocks_total;  // region / bs
   uint64_t blocks_slice;  // per thread for sequential reads
   std::atomic<bool> stop{false};
@@ -237,7 +239,7 @@ struct Shared {
 struct ThreadStats {
   LatencyHistogram hist;
   uint64_t bytes = 0, ios = 0, ramp_ios = 0;
-  std::vector<uint64_t> interval_ios;
+  std::vector<uint64_t> interval_ios, interval_bytes;
   uint64_t verified = 0, mismatches = 0, completions = 0;
   std::string first_mismatch;
   bool registered_buffers = false, registered_file = false, huge_pages = false;
@@ -263,16 +265,23 @@ void evict_slice(const Shared& sh, uint64_t slice_start_block) {
 void complete(Shared& sh, ThreadStats& st, const void* buf, uint64_t offset, Clock::time_point submitted,
               Clock::time_point done) {
   const auto& cfg = sh.cfg;
+  // The window's totals: reads that completed in [t_window, t_end).
   if (done >= sh.t_window && done < sh.t_end) {
     const auto lat = std::chrono::duration_cast<std::chrono::nanoseconds>(done - submitted).count();
     st.hist.add(lat > 0 ? static_cast<uint64_t>(lat) : 0);
     st.bytes += cfg.bs;
     ++st.ios;
-    const double since = std::chrono::duration<double>(done - sh.t_window).count();
-    const size_t slot = std::min(st.interval_ios.size() - 1, static_cast<size_t>(since / cfg.interval_s));
-    ++st.interval_ios[slot];
   } else if (done < sh.t_window) {
     ++st.ramp_ios;
+  }
+  // The same read placed in its interval by its own arithmetic (nanoseconds since
+  // t_window, not the comparisons above): the totals must equal the intervals' sums
+  // (checked by the storage suite), so a read counted outside the window shows.
+  const int64_t since_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(done - sh.t_window).count();
+  if (since_ns >= 0 && since_ns < sh.window_ns) {
+    const size_t slot = std::min(st.interval_ios.size() - 1, static_cast<size_t>(since_ns / sh.interval_ns));
+    ++st.interval_ios[slot];
+    st.interval_bytes[slot] += cfg.bs;
   }
   if (cfg.verify && (st.completions++ % cfg.verify_every) == 0) {
     ++st.verified;
@@ -292,6 +301,7 @@ size_t interval_count(const ReadConfig& cfg) {
 void uring_thread(Shared& sh, ThreadStats& st, int tid) {
   const auto& cfg = sh.cfg;
   st.interval_ios.assign(interval_count(cfg), 0);
+  st.interval_bytes.assign(interval_count(cfg), 0);
   // The buffers outlive the ring (declared first): reads still in flight when the
   // ring closes never land in freed memory.
   std::unique_ptr<BufferPool> bufs;
@@ -391,6 +401,7 @@ void uring_thread(Shared& sh, ThreadStats& st, int tid) {
 void pread_worker(Shared& sh, ThreadStats& st, int job, int worker, std::atomic<uint64_t>& seq_counter) {
   const auto& cfg = sh.cfg;
   st.interval_ios.assign(interval_count(cfg), 0);
+  st.interval_bytes.assign(interval_count(cfg), 0);
   AlignedBuffer buf;
   try {
     buf = aligned_buffer(cfg.align, cfg.bs);
@@ -530,6 +541,8 @@ ReadResult run_reads(const ReadConfig& cfg) {
   sh.t_start = now + std::chrono::milliseconds(20 + 2 * cfg.threads);
   sh.t_window = sh.t_start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.ramp_s));
   sh.t_end = sh.t_window + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.runtime_s));
+  sh.window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(sh.t_end - sh.t_window).count();
+  sh.interval_ns = std::max<int64_t>(1, std::llround(cfg.interval_s * 1e9));
 
   const bool uring = res.engine == "io_uring";
   const int nstats = uring ? cfg.threads : cfg.threads * cfg.qd;
@@ -582,6 +595,10 @@ ReadResult run_reads(const ReadConfig& cfg) {
     for (size_t i = 0; i < st.interval_ios.size() && i < res.interval_ios.size(); ++i) {
       res.interval_ios[i] += st.interval_ios[i];
     }
+    res.thread_bytes.push_back(st.bytes);
+    res.thread_ios.push_back(st.ios);
+    res.thread_interval_ios.push_back(st.interval_ios);
+    res.thread_interval_bytes.push_back(st.interval_bytes);
   }
   res.error = sh.error;
   return res;

@@ -62,6 +62,11 @@ struct ReadResult {
   uint64_t ramp_ios = 0;
   LatencyHistogram hist;
   std::vector<uint64_t> interval_ios;
+  // Per I/O thread (a pread worker is one): its window totals, and its reads and bytes
+  // per interval of the window, placed by their own arithmetic (complete() in reader.cpp)
+  // so that the totals can be checked against them.
+  std::vector<uint64_t> thread_bytes, thread_ios;
+  std::vector<std::vector<uint64_t>> thread_interval_ios, thread_interval_bytes;
   uint64_t verified = 0;
   uint64_t mismatches = 0;
   std::string first_mismatch;

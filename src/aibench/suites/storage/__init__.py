@@ -21,6 +21,7 @@ from ...targets import Target
 from ...units import choice, parse_bool, parse_size, size_label
 from ..base import AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite, case_table_asv_spec
 from . import fio as fio_mod
+from .bounds import check_counts, copy_bandwidth, counted_bytes, device_limit
 from .source import ReadSource, open_source, validate_options
 
 ENGINES = ("auto", "io_uring", "pread")
@@ -64,6 +65,20 @@ class Reader(Impl):
 
     def detail(self) -> dict:
         return self.info
+
+    def rate_limits(self, fresh: bool = False) -> list[tuple[float, str]]:
+        """(bytes per second, source) of every independent limit on this reader's rate
+        (bounds.py): the memory copy bandwidth for page-cache reads, the device's link."""
+        limits = []
+        if not self.params["direct"]:
+            copy = copy_bandwidth(self.region, fresh)
+            limits.append((copy, f"memory copy bandwidth of every allowed core over a {size_label(self.region)} "
+                                 f"working set, measured beside the case: {copy / 1e9:.3g} GB/s (a page-cache read "
+                                 "is a copy)"))
+        link = device_limit(self.source.path)
+        if link is not None:
+            limits.append(link)
+        return limits
 
 
 class NativeReader(Reader):
@@ -113,6 +128,7 @@ class NativeReader(Reader):
         r["interval_ios"] = r["interval_ios"][: int(runtime_s / _INTERVAL_S + 1e-9)]
         if r["error"]:
             raise CaseFailedRead(r["error"])
+        check_counts(r)  # the totals are the window's reads, each counted once
         self.runs.append(r)
         return {"gbps": r["bytes"] / r["window_s"] / 1e9, "iops": r["ios"] / r["window_s"],
                 "stop": bool(r["mismatches"])}
@@ -139,6 +155,15 @@ class NativeReader(Reader):
         return {"window_s": window, "bytes": sum(r["bytes"] for r in runs), "ios": sum(r["ios"] for r in runs),
                 "cpu_user_s": sum(r["cpu_user_s"] for r in runs), "cpu_sys_s": sum(r["cpu_sys_s"] for r in runs),
                 "ramp_ios": sum(r["ramp_ios"] for r in runs), "latency_ns": lat}
+
+    def rate_limits(self, fresh: bool = False) -> list[tuple[float, str]]:
+        """Besides the physical limits, the rate of the bytes counted per thread and interval
+        of the timed window(s): the figure comes from the window totals, counted apart."""
+        window = sum(r["window_s"] for r in self.runs)
+        counted = counted_bytes(self.runs) / window
+        return [*super().rate_limits(fresh),
+                (counted, f"the reads counted per I/O thread and interval of the timed window: "
+                          f"{counted / 1e9:.4g} GB/s")]
 
     def check(self) -> Validation:
         """An I/O error, a wrong block, or nothing read fails the case."""
@@ -376,6 +401,18 @@ class StorageSuite(Suite):
                 "p99_ratio_aibench_over_fio": m["lat_p99_us"].value / f["lat_p99_us"].value
                 if f["lat_p99_us"].value else None}
         return results
+
+    def bound(self, params: dict[str, Any], op: Reader, metrics: dict[str, Metric],
+              fresh: bool = False) -> dict | None:
+        """The lowest of the reader's rate limits (Reader.rate_limits), on its headline
+        metric: GB/s for sequential reads, IOPS (bytes / bs) for random ones."""
+        limits = op.rate_limits(fresh)
+        if not limits:
+            return None
+        rate, source = min(limits)
+        if params["pattern"] == "seq":
+            return {"metric": "gbps", "value": rate / 1e9, "unit": "GB/s", "source": source}
+        return {"metric": "iops", "value": rate / params["bs"], "unit": "IOPS", "source": source}
 
     def metrics(self, params: dict[str, Any], samples: Samples, op: Reader) -> dict[str, Metric]:
         """Headline first: GB/s for sequential reads, IOPS for random ones."""

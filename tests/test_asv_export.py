@@ -161,3 +161,37 @@ def test_asv_results_hold_the_run_documents_figures(tmp_path):
         export_run(node_doc, results, REPO)
     assert _asv_value(results, "n2", "gemm.GemmCpu.track_tflops", point) == pytest.approx(0.3)
     assert _asv_value(results, "n3", "gemm.GemmCpu.track_tflops", point) == pytest.approx(0.6)
+
+
+def test_asv_samples_are_the_measured_figures_in_order(tmp_path):
+    """Each exported per-sample value is the figure of that measured sample, in the order
+    taken: a throughput is value x median / t (a faster sample is higher), a time per
+    operation value x t / median. Skewed samples (not symmetric about the median) tell a
+    sample inverted about the median apart from the measured one."""
+    from asv.results import Results
+
+    from aibench.asv_export import export_run
+    from aibench.results import CaseResult, Metric, RunDocument, Samples, Validation
+
+    times = [2.0e-3, 1.0e-3, 1.1e-3, 4.0e-3, 1.2e-3]  # median 1.2 ms
+    flops = 2 * 512**3
+    case = CaseResult(suite="gemm", case_id="512x512x512-fp32", params={"m": 512, "n": 512, "k": 512, "dtype": "fp32"},
+                      target="cpu", impl="aibench", status="passed",
+                      metrics={"tflops": Metric(flops / 1.2e-3 / 1e12, "TFLOP/s", True),
+                               "time_us": Metric(1.2e-3 * 1e6, "us", False)},
+                      stats=Samples(times), validation=Validation("passed", 0.0, 1e-5))
+    doc = RunDocument(command=["aibench"], machine="n1", tier="quick", targets=["cpu"], system={"cpu": {"model": "x"}},
+                      aibench={"version": "0", "commit": "b" * 40}, cases=[case])
+    results = tmp_path / "results"
+    export_run(doc, results, REPO)
+    (path,) = [f for f in (results / "n1").glob("*.json") if f.name != "machine.json"]
+    res = Results.load(str(path))
+    point = ("'512x512x512'", "'fp32'", "'aibench'")
+
+    def samples(bench):
+        params = res.get_result_params(bench)
+        combos = [tuple(c) for c in __import__("itertools").product(*params)]
+        return res.get_result_samples(bench, params)[combos.index(point)]
+
+    assert samples("gemm.GemmCpu.track_tflops") == pytest.approx([flops / t / 1e12 for t in times], rel=1e-12)
+    assert samples("gemm.GemmCpu.track_time") == pytest.approx(times, rel=1e-12)  # track_time is in seconds

@@ -293,8 +293,8 @@ def cmd_compare(args) -> int:
         if len(lost) > 20:
             print(f"aibench: ... and {len(lost) - 20} more case(s) of the baseline not passed", file=sys.stderr)
         for machine, key in unjudged[:20]:
-            print(f"aibench: {machine}: {' '.join(key)} not gated: the baseline has no passed figure for it",
-                  file=sys.stderr)
+            print(f"aibench: {machine}: {' '.join(key)} not gated: the baseline has no passed, unthrottled figure "
+                  "for it", file=sys.stderr)
         if len(unjudged) > 20:
             print(f"aibench: ... and {len(unjudged) - 20} more case(s) the baseline has no figure for", file=sys.stderr)
         if not rows and not lost:
@@ -321,24 +321,29 @@ def same_machine(a: RunDocument, b: RunDocument) -> bool:
 
 def not_in_baseline(runs: list[RunDocument]) -> list[tuple[str, tuple]]:
     """(candidate machine, case key) for every case a later run passed with a figure
-    that the baseline has no passed figure for: the gate cannot judge it."""
-    base = {c.key() for c in runs[0].cases if c.status == PASSED and c.headline()}
-    return [(run.machine, c.key()) for run in runs[1:] for c in run.cases
-            if c.status == PASSED and c.headline() and c.key() not in base]
+    that the baseline has no passed figure for (or ran throttled): the gate cannot judge it."""
+    base = {c.key() for c in runs[0].cases if gateable(c)}
+    return [(run.machine, c.key()) for run in runs[1:] for c in run.cases if gateable(c) and c.key() not in base]
+
+
+def gateable(c: CaseResult) -> bool:
+    """A case the gate can take a figure from: passed, with a headline, not throttled."""
+    return c.status == PASSED and c.headline() is not None and not (c.telemetry or {}).get("throttled")
 
 
 def not_passed_by_candidates(runs: list[RunDocument]) -> list[tuple[str, tuple, str]]:
-    """(candidate machine, case key, failed | skipped | missing) for every case the
-    baseline (the first run) passed with a figure and a later run did not."""
-    base = [c.key() for c in runs[0].cases if c.status == PASSED and c.headline()]
+    """(candidate machine, case key, failed | skipped | missing | without a figure | ran
+    throttled) for every case the baseline (the first run) passed with a figure and a
+    later run did not pass the same way."""
+    base = [c.key() for c in runs[0].cases if gateable(c)]
     out = []
     for run in runs[1:]:
         cases = {c.key(): c for c in run.cases}
         for key in base:
             c = cases.get(key)
-            if c is None or c.status != PASSED or c.headline() is None:
+            if c is None or not gateable(c):
                 out.append((run.machine, key, "missing" if c is None else c.status if c.status != PASSED else
-                            "without a figure"))
+                            "without a figure" if c.headline() is None else "ran throttled"))
     return out
 
 

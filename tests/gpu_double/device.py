@@ -1,0 +1,126 @@
+"""The simulated GPU behind every fake module of the double: its memory, its clock, its
+NVML state and the log of what the host asked of it.
+
+Memory: each allocation is a numpy byte buffer registered under its real host address,
+so that a pointer handed to a fake aibench._cuda op (cupy_array.data.ptr, as the real
+suites do) finds the bytes of the CuPy array it came from; a pointer into no live
+allocation raises, as cudaErrorIllegalAddress would.
+
+Time: the device clock is virtual. Each kernel (a GEMM, an attention, an all-reduce, an
+L2-flush memset, a fill) advances it by the seconds the test told the device that kind of
+kernel takes; CUDA events record the clock where they are enqueued. A figure computed
+from event pairs is therefore exactly what the test told the device, and work wrongly
+inside a timed interval (an L2 flush, a fill) shows up in it.
+
+Host/device ordering: work runs at once on the host (numpy) but an event counts as
+completed only after the host waited for it (event/stream/device synchronisation), as
+cudaEventElapsedTime returns cudaErrorNotReady for an event the device has not reached
+(CUDA Runtime API, cudaEventElapsedTime). `log` records every fill, flush, launch and
+synchronisation in order, so tests can check what was synchronised before what.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from typing import Any
+
+import numpy as np
+
+H200_PCI_DEVICE_ID = 0x233510DE  # NVML's pciDeviceId: device << 16 | vendor (10de:2335, H200 SXM)
+
+
+class CudaRuntimeError(RuntimeError):
+    """What cupy_backends.cuda.api.runtime.CUDARuntimeError looks like: the error name first."""
+
+
+@dataclasses.dataclass
+class GpuSpec:
+    """One simulated board: what cudaGetDeviceProperties and NVML say about it."""
+
+    name: str = "NVIDIA H200"
+    pci_bus_id: str = "00000000:19:00.0"
+    pci_device_id: int = H200_PCI_DEVICE_ID
+    major: int = 9
+    minor: int = 0
+    multiprocessors: int = 132
+    l2_cache_bytes: int = 256 * 2**10  # H200: 50 MiB; small here, as every launch rewrites twice this
+    total_memory_bytes: int = 141 * 2**30
+    free_memory_bytes: int = 140 * 2**30
+    vbios: str = "96.00.AF.00.01"
+    # NVML readings
+    sm_clock_mhz: int = 1980
+    mem_clock_mhz: int = 3201
+    temperature_c: int = 41
+    power_mw: int = 350_000  # nvmlDeviceGetPowerUsage while busy
+    clock_event_reasons: int = 0  # nvmlClocksEventReason bits
+    enforced_power_limit_mw: int = 700_000
+    applications_clocks_mhz: tuple[int, int] = (1980, 3201)  # (sm, mem)
+    ecc: tuple[int, int] = (1, 1)  # (current, pending)
+    mig: tuple[int, int] = (0, 0)
+    persistence: int = 1
+    energy_counter: bool = True  # Volta+: nvmlDeviceGetTotalEnergyConsumption
+
+
+class SimulatedGpus:
+    """The state of the double: boards, memory, virtual clock, told kernel times, log."""
+
+    def __init__(self, specs: list[GpuSpec] | None = None):
+        self.specs = specs if specs is not None else [GpuSpec()]
+        self.current = 0  # cudaSetDevice
+        self.clock_s = 0.0  # the virtual device clock
+        # Seconds one kernel of each kind takes on the device (what the test tells it).
+        self.kernel_seconds: dict[str, float] = {"gemm": 1e-3, "attention": 2e-3, "allreduce": 1e-4,
+                                                 "flush": 5e-5, "fill": 1e-5, "copy": 1e-6}
+        self.energy_mj = [0.0 for _ in self.specs]  # nvmlDeviceGetTotalEnergyConsumption
+        self.allocations: dict[int, weakref.ref] = {}  # address -> byte buffer (alive while an array holds it)
+        self.log: list[tuple[str, str]] = []  # (what, detail) in the order the host asked
+        self.launches: dict[str, int] = {}  # kernel kind -> count
+        self.pending_events: list[Any] = []  # recorded, not yet waited for
+
+    # --- memory ---------------------------------------------------------------------
+
+    def allocate(self, nbytes: int) -> np.ndarray:
+        buffer = np.zeros(max(int(nbytes), 1), dtype=np.uint8)
+        self.allocations[buffer.ctypes.data] = weakref.ref(buffer)
+        return buffer
+
+    def view(self, ptr: int, count: int, dtype) -> np.ndarray:
+        """`count` elements of `dtype` at device address `ptr`, writable."""
+        dtype = np.dtype(dtype)
+        nbytes = count * dtype.itemsize
+        for base, ref in list(self.allocations.items()):
+            buffer = ref()
+            if buffer is None:  # freed: its address may be handed out again
+                del self.allocations[base]
+                continue
+            if base <= ptr and ptr + nbytes <= base + buffer.nbytes:
+                return buffer[ptr - base: ptr - base + nbytes].view(dtype)
+        raise CudaRuntimeError(f"cudaErrorIllegalAddress: an illegal memory access was encountered "
+                               f"({nbytes} bytes at {ptr:#x} are in no live allocation)")
+
+    # --- work and time --------------------------------------------------------------
+
+    def kernel(self, kind: str, detail: str = "") -> None:
+        """One kernel of `kind` runs: the clock moves by its told time, the board's energy
+        counter by its power over that time."""
+        seconds = self.kernel_seconds[kind]
+        self.clock_s += seconds
+        self.energy_mj[self.current] += self.specs[self.current].power_mw * seconds
+        self.launches[kind] = self.launches.get(kind, 0) + 1
+        self.log.append((kind, detail))
+
+    def synchronize(self, what: str, upto: int | None = None) -> None:
+        """The host waited: for the first `upto` pending events (those recorded up to the
+        point waited for, streams being in order), or for everything."""
+        upto = len(self.pending_events) if upto is None else upto
+        for event in self.pending_events[:upto]:
+            event.completed = True
+        del self.pending_events[:upto]
+        self.log.append(("sync", what))
+
+    def count(self, kind: str) -> int:
+        return self.launches.get(kind, 0)
+
+    def kinds_in_log(self) -> list[str]:
+        return [what for what, _ in self.log]

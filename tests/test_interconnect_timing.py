@@ -170,3 +170,25 @@ def test_mpi_peers_reads_imb_and_osu_tables():
     assert peers.parse_osu(osu) == {
         1048576: {"avg_us": 2099.46, "max_us": 2099.52, "iterations": 50},
         2097152: {"avg_us": 7651.40, "max_us": 7651.81, "iterations": 50}}
+
+
+def test_mpi_peers_table_gives_ratios_the_15_percent_rule_load_and_thread_levels(capsys):
+    peers = _mpi_peers()
+    mib = peers.MiB
+    # Two rounds; aibench-pipelined 2x IMB -sync off at 1 MiB (DIFFERS), everything else equal.
+    def run(us):
+        return {size: {"avg_us": us * (size // mib), "max_us": us, "iterations": 50} for size in peers.SIZES}
+    runs = {tool: [run(100.0), run(110.0)] for tool in peers.TOOLS}
+    runs["aibench-pipelined"] = [{**r, mib: {**r[mib], "avg_us": 2 * r[mib]["avg_us"]}} for r in runs["aibench-pipelined"]]
+    report = {"ranks": 2, "library": "MPICH Version: 5.0.2", "rounds": 2, "load_before": [3.0, 2.0, 1.0],
+              "load_after": [4.0, 3.0, 2.0], "runs": runs,
+              "loads": {tool: [[2.5, 1, 1], [7.25, 1, 1]] for tool in peers.TOOLS},
+              "levels": {tool: ["single", "single"] for tool in peers.TOOLS}}
+    peers.print_table(report)
+    out = capsys.readouterr().out
+    assert "1-minute load average before each measurement: 2.50 to 7.25" in out
+    assert "MPI thread level: aibench-pipelined single, aibench-barrier single, imb-sync-off single" in out
+    ratio_rows = {line.split()[0]: line for line in out.splitlines() if "Mi " in line and "[" in line}  # size: ratios
+    assert len(ratio_rows) == len(peers.SIZES)
+    assert "2.00 [2.00, 2.00] DIFFERS" in ratio_rows["1Mi"] and ratio_rows["1Mi"].count(" ok") == 2
+    assert all(row.count(" ok") == 3 for size, row in ratio_rows.items() if size != "1Mi")

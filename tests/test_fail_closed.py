@@ -381,3 +381,13 @@ def test_a_figure_that_is_not_finite_gives_no_ratio_and_fails_the_gate():
         assert math.isnan(ratio) and verdict == "same", (base, cand)
         assert gate(interval, 0.9) == "fail"
     assert judge(_case("x", 1.0), _case("x", 2.0), 0.1)[0] == 2.0  # the control
+
+
+def test_no_check_and_no_verdict_are_never_accepted(tmp_path, capsys):
+    from aibench.accept.judge import NodeJudgement
+    from aibench.cli import main
+
+    assert not NodeJudgement(node="n", machine="n", hardware_problems=[]).passed  # no verdict is no evidence
+    empty = _spec(tmp_path, "", name="empty")
+    assert main(["accept", "--spec", empty, _write(tmp_path / "run.json", _doc([_case("x")]))]) == 2
+    assert "has no check" in capsys.readouterr().err

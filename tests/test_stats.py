@@ -195,3 +195,17 @@ def test_windowed_samples_get_the_interval_of_their_windows():
     # 8 window medians: their order statistics 2 and 7 (median_ci95) bound the interval
     assert windowed.ci95_low == pytest.approx(0.95 * 1.002) and windowed.ci95_high == pytest.approx(1.10 * 1.002)
     assert summarize(taken[:25], window=5).ci95_low == summarize(taken[:25]).ci95_low  # 5 windows: too few
+
+
+def test_window_spread_is_the_robust_spread_of_the_window_medians():
+    from aibench.stats import run_to_run_cv, window_spread
+
+    # three windows of 2 samples whose medians are 1.0, 1.1, 1.3: the spread of those three
+    samples = [0.9, 1.1, 1.0, 1.2, 1.2, 1.4, 5.0]  # the last, an incomplete window, is left out
+    medians = [1.0, 1.1, 1.3]
+    assert window_spread(samples, 2) == pytest.approx(run_to_run_cv(medians))
+    assert window_spread(samples, 2) == pytest.approx(1.4826 * math.log(1.1))
+    # a window of 1: every sample is a window
+    assert window_spread([1.0, 1.1, 1.3], 1) == pytest.approx(run_to_run_cv([1.0, 1.1, 1.3]))
+    assert window_spread([1.0, 1.0, 1.0, 1.0], 2) is None  # two windows cannot show a spread
+    assert window_spread([2.0] * 9, 3) == 0.0

@@ -2,6 +2,7 @@
 benchmark one case (outcomes from junitxml, figures from --benchmark-json)."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -182,14 +183,13 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_sigkill_of_aibench_ends_the_pytest_child_and_the_next_run_removes_its_directory(tmp_path, monkeypatch):
+def test_sigkill_of_aibench_ends_the_pytest_child_which_removes_its_directory(tmp_path):
     """#27 fault 11: the child runs in a session of its own, so without a parent-death
     signal a SIGKILL of aibench left pytest running, and its /tmp/aibench-pytest-* behind."""
     import os
     import signal
     import subprocess
     import sys
-    import tempfile
     import time
 
     from aibench.leftovers import OWNER_FILE
@@ -207,8 +207,8 @@ def test_sigkill_of_aibench_ends_the_pytest_child_and_the_next_run_removes_its_d
         time.sleep(0.05)
     assert marker.exists(), "pytest never started the benchmark"
     child = int(marker.read_text())
-    left = [d for d in scratch.iterdir() if d.name.startswith("aibench-pytest-")]
-    assert [(d / OWNER_FILE).read_text().split()[0] for d in left] == [str(aibench.pid)]
+    reports = [d for d in scratch.iterdir() if d.name.startswith("aibench-pytest-")]
+    assert [(d / OWNER_FILE).read_text().split()[0] for d in reports] == [str(aibench.pid)]
     aibench.send_signal(signal.SIGKILL)
     aibench.wait()
     deadline = time.monotonic() + 30
@@ -218,7 +218,24 @@ def test_sigkill_of_aibench_ends_the_pytest_child_and_the_next_run_removes_its_d
     if orphaned:
         os.kill(child, signal.SIGKILL)  # not left running by a failed test
     assert not orphaned, "the pytest child outlived aibench's SIGKILL"
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the next run, with the same TMPDIR
+    assert not list(scratch.iterdir()), "the reports' directory was left"
+
+
+def test_the_next_run_removes_a_reports_directory_a_killed_run_left(tmp_path, monkeypatch):
+    """When the child died with aibench before removing it (SIGKILL of both)."""
+    import subprocess
+    import tempfile
+
+    from aibench.leftovers import OWNER_FILE, boot_id, owned_temp_dir
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(owned_temp_dir("aibench-pytest-", str(tmp_path)))
+    (stale / OWNER_FILE).write_text(f"{dead.pid} {boot_id()}\n")
+    (stale / "junit.xml").write_text("<")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the next run, with the same TMPDIR
+    bench = tmp_path / "bench"
+    bench.mkdir()
     quick = write(bench / "test_quick.py", "def test_quick(benchmark):\n    benchmark(sum, [1])\n")
-    run_benchmarks(quick, suite="s", budget_s=0.01)
-    assert not left[0].exists() and not list(scratch.iterdir())
+    assert [c.status for c in run_benchmarks(quick, suite="s", budget_s=0.01)] == [PASSED]
+    assert not stale.exists() and [d.name for d in tmp_path.iterdir()] == ["bench"]

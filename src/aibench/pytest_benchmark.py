@@ -40,12 +40,48 @@ _GRACE_S = 30.0
 # ends has no data, and pytest-benchmark (5.x) then fails writing its JSON with min() of
 # nothing, which also stops the junit report: both lost. This drops such a benchmark
 # first, naming it in unfinished.txt beside itself; it runs before pytest-benchmark's own
-# session-finish wrapper (tryfirst).
+# session-finish wrapper (tryfirst). And when aibench dies (pytest then gets SIGTERM, its
+# parent-death signal), it removes its directory, which nobody will read, before ending.
 _PLUGIN = "aibench_pytest_unfinished"
 _TMP_PREFIX = "aibench-pytest-"
 _PLUGIN_SOURCE = """
+import os
 import pathlib
+import shutil
+import signal
+import time
+
 import pytest
+
+_HERE = pathlib.Path(__file__).parent
+
+
+def _aibench_gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in "ZX"  # exited, not yet reaped
+    except (OSError, IndexError):
+        return True
+
+
+def _end(signum, frame):
+    # The parent-death signal may come while aibench's other threads are still being
+    # killed: give it a moment to be gone. A SIGTERM from anyone else keeps the directory.
+    try:
+        owner = int((_HERE / "owner").read_text().split()[0])
+        for _ in range(40):
+            if _aibench_gone(owner):
+                shutil.rmtree(_HERE, ignore_errors=True)
+                break
+            time.sleep(0.05)
+    except (OSError, IndexError, ValueError):
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+signal.signal(signal.SIGTERM, _end)
+
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_sessionfinish(session):

@@ -147,9 +147,9 @@ def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: f
                                         reference_interval=[band.low, band.high],
                                         detail="" if short else "its interval reaches within the threshold of "
                                                                 "the reference's: too noisy to judge"))
-    for node in nodes:
-        if node.machine not in judged and not any(f.node == node.machine and f.reason != INCONCLUSIVE
-                                                  for f in findings):
+    for node in nodes:  # a node with nothing judged has not been shown healthy
+        named = any(f.node == node.machine and f.reason != INCONCLUSIVE for f in findings)
+        if not node.cases or (node.machine not in judged and not named):
             findings.append(Finding(node=node.machine, suite="", case_id="", impl="", reason="missing",
                                     detail="no case of this node could be compared with a reference"
                                     if node.cases else "the run has no case for this node"))

@@ -391,3 +391,21 @@ def test_no_check_and_no_verdict_are_never_accepted(tmp_path, capsys):
     empty = _spec(tmp_path, "", name="empty")
     assert main(["accept", "--spec", empty, _write(tmp_path / "run.json", _doc([_case("x")]))]) == 2
     assert "has no check" in capsys.readouterr().err
+
+
+# ---- aibench preflight --------------------------------------------------------------------
+
+
+def test_preflight_fails_a_link_without_a_finite_figure():
+    """A link the matrix has no figure for (None), or a NaN/0/inf one, fails the link check;
+    a NaN would also have made the median NaN and hidden every slow link."""
+    from aibench.preflight import failed_links
+
+    labels = ["a:0", "b:1", "c:2"]
+    good = [[None, 5.0, 5.0], [5.0, None, 5.0], [5.0, 5.0, None]]
+    assert failed_links({"participants": labels, "bw_gbps": good, "slow_links": [], "wrong_links": []}) == []
+    for figure in (None, math.nan, 0.0, math.inf):
+        bw = [row[:] for row in good]
+        bw[1][2] = figure
+        lines = failed_links({"participants": labels, "bw_gbps": bw, "slow_links": [], "wrong_links": []})
+        assert lines == [f"b:1 -> c:2: bandwidth not measured ({figure!r})"], figure

@@ -17,6 +17,7 @@ Exit 0 when every pair passed and nothing drifted; 1 otherwise, with the odd hos
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from collections import Counter
@@ -139,6 +140,12 @@ def failed_links(matrix: dict[str, Any]) -> list[str]:
     bad = [f"{s['src']} -> {s['dst']}: {s['gbps']:.3f} GB/s, {s['fraction_of_median']:.2f}x the median link"
            for s in matrix.get("slow_links", [])]
     bad += [f"{link}: data arrived wrong" for link in matrix.get("wrong_links", [])]
+    # Fail closed: a link with no figure, or one that is not a finite positive number,
+    # fails (a NaN would also blind the slow-link test above, through the median).
+    labels, bw = matrix.get("participants") or [], matrix.get("bw_gbps") or []
+    bad += [f"{src} -> {dst}: bandwidth not measured ({bw[i][j] if i < len(bw) else None!r})"
+            for i, src in enumerate(labels) for j, dst in enumerate(labels)
+            if i != j and not (i < len(bw) and isinstance(bw[i][j], (int, float)) and 0 < bw[i][j] < math.inf)]
     return bad
 
 

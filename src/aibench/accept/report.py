@@ -246,37 +246,35 @@ def write_report(report_dir: Path, report: dict[str, Any], run_files: list[Path]
 
 
 def verify_report(report_dir: Path) -> list[str]:
-    """Every way the report no longer matches its data (empty: it matches)."""
+    """Every way the report no longer matches its data (empty: it matches). A report.json
+    that is not an acceptance report is a UsageError (documents.load_report)."""
+    from ..documents import REPORT_MAX_BYTES, load_report, load_run, read_bytes
+    from ..errors import UsageError
     from .judge import judge_runs
     from .spec import SpecError, load_specs
 
     problems: list[str] = []
-    try:
-        report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        return [f"report.json cannot be read: {e}"]
-    if report.get("schema") != REPORT_SCHEMA:
-        return ["report.json is not an aibench acceptance report"]
+    report = load_report(report_dir / "report.json")
     for entry in _all_inputs(report):
         path = report_dir / entry["file"]
-        if not path.is_file():
-            problems.append(f"{entry['file']} is missing")
+        if path.is_symlink() or not path.is_file():  # a link could point at any file of the reader's
+            problems.append(f"{entry['file']} is missing (or not a plain file)")
         elif sha256_file(path) != entry["sha256"]:
             problems.append(f"{entry['file']} does not match its SHA-256 in report.json (it was changed)")
     for name, render in (("report.md", render_markdown), ("report.html", render_html)):
         try:
-            if (report_dir / name).read_text(encoding="utf-8") != render(report):
+            if read_bytes(report_dir / name, REPORT_MAX_BYTES, name) != render(report).encode("utf-8"):
                 problems.append(f"{name} is not what report.json renders to (it was edited)")
-        except OSError:
-            problems.append(f"{name} is missing")
+        except UsageError:
+            problems.append(f"{name} is missing (or not a plain file)")
     if problems:
         return problems
     # The data is intact: judging it again must give the report's verdicts.
     try:
         spec = load_specs([str(report_dir / report["inputs"]["specs"][0]["file"])])
-        docs = [RunDocument.load(report_dir / r["file"]) for r in report["inputs"]["runs"]]
-        references = {r["name"]: RunDocument.load(report_dir / r["file"]) for r in report["inputs"].get("references", [])}
-    except (SpecError, ValueError, KeyError, OSError) as e:
+        docs = [load_run(report_dir / r["file"]) for r in report["inputs"]["runs"]]
+        references = {r["name"]: load_run(report_dir / r["file"]) for r in report["inputs"].get("references", [])}
+    except (SpecError, UsageError) as e:
         return [f"the inputs cannot be judged again: {e}"]
     again = {(j.node, v.check): v.verdict for j in judge_runs(spec, docs, references) for v in j.verdicts}
     recorded = {(n["node"], c["check"]): c["verdict"] for n in report["nodes"] for c in n["checks"]}

@@ -31,15 +31,12 @@ from __future__ import annotations
 import fnmatch
 import operator
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from ..documents import SPEC_MAX_BYTES, DocumentError, parse_toml, read_bytes
+from ..errors import UsageError
 
 SPEC_VERSION = 1
 SHIPPED_DIR = Path(__file__).resolve().parent / "specs"
@@ -52,6 +49,11 @@ HARDWARE_KEYS = {"gpu_name": str, "min_gpus": int, "cpu_model": str, "cpu_arch":
 CHECK_KEYS = {"id", "suite", "case", "impl", "target", "params", "select", "metric", "unit", "source",
               "reference", *THRESHOLD_KEYS}
 TOP_KEYS = {"spec_version", "name", "description", "tier", "target", "include", "hardware", "check"}
+# What one spec may load with its includes (each file at most SPEC_MAX_BYTES): the shipped
+# specs use at most 5 files, 3 levels deep.
+MAX_INCLUDE_DEPTH = 16
+MAX_SPEC_FILES = 64
+MAX_SPEC_TOTAL_BYTES = 4 << 20
 
 
 class SpecError(Exception):
@@ -60,6 +62,10 @@ class SpecError(Exception):
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class SpecLimitError(SpecError):
+    """A cap on the includes was reached: the load stops, and the problem is reported as it is."""
 
 
 _COMPARISON = re.compile(r"^\s*(>=|<=|>|<|==|!=)\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*$")
@@ -139,14 +145,26 @@ def shipped_specs() -> dict[str, Path]:
     return {p.stem: p for p in sorted(SHIPPED_DIR.glob("*.toml"))}
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
+
+
 def resolve(name: str, relative_to: Path | None = None) -> Path:
-    """A shipped spec name, or a path (relative to the including file, then the cwd)."""
-    candidates = []
-    if relative_to is not None:  # an include: next to the including file first
-        candidates += [relative_to.parent / name, relative_to.parent / f"{name}.toml"]
-    candidates.append(Path(name))
+    """A shipped spec name, or a path: the one given on the command line (relative to the
+    cwd), or an include's, relative to the including file and inside its directory tree."""
+    if relative_to is None:
+        candidates = [Path(name)]
+    else:
+        home = relative_to.parent.resolve()
+        candidates = [home / name, home / f"{name}.toml"]
+        for c in candidates:
+            if _is_file(c) and not c.resolve().is_relative_to(home):
+                raise SpecError([f"{c.resolve()} is outside {home} (an include stays in its spec's directory)"])
     for c in candidates:
-        if c.is_file():
+        if _is_file(c):
             return c
     shipped = shipped_specs()
     if name in shipped:
@@ -196,17 +214,42 @@ def _validate_check(raw: Any, where: str, problems: list[str]) -> None:
         problems.append(f"{where}: fraction_of_peak is a fraction (0.6 for 60%), got {value}")
 
 
-def _load_file(path: Path, seen: list[Path]) -> tuple[dict[str, Any], list[tuple[Path, dict[str, Any]]]]:
-    """(this file's table, [(path, table)] of it and everything it includes)."""
-    path = path.resolve()
-    if path in seen:
-        raise SpecError([f"{path}: include cycle ({' -> '.join(p.name for p in [*seen, path])})"])
+@dataclass
+class _Loading:
+    """What one spec has loaded so far: each file once, however often it is included (the
+    includes are a graph, not a tree), and the bytes read, against the caps."""
+    tables: dict[Path, dict[str, Any] | None] = field(default_factory=dict)  # None: still loading
+    total_bytes: int = 0
+
+
+def _read_table(path: Path, loading: _Loading) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SpecError([f"{path}: cannot read: {e.strerror or e}"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SpecError([f"{path}: not valid TOML: {e}"]) from None
+        data = read_bytes(path, SPEC_MAX_BYTES, "spec file")
+    except UsageError as e:
+        raise SpecError([str(e)]) from None
+    loading.total_bytes += len(data)
+    if loading.total_bytes > MAX_SPEC_TOTAL_BYTES:
+        raise SpecLimitError([f"{path.name}: the spec and its includes are over {MAX_SPEC_TOTAL_BYTES >> 20} MiB"])
+    try:
+        return parse_toml(data)
+    except DocumentError as e:
+        raise SpecError([f"{path}: {e}"]) from None
+
+
+def _load_file(path: Path, stack: list[Path], loading: _Loading) -> None:
+    """Load and validate one file and, depth first, what it includes, into loading.tables."""
+    path = path.resolve()
+    if path in stack:
+        raise SpecError([f"{path}: include cycle ({' -> '.join(p.name for p in [*stack, path])})"])
+    if path in loading.tables:  # included before, through another file
+        return
+    if len(stack) >= MAX_INCLUDE_DEPTH:
+        raise SpecLimitError([f"{stack[0].name}: includes nest deeper than {MAX_INCLUDE_DEPTH} files "
+                              f"({' -> '.join(p.name for p in stack[:3])} -> ...)"])
+    if len(loading.tables) >= MAX_SPEC_FILES:
+        raise SpecLimitError([f"{stack[0].name}: the spec includes more than {MAX_SPEC_FILES} files"])
+    loading.tables[path] = None
+    raw = _read_table(path, loading)
     problems: list[str] = []
     where = path.name
     for key in raw:
@@ -245,21 +288,24 @@ def _load_file(path: Path, seen: list[Path]) -> tuple[dict[str, Any], list[tuple
     if not isinstance(includes, list) or not all(isinstance(x, str) for x in includes):
         problems.append(f"{where}: include must be a list of spec names or paths")
         includes = []
-    files: list[tuple[Path, dict[str, Any]]] = [(path, raw)]
     for inc in includes:
         try:
-            _, sub = _load_file(resolve(inc, path), [*seen, path])
-            files.extend(sub)
+            _load_file(resolve(inc, path), [*stack, path], loading)
+        except SpecLimitError:
+            raise
         except SpecError as e:
             problems.extend(f"{where}: include {inc!r}: {p}" for p in e.problems)
     if problems:
         raise SpecError(problems)
-    return raw, files
+    loading.tables[path] = raw
 
 
 def load_spec(name: str) -> Spec:
     """A spec with its includes, validated; SpecError lists every problem."""
-    top, files = _load_file(resolve(name), [])
+    loading = _Loading()
+    _load_file(resolve(name), [], loading)
+    files = list(loading.tables.items())  # this spec's file first, then its includes depth first
+    top = files[0][1]
     checks: list[Check] = []
     problems: list[str] = []
     seen_ids: dict[str, str] = {}

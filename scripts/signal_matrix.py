@@ -8,7 +8,8 @@ start a quick run in a scratch directory, wait until it is under way (a case sav
 ranks or the benchmark running), send the signal, and report: the exit code, the
 document's status and ended_by, the files left in --path, the files of the run left in
 /dev/shm and /tmp (MPICH segments and hydra topology files its processes held, aibench's
-own scratch directories named by their owner file), and processes of the run still alive.
+own scratch directories named by their owner file) and how many of them the next run's
+cleanup leaves, and processes of the run still alive (then killed).
 
     python scripts/signal_matrix.py [--only interconnect,pytest] [--signals SIGKILL]
     python scripts/signal_matrix.py --killed-ranks 10
@@ -148,6 +149,13 @@ def trial(kind: str, sig: signal.Signals, victim: str) -> dict:
     left = _processes_with(str(scratch))  # aibench, mpiexec, ranks, fio, pytest: all name the scratch dir
     for p in left:
         os.kill(p, signal.SIGKILL)
+    killed = []
+    for p in left:
+        try:
+            killed.append(psutil.Process(p))
+        except psutil.Error:
+            pass
+    psutil.wait_procs(killed, timeout=10)  # reaped: no longer counted as a live process of the job
     try:
         d = json.loads(doc.read_text())
         status, ended_by = (d.get("status"), d.get("ended_by")) if d.get("schema") == "aibench.run" else ("report", "")
@@ -156,10 +164,14 @@ def trial(kind: str, sig: signal.Signals, victim: str) -> dict:
     files = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
     temp_left = sorted(p for p in held | owned if os.path.exists(p))
     partial = sorted(p.name for p in scratch.glob(".run.json.*.tmp"))
+    # What the next run removes: a killed parent's job files, a killed run's scratch directories.
+    leftovers.remove_killed_jobs_files()
+    leftovers.remove_stale_dirs(tempfile.gettempdir(), "aibench-pytest-")
+    after_next_run = sorted(p for p in temp_left if os.path.exists(p))
     return {"run": kind, "signal": sig.name, "victim": victim, "exit": code, "status": status,
             "ended_by": ended_by or "", "files_left_in_path": len(files), "shm_tmp_left": len(temp_left),
             "partial_docs": len(partial), "processes_left": len(left), "cases": _cases(doc),
-            "left_names": temp_left + partial}
+            "left_after_next_run": len(after_next_run), "left_names": temp_left + partial}
 
 
 def victims(kind: str) -> list[str]:
@@ -174,7 +186,7 @@ def matrix(kinds: list[str], signals: list[signal.Signals]) -> int:
                 rows.append(trial(kind, sig, victim))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     cols = ["run", "signal", "victim", "exit", "status", "ended_by", "cases", "files_left_in_path", "shm_tmp_left",
-            "partial_docs", "processes_left"]
+            "left_after_next_run", "partial_docs", "processes_left"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:

@@ -43,13 +43,18 @@ def boot_id() -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, killed and not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # no /proc: os.kill said it exists
 
 
 def owned_temp_dir(prefix: str, directory: str | None = None) -> str:
@@ -170,7 +175,7 @@ class MpiJobFiles:
     still there with the same inode, and the record."""
 
     def __init__(self):
-        remove_stale_dirs(tempfile.gettempdir(), MPI_DIR_PREFIX, before_removal=_remove_listed_files)
+        remove_killed_jobs_files()
         self.dir = owned_temp_dir(MPI_DIR_PREFIX)
         self.started = time.time()
         self.found: dict[str, tuple[int, int]] = {}  # path: (st_dev, st_ino)
@@ -225,6 +230,12 @@ class MpiJobFiles:
         removed = [path for path, ids in self.found.items() if _unlink_if_same(path, *ids)]
         shutil.rmtree(self.dir, ignore_errors=True)
         return removed
+
+
+def remove_killed_jobs_files() -> list[str]:
+    """What the MPI jobs of killed self-launching parents left (their records in the
+    temporary directory), once no process of such a job lives. Returns the records removed."""
+    return remove_stale_dirs(tempfile.gettempdir(), MPI_DIR_PREFIX, before_removal=_remove_listed_files)
 
 
 def _unlink_if_same(path: str, dev: int, ino: int) -> bool:

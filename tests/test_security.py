@@ -97,6 +97,36 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path, where, needle):
     one_line_exit_2(run_cli("run", *TINY_GEMM, "--output", target), needle)
 
 
+def test_the_real_dev_null_is_refused_by_the_check():
+    """Checked only (nothing written), so that a regression cannot replace /dev/null; the
+    commands meet a private null device in tests/test_write_targets.py."""
+    from aibench.errors import UsageError
+    from aibench.safe_write import MADE_SPEC, check_target
+
+    with pytest.raises(UsageError, match="is not a regular file"):
+        check_target(Path("/dev/null"), MADE_SPEC, force=True, flag="-o")
+
+
+def test_a_link_planted_after_the_check_is_replaced_not_written_through(tmp_path, monkeypatch):
+    """write_file renames a temporary file over the target: a link put there between the
+    check and the write loses its place; what it points to is untouched."""
+    from aibench import safe_write
+
+    victim, target = tmp_path / "victim", tmp_path / "run.json"
+    victim.write_text("victim\n")
+    checked = safe_write.check_target
+
+    def check_then_plant(path, *args):
+        st = checked(path, *args)
+        Path(path).symlink_to(victim)
+        return st
+
+    monkeypatch.setattr(safe_write, "check_target", check_then_plant)
+    safe_write.write_file(target, "new\n", safe_write.RUN_DOCUMENT)
+    assert victim.read_text() == "victim\n" and not target.is_symlink() and target.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json", "victim"]  # no temporary file left
+
+
 # ---- 2. credentials in URLs -----------------------------------------------------------------
 
 

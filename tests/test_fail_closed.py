@@ -315,6 +315,8 @@ DIAGNOSE_ROWS = {
                                     [_case("x"), _case("y")], "n0", "skipped"),
     "baseline-case-not-run": ([_on("n0", _case("x"))], [_case("x"), _case("y")], "n0", "missing"),
     "nothing-to-compare-with-the-baseline": ([_on("n0", _case("x"))], [_case("other")], "n0", "missing"),
+    "passed-without-a-figure": ([_on("n0", _case("x")), _on("n1", _case("x")),
+                                 _on("n2", _with(_case("x"), metrics={}))], None, "n2", "missing"),
 }
 
 

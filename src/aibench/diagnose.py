@@ -78,11 +78,6 @@ def bands(nodes: list[RunDocument], min_nodes: int = 1) -> dict[tuple, Band]:
             for k, f in figures.items() if len(f) >= min_nodes}
 
 
-def baseline_figures(doc: RunDocument) -> dict[tuple, float]:
-    """Headline figure per case key: the run's own, or its nodes' median for a fleet."""
-    return {k: b.median for k, b in bands(node_documents(doc)).items()}
-
-
 def _oriented_interval(case: CaseResult) -> tuple[float, float, float] | None:
     """(figure, low, high) of the headline, oriented so that higher is better (a
     lower-is-better headline is inverted); None without a finite positive figure."""
@@ -130,7 +125,11 @@ def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: f
                                             or ""))
                 continue
             figure = _oriented_interval(case)
-            if band is None or figure is None:
+            if figure is None:  # passed, but no finite positive figure to judge
+                if row.values or row.key in base:
+                    findings.append(Finding(**where, reason="missing", detail="passed without a finite figure"))
+                continue
+            if band is None:
                 continue
             judged.add(node.machine)
             value, lo, hi = figure

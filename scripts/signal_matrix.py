@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -168,6 +169,7 @@ def trial(kind: str, sig: signal.Signals, victim: str) -> dict:
     leftovers.remove_killed_jobs_files()
     leftovers.remove_stale_dirs(tempfile.gettempdir(), "aibench-pytest-")
     after_next_run = sorted(p for p in temp_left if os.path.exists(p))
+    shutil.rmtree(scratch, ignore_errors=True)
     return {"run": kind, "signal": sig.name, "victim": victim, "exit": code, "status": status,
             "ended_by": ended_by or "", "files_left_in_path": len(files), "shm_tmp_left": len(temp_left),
             "partial_docs": len(partial), "processes_left": len(left), "cases": _cases(doc),
@@ -198,14 +200,20 @@ def killed_ranks(n: int) -> int:
     def ls() -> str:
         return subprocess.run(["ls", "/dev/shm", "/tmp"], capture_output=True, text=True).stdout
 
-    print("$ ls /dev/shm /tmp   # before\n" + ls())
+    before = ls()
+    print("$ ls /dev/shm /tmp   # before\n" + before)
     total = 0
     for i in range(n):
         row = trial("interconnect", signal.SIGKILL, "rank 1")
         total += row["shm_tmp_left"] + row["partial_docs"] + row["processes_left"]
         print(f"run {i + 1}: exit {row['exit']}, document {row['status']}, left: {row['left_names'] or 'nothing'}, "
               f"processes left: {row['processes_left']}")
-    print("\n$ ls /dev/shm /tmp   # after\n" + ls())
+    after = ls()
+    print("\n$ ls /dev/shm /tmp   # after\n" + after)
+    # Other users' runs on the machine come and go too: the names a run of MPI or aibench makes.
+    new = sorted(set(after.split()) - set(before.split()))
+    print("new since before, of the kinds MPI and aibench leave:",
+          [n for n in new if n.startswith(("mpich_", "hydra_", "aibench-"))] or "none")
     print(f"{n} killed-rank runs; files and processes of those runs left: {total}")
     return 1 if total else 0
 

@@ -85,12 +85,21 @@ def _lowp_odd_shapes(path, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "int8"])
-def test_lowp_paths_are_native_then_every_isa_path_widening(dtype):
+def test_lowp_paths_are_the_native_path_and_every_isa_path_widening(dtype):
     paths = _core.lowp_paths(dtype)
-    native = {"bf16": "avx512_bf16", "int8": "avx512_vnni"}[dtype]
     widening = list(reversed(_core.isa_paths()))  # best first, down to scalar
-    assert paths == ([native] if native in _core.cpu_isa_levels() else []) + widening
-    assert [p for p in paths if _core.is_native_lowp_path(p)] == paths[:len(paths) - len(widening)]
+    native = [p for p in paths if _core.is_native_lowp_path(p)]
+    assert [p for p in paths if p not in native] == widening
+    level = {"bf16": "avx512_bf16", "int8": "avx512_vnni"}[dtype]  # the level of its instructions
+    assert native == ([level] if level in _core.cpu_isa_levels() else [])
+    if native and dtype == "bf16":
+        # VDPBF16PS leads only where it outruns the fp32 FMA that the widening path uses.
+        rate = _core.bf16_dot_over_fma()
+        assert rate["dot_gflops"] > 0 and rate["fma_gflops"] > 0
+        first = rate["ratio"] >= rate["native_first_from"]
+        assert paths.index(native[0]) == (0 if first else 1), rate
+    elif native:
+        assert paths[0] == native[0]  # VPDPBUSD: 4 products per lane, always ahead
     assert _core.gemm_blocking("auto", dtype) == _core.gemm_blocking(paths[0], dtype)
 
 

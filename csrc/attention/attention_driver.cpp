@@ -27,11 +27,10 @@ std::vector<std::string> paths(const std::string& dtype) {
   if (dtype == "fp32") {
     for (Isa isa : available_isas(gemm::kIsaNeeds)) names.emplace_back(isa_name(isa));
   } else if (dtype == "bf16") {
-    for (Isa isa : available_isas(gemm::kIsaNeeds)) names.emplace_back(isa_name(isa));
-    const int cap = isa_level_cap();
-    if (has_avx512_bf16() && (cap < 0 || kIsaLevels[static_cast<size_t>(cap)] == "avx512_bf16")) {
-      names.emplace_back("avx512_bf16");
-    }
+    // The GEMM's bf16 paths, slowest first: the same instructions rank the same way
+    // (VDPBF16PS last, the best, unless it is slower than the fp32 FMA; see gemm.hpp).
+    const std::vector<std::string> best_first = gemm::lowp_paths("bf16");
+    names.assign(best_first.rbegin(), best_first.rend());
   } else {
     throw std::invalid_argument("attention: dtype must be 'fp32' or 'bf16', got '" + dtype + "'");
   }
@@ -43,7 +42,7 @@ Kernel select_kernel(Dtype dtype, const std::string& isa) {
     const std::vector<std::string> names = paths("bf16");
     const std::string path = isa == "auto" ? names.back() : isa;
     if (path == "avx512_bf16") {
-      if (names.back() != "avx512_bf16") {
+      if (std::find(names.begin(), names.end(), path) == names.end()) {
         throw std::invalid_argument(
             "attention: bf16 path 'avx512_bf16' needs AVX512_BF16 (VDPBF16PS), which this CPU or "
             "build lacks, or AIBENCH_CPU_ISA caps below it");

@@ -184,8 +184,9 @@ void bind_attention(py::module_& m) {
                              "{dtype, isa (the resolved path), widens_bf16, threads, buffer_sets}");
   m.def("attention_paths", &paths, py::arg("dtype"),
         "ISA paths of the CPU attention this CPU can run (under AIBENCH_CPU_ISA) for dtype\n"
-        "'fp32' or 'bf16', slowest first. bf16: 'avx512_bf16' (VDPBF16PS) last where the CPU\n"
-        "has it; the ISA paths before it widen bf16 to fp32.");
+        "'fp32' or 'bf16', slowest first. bf16: the GEMM's lowp_paths('bf16') reversed:\n"
+        "'avx512_bf16' (VDPBF16PS) last where the CPU has it and it outruns the fp32 FMA, else\n"
+        "just before 'avx512'; the ISA paths widen bf16 to fp32.");
 }
 
 }  // namespace aibench::attention

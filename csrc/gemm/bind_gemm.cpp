@@ -309,7 +309,20 @@ void bind_gemm(py::module_& m) {
   m.def("lowp_paths", &lowp_paths, py::arg("dtype"),
         "Paths of the own bf16 or int8 GEMM this CPU can run (under AIBENCH_CPU_ISA), best\n"
         "first: the native 'avx512_bf16' (VDPBF16PS) or 'avx512_vnni' (VPDPBUSD) where the CPU\n"
-        "has it, then the ISA paths that widen ('avx512', 'avx2', 'scalar').");
+        "has it, then the ISA paths that widen ('avx512', 'avx2', 'scalar'). 'avx512_bf16'\n"
+        "comes after 'avx512' where its FLOP rate is below the fp32 FMA's (bf16_dot_over_fma).");
+  m.def("bf16_dot_over_fma", []() {
+    const DotOverFma r = bf16_dot_over_fma();
+    py::dict d;
+    d["dot_gflops"] = r.dot_gflops;
+    d["fma_gflops"] = r.fma_gflops;
+    d["ratio"] = r.ratio;
+    d["native_first_from"] = kNativeBf16MinRatio;
+    return d;
+  }, "VDPBF16PS FLOP rate over the fp32 FMA's on one core (register-only zmm loops, best of\n"
+     "interleaved windows, measured once per process): {dot_gflops, fma_gflops, ratio,\n"
+     "native_first_from}. The bf16 paths list 'avx512_bf16' first only when ratio >=\n"
+     "native_first_from. Zeros where the CPU lacks AVX512_BF16.");
   m.def("is_native_lowp_path", &is_native_lowp_path, py::arg("path"),
         "Whether a lowp_paths() entry uses dot-product instructions (else it widens).");
   m.def("cpu_isa_levels", &cpu_isa_levels,

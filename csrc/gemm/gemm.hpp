@@ -181,6 +181,11 @@ struct Int8KernelSpec {
 #if AIBENCH_X86
 namespace avx512_bf16 {
 Bf16KernelSpec bf16_kernel();
+// Register-only loops of rate_loop_accumulators() independent VDPBF16PS / fp32
+// VFMADD231PS (zmm) per iteration, for bf16_dot_over_fma.
+double dot_rate_loop(int64_t iters);
+double fma_rate_loop(int64_t iters);
+int rate_loop_accumulators();
 }  // namespace avx512_bf16
 namespace avx512_vnni {
 Int8KernelSpec int8_kernel();
@@ -191,7 +196,20 @@ Int8KernelSpec int8_kernel();
 // cap, best first. The native dot-product paths are "avx512_bf16" (VDPBF16PS) and
 // "avx512_vnni" (VPDPBUSD); the others are ISA paths ("avx512", "avx2", "scalar") that
 // widen (gemm_bf16_widened, gemm_int8_widened; int8 on "avx512" uses the avx2 kernel).
+//
+// bf16: the native path comes first only where VDPBF16PS outruns the fp32 FMA that the
+// widening avx512 path uses (Zen 4: 2x its FLOPs). A core whose VDPBF16PS does fewer
+// FLOPs per second than its fp32 FMA (bf16_dot_over_fma below kNativeBf16MinRatio) lists
+// it after avx512: there the widened product is the faster one.
 std::vector<std::string> lowp_paths(const std::string& dtype);
+constexpr double kNativeBf16MinRatio = 0.75;
+// VDPBF16PS FLOP/s over fp32 VFMADD231PS (zmm) FLOP/s on one core: register-only loops,
+// the best of interleaved windows, measured once per process (about 20 ms). Both rates
+// in GFLOP/s too. Zeros where the CPU lacks AVX512_BF16.
+struct DotOverFma {
+  double dot_gflops = 0, fma_gflops = 0, ratio = 0;
+};
+DotOverFma bf16_dot_over_fma();
 bool is_native_lowp_path(const std::string& path);
 // Kernels of a native path ("auto" = the native path when the CPU has it). Throw
 // std::invalid_argument for an unknown path or one this CPU cannot run.

@@ -12,6 +12,8 @@
 // dot products: MR*NV accumulators + NV B vectors + 1 broadcast <= 32 zmm registers.
 #include <immintrin.h>
 
+#include <utility>
+
 #include "gemm/gemm.hpp"
 
 namespace aibench::gemm::avx512_bf16 {
@@ -93,7 +95,42 @@ void micro_kernel_bf16_out(int64_t kq, const uint32_t* a, const uint32_t* b, con
 constexpr int kMr = 6, kNv = 4;  // 6 x 64: 24 accumulators + 4 B vectors + 1 broadcast
 constexpr int64_t kKc = 2048, kMc = 192, kNc = 4096;
 
+// Register-only loops for bf16_dot_over_fma (gemm_lowp.cpp): kRateAccumulators
+// independent accumulators per iteration, no memory touched; each returns a value that
+// depends on every accumulator, so that the compiler keeps them all. The operands are
+// small normal numbers: no overflow, no denormals over any run length measured.
+constexpr int kRateAccumulators = 12;
+
+template <int... J>
+double dot_loop_impl(int64_t iters, std::integer_sequence<int, J...>) {
+  // bf16 0.001 (0x3A83) in both halves of every 32-bit lane
+  const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3A833A83);
+  __m512 acc[] = {_mm512_set1_ps(1.0f + J * 1e-3f)...};
+  for (int64_t i = 0; i < iters; ++i) {
+    ((acc[J] = _mm512_dpbf16_ps(acc[J], x, x)), ...);
+  }
+  return (0.0 + ... + _mm512_cvtss_f32(acc[J]));
+}
+
+template <int... J>
+double fma_loop_impl(int64_t iters, std::integer_sequence<int, J...>) {
+  const __m512 x = _mm512_set1_ps(1e-3f);
+  __m512 acc[] = {_mm512_set1_ps(1.0f + J * 1e-3f)...};
+  for (int64_t i = 0; i < iters; ++i) {
+    ((acc[J] = _mm512_fmadd_ps(x, x, acc[J])), ...);
+  }
+  return (0.0 + ... + _mm512_cvtss_f32(acc[J]));
+}
+
 }  // namespace
+
+double dot_rate_loop(int64_t iters) {
+  return dot_loop_impl(iters, std::make_integer_sequence<int, kRateAccumulators>{});
+}
+double fma_rate_loop(int64_t iters) {
+  return fma_loop_impl(iters, std::make_integer_sequence<int, kRateAccumulators>{});
+}
+int rate_loop_accumulators() { return kRateAccumulators; }
 
 Bf16KernelSpec bf16_kernel() {
   return {{kMr, kNv * 16, kKc, kMc, kNc}, &micro_kernel_fp32_out<kMr, kNv>,

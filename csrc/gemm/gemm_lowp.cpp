@@ -5,6 +5,7 @@
 // gemm_driver.cpp (see gemm.hpp); what differs is the packed layout (k interleaved in
 // groups of 2 or 4 in each 32-bit lane), the int8 correction, and bf16 output.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
@@ -298,11 +299,59 @@ std::vector<std::string> lowp_paths(const std::string& dtype) {
     return false;
   };
   std::vector<std::string> paths;
-  if (dtype == "bf16" && has_avx512_bf16() && allowed("avx512_bf16")) paths.emplace_back("avx512_bf16");
-  if (dtype == "int8" && has_avx512_vnni() && allowed("avx512_vnni")) paths.emplace_back("avx512_vnni");
   const std::vector<Isa> isas = available_isas(kIsaNeeds);  // capped, slowest first
   for (auto it = isas.rbegin(); it != isas.rend(); ++it) paths.emplace_back(isa_name(*it));
+  if (dtype == "int8" && has_avx512_vnni() && allowed("avx512_vnni")) {
+    paths.insert(paths.begin(), "avx512_vnni");  // 4 products per lane: always the fastest
+  }
+  if (dtype == "bf16" && has_avx512_bf16() && allowed("avx512_bf16")) {
+    // First where VDPBF16PS outruns the fp32 FMA, else right after the widening avx512
+    // path (which every AVX512_BF16 CPU runs, and the cap allows below avx512_bf16).
+    const bool native_first = bf16_dot_over_fma().ratio >= kNativeBf16MinRatio;
+    paths.insert(native_first ? paths.begin() : paths.begin() + 1, "avx512_bf16");
+  }
   return paths;
+}
+
+namespace {
+
+DotOverFma measure_bf16_dot_over_fma() {
+  DotOverFma r;
+#if AIBENCH_X86
+  if (!has_avx512_bf16()) return r;
+  // 12 accumulators x 20000 iterations: about 0.1-0.3 ms per window; the best of 15
+  // windows of each loop, interleaved, after one warm-up window of each (which also lets
+  // an Intel core's AVX-512 clock settle).
+  constexpr int64_t kIters = 20000;
+  constexpr int kWindows = 15;
+  using steady = std::chrono::steady_clock;
+  const auto seconds = [](double (*loop)(int64_t), volatile double& sink) {
+    const steady::time_point start = steady::now();
+    sink = sink + loop(kIters);
+    return std::chrono::duration<double>(steady::now() - start).count();
+  };
+  volatile double sink = 0.0;
+  double best_dot = 0.0, best_fma = 0.0;
+  for (int w = 0; w <= kWindows; ++w) {
+    const double dot_s = seconds(&avx512_bf16::dot_rate_loop, sink);
+    const double fma_s = seconds(&avx512_bf16::fma_rate_loop, sink);
+    if (w == 0) continue;  // warm-up
+    if (best_dot == 0.0 || dot_s < best_dot) best_dot = dot_s;
+    if (best_fma == 0.0 || fma_s < best_fma) best_fma = fma_s;
+  }
+  const double vectors = static_cast<double>(avx512_bf16::rate_loop_accumulators()) * kIters;
+  r.dot_gflops = vectors * 16 * 4 / best_dot * 1e-9;  // 16 lanes x 2 products x 2 FLOPs
+  r.fma_gflops = vectors * 16 * 2 / best_fma * 1e-9;  // 16 lanes x 1 FMA x 2 FLOPs
+  r.ratio = r.dot_gflops / r.fma_gflops;
+#endif
+  return r;
+}
+
+}  // namespace
+
+DotOverFma bf16_dot_over_fma() {
+  static const DotOverFma measured = measure_bf16_dot_over_fma();  // once per process
+  return measured;
 }
 
 bool is_native_lowp_path(const std::string& path) {

@@ -96,10 +96,23 @@ def test_asv_publish_builds_pages_from_an_aibench_run(tmp_path):
     assert_self_contained(tmp_path / "html")
     graphs = list((tmp_path / "html" / "graphs").rglob("gemm.GemmCpu.track_tflops.json"))
     assert graphs, "no graph of the gemm benchmark"
-    points = [json.loads(g.read_text()) for g in graphs]
-    # Some graph holds a measured (non-null) TFLOP/s value for the 512^3 fp32 case.
-    flat = json.dumps(points)
-    assert any(ch.isdigit() for ch in flat)
+    # Each machine's graph holds the TFLOP/s its run document measured for every impl of
+    # the 512^3 fp32 case.
+    from aibench.results import RunDocument
+
+    def numbers(x):
+        if isinstance(x, (int, float)) and not isinstance(x, bool):
+            yield float(x)
+        elif isinstance(x, list):
+            for y in x:
+                yield from numbers(y)
+
+    for machine in ("node-a", "node-b"):
+        plotted = [v for g in graphs if f"machine-{machine}" in str(g) for v in numbers(json.loads(g.read_text()))]
+        measured = [c.metrics["tflops"].value for c in RunDocument.load(tmp_path / f"{machine}.json").cases
+                    if c.status == "passed"]
+        assert measured and all(any(v == pytest.approx(m, rel=1e-9) for v in plotted) for m in measured), \
+            (machine, measured, plotted)
 
 
 def _gemm_case(node, value, size=512, impl="aibench"):

@@ -88,6 +88,27 @@ def test_a_broken_plugin_is_reported_and_the_rest_runs(tmp_path):
     assert "suite plugin 'nope'" in p.stderr and "impl plugin 'gemm.bad'" in p.stderr and "Traceback" not in p.stderr
 
 
+def test_a_plugin_of_another_contract_version_is_refused_in_one_line(tmp_path):
+    """A suite or impl written for another suite contract (plugins.CONTRACT_VERSION) is not
+    loaded: one warning line names it and both versions; the built-in suites still list."""
+    from aibench.suites.plugins import CONTRACT_VERSION
+
+    site = tmp_path / "site"
+    _install(site, "old-plugin", "[aibench.suites]\nold = old_module:OldSuite\n"
+                                 "[aibench.impls]\ngemm.old = old_module:OldImpl\n")
+    (site / "old_module.py").write_text(
+        "from aibench.suites.base import Impl, Suite\n"
+        "class OldSuite(Suite):\n    name = 'old'\n    aibench_contract = ('suite', 0)\n"
+        "class OldImpl(Impl):\n    name = 'old'\n    aibench_contract = ('impl', 0)\n")
+    p = _aibench(site, tmp_path, "list")
+    assert p.returncode == 0, p.stderr
+    for what in ("suite plugin 'old'", "impl plugin 'gemm.old'"):
+        line = next(line for line in p.stderr.splitlines() if what in line)
+        assert f"contract version 0; this aibench has version {CONTRACT_VERSION}" in line
+    assert "old" not in {line.split()[0] for line in p.stdout.splitlines() if line.strip()}
+    assert "gemm" in p.stdout
+
+
 @pytest.mark.parametrize("group, name, raising", [
     ("aibench.suites", "quitter", "raise SystemExit(0)"),  # #27: every command exited 0, run included
     ("aibench.impls", "gemm.quitter", "raise SystemExit(3)"),

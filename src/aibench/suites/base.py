@@ -30,6 +30,7 @@ from ..faults import inflate
 from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from ..targets import Target
+from .plugins import CONTRACT_VERSION, plugin_impls
 
 TIERS = ("quick", "standard", "full")
 
@@ -65,6 +66,10 @@ class Impl:
     target_kinds: ClassVar[tuple[str, ...]] = ("cpu",)
     # Set by the plugin loader for impls from other packages: "package version".
     package: ClassVar[str | None] = None
+    # What the class is and the contract it was written for (plugins.py refuses a plugin
+    # of another contract version). A plugin built for this contract may state it
+    # explicitly: `aibench_contract = ("impl", 1)`.
+    aibench_contract: ClassVar[tuple[str, int]] = ("impl", CONTRACT_VERSION)
 
     @classmethod
     def unavailable(cls, target: Target) -> str | None:
@@ -238,11 +243,10 @@ class Suite:
     in_default_run: bool = True
     # "package version" of a suite from another package (set by the plugin loader).
     package: str | None = None
+    aibench_contract: ClassVar[tuple[str, int]] = ("suite", CONTRACT_VERSION)  # as Impl's
 
     # --- declaration ------------------------------------------------------------------
     def impl_classes(self) -> list[type[Impl]]:
-        from .plugins import plugin_impls
-
         return [*self.IMPLS, *plugin_impls(self.name)]
 
     def impls(self) -> list[ImplInfo]:

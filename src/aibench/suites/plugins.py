@@ -15,6 +15,24 @@ from importlib.metadata import entry_points
 from ..errors import UsageError
 
 SUITES_GROUP, IMPLS_GROUP = "aibench.suites", "aibench.impls"
+# The suite/impl contract (suites/base.py: Suite, Impl, the case template). It changes
+# when a plugin written for the old one would misbehave; such a plugin is refused, as fio
+# refuses an engine of another FIO_IOOPS_VERSION.
+CONTRACT_VERSION = 1
+
+
+def _check_contract(cls, kind: str, name: str) -> None:
+    """TypeError unless `cls` is an aibench `kind` ("suite" or "impl") class named `name`
+    written for this contract. Suite and Impl carry `aibench_contract` (base.py), so any
+    subclass does; this module stays below base.py by reading the attribute, not importing it."""
+    contract = getattr(cls, "aibench_contract", None) if isinstance(cls, type) else None
+    if not (isinstance(contract, tuple) and len(contract) == 2 and contract[0] == kind):
+        raise TypeError(f"is not an aibench {kind.capitalize()} subclass")
+    if contract[1] != CONTRACT_VERSION:
+        raise TypeError(f"was written for the suite contract version {contract[1]!r}; this aibench has "
+                        f"version {CONTRACT_VERSION} (upgrade the plugin or aibench)")
+    if getattr(cls, "name", None) != name:
+        raise TypeError(f"is named {getattr(cls, 'name', None)!r}, not {name!r}")
 
 
 def _package(ep) -> str | None:
@@ -41,14 +59,11 @@ def _loaded() -> tuple[dict, dict, tuple[str, ...]]:
     """(suite name -> Suite class, suite name -> [Impl class], problems). A plugin that
     fails to load is left out with a one-line warning: it never breaks a run (one that
 stops the process at import is refused: `_load`)."""
-    from .base import Impl, Suite
-
     suites, impls, problems = {}, {}, []
     for ep in entry_points(group=SUITES_GROUP):
         try:
             cls = _load(ep, "suite")
-            if not (isinstance(cls, type) and issubclass(cls, Suite)) or cls.name != ep.name:
-                raise TypeError(f"is not a Suite subclass named {ep.name!r}")
+            _check_contract(cls, "suite", ep.name)
             cls.package = _package(ep)
             suites[ep.name] = cls
         except UsageError:  # it stopped the process at import (_load)
@@ -59,8 +74,9 @@ stops the process at import is refused: `_load`)."""
         suite, _, name = ep.name.partition(".")
         try:
             cls = _load(ep, "impl")
-            if not (isinstance(cls, type) and issubclass(cls, Impl)) or cls.name != name or not suite:
-                raise TypeError(f"is not an Impl subclass named {name!r} (entry point names are <suite>.<impl>)")
+            if not suite or not name:
+                raise TypeError("entry point names of impls are <suite>.<impl>")
+            _check_contract(cls, "impl", name)
             cls.package = _package(ep)
             impls.setdefault(suite, []).append(cls)
         except UsageError:

@@ -332,3 +332,84 @@ def test_a_failing_fio_does_not_fail_the_aibench_case(disk_dir, monkeypatch):
     assert own.status == "passed", own.error
     assert [w["impl"] for w in own.impl_detail["windows"]] == ["aibench"] * 4
     assert peer.status == "failed" and "no such engine" in peer.error
+
+
+@pytest.mark.parametrize("engine", ["io_uring", "pread"])
+def test_reads_are_counted_once_in_the_timed_window_only(disk_dir, engine):
+    """The reader's window totals equal the sums of its per-thread, per-interval counts,
+    which place each read by their own arithmetic: kills a reader that counts the ramp's
+    reads (or any read outside the window) in its totals."""
+    from aibench.suites.storage.bounds import check_counts
+
+    if engine == "io_uring" and core.io_uring_unavailable_reason() is not None:
+        pytest.skip(core.io_uring_unavailable_reason())
+    path = str(disk_dir / "counts.bin")
+    core.io_create_file(path, 16 << 20, 11)
+    r = core.io_read(path, False, "rand", 4096, 4, 2, 16 << 20, ramp_s=0.3, runtime_s=0.25, interval_s=0.1,
+                     engine=engine, verify=True, file_id=11)
+    assert r["error"] is None and r["ramp_ios"] > 0 and r["ios"] > 0  # the ramp ran: its reads must not count
+    assert len(r["thread_ios"]) == (2 if engine == "io_uring" else 8)
+    for ios, nbytes, interval_ios, interval_bytes in zip(r["thread_ios"], r["thread_bytes"],
+                                                         r["thread_interval_ios"], r["thread_interval_bytes"]):
+        assert ios == sum(interval_ios) and nbytes == sum(interval_bytes) == 4096 * ios
+        assert len(interval_ios) == 3  # two whole intervals and the last 0.05 s
+    assert r["ios"] == sum(r["thread_ios"]) and r["bytes"] == sum(r["thread_bytes"])
+    check_counts(r)
+
+
+def test_a_reader_counting_reads_outside_the_window_fails_its_case(disk_dir, monkeypatch):
+    """A count that includes the ramp's reads is refused by the case, not reported."""
+    real = core.io_read
+
+    def ramp_counted(*args, **kwargs):
+        r = real(*args, **kwargs)
+        r["ios"] += r["ramp_ios"]
+        r["thread_ios"][0] += r["ramp_ios"]
+        r["thread_bytes"][0] += r["ramp_ios"] * args[3]
+        r["bytes"] += r["ramp_ios"] * args[3]
+        return r
+
+    monkeypatch.setattr(core, "io_read", ramp_counted)
+    suite = StorageSuite()
+    r, = suite.run_case(_case("seq", 1 << 20, 2), _impl(suite, "aibench"), _ctx(path=str(disk_dir), file_size=16 << 20))
+    suite.close()
+    assert r.status == "failed" and not r.metrics
+    assert r.error.startswith("the reader's counts disagree: I/O thread 0 counted"), r.error
+
+
+@pytest.mark.parametrize("direct", [1, 0])
+def test_a_storage_figure_is_held_to_its_bound(disk_dir, direct, monkeypatch):
+    """Every storage case records its bound; a rate three times what was counted fails."""
+    from aibench.suites.storage import bounds
+
+    suite = StorageSuite()
+    ctx = _ctx(path=str(disk_dir), file_size=16 << 20)
+    r, = suite.run_case(_case("rand", 4096, 4, direct=direct), _impl(suite, "aibench"), ctx)
+    assert r.status == "passed", r.error
+    assert r.bound["metric"] == "iops" and r.metrics["iops"].value <= r.bound["value"]
+    if not direct:  # a page-cache read is a copy: never faster than copying memory
+        assert bounds.copy_bandwidth(16 << 20) / 4096 >= r.metrics["iops"].value
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", "aibench:inflate")
+    r, = suite.run_case(_case("rand", 4096, 4, direct=direct), _impl(suite, "aibench"), ctx)
+    suite.close()
+    assert r.status == "failed" and r.error.startswith("exceeds physical bound: iops "), r.error
+
+
+def test_an_nvme_drive_is_bounded_by_its_pcie_link(tmp_path):
+    from aibench.suites.storage.bounds import device_limit
+
+    pci = tmp_path / "sys/devices/pci0000:00/0000:00:01.1/0000:01:00.0"
+    block = pci / "nvme/nvme0/nvme0n1"
+    block.mkdir(parents=True)
+    (pci / "current_link_speed").write_text("16.0 GT/s PCIe\n")
+    (pci / "current_link_width").write_text("4\n")
+    dev = os.stat(tmp_path).st_dev
+    (tmp_path / "sys/dev/block").mkdir(parents=True)
+    (tmp_path / f"sys/dev/block/{os.major(dev)}:{os.minor(dev)}").symlink_to(block)
+    rate, how = device_limit(str(tmp_path), root=str(tmp_path))
+    assert rate == pytest.approx(16e9 * 4 * 128 / 130 / 8) and "nvme0n1" in how
+    (tmp_path / f"sys/dev/block/{os.major(dev)}:{os.minor(dev)}").unlink()
+    virtio = tmp_path / "sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda"
+    virtio.mkdir(parents=True)
+    (tmp_path / f"sys/dev/block/{os.major(dev)}:{os.minor(dev)}").symlink_to(virtio)
+    assert device_limit(str(tmp_path), root=str(tmp_path)) is None  # a virtual disk's link is not its speed

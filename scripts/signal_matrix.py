@@ -86,14 +86,6 @@ def _cases(doc: Path) -> int:
         return 0
 
 
-def _files_of(root_pid: int) -> set[str]:
-    """The MPICH and hydra files the processes under root_pid hold now."""
-    held = set()
-    for pid in leftovers._descendants(root_pid):
-        held |= {f for f in leftovers._held_files(pid) if leftovers._is_mpi_leftover_name(f)}
-    return held
-
-
 def _owned_dirs_of(pid: int) -> set[str]:
     found = set()
     tmp = tempfile.gettempdir()
@@ -129,12 +121,12 @@ def trial(kind: str, sig: signal.Signals, victim: str) -> dict:
     owned: set[str] = set()
     deadline = time.monotonic() + 120
     while not _under_way(kind, scratch, doc) and proc.poll() is None and time.monotonic() < deadline:
-        held |= _files_of(proc.pid)
+        held |= set(leftovers.mpi_files_held_under(proc.pid))
         owned |= _owned_dirs_of(proc.pid)
         time.sleep(0.1)
     if kind == "storage":
         time.sleep(1.0)  # inside the second case: the test file is in use
-    held |= _files_of(proc.pid)
+    held |= set(leftovers.mpi_files_held_under(proc.pid))
     owned |= _owned_dirs_of(proc.pid)
     target = proc.pid
     if victim == "rank 1":

@@ -47,14 +47,6 @@ def _rank_pid(marker: str, rank: int) -> int | None:
     return None
 
 
-def _mpi_files_held(pids) -> set[str]:
-    """The MPICH/hydra files these processes hold: what this run would leave."""
-    held = set()
-    for pid in pids:
-        held |= {f for f in leftovers._held_files(pid) if leftovers._is_mpi_leftover_name(f)}
-    return held
-
-
 def killed_rank_run(directory: Path) -> tuple[set[str], set[str], subprocess.CompletedProcess]:
     """A quick self-launched interconnect run whose rank 1 is SIGKILLed once a case is saved:
     (the MPICH/hydra files the job held, those still there after it, the finished parent)."""
@@ -68,20 +60,13 @@ def killed_rank_run(directory: Path) -> tuple[set[str], set[str], subprocess.Com
         time.sleep(0.1)
     rank1 = _rank_pid(str(doc), 1)
     assert rank1 is not None and proc.poll() is None, "the run ended before a case was saved"
-    held = _mpi_files_held(c.pid for c in _children(proc.pid))  # mpiexec, hydra's proxy, the ranks
+    held = set(leftovers.mpi_files_held_under(proc.pid))  # of mpiexec, hydra's proxy, the ranks
     # As if rank 0 had died writing the document: a partial temp file beside it.
     (directory / ".run.json.k3j9x2.tmp").write_text('{"schema": "aibench.run", "cas')
     os.kill(rank1, signal.SIGKILL)
     out, err = proc.communicate(timeout=120)
     left = {f for f in held if os.path.exists(f)}
     return held, left, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def _children(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return []
 
 
 @needs_mpi

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from aibench import watchdog
+from aibench import leftovers, watchdog
 from aibench.results import RunDocument
 from mpi_helpers import clean_env, needs_mpi
 
@@ -168,12 +168,17 @@ def test_a_stopped_rank_ends_the_run_naming_it(tmp_path):
            "--param", "pattern=allreduce", "--param", "size=1KiB", "--param", "dtype=fp32",
            "--param", "inplace=false", "--no-asv", "--collective-timeout", "3", "--output", str(out)]
     started = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path,
-                          env=clean_env(AIBENCH_TEST_FAULT="mpi:hang"))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=clean_env(AIBENCH_TEST_FAULT="mpi:hang"))
+    held = set()  # the MPICH and hydra files of this job, which the abort must not leave
+    while proc.poll() is None and time.monotonic() - started < 240:
+        held |= set(leftovers.mpi_files_held_under(proc.pid))
+        time.sleep(0.2)
+    _, stderr = proc.communicate(timeout=60)
     took = time.monotonic() - started
-    assert proc.returncode == watchdog.EXIT_COLLECTIVE_TIMEOUT, proc.stderr[-2000:]
-    assert "collective timeout" in proc.stderr and "rank(s) 1 (" in proc.stderr, proc.stderr[-2000:]
-    assert "interconnect allreduce-1KiB-fp32 [mpi]" in proc.stderr
+    assert proc.returncode == watchdog.EXIT_COLLECTIVE_TIMEOUT, stderr[-2000:]
+    assert "collective timeout" in stderr and "rank(s) 1 (" in stderr, stderr[-2000:]
+    assert "interconnect allreduce-1KiB-fp32 [mpi]" in stderr
     doc = RunDocument.load(out)
     assert doc.status == "failed" and "rank(s) 1 (" in doc.ended_by
     assert took < 120, f"the run took {took:.0f} s to end"
@@ -181,3 +186,5 @@ def test_a_stopped_rank_ends_the_run_naming_it(tmp_path):
     left = [p.info for p in psutil.process_iter(["pid", "cmdline"])
             if p.info["cmdline"] and str(out) in " ".join(p.info["cmdline"])]
     assert not left, f"processes left behind: {left}"
+    assert any(f.startswith("/dev/shm/mpich_") for f in held), held
+    assert not [f for f in held if os.path.exists(f)], "the aborted job's files were left"

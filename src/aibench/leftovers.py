@@ -168,6 +168,15 @@ def _descendants(pid: int) -> list[int]:
         return []
 
 
+def mpi_files_held_under(root_pid: int) -> dict[str, int]:
+    """The MPICH and hydra files (by name) that process root_pid and its descendants hold
+    open or mapped now: {path: a pid holding it}."""
+    held = {}
+    for pid in _descendants(root_pid):
+        held.update({path: pid for path in _held_files(pid) if _is_mpi_leftover_name(path)})
+    return held
+
+
 class MpiJobFiles:
     """The shared-memory segments and hydra files of one self-launched MPI job: watch(pid of
     mpiexec) records each file of those names that the job's processes hold, created since
@@ -195,22 +204,21 @@ class MpiJobFiles:
                 return
 
     def scan(self, root_pid: int) -> None:
-        for pid in _descendants(root_pid):
-            for path in _held_files(pid):
-                if path in self.found or not _is_mpi_leftover_name(path):
-                    continue
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    continue  # already removed (a "(deleted)" link names no file)
-                # ctime: a second of slack for coarse filesystem timestamps
-                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_ctime < self.started - 1:
-                    continue
-                self.found[path] = (st.st_dev, st.st_ino)
-                self._pids.add(pid)
-                with open(os.path.join(self.dir, _MANIFEST), "a") as f:
-                    f.write(json.dumps({"path": path, "dev": st.st_dev, "ino": st.st_ino,
-                                        "pids": sorted(self._pids | {root_pid})}) + "\n")
+        for path, pid in mpi_files_held_under(root_pid).items():
+            if path in self.found:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue  # already removed (a "(deleted)" link names no file)
+            # ctime: a second of slack for coarse filesystem timestamps
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_ctime < self.started - 1:
+                continue
+            self.found[path] = (st.st_dev, st.st_ino)
+            self._pids.add(pid)
+            with open(os.path.join(self.dir, _MANIFEST), "a") as f:
+                f.write(json.dumps({"path": path, "dev": st.st_dev, "ino": st.st_ino,
+                                    "pids": sorted(self._pids | {root_pid})}) + "\n")
 
     def remove(self, wait_s: float = 10.0) -> list[str]:
         """After mpiexec ended: wait (at most wait_s) for the job's processes that held the

@@ -185,7 +185,10 @@ class MpiJobFiles:
 
     def __init__(self):
         remove_killed_jobs_files()
-        self.dir = owned_temp_dir(MPI_DIR_PREFIX)
+        try:
+            self.dir: str | None = owned_temp_dir(MPI_DIR_PREFIX)
+        except OSError:  # no writable temporary directory: cleaned after the job all the same
+            self.dir = None
         self.started = time.time()
         self.found: dict[str, tuple[int, int]] = {}  # path: (st_dev, st_ino)
         self._pids: set[int] = set()
@@ -216,9 +219,14 @@ class MpiJobFiles:
                 continue
             self.found[path] = (st.st_dev, st.st_ino)
             self._pids.add(pid)
-            with open(os.path.join(self.dir, _MANIFEST), "a") as f:
-                f.write(json.dumps({"path": path, "dev": st.st_dev, "ino": st.st_ino,
-                                    "pids": sorted(self._pids | {root_pid})}) + "\n")
+            if self.dir is None:
+                continue
+            try:
+                with open(os.path.join(self.dir, _MANIFEST), "a") as f:
+                    f.write(json.dumps({"path": path, "dev": st.st_dev, "ino": st.st_ino,
+                                        "pids": sorted(self._pids | {root_pid})}) + "\n")
+            except OSError:
+                pass  # the record is for the next run if this one is killed; this one removes them
 
     def remove(self, wait_s: float = 10.0) -> list[str]:
         """After mpiexec ended: wait (at most wait_s) for the job's processes that held the
@@ -236,7 +244,8 @@ class MpiJobFiles:
                 pass
         psutil.wait_procs(procs, timeout=wait_s)
         removed = [path for path, ids in self.found.items() if _unlink_if_same(path, *ids)]
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
         return removed
 
 

@@ -46,6 +46,16 @@ def fixed_llc(monkeypatch):
     monkeypatch.setattr(attention_cpu, "last_level_cache_bytes", lambda: 32 * MiB)
 
 
+def host_bytes_per_rank(impl_name: str, target_kind: str, count: int, dtype: str, inplace: bool,
+                        nranks: int) -> int:
+    """Peak host memory one rank holds for one all-reduce case: the impl's own
+    AllreduceImpl.host_bytes, which the suite's memory guard reads."""
+    from aibench.suites.interconnect import InterconnectSuite
+
+    info = next(i for i in InterconnectSuite().impls() if i.name == impl_name)
+    return info.for_kind(target_kind).host_bytes(count, dtype, inplace, nranks)
+
+
 def _memory(monkeypatch, available: int, total: int | None = None) -> None:
     monkeypatch.setattr(psutil, "virtual_memory",
                         lambda: types.SimpleNamespace(available=available, total=total or available))
@@ -287,7 +297,7 @@ def test_interconnect_rma_windows_of_all_local_ranks_are_counted(monkeypatch):
     """rma-recursive-doubling over 8 ranks: the window holds the result and two parities of
     lg 8 = 3 full-size slots (7n) besides the send buffer (n). Per rank send + receive
     (the old count, 512 MiB) fits, and so do 8 ranks' of them; 8 ranks' windows do not."""
-    from aibench.suites.interconnect import _memory_reason, host_bytes_per_rank
+    from aibench.suites.interconnect import _memory_reason
     from aibench.suites.interconnect.rma import window_layout
 
     session = _fake_session(monkeypatch, local=8)
@@ -311,7 +321,6 @@ def test_interconnect_rma_windows_of_all_local_ranks_are_counted(monkeypatch):
 def test_interconnect_rma_figures_come_from_the_window_layout(algorithm, ranks, factor):
     """Bytes per rank over the message size, out of place: send + window (result, fold slot
     for a non-power-of-two rank count, two parities of scratch slots)."""
-    from aibench.suites.interconnect import host_bytes_per_rank
     from aibench.suites.interconnect.common import CHECK_BYTES
 
     n = 64 * MiB
@@ -320,7 +329,6 @@ def test_interconnect_rma_figures_come_from_the_window_layout(algorithm, ranks, 
 
 
 def test_interconnect_host_staging_of_gpu_impls_and_mpi_scratch_are_counted():
-    from aibench.suites.interconnect import host_bytes_per_rank
     from aibench.suites.interconnect.common import CHECK_BYTES
 
     n = 64 * MiB

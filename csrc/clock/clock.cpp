@@ -230,11 +230,6 @@ void bind_clock(py::module_& m) {
         "dependent chain of known latency (x86: imul, aarch64: fmadd) for `seconds`; each\n"
         "thread's clock is its fastest slice (slices the OS interrupted read slow); returns\n"
         "the median.");
-  m.def("measure_clock_ghz_per_thread", [](double seconds) {
-    py::gil_scoped_release release;
-    return measure_clock_ghz_per_thread(seconds);
-  }, py::arg("seconds") = 0.2,
-        "Like measure_clock_ghz, but the GHz of every thread (one per allowed CPU).");
   m.def("measure_clock", [](double seconds) {
     std::vector<ThreadClock> clocks;
     {

@@ -1,4 +1,4 @@
-// Python bindings of the storage reader: io_create_file, io_read, io_verify_file,
+// Python bindings of the storage reader: io_create_file, io_read, io_fill, io_verify,
 // io_uring_unavailable_reason, io_dio_alignment, io_fs_type, io_latency_merge, io_histogram_summary.
 // Arguments are checked here (ValueError); the I/O itself runs without the GIL.
 #include <fcntl.h>
@@ -197,27 +197,6 @@ void bind_io(py::module_& m) {
     create_file(path, size, file_id);
   }, py::arg("path"), py::arg("size"), py::arg("file_id"),
      "Create a new file (never overwrites) of `size` bytes of content derived from file_id, fsynced.");
-  m.def("io_verify_file", [](const std::string& path, uint64_t offset, uint64_t length, uint64_t file_id) -> py::object {
-    if (offset % 8 || length % 8 || length == 0 || length > (1ull << 30)) {
-      throw py::value_error("io_verify_file: offset and length must be multiples of 8, length in 1..1 GiB");
-    }
-    std::string msg;
-    {
-      py::gil_scoped_release release;
-      std::vector<uint64_t> buf(length / 8);
-      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        msg = std::string("cannot open ") + path + ": " + std::strerror(errno);
-      } else {
-        const ssize_t r = pread(fd, buf.data(), length, static_cast<off_t>(offset));
-        close(fd);
-        msg = r != static_cast<ssize_t>(length) ? "short read" : verify_block(buf.data(), offset, length, file_id);
-      }
-    }
-    if (msg.empty()) return py::none();
-    return py::str(msg);
-  }, py::arg("path"), py::arg("offset"), py::arg("length"), py::arg("file_id"),
-     "Check a byte range of a file made by io_create_file; None when it matches, else the first mismatch.");
   m.def("io_fill", [](py::buffer buf, uint64_t offset, uint64_t file_id) {
     py::buffer_info info = buf.request(true);
     const uint64_t len = static_cast<uint64_t>(info.size * info.itemsize);
@@ -250,8 +229,6 @@ void bind_io(py::module_& m) {
     return py::str(msg);
   }, py::arg("buffer"), py::arg("offset"), py::arg("file_id"),
      "Check a buffer holding bytes [offset, offset+len) of object/file `file_id`; None or the first mismatch.");
-  m.def("io_content_word", &content_word, py::arg("file_id"), py::arg("word"),
-        "The 8-byte word at byte offset 8*word of a file made by io_create_file.");
   m.def("io_uring_unavailable_reason", []() -> py::object {
     std::string why;
     {

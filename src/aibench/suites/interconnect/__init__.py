@@ -319,14 +319,6 @@ def _check_memory(session: mpi.Session, per_rank_bytes: int, ranks: int | None =
 _PATTERN_BYTES_PER_BYTE = 17
 
 
-def host_bytes_per_rank(impl_name: str, target_kind: str, count: int, dtype: str, inplace: bool,
-                        nranks: int) -> int:
-    """Peak host memory one rank holds for one all-reduce case of `count` elements with
-    the impl `impl_name` on `target_kind`, over `nranks` ranks (AllreduceImpl.host_bytes)."""
-    info = next(i for i in InterconnectSuite().impls() if i.name == impl_name)
-    return info.for_kind(target_kind).host_bytes(count, dtype, inplace, nranks)
-
-
 def p2p_bytes_per_rank(nbytes: int) -> int:
     """Peak host memory of one rank in the p2p matrix (p2p.py): as a receiver, the window of
     W buffers, then the expected pattern (built through int64 steps) or the W x nbytes

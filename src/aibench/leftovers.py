@@ -1,10 +1,11 @@
 """What a killed aibench process leaves behind, and the survivor that removes it
-(docs/security.md, "What a killed run leaves behind").
+(docs/security.md, "Signals and dead processes").
 
 - Scratch directories (the storage suite's test directory, the pytest-benchmark runner's
   reports) are made by `owned_temp_dir`, with an owner file naming the process and the
-  boot. The process removes its directory when done; after a SIGKILL the next run removes
-  every such directory of this user whose owner is gone (`remove_stale_dirs`).
+  boot. The process removes its directory when done (pytest's plugin also when aibench
+  dies); after a SIGKILL the next run removes every such directory of this user whose
+  owner is gone (`remove_stale_dirs`).
 - A self-launched MPI job: when a rank is killed or the watchdog aborts the job, MPICH
   leaves its shared-memory segment (/dev/shm/mpich_shm_*, 2-3 MiB) and hydra may leave its
   topology file (/tmp/hydra_hwloc_xmlfile_*). `MpiJobFiles` finds them while the job runs

@@ -172,3 +172,21 @@ def test_a_self_launched_run_ended_by_sighup_says_sighup(tmp_path):
     saved = json.loads(doc.read_text())
     assert (saved["status"], saved["ended_by"]) == ("interrupted", "signal SIGHUP"), err[-2000:]
     assert proc.returncode == 128 + signal.SIGHUP
+
+
+def test_a_child_whose_parent_died_before_the_parent_death_signal_was_set_ends_at_once():
+    """No parent-death signal comes to a child whose parent died between the fork and the
+    prctl: terminate_with_parent sees the parent it was forked by is gone and ends it."""
+    from aibench import safety
+
+    def child_exit_code(recorded_parent_gone: bool) -> int:
+        pid = os.fork()
+        if pid == 0:  # the child: as if the process that forked it were gone (reparented)
+            if recorded_parent_gone:
+                safety._FORKING_PID[0] = os.getppid() + 1
+            safety.terminate_with_parent()
+            os._exit(0)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    assert child_exit_code(recorded_parent_gone=False) == 0
+    assert child_exit_code(recorded_parent_gone=True) == 1

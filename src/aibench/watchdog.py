@@ -259,8 +259,11 @@ def _listen(dog: Watchdog, sock: socket.socket, clock: Callable[[], float]) -> N
             data, _ = sock.recvfrom(DATAGRAM_SIZE + 1)  # one byte more: a longer datagram shows as too long
         except socket.timeout:
             continue
-        except OSError:  # the socket is gone (closed): nothing more will arrive
-            return
+        except OSError:
+            if sock.fileno() < 0:  # closed: nothing more will arrive
+                return
+            dog._stop.wait(0.05)  # an error of the moment (a queued ICMP error, say): go on listening
+            continue
         try:
             dog.receive(data, clock())
         except Exception:  # noqa: BLE001 - no datagram may end the listener; receive() should not raise

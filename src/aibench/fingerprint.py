@@ -191,13 +191,11 @@ def _gpus() -> dict[str, Any]:
     count = module.device_count()
     if count == 0:
         return {"available": False, "reason": module.cuda_unavailable_reason()}
-    from .peaks import pci_id_of
-
     devices = []
     for i in range(count):
         props = cu.device_properties(i)
         nvml, handle = cu._nvml_handle(i)
-        devices.append({**props, "name": cu.device_name(i), "pci_id": pci_id_of(props.get("pci_bus_id", "")),
+        devices.append({**props, "name": cu.device_name(i), "pci_id": cu.pci_id(i),
                         "nvml": nvml_settings(nvml, handle) if handle is not None else None})
     return {"available": True, "count": count, "nvidia_driver": _nvidia_driver(),
             "driver_version": module.driver_version(),

@@ -58,8 +58,13 @@ class _Op:
     def __init__(self, gpus: SimulatedGpus, device: int):
         self.gpus, self.device = gpus, device
 
+    _computed_at = -1  # gpus.writes right after this op's last computation
+
     def _launch(self) -> None:
-        self.compute()
+        if self._computed_at != self.gpus.writes:  # someone wrote device memory since
+            self.compute()
+            self.gpus.wrote()
+            self._computed_at = self.gpus.writes
         self.gpus.kernel(self.kind, type(self).__name__)
 
     def run(self) -> None:
@@ -73,18 +78,18 @@ class _Op:
             raise ValueError("flush_bytes > 0 needs a flush_ptr")
         gpus = self.gpus
         if flush_bytes == 0:
-            start = gpus.clock_s
+            start = gpus.clock_ns
             for _ in range(number):
                 self._launch()
-            seconds = gpus.clock_s - start
+            seconds = (gpus.clock_ns - start) / 1e9
         else:
             seconds = 0.0
             for i in range(number):
                 gpus.view(flush_ptr, flush_bytes, np.uint8)[...] = i % 251 + 1  # cudaMemsetAsync
                 gpus.kernel("flush", f"{flush_bytes} bytes")
-                start = gpus.clock_s
+                start = gpus.clock_ns
                 self._launch()
-                seconds += gpus.clock_s - start
+                seconds += (gpus.clock_ns - start) / 1e9  # float ms per event pair in CUDA
         gpus.synchronize("time_op")
         return seconds
 
@@ -225,6 +230,7 @@ def fill_uniform(gpus: SimulatedGpus, device, ptr, count, dtype, seed, lo=-1.0, 
     else:
         values = encode(lo + (hi - lo) * uniform, dtype)
     gpus.view(ptr, count, _STORAGE[dtype])[...] = values
+    gpus.wrote()
     gpus.kernel("fill", f"fill_uniform {dtype} x{count}")
     gpus.synchronize("fill_uniform")
 

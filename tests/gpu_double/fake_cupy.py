@@ -103,11 +103,13 @@ class ndarray:  # noqa: N801 - CuPy's name
         if arr.dtype != self.dtype:
             raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
         self._a[...] = arr
+        self._gpus.wrote()
         self._gpus.kernel("copy", f"set {self.nbytes} bytes")
 
     def fill(self, value):
         self._a.fill(value)
-        self._gpus.kernel("fill", f"{self.nbytes} bytes")
+        self._gpus.wrote()
+        self._gpus.kernel("fill", f"{self.nbytes} bytes of {self.dtype}")
 
     def __dlpack__(self, **kwargs):
         return self._a.__dlpack__(**{k: v for k, v in kwargs.items() if k != "stream"})
@@ -121,6 +123,7 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     def __setitem__(self, index, value):
         self._a[_unwrap(index)] = _unwrap(value)
+        self._gpus.wrote()
 
     def astype(self, dtype, copy=True):
         return self._wrap(self._a.astype(dtype, copy=copy))
@@ -156,6 +159,7 @@ def _binary(name):
 def _inplace(name):
     def op(self, other):
         getattr(self._a, name)(_unwrap(other))
+        self._gpus.wrote()
         return self
     return op
 
@@ -172,11 +176,11 @@ ndarray.__abs__ = lambda self: self._wrap(np.abs(self._a))
 class Event:
     def __init__(self, block=False, disable_timing=False, interprocess=False, *, _gpus):
         self._gpus, self.disable_timing = _gpus, disable_timing
-        self.time_s = None  # the device clock where the event sits
+        self.time_ns = None  # the device clock where the event sits
         self.completed = False
 
     def record(self, stream=None):
-        self.time_s = self._gpus.clock_s
+        self.time_ns = self._gpus.clock_ns
         self.completed = False
         self._gpus.pending_events.append(self)
         self._gpus.log.append(("event", "record"))
@@ -300,6 +304,7 @@ def build(gpus: SimulatedGpus, nccl_module: types.ModuleType) -> dict[str, types
         if out.shape != result.shape:
             raise ValueError(f"Output shape mismatch: {out.shape} vs {result.shape}")
         out._a[...] = result
+        gpus.wrote()
         return out
 
     cupy.empty, cupy.asarray, cupy.array, cupy.zeros = empty, asarray, asarray, zeros
@@ -326,13 +331,13 @@ def build(gpus: SimulatedGpus, nccl_module: types.ModuleType) -> dict[str, types
 
     def get_elapsed_time(start, end):
         for event in (start, end):
-            if event.time_s is None:
+            if event.time_ns is None:
                 raise CudaRuntimeError("cudaErrorInvalidResourceHandle: invalid resource handle")
             if event.disable_timing:
                 raise CudaRuntimeError("cudaErrorInvalidResourceHandle: the event was created with disable_timing")
         if not end.completed:
             raise CudaRuntimeError("cudaErrorNotReady: device not ready (the end event has not completed)")
-        return (end.time_s - start.time_s) * 1e3
+        return (end.time_ns - start.time_ns) / 1e6
 
     cuda.get_elapsed_time = get_elapsed_time
     runtime.CUDARuntimeError = CudaRuntimeError

@@ -62,6 +62,7 @@ def build(gpus: SimulatedGpus):
             fmt = "bf16" if datatype == NCCL_BFLOAT16 else None
             total = sum((decode(p, fmt) if fmt else p.astype(np.float64)) for p in parts)
             gpus.view(recvbuf, count, storage)[...] = bf16_bits(total.astype(np.float32)) if fmt else total
+            gpus.wrote()
             gpus.kernel("allreduce", f"ncclAllReduce x{count}")
 
         def destroy(self):

@@ -110,6 +110,38 @@ def device_name(index: int) -> str:
     return device_properties(index)["name"]
 
 
+def pci_id(index: int) -> str | None:
+    """"vvvv:dddd" of GPU `index`: NVML's pciDeviceId (device << 16 | vendor) when NVML
+    answers, else sysfs at the device's PCI bus ID; None when neither is readable. The
+    peak table finds a GPU surest by it (a name can be an engineering sample's)."""
+    nvml, handle = _nvml_handle(index)
+    if handle is not None:
+        try:
+            value = int(nvml.nvmlDeviceGetPciInfo(handle).pciDeviceId)
+            return f"{value & 0xFFFF:04x}:{value >> 16:04x}"
+        except Exception:  # noqa: BLE001 - NVML without PCI info: sysfs below
+            pass
+    from ..peaks import pci_id_of
+
+    return pci_id_of(device_properties(index).get("pci_bus_id") or "")
+
+
+def peak(index: int, dtype: str) -> dict | None:
+    """Datasheet peak of `dtype` on GPU `index`, found by PCI ID, else by name."""
+    from ..peaks import gpu_peak
+
+    return gpu_peak(device_name(index), dtype, pci_id(index))
+
+
+# How the GPU runners are timed (the `timing` entry of their impl_detail).
+TIMING_IN_CPP = {"loop": "C++ loop (aibench._cuda time_op): an L2 flush, then CUDA events around each launch, "
+                         "launches enqueued without waiting, one synchronisation at the end",
+                 "clock": "CUDA events (device time)"}
+TIMING_FROM_PYTHON = {"loop": "Python loop (targets.cuda.event_timer): an L2 flush, then CUDA events around each "
+                              "launch, launches enqueued without waiting, one synchronisation at the end",
+                      "clock": "CUDA events (device time; Python only enqueues)"}
+
+
 def telemetry_snapshot(index: int) -> dict[str, Any]:
     """Clocks, temperature, power and active throttle reasons, from NVML."""
     nvml, h = _nvml_handle(index)

@@ -9,7 +9,6 @@ import numpy as np
 
 from ...dtypes import FORMATS, decode
 from ...errors import SkipCase
-from ...peaks import gpu_peak
 from ...targets import cuda as cu
 from ...targets import torch_missing
 from ..base import RunContext
@@ -26,6 +25,8 @@ def device_bytes(p: dict[str, Any]) -> int:
 
 
 class CudaOperands(AttentionRunner):
+    timing = cu.TIMING_FROM_PYTHON  # how `time` is timed (impl_detail["timing"])
+
     def __init__(self, p: dict[str, Any], ctx: RunContext):
         if p["dtype"] not in _CUDA_DTYPES:
             raise SkipCase(f"attention on cuda runs in bf16 and fp16, not {p['dtype']}")
@@ -57,19 +58,19 @@ class CudaOperands(AttentionRunner):
 
     def poison_output(self) -> None:
         self.o.fill(0x7FC0 if self.p["dtype"] == "bf16" else np.nan)
+        self.cupy.cuda.Device().synchronize()  # the poison lands before the timed call, whatever its stream
 
     def output(self):
         return self.o, self.p["dtype"]
-        self.cupy.cuda.Device().synchronize()
 
     def peak(self) -> dict | None:
-        return gpu_peak(cu.device_name(self.index), self.p["dtype"])
+        return cu.peak(self.index, self.p["dtype"])
 
     def telemetry(self) -> dict | None:
         return cu.telemetry_window(self.telemetry_start, cu.telemetry_snapshot(self.index))
 
     def detail(self) -> dict:
-        return {"device": cu.device_name(self.index), "l2_flush_bytes": self.flusher.nbytes}
+        return {"device": cu.device_name(self.index), "l2_flush_bytes": self.flusher.nbytes, "timing": self.timing}
 
     def close(self) -> None:
         self.q = self.k = self.v = self.o = self.flusher = None
@@ -91,6 +92,8 @@ class OwnFlashRunner(CudaOperands):
             self.index, p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"], p["head_dim"],
             p["dtype"], p["causal"], default_scale(p["head_dim"]),
             self.q.data.ptr, self.k.data.ptr, self.v.data.ptr, self.o.data.ptr)
+
+    timing = cu.TIMING_IN_CPP
 
     def time(self, number: int) -> float:
         return self.plan.time(number, self.flusher.ptr, self.flusher.nbytes)

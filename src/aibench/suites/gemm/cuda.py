@@ -9,7 +9,6 @@ import numpy as np
 
 from ...dtypes import decode
 from ...errors import SkipCase
-from ...peaks import gpu_peak
 from ...targets import torch_missing
 from ...targets import cuda as cu
 from ..base import RunContext
@@ -30,6 +29,8 @@ def device_bytes(params: dict[str, Any]) -> int:
 
 class CudaOperands(GemmRunner):
     """Random A, B and an output C on one GPU, filled by aibench._cuda.fill_uniform."""
+
+    timing = cu.TIMING_FROM_PYTHON  # how `time` is timed (impl_detail["timing"])
 
     b_layout_for = staticmethod(lambda dtype: "nk" if dtype in _B_TRANSPOSED else "kn")
 
@@ -90,14 +91,14 @@ class CudaOperands(GemmRunner):
         return self.dtype
 
     def peak(self) -> dict | None:
-        return gpu_peak(cu.device_name(self.index), self.dtype)
+        return cu.peak(self.index, self.dtype)
 
     def telemetry(self) -> dict | None:
         return cu.telemetry_window(self.telemetry_start, cu.telemetry_snapshot(self.index))
 
     def detail(self) -> dict:
         return {"device": cu.device_name(self.index), "b_layout": self.b_layout,
-                "output": self.out_fmt, "l2_flush_bytes": self.flusher.nbytes}
+                "output": self.out_fmt, "l2_flush_bytes": self.flusher.nbytes, "timing": self.timing}
 
     def close(self) -> None:
         self.a = self.b = self.c = self.flusher = None
@@ -106,6 +107,8 @@ class CudaOperands(GemmRunner):
 
 class _PlanRunner(CudaOperands):
     """A GEMM planned in aibench._cuda: timed in C++ with CUDA events, L2 flushed before every launch."""
+
+    timing = cu.TIMING_IN_CPP
 
     def time(self, number: int) -> float:
         return self.plan.time(number, self.flusher.ptr, self.flusher.nbytes)

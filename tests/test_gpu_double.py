@@ -1,0 +1,235 @@
+"""Every GPU path of aibench through the device double (tests/gpu_double) on a CPU: the
+cuda target's gemm, attention and power suites, NVML telemetry, `aibench info` and
+`aibench accept` with GPUs, and every fault kind on each CUDA impl. Figures are checked
+against the kernel times the double was told (a factor slip fails). The CLI runs in
+process (aibench.cli.main), so the fake modules are the ones it imports."""
+
+import dataclasses
+import json
+
+import pytest
+
+from aibench import harness, run as run_module
+from aibench.cli import main
+from aibench.peaks import gpu_peak
+from gpu_double import GpuSpec, install
+
+FAST = ["--time-budget", "0.05", "--no-asv"]
+GEMM_SHAPE = {"m": 64, "n": 48, "k": 32}
+ALL_GEMM_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+ATTENTION = ["--param", "batch=1", "--param", "heads=2", "--param", "kv_heads=1", "--param", "seqlen=24",
+             "--param", "kv_seqlen=24", "--param", "head_dim=64"]
+
+
+@dataclasses.dataclass(frozen=True)
+class QuickPolicy(harness.SamplingPolicy):
+    """No idle settling between impls (it lets CPU libraries' threads spin down: the
+    double has none) and a short warm-up; the sampling rule is the real one."""
+
+    settle_s: float = 0.0
+    warmup_s: float = 0.005
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    monkeypatch.setattr(run_module, "SamplingPolicy", QuickPolicy)
+    monkeypatch.delenv("AIBENCH_TEST_FAULT", raising=False)
+    return install(monkeypatch)
+
+
+def gemm_args(shape=GEMM_SHAPE, dtypes=("bf16",)):
+    args = ["--suite", "gemm"]
+    for key, value in shape.items():
+        args += ["--param", f"{key}={value}"]
+    return args + ["--param", "dtype=" + ",".join(dtypes)]
+
+
+def run_cuda(tmp_path, *args):
+    out = tmp_path / "run.json"
+    code = main(["run", "--target", "cuda", *args, *FAST, "--output", str(out)])
+    return code, json.loads(out.read_text())
+
+
+def by_status(doc, status):
+    return [c for c in doc["cases"] if c["status"] == status]
+
+
+def test_gemm_every_dtype_and_impl_validates_at_the_told_rate(gpus, tmp_path):
+    gpus.kernel_seconds["gemm"] = 1e-3
+    code, doc = run_cuda(tmp_path, *gemm_args(dtypes=ALL_GEMM_DTYPES))
+    assert not [(c["impl"], c["case_id"], c["error"]) for c in by_status(doc, "failed")] and code == 0
+    passed = {(c["impl"], c["params"]["dtype"]) for c in by_status(doc, "passed")}
+    assert passed == ({("cublas", d) for d in ALL_GEMM_DTYPES} | {("torch", d) for d in ALL_GEMM_DTYPES}
+                      | {("aibench", "bf16"), ("aibench", "fp16")}
+                      | {("cupy", d) for d in ("fp64", "fp32", "tf32", "fp16")})
+    flops = 2 * 64 * 48 * 32
+    for c in by_status(doc, "passed"):
+        assert c["metrics"]["time_us"]["value"] == pytest.approx(1000.0, rel=1e-9)
+        assert c["metrics"]["tflops"]["value"] == pytest.approx(flops / 1e-3 / 1e12, rel=1e-9)
+        dtype = c["params"]["dtype"]
+        assert c["peak"]["value"] == gpu_peak("NVIDIA H200", dtype)["value"]
+        assert c["percent_of_peak"] == pytest.approx(100 * flops / 1e-3 / 1e12 / c["peak"]["value"], rel=1e-9)
+        assert c["impl_detail"]["timing"]["clock"].startswith("CUDA events")
+        assert c["telemetry"]["start"]["sm_clock_mhz"] == 1980 and c["telemetry"]["throttled"] is False
+    skipped = {(c["impl"], c["params"]["dtype"]): c["validation"]["reason"] for c in by_status(doc, "skipped")}
+    assert "covers bf16 and fp16" in skipped[("aibench", "fp32")]
+    assert "no fp8 matmul" in skipped[("cupy", "fp8")]
+
+
+def test_an_l2_flush_inside_the_timed_interval_would_show(gpus, tmp_path):
+    """The flush is timed out: telling the double a slow flush leaves the figures alone."""
+    gpus.kernel_seconds.update(gemm=1e-3, flush=7e-3, fill=5e-3)
+    code, doc = run_cuda(tmp_path, *gemm_args(dtypes=("fp16",)))
+    assert code == 0 and {c["impl"] for c in by_status(doc, "passed")} == {"cublas", "aibench", "cupy", "torch"}
+    assert all(c["metrics"]["time_us"]["value"] == pytest.approx(1000.0, rel=1e-9) for c in by_status(doc, "passed"))
+    assert gpus.count("flush") > 0  # the own ops flushed before their launches
+
+
+def test_peak_found_by_pci_id_when_the_name_is_unknown(monkeypatch, tmp_path):
+    monkeypatch.setattr(run_module, "SamplingPolicy", QuickPolicy)
+    from gpu_double import SimulatedGpus
+
+    install(monkeypatch, SimulatedGpus([GpuSpec(name="NVIDIA Graphics Device")]))  # H200's PCI ID, a sample's name
+    code, doc = run_cuda(tmp_path, *gemm_args(dtypes=("bf16",)), "--impl", "cublas")
+    (case,) = doc["cases"]
+    assert code == 0 and case["peak"]["source"].startswith("datasheet dense peak, H200 SXM")
+    assert doc["system"]["gpus"]["devices"][0]["pci_id"] == "10de:2335"
+
+
+def test_attention_impls_validate_at_the_told_rate(gpus, tmp_path):
+    gpus.kernel_seconds["attention"] = 2e-3
+    code, doc = run_cuda(tmp_path, "--suite", "attention", *ATTENTION, "--param", "dtype=bf16,fp16",
+                         "--param", "causal=false,true")
+    assert not [(c["impl"], c["case_id"], c["error"]) for c in by_status(doc, "failed")] and code == 0
+    passed = by_status(doc, "passed")
+    assert {(c["impl"], c["params"]["dtype"]) for c in passed} == {
+        (i, d) for i in ("aibench", "torch") for d in ("bf16", "fp16")}
+    from aibench.suites.attention.common import attention_flops
+
+    for c in passed:
+        assert c["metrics"]["time_us"]["value"] == pytest.approx(2000.0, rel=1e-9)
+        assert c["metrics"]["tflops"]["value"] == pytest.approx(attention_flops(c["params"]) / 2e-3 / 1e12, rel=1e-9)
+        assert "timing" in c["impl_detail"]
+
+
+def test_attention_poison_is_synchronised_before_the_timed_call(gpus, tmp_path):
+    """The poison fill of the output and the own kernel may sit on different streams:
+    a synchronisation must come between them (the fix of the unreachable synchronize)."""
+    code, doc = run_cuda(tmp_path, "--suite", "attention", *ATTENTION, "--param", "dtype=fp16",
+                         "--param", "causal=false", "--impl", "aibench")
+    assert code == 0 and by_status(doc, "passed")
+    o_bytes = 1 * 2 * 24 * 64 * 2
+    poison = [i for i, (what, detail) in enumerate(gpus.log) if what == "fill" and detail.startswith(f"{o_bytes} bytes")]
+    assert poison  # the check poisoned the output
+    for i in poison:
+        after = next(what for what, _ in gpus.log[i + 1:] if what in ("sync", "flush", "attention"))
+        assert after == "sync", gpus.log[i: i + 4]
+
+
+def test_throttle_and_power_cap_reach_the_case_and_the_table(gpus, tmp_path, capsys):
+    gpus.specs[0].clock_event_reasons = 0x4 | 0x40  # SwPowerCap + HwThermalSlowdown
+    code, doc = run_cuda(tmp_path, *gemm_args(dtypes=("fp16",)), "--impl", "cublas")
+    (case,) = doc["cases"]
+    assert code == 0 and case["telemetry"]["throttled"] is True and case["telemetry"]["power_capped"] is True
+    assert case["telemetry"]["start"]["throttle_reasons"] == ["hw_thermal"]
+    assert "THROTTLED" in capsys.readouterr().out
+    gpus.specs[0].clock_event_reasons = 0x4
+    code, doc = run_cuda(tmp_path, *gemm_args(dtypes=("fp16",)), "--impl", "cublas")
+    (case,) = doc["cases"]
+    assert case["telemetry"]["throttled"] is False and case["telemetry"]["power_capped"] is True
+    assert "at power cap" in capsys.readouterr().out
+
+
+def test_power_suite_joules_per_tflop_from_the_nvml_counter(gpus, tmp_path):
+    # The window's energy includes the L2 flushes between launches (energy/window.py runs
+    # the case's flushing timer): told to take no time here, so that J/TFLOP is the GEMM's.
+    gpus.kernel_seconds.update(gemm=1e-3, flush=0.0)
+    gpus.specs[0].power_mw = 400_000
+    code, doc = run_cuda(tmp_path, "--suite", "power", "--param", "m=64", "--param", "n=48", "--param", "k=32",
+                         "--param", "dtype=fp16", "--impl", "cublas", "--power-window", "0.2")
+    (case,) = doc["cases"]
+    assert code == 0 and case["status"] == "passed", case["error"]
+    primary = case["power"]["primary"]
+    assert primary["sources"] == ["nvml (gpu board: GPU 0 NVIDIA H200)"]
+    tflop = 2 * 64 * 48 * 32 / 1e12
+    assert primary["joules_per_tflop"] == pytest.approx(400.0 * 1e-3 / tflop, rel=1e-6)
+    assert primary["idle_watts"] == 0.0  # the double's board draws only while it computes
+
+
+def test_power_falls_back_to_sampled_power_without_the_energy_counter(gpus):
+    from aibench.energy import nvml
+
+    gpus.specs[0].energy_counter = False
+    meters, reasons = nvml.discover(0, gpus.specs[0].pci_bus_id)
+    assert [type(m).__name__ for m in meters] == ["NvmlPower"] and not reasons
+    assert meters[0].read_watts() == 350.0
+
+
+def test_info_with_gpus(gpus, capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    (dev,) = info["gpus"]["devices"]
+    assert dev["name"] == "NVIDIA H200" and dev["pci_id"] == "10de:2335"
+    assert dev["peak_tflops"]["bf16"]["value"] == gpu_peak("NVIDIA H200", "bf16")["value"]
+    assert dev["nvml"] == {"power_limit_w": 700.0, "applications_sm_clock_mhz": 1980,
+                           "applications_mem_clock_mhz": 3201, "ecc": "enabled", "mig": "disabled",
+                           "persistence": "enabled"}
+    assert info["gpus"]["nvidia_driver"] == "570.133.20"
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert "NVIDIA H200 (cc 9.0, PCI 10de:2335)" in text and "power_limit_w 700.0" in text
+
+
+@pytest.mark.parametrize("name, matches", [("NVIDIA H200", True), ("NVIDIA H200 NVL", False)])
+def test_accept_h200_spec_matches_the_hardware(monkeypatch, tmp_path, capsys, name, matches):
+    from gpu_double import SimulatedGpus
+
+    monkeypatch.setattr(run_module, "SamplingPolicy", QuickPolicy)
+    pci = 0x233510DE if matches else 0x233B10DE
+    install(monkeypatch, SimulatedGpus([GpuSpec(name=name, pci_device_id=pci)]))
+    code, _ = run_cuda(tmp_path, *gemm_args(dtypes=("bf16",)), "--impl", "cublas")
+    assert code == 0
+    capsys.readouterr()
+    code = main(["accept", "--spec", "nvidia-h200-sxm", "--json", str(tmp_path / "run.json")])
+    report = json.loads(capsys.readouterr().out)
+    text = json.dumps(report)
+    assert code == 1  # far below the fractions of peak either way (tiny shapes)
+    assert ("is not" in text) != matches, text[:2000]
+
+
+GEMM_IMPLS = ("cublas", "aibench", "cupy", "torch")
+OUTPUT_FAULTS = ("element", "nan", "scale", "rank")
+
+
+@pytest.mark.parametrize("kind", OUTPUT_FAULTS)
+def test_every_output_fault_fails_every_cuda_gemm_impl(gpus, tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", ",".join(f"{impl}:{kind}" for impl in GEMM_IMPLS))
+    code, doc = run_cuda(tmp_path, *gemm_args(dtypes=("fp16",)))
+    assert code == 1
+    assert {c["impl"]: c["status"] for c in doc["cases"]} == dict.fromkeys(GEMM_IMPLS, "failed")
+    assert all("wrong result" in c["validation"]["reason"] for c in doc["cases"])
+
+
+@pytest.mark.parametrize("kind", OUTPUT_FAULTS)
+def test_every_output_fault_fails_every_cuda_attention_impl(gpus, tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", f"aibench:{kind},torch:{kind}")
+    code, doc = run_cuda(tmp_path, "--suite", "attention", *ATTENTION, "--param", "dtype=bf16",
+                         "--param", "causal=true")
+    assert code == 1
+    ran = {c["impl"]: c["status"] for c in doc["cases"] if c["status"] != "skipped"}  # jax: no JAX GPU here
+    assert ran == {"aibench": "failed", "torch": "failed"}
+
+
+def test_inflated_figures_fail_on_the_datasheet_bound(gpus, tmp_path, monkeypatch):
+    """A rate 3x too high (the `inflate` fault) goes over the H200's datasheet peak: the
+    told time puts the true figure at 50% of the fp64 peak (67 TFLOP/s)."""
+    size = 1024  # computed once: the double recomputes only after a write to device memory
+    gpus.kernel_seconds["gemm"] = 2 * size**3 / (0.5 * 67e12)
+    args = (*gemm_args({"m": size, "n": size, "k": size}, ("fp64",)), "--impl", "cublas")
+    code, doc = run_cuda(tmp_path, *args)
+    (case,) = doc["cases"]
+    assert code == 0 and case["percent_of_peak"] == pytest.approx(50.0, rel=1e-6)
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", "cublas:inflate")
+    code, doc = run_cuda(tmp_path, *args)
+    (case,) = doc["cases"]
+    assert code == 1 and case["status"] == "failed" and "exceeds physical bound" in case["error"]

@@ -116,11 +116,10 @@ class Watchdog:
         except UnicodeDecodeError:
             return self._drop()
         with self._lock:
-            if magic != _MAGIC or not 0 < r < self.size or seq <= self.ranks[r].seq:
-                self.dropped += 1
-                return False
-            self.ranks[r] = RankState(count=c, where=w, heard_at=now, seq=seq)
-        return True
+            fresh = magic == _MAGIC and 0 < r < self.size and seq > self.ranks[r].seq  # else a replay
+            if fresh:
+                self.ranks[r] = RankState(count=c, where=w, heard_at=now, seq=seq)
+        return fresh or self._drop()
 
     def _drop(self) -> bool:
         with self._lock:

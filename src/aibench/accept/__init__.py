@@ -159,8 +159,10 @@ def _aibench(cmd: list[str], output: Path) -> int:
 def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
     from ..runner import TIER_BUDGET_S
 
-    out_dir = prepare_directory((args.report / "runs") if args.report is not None else Path("results") / "runs",
-                                "--report")
+    if args.report is not None:
+        out_dir = prepare_directory(args.report / "runs", "--report")
+    else:
+        out_dir = prepare_directory(Path("results") / "runs")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)[:80]
     run_files: list[Path] = []

@@ -6,6 +6,9 @@ process (aibench.cli.main), so the fake modules are the ones it imports."""
 
 import dataclasses
 import json
+import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +16,7 @@ from aibench import harness, run as run_module
 from aibench.cli import main
 from aibench.peaks import gpu_peak
 from gpu_double import GpuSpec, install
+from mpi_helpers import clean_env, mpiexec, needs_mpi
 
 FAST = ["--time-budget", "0.05", "--no-asv"]
 GEMM_SHAPE = {"m": 64, "n": 48, "k": 32}
@@ -233,3 +237,38 @@ def test_inflated_figures_fail_on_the_datasheet_bound(gpus, tmp_path, monkeypatc
     code, doc = run_cuda(tmp_path, *args)
     (case,) = doc["cases"]
     assert code == 1 and case["status"] == "failed" and "exceeds physical bound" in case["error"]
+
+
+LAUNCH = pathlib.Path(__file__).parent / "gpu_double" / "launch.py"
+
+
+def run_ranks(tmp_path, ranks, *args, **env):
+    """`aibench run` on `ranks` MPI ranks, each with the double in place (launch.py)."""
+    out = tmp_path / "run.json"
+    p = subprocess.run([*mpiexec(ranks), sys.executable, str(LAUNCH), "run", "--target", "cuda", *args, *FAST,
+                        "--output", str(out)], capture_output=True, text=True, timeout=300,
+                       env=clean_env(GPU_DOUBLE_KERNEL_SECONDS="allreduce=1e-4", AIBENCH_MPI_CUDA="1", **env))
+    return p, json.loads(out.read_text())
+
+
+@needs_mpi
+def test_gpu_allreduce_nccl_and_cuda_aware_mpi_on_three_ranks(tmp_path):
+    p, doc = run_ranks(tmp_path, 3, "--suite", "interconnect", "--param", "size=4k", "--param", "dtype=fp32,bf16",
+                       "--param", "inplace=false,true")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    cases = doc["cases"]
+    assert {(c["impl"], c["status"]) for c in cases} == {("nccl", "passed"), ("mpi", "passed")}
+    for c in cases:
+        if c["impl"] == "nccl":  # timed by the double's events: 100 us per call, as told
+            assert c["metrics"]["time_us"]["value"] == pytest.approx(100.0, rel=1e-9)
+            assert c["metrics"]["algbw_gbps"]["value"] == pytest.approx(4096 / 1e-4 / 1e9, rel=1e-9)
+            assert c["metrics"]["busbw_gbps"]["value"] == pytest.approx(4096 / 1e-4 / 1e9 * 4 / 3, rel=1e-9)
+            assert c["impl_detail"]["gpu"] == "NVIDIA H200" and c["impl_detail"]["nccl_version"] == 22805
+
+
+@needs_mpi
+def test_rank_fault_fails_the_gpu_allreduce_impls(tmp_path):
+    p, doc = run_ranks(tmp_path, 2, "--suite", "interconnect", "--param", "size=4k", "--param", "dtype=fp32",
+                       "--param", "inplace=false", AIBENCH_TEST_FAULT="nccl:rank,mpi:rank")
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    assert {(c["impl"], c["status"]) for c in doc["cases"]} == {("nccl", "failed"), ("mpi", "failed")}

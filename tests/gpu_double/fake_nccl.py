@@ -61,7 +61,8 @@ def build(gpus: SimulatedGpus):
             parts = self.world.allgather(send) if self.ndev > 1 else [send]
             fmt = "bf16" if datatype == NCCL_BFLOAT16 else None
             total = sum((decode(p, fmt) if fmt else p.astype(np.float64)) for p in parts)
-            gpus.view(recvbuf, count, storage)[...] = bf16_bits(total.astype(np.float32)) if fmt else total
+            with np.errstate(over="ignore"):  # repeated in-place sums overflow to inf, as on a GPU
+                gpus.view(recvbuf, count, storage)[...] = bf16_bits(total.astype(np.float32)) if fmt else total
             gpus.wrote()
             gpus.kernel("allreduce", f"ncclAllReduce x{count}")
 

@@ -241,6 +241,16 @@ class InterconnectSuite(Suite):
             "lat_p99_us": Metric(float(np.percentile(samples_us, 99)), "us", False),
         }
 
+    def bound(self, params: dict[str, Any], op: Impl, metrics: dict[str, Metric],
+              fresh: bool = False) -> dict | None:
+        """busbw (p2p: a link's GB/s) <= what host memory moves (bounds.host_bound); GPU
+        collectives: none measured yet."""
+        if "cpu" not in type(op).target_kinds:
+            return None
+        from .bounds import host_bound
+
+        return host_bound(self._session, params["size"], fresh)
+
     # ---- outside any MPI run (asv, a plain Python call) -----------------------------------------
     def _run_launched(self, params: dict[str, Any], impl: ImplInfo, ctx: RunContext) -> CaseResult:
         """Run this one case through `aibench run`, which launches the ranks itself."""

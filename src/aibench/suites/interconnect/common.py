@@ -216,6 +216,12 @@ class AllreduceImpl(Impl):
         elif kind == "rank" and session.rank == session.size - 1:  # tests: one rank's bytes wrong
             result = result.copy()
             result.view(np.uint8)[0] ^= 0xFF
+        checked = session.comm.allgather(int(result.size))  # every rank checks every element it was sent
+        short = [(r, n) for r, n in enumerate(checked) if n != self.count]
+        if short:
+            return Validation(status=FAILED, max_rel_error=None, tolerance=0.0,
+                              reason=f"wrong result: rank {short[0][0]} checked {short[0][1]} of the {self.count} "
+                                     "elements sent")
         wrong_by_rank = session.comm.allgather(self.inputs.count_wrong(result))
         wrong = sum(w for w, _ in wrong_by_rank)
         if not wrong:

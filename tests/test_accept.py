@@ -102,7 +102,7 @@ def test_a_bad_spec_on_the_command_line_is_exit_2_with_its_problems(tmp_path, ca
     path = _spec(tmp_path, _check("fraction_of_peak = 60"))
     assert main(["accept", "--spec", str(path), "x.json"]) == 2
     err = capsys.readouterr().err
-    assert "fraction_of_peak is a fraction (0.6 for 60%), got 60" in err and "Traceback" not in err
+    assert "fraction_of_peak is a fraction in (0, 1] (0.6 for 60%), got 60" in err and "Traceback" not in err
     assert main(["accept", "--spec", "no-such-spec"]) == 2
     assert "not a shipped spec" in capsys.readouterr().err
 
@@ -175,7 +175,9 @@ def test_fails_closed_on_failed_skipped_throttled_missing_and_unit(tmp_path):
     spec = load_spec(str(_spec(tmp_path, _check("min = 0.1" + unit).replace('"tflops"', '"gflops_per_watt"'))))
     v = judge_runs(spec, [_doc([_case()])])[0].verdicts[0]
     assert v.verdict == "missing" and "no matching case has the metric 'gflops_per_watt'" in v.reason
-    v = _verdict(tmp_path, 'min = 0.1\nunit = "GFLOP/s"', [_case()])
+    legacy = _case()
+    legacy.metrics["tflops"] = Metric(1.0, "GFLOP/s", True)  # a run that records another unit
+    v = _verdict(tmp_path, "min = 0.1" + unit, [legacy])
     assert v.verdict == "fail" and "unit mismatch" in v.reason
     v = _verdict(tmp_path, "fraction_of_peak = 0.5", [_case()])
     assert v.verdict == "missing" and "no known peak" in v.reason
@@ -195,7 +197,7 @@ def test_hardware_that_is_not_the_specs_fails_every_check(tmp_path):
         assert judge_runs(spec, [_doc([], system=system)])[0].hardware_problems
     assert not judge_runs(spec, [_doc([], system=H200_SYSTEM)])[0].hardware_problems
     # A fully passing check on the wrong hardware still fails.
-    cpu_spec = _spec(tmp_path, '[hardware]\ncpu_model = "Xeon"\n' + _check('min = 0.1\nunit = "TFLOP/s"'))
+    cpu_spec = _spec(tmp_path, '[hardware]\ncpu_model = "Xeon Platinum 9999"\n' + _check('min = 0.1\nunit = "TFLOP/s"'))
     [node] = judge_runs(load_spec(str(cpu_spec)), [_doc([_case()])])
     assert node.verdicts[0].verdict == "fail" and "hardware does not match" in node.verdicts[0].reason
     nic = load_spec("nic-400g")
@@ -233,8 +235,8 @@ def test_a_node_judged_from_several_documents_has_the_hardware_of_all_of_them(tm
     """A node spec judged on a GPU run and an MPI run across nodes: the GPUs of one, the
     nodes and NICs of the other, whichever comes first."""
     spec = _spec(tmp_path, '[hardware]\ngpu_name = "H200"\nmin_gpus = 1\nmin_nodes = 2\nmin_nics = 1\n'
-                 'nic_min_gbps = 400\n' + _check('min = 0.1\nunit = "TFLOP/s"'))
-    gpu_run = _doc([_case()], system=H200_SYSTEM)
+                 'nic_min_gbps = 400\n' + _check('min = 30\nunit = "TFLOP/s"'))  # lint: >= 5% of the peak
+    gpu_run = _doc([_case(tflops=40.0)], system=H200_SYSTEM)
     mpi_run = _doc([], system={**CPU_SYSTEM, "mpi": {"nodes": 2}, "nics": [{"name": "mlx5_0/1", "speed_gbps": 400.0}]})
     for docs in ([gpu_run, mpi_run], [mpi_run, gpu_run]):
         [node] = judge_runs(load_spec(str(spec)), docs)

@@ -4,6 +4,7 @@
     aibench accept --make-spec RUN --tolerance 0.9 -o golden.toml    a spec from a known-good node
     aibench accept --verify DIR                                      the report still matches its data
     aibench accept --list-specs                                      the shipped specs
+    aibench accept --lint SPEC...                                    thresholds against units and hardware bounds
 
 Exit 0 only when every check of every node passes; 1 otherwise (a failed, missing or
 inconclusive check, or hardware that is not the spec's); 2 for a usage error or a spec
@@ -26,7 +27,8 @@ from ..results import PASSED, RunDocument
 from ..safe_write import MADE_SPEC, check_target, prepare_directory, write_file
 from .judge import FAIL, INCONCLUSIVE, PASS, judge_runs, reference_paths
 from .report import build_report, check_report_dir, verify_report, write_report
-from .spec import Spec, SpecError, load_spec, load_specs, shipped_specs
+from .lint import lint_spec
+from .spec import Check, Spec, SpecError, load_spec, load_specs, shipped_specs
 
 # Sampling time per case of a rerun that tries to settle an inconclusive check.
 RERUN_BUDGET_FACTOR = 4
@@ -48,6 +50,9 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", type=Path, metavar="SPEC.toml", help="with --make-spec: where the spec goes")
     p.add_argument("--verify", type=Path, metavar="DIR", help="check that a report matches its data")
     p.add_argument("--list-specs", action="store_true", help="list the shipped specs")
+    p.add_argument("--lint", nargs="+", metavar="SPEC",
+                   help="check these specs' thresholds against their units and the hardware's bounds, and stop "
+                        "(exit 0: all pass; 2: a refused threshold, one line each)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--force", action="store_true",
                    help="let --report and -o replace regular files of yours that aibench did not write")
@@ -56,6 +61,8 @@ def add_parser(sub) -> None:
 def cmd_accept(args, argv: list[str]) -> int:
     if args.list_specs:
         return _list_specs()
+    if args.lint:
+        return _lint(args.lint)
     if args.verify is not None:
         problems = verify_report(args.verify)
         for p in problems:
@@ -104,6 +111,23 @@ def _list_specs() -> int:
         except SpecError as e:
             print(f"{name:28s} does not load: {e.problems[0]}")
     return 0
+
+
+def _lint(names: list[str]) -> int:
+    """Load each spec (loading lints it: lint.py) and print what lint could not check."""
+    refused = False
+    for name in names:
+        try:
+            spec = load_spec(name)
+        except SpecError as e:
+            refused = True
+            for problem in e.problems:
+                print(f"aibench: lint: {problem}", file=sys.stderr)
+            continue
+        print(f"{name}: {len(spec.checks)} check{'' if len(spec.checks) == 1 else 's'} pass lint")
+        for note in spec.lint_notes:
+            print(f"  note: {note}")
+    return 2 if refused else 0
 
 
 # ---- running what the spec needs ----------------------------------------------------------
@@ -281,20 +305,29 @@ def make_spec(doc: RunDocument, tolerance: float, name: str, source_file: str) -
              f"description = {_toml(f'golden node {doc.machine} (run {doc.run_id}, {doc.started_at}) at {tolerance:g}x')}",
              f"tier = {_toml(doc.tier)}", f"target = {_toml(target_kinds[0] if len(target_kinds) == 1 else '*')}", "",
              "[hardware]"]
+    hardware: dict[str, Any] = {}
     if gpus and "cuda" in target_kinds:
-        lines += [f"gpu_name = {_toml('^' + _regex_escape(gpus[0]) + '$')}", f"min_gpus = {len(gpus)}"]
+        hardware = {"gpu_name": "^" + _regex_escape(gpus[0]) + "$", "min_gpus": len(gpus)}
     elif cpu.get("model"):  # a CPU node is its CPU; a GPU node's host CPU may differ from node to node
-        lines.append(f"cpu_model = {_toml('^' + _regex_escape(str(cpu['model'])) + '$')}")
+        hardware = {"cpu_model": "^" + _regex_escape(str(cpu["model"])) + "$"}
+    lines += [f"{k} = {_toml(v)}" for k, v in hardware.items()]
     count = 0
     for c in doc.cases:
         head = c.headline()
-        if c.status != PASSED or head is None:
+        if c.status != PASSED or head is None or not head[1].value > 0:  # no threshold from a figure of 0
             continue
         metric, m = head
         kind = c.target.split(":")[0]
-        count += 1
         threshold = ("min", m.value * tolerance) if m.higher_is_better else ("max", m.value / tolerance)
-        lines += ["", "[[check]]", f"id = {_toml(f'{c.suite}-{c.case_id}-{c.impl}-{kind}')}",
+        check_id = f"{c.suite}-{c.case_id}-{c.impl}-{kind}"
+        refused = _lint_made_check(name, hardware, Check(
+            id=check_id, suite=c.suite, metric=metric, source="", spec=name, case=_glob_escape(c.case_id),
+            impl=_glob_escape(c.impl), target=kind, unit=m.unit, **{threshold[0]: float(f"{threshold[1]:.6g}")}))
+        if refused:  # a figure lint refuses would make a spec that does not load
+            lines += ["", f"# not a check: {check_id}: {refused}"]
+            continue
+        count += 1
+        lines += ["", "[[check]]", f"id = {_toml(check_id)}",
                   f"suite = {_toml(c.suite)}", f"case = {_toml(_glob_escape(c.case_id))}",
                   f"impl = {_toml(_glob_escape(c.impl))}", f"target = {_toml(kind)}", f"metric = {_toml(metric)}",
                   f"{threshold[0]} = {_toml(float(f'{threshold[1]:.6g}'))}", f"unit = {_toml(m.unit)}",
@@ -302,6 +335,13 @@ def make_spec(doc: RunDocument, tolerance: float, name: str, source_file: str) -
     if not count:
         raise UsageError("the run has no passed case with a figure: nothing to make a spec from")
     return "\n".join(lines) + "\n"
+
+
+def _lint_made_check(name: str, hardware: dict[str, Any], check: Check) -> str | None:
+    """Why lint refuses a check --make-spec would write (lint.py), or None."""
+    problems, _ = lint_spec(Spec(name=name, description="", tier="quick", target=check.target, files=[],
+                                 hardware=[(name, hardware)], checks=[check]))
+    return problems[0].split(": ", 1)[1] if problems else None
 
 
 def _make_spec(args) -> int:
@@ -313,7 +353,10 @@ def _make_spec(args) -> int:
     doc = load_run(args.make_spec)
     text = make_spec(doc, args.tolerance, args.out.stem, args.make_spec.name)
     write_file(args.out, text, MADE_SPEC, args.force, "-o")
-    spec = load_spec(str(args.out))  # what was written must load
+    try:
+        spec = load_spec(str(args.out))  # what was written must load
+    except SpecError as e:
+        raise UsageError(f"the spec made from {args.make_spec} does not load: {e.problems[0]}") from None
     print(f"{args.out}: {len(spec.checks)} checks from {args.make_spec} at {args.tolerance:g}x")
     return 0
 

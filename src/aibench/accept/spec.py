@@ -37,6 +37,7 @@ from typing import Any
 
 from ..documents import SPEC_MAX_BYTES, DocumentError, parse_toml, read_bytes
 from ..errors import UsageError
+from .lint import lint_spec
 
 SPEC_VERSION = 1
 SHIPPED_DIR = Path(__file__).resolve().parent / "specs"
@@ -51,9 +52,12 @@ CHECK_KEYS = {"id", "suite", "case", "impl", "target", "params", "select", "metr
 TOP_KEYS = {"spec_version", "name", "description", "tier", "target", "include", "hardware", "check"}
 # What one spec may load with its includes (each file at most SPEC_MAX_BYTES): the shipped
 # specs use at most 5 files, 3 levels deep.
-MAX_INCLUDE_DEPTH = 16
+MAX_INCLUDE_DEPTH = 32
 MAX_SPEC_FILES = 64
 MAX_SPEC_TOTAL_BYTES = 4 << 20
+# A ratio_to_reference / ratio_to_fleet_median above this is a typo (90 for 0.9), not a
+# node twice its reference: refused at load.
+MAX_RATIO = 2.0
 
 
 class SpecError(Exception):
@@ -139,6 +143,8 @@ class Spec:
     files: list[Path]  # this spec's file, then every included file (depth first)
     hardware: list[tuple[str, dict[str, Any]]]  # (spec name, its [hardware] table) of every file
     checks: list[Check]
+    # What lint could not check (a metric with no known hardware bound): `aibench accept --lint`.
+    lint_notes: list[str] = field(default_factory=list)
 
 
 def shipped_specs() -> dict[str, Path]:
@@ -211,7 +217,10 @@ def _validate_check(raw: Any, where: str, problems: list[str]) -> None:
     if kind == "ratio_to_reference" and not isinstance(raw.get("reference"), str):
         problems.append(f"{where}: ratio_to_reference needs reference = \"NAME\" (a shipped reference, aibench/reference) or a run path")
     if kind == "fraction_of_peak" and isinstance(value, (int, float)) and value > 1:
-        problems.append(f"{where}: fraction_of_peak is a fraction (0.6 for 60%), got {value}")
+        problems.append(f"{where}: fraction_of_peak is a fraction in (0, 1] (0.6 for 60%), got {value}")
+    if kind.startswith("ratio_to_") and isinstance(value, (int, float)) and value > MAX_RATIO:
+        problems.append(f"{where}: {kind} {value:g} is outside (0, {MAX_RATIO:g}]: no node is that many times "
+                        f"its {'reference' if kind == 'ratio_to_reference' else 'fleet median'} (0.9 for 90%)")
 
 
 @dataclass
@@ -324,8 +333,13 @@ def load_spec(name: str) -> Spec:
         raise SpecError(problems)
     if not checks:
         raise SpecError([f"{files[0][0].name}: the spec (with its includes) has no check"])
-    return Spec(name=top["name"], description=top.get("description", ""), tier=top.get("tier", "standard"),
+    spec = Spec(name=top["name"], description=top.get("description", ""), tier=top.get("tier", "standard"),
                 target=top.get("target", "cpu"), files=[p for p, _ in files], hardware=hardware, checks=checks)
+    # Every threshold against its metric's unit and the hardware's bound (lint.py).
+    problems, spec.lint_notes = lint_spec(spec)
+    if problems:
+        raise SpecError(problems)
+    return spec
 
 
 def load_specs(names: list[str]) -> Spec:
@@ -343,4 +357,4 @@ def load_specs(names: list[str]) -> Spec:
     return Spec(name="+".join(s.name for s in specs), description="; ".join(s.description for s in specs if s.description),
                 tier=max(tiers, key=TIERS.index), target=specs[0].target,
                 files=[f for s in specs for f in s.files], hardware=[h for s in specs for h in s.hardware],
-                checks=[c for s in specs for c in s.checks])
+                checks=[c for s in specs for c in s.checks], lint_notes=[n for s in specs for n in s.lint_notes])

@@ -1,0 +1,185 @@
+"""The GPU modules' branches one at a time through the device double: why a GPU path
+cannot run, NVML missing or partial, each runner's untimed run(), GPU memory guards,
+GPU collectives' availability, and the double itself against the documented behaviour
+it copies (so that a double drifting from CUDA/CuPy/NVML fails here)."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from aibench.errors import SkipCase
+from aibench.harness import SamplingPolicy
+from aibench.suites.attention import cuda as attention_cuda
+from aibench.suites.base import RunContext
+from aibench.suites.gemm import cuda as gemm_cuda
+from aibench.suites.interconnect import gpu
+from aibench.targets import Target
+from aibench.targets import cuda as cu
+from gpu_double import GpuSpec, SimulatedGpus, install
+
+CUDA0 = Target("cuda", 0)
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    return install(monkeypatch)
+
+
+def ctx():
+    return RunContext(target=CUDA0, policy=SamplingPolicy(budget_s=0.05))
+
+
+def prepared(impl, params):
+    op = impl(params, ctx())
+    op.params, op.seed = params, 0
+    return op
+
+
+def test_why_the_cuda_target_cannot_run(monkeypatch):
+    install(monkeypatch, SimulatedGpus([]))
+    assert cu.unavailable_reason(CUDA0) == "no CUDA GPU: no CUDA device found"
+    install(monkeypatch)
+    assert cu.unavailable_reason(Target("cpu")) == "runs on the cuda target, not cpu"
+    assert cu.unavailable_reason(Target("cuda", 1)) == "cuda:1 does not exist: 1 CUDA device(s)"
+    with pytest.raises(SkipCase, match="does not exist"):
+        cu.require(Target("cuda", 1))
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert "CuPy is not installed" in cu.unavailable_reason(CUDA0)
+    assert "CuPy is not installed" in gpu.gpu_unavailable_reason()
+    monkeypatch.setitem(sys.modules, "aibench._cuda", None)
+    monkeypatch.delattr("aibench._cuda")
+    cu.cuda_module.cache_clear()
+    assert cu.cuda_module() is None and "built without CUDA" in cu.unavailable_reason(CUDA0)
+    cu.cuda_module.cache_clear()
+
+
+def test_without_nvml_the_name_comes_from_cuda_and_telemetry_says_why(gpus, monkeypatch):
+    gpus.specs[0].name = "NVIDIA H200"
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert cu.device_name(0) == "NVIDIA H200"
+    assert cu.telemetry_snapshot(0) == {"available": False, "reason": "NVML (nvidia-ml-py) not available"}
+    assert cu.pci_id(0) is None  # no NVML, and the double has no sysfs device
+
+
+def test_a_sensor_the_board_lacks_is_none_and_old_nvml_names_work(gpus, monkeypatch):
+    nvml = sys.modules["pynvml"]
+
+    def not_supported(*args):
+        raise nvml.NVMLError_NotSupported()
+
+    monkeypatch.setattr(nvml, "nvmlDeviceGetTemperature", not_supported)
+    monkeypatch.delattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons")  # nvidia-ml-py < 12.535
+    gpus.specs[0].clock_event_reasons = 0x8
+    snap = cu.telemetry_snapshot(0)
+    assert snap["temperature_c"] is None and snap["throttle_reasons"] == ["hw_slowdown"]
+    assert snap["power_w"] == 350.0 and snap["power_capped"] is False
+
+
+GEMM = {"m": 40, "n": 32, "k": 48}
+
+
+@pytest.mark.parametrize("impl, dtype", [(gemm_cuda.CublasRunner, "bf16"), (gemm_cuda.OwnMmaRunner, "fp16"),
+                                         (gemm_cuda.CupyRunner, "fp32"), (gemm_cuda.TorchCudaRunner, "fp64"),
+                                         (gemm_cuda.TorchCudaRunner, "int8")])
+def test_untimed_gemm_run_computes_the_right_product(gpus, impl, dtype):
+    op = prepared(impl, {**GEMM, "dtype": dtype})
+    op.poison_output()
+    op.run()
+    assert op.validate().status == "passed"
+    op.close()
+
+
+def test_gemm_and_attention_skip_what_the_gpu_cannot_hold(gpus):
+    gpus.specs[0].free_memory_bytes = 1000
+    with pytest.raises(SkipCase, match="GiB of GPU memory"):
+        gemm_cuda.CublasRunner({**GEMM, "dtype": "fp32"}, ctx())
+    params = {"batch": 1, "heads": 2, "kv_heads": 2, "seqlen": 64, "kv_seqlen": 64, "head_dim": 64,
+              "dtype": "bf16", "causal": False}
+    with pytest.raises(SkipCase, match="GiB of GPU memory"):
+        attention_cuda.OwnFlashRunner(params, ctx())
+    with pytest.raises(SkipCase, match="bf16 and fp16, not fp32"):
+        attention_cuda.OwnFlashRunner({**params, "dtype": "fp32"}, ctx())
+    with pytest.raises(SkipCase, match="head dim 64 and 128, not 96"):
+        attention_cuda.OwnFlashRunner({**params, "head_dim": 96}, ctx())
+
+
+@pytest.mark.parametrize("impl", [attention_cuda.OwnFlashRunner, attention_cuda.TorchCudaAttentionRunner])
+def test_untimed_attention_run_computes_the_right_output(gpus, impl):
+    params = {"batch": 1, "heads": 2, "kv_heads": 1, "seqlen": 20, "kv_seqlen": 20, "head_dim": 64,
+              "dtype": "bf16", "causal": True}
+    op = prepared(impl, params)
+    op.poison_output()
+    op.run()
+    assert op.validate().status == "passed"
+    op.close()
+
+
+def test_gpu_collectives_say_why_they_cannot_run(gpus, monkeypatch):
+    assert gpu.gpu_unavailable_reason() is None and gpu.nccl_unavailable_reason() is None
+    runtime, nccl = sys.modules["cupy.cuda.runtime"], sys.modules["cupy.cuda.nccl"]
+
+    def no_nccl():
+        raise RuntimeError("libnccl.so.2: cannot open shared object file")
+
+    monkeypatch.setattr(nccl, "get_version", no_nccl)
+    assert "NCCL is not available through CuPy" in gpu.nccl_unavailable_reason()
+
+    def no_driver():
+        raise runtime.CUDARuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    monkeypatch.setattr(runtime, "getDeviceCount", no_driver)
+    assert gpu.gpu_unavailable_reason().startswith("no CUDA GPU: CudaRuntimeError: cudaErrorNoDevice")
+    assert gpu.nccl_unavailable_reason() == gpu.gpu_unavailable_reason()
+    monkeypatch.setattr(runtime, "getDeviceCount", lambda: 0)
+    assert gpu.gpu_unavailable_reason() == "no CUDA GPU: the CUDA runtime reports 0 devices"
+
+
+def test_cuda_aware_mpi_detection(monkeypatch):
+    monkeypatch.setenv("AIBENCH_MPI_CUDA", "1")
+    assert gpu.mpi_cuda_support() == (True, "AIBENCH_MPI_CUDA=1")
+    monkeypatch.delenv("AIBENCH_MPI_CUDA")
+    supported, how = gpu.mpi_cuda_support()  # this process has loaded no libmpi, or one that says
+    assert supported in (None, False, True) and ("MPIX_Query_cuda_support" in how)
+
+
+# --- the double against the behaviour it copies ------------------------------------------
+
+
+def test_double_refuses_what_cuda_and_cupy_refuse(gpus):
+    import cupy
+
+    a = cupy.empty((4, 4), dtype=cupy.float32)
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(a)  # CuPy: no implicit device-to-host conversion
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    a.fill(1.0)
+    stop.record()
+    with pytest.raises(RuntimeError, match="cudaErrorNotReady"):
+        cupy.cuda.get_elapsed_time(start, stop)  # cudaEventElapsedTime before the end completed
+    stop.synchronize()
+    assert cupy.cuda.get_elapsed_time(start, stop) == gpus.kernel_seconds["fill"] * 1e3
+    cuda = sys.modules["aibench._cuda"]
+    with pytest.raises(ValueError, match="needs b_layout='nk'"):
+        cuda.CublasLtGemm(0, 16, 16, 16, "fp8", a.data.ptr, a.data.ptr, a.data.ptr, "kn")
+    with pytest.raises(ValueError, match="number must be >= 1"):
+        cuda.MmaGemm(0, 2, 2, 2, "bf16", a.data.ptr, a.data.ptr, a.data.ptr).time(0)
+    with pytest.raises(RuntimeError, match="cudaErrorIllegalAddress"):
+        cuda.fill_uniform(0, 16, 4, "fp32", 1)  # an address in no allocation
+    with pytest.raises(ValueError, match="Shape mismatch"):
+        a.set(np.zeros(3, dtype=np.float32))
+
+
+def test_double_times_only_what_the_events_bracket(gpus):
+    """time_op: with a flush buffer, each launch alone is timed (the memset is not)."""
+    import cupy
+
+    cuda = sys.modules["aibench._cuda"]
+    gpus.kernel_seconds.update(gemm=3e-3, flush=1.0)
+    a = cupy.empty((8, 8), dtype=cupy.float16)
+    flush = cupy.empty(1024, dtype=cupy.uint8)
+    op = cuda.MmaGemm(0, 8, 8, 8, "fp16", a.data.ptr, a.data.ptr, a.data.ptr)
+    assert op.time(4, flush.data.ptr, flush.nbytes) == pytest.approx(12e-3, rel=1e-12)
+    assert op.time(4) == pytest.approx(12e-3, rel=1e-12)
+    assert gpus.count("flush") == 4

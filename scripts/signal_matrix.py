@@ -161,10 +161,11 @@ def trial(kind: str, sig: signal.Signals, victim: str) -> dict:
     leftovers.remove_killed_jobs_files()
     leftovers.remove_stale_dirs(tempfile.gettempdir(), "aibench-pytest-")
     after_next_run = sorted(p for p in temp_left if os.path.exists(p))
+    cases = _cases(doc)
     shutil.rmtree(scratch, ignore_errors=True)
     return {"run": kind, "signal": sig.name, "victim": victim, "exit": code, "status": status,
             "ended_by": ended_by or "", "files_left_in_path": len(files), "shm_tmp_left": len(temp_left),
-            "partial_docs": len(partial), "processes_left": len(left), "cases": _cases(doc),
+            "partial_docs": len(partial), "processes_left": len(left), "cases": cases,
             "left_after_next_run": len(after_next_run), "left_names": temp_left + partial}
 
 

@@ -124,7 +124,7 @@ def _lint(names: list[str]) -> int:
             for problem in e.problems:
                 print(f"aibench: lint: {problem}", file=sys.stderr)
             continue
-        print(f"{name}: {len(spec.checks)} check{'' if len(spec.checks) == 1 else 's'} pass lint")
+        print(f"{name}: {len(spec.checks)} {'check passes' if len(spec.checks) == 1 else 'checks pass'} lint")
         for note in spec.lint_notes:
             print(f"  note: {note}")
     return 2 if refused else 0

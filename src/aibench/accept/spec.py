@@ -357,4 +357,5 @@ def load_specs(names: list[str]) -> Spec:
     return Spec(name="+".join(s.name for s in specs), description="; ".join(s.description for s in specs if s.description),
                 tier=max(tiers, key=TIERS.index), target=specs[0].target,
                 files=[f for s in specs for f in s.files], hardware=[h for s in specs for h in s.hardware],
-                checks=[c for s in specs for c in s.checks], lint_notes=[n for s in specs for n in s.lint_notes])
+                checks=[c for s in specs for c in s.checks],
+                lint_notes=[n for s in specs for n in s.lint_notes])

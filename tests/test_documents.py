@@ -166,7 +166,6 @@ def test_includes_are_loaded_once_each_a_dag_not_a_tree(tmp_path, monkeypatch):
     reads = []
     real = spec_module.read_bytes
     monkeypatch.setattr(spec_module, "read_bytes", lambda *a: reads.append(a[0]) or real(*a))
-    monkeypatch.setattr(spec_module, "MAX_INCLUDE_DEPTH", 32)
     spec = load_spec(str(tmp_path / "s0.toml"))
     assert len(reads) == 24 and len(spec.files) == 24 and len(spec.checks) == 24
 

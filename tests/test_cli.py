@@ -47,13 +47,15 @@ def test_run_one_point_writes_document_and_exits_0(tmp_path):
     assert doc["status"] == "complete" and doc["machine"] == "t1"
     assert {c["impl"] for c in doc["cases"]} >= {"aibench", "blas"}
     for c in doc["cases"]:
-        if c["status"] == "skipped":
+        if c["status"] == "skipped":  # only a peer that is not installed, saying so
+            assert c["impl"] not in ("aibench", "blas") and c["validation"]["reason"], c
             continue
         assert c["status"] == "passed" and c["params"] == {"m": 64, "n": 48, "k": 40, "dtype": "fp32"}
         assert c["metrics"]["tflops"]["value"] > 0 and c["stats"]["n"] >= 5
         assert len(c["stats"]["samples_s"]) == c["stats"]["n"]
         assert c["validation"]["status"] == "passed"
-        assert c["percent_of_peak"] > 0
+        assert c["percent_of_peak"] > 0 and c["peak"]["source"]
+        assert c["bound"]["metric"] == "tflops" and 0 < c["metrics"]["tflops"]["value"] <= c["bound"]["value"]
 
 
 def test_wrong_result_fails_the_case_and_exit_code_is_1(tmp_path, monkeypatch):

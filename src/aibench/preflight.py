@@ -3,9 +3,11 @@ same launcher as the benchmark (`mpirun ... aibench preflight`, `srun aibench pr
 alone it launches --ranks local ranks, as `aibench run` does):
 
 1. an MPI hello across every rank: the rank -> host / GPU / NIC / NUMA map;
-2. a link check between every pair of nodes (the p2p matrix's ping-pong and windowed
-   bandwidth, about --link-seconds per pair, pairs in parallel rounds): a pair whose
-   data arrived wrong, or whose bandwidth is under 0.8x the median link's, fails;
+2. a link check between nodes (the p2p matrix's ping-pong and windowed bandwidth, about
+   --link-seconds per pair, disjoint pairs in parallel rounds): by the plan of linkplan.py
+   (each node against about log2 N partners, then the suspects' follow-up), or every pair
+   with --all-pairs; a pair whose data arrived wrong, or whose bandwidth is under 0.8x the
+   median link's, fails, and a node slow against most of its partners is named;
 3. a drift table of what must match across nodes (aibench version and build, Python, MPI
    library, mpi4py, NCCL, NVIDIA driver, kernel, CPU model, microcode, BIOS, GPU VBIOS,
    and the environment variables that change MPI/NCCL/OpenMP/BLAS behaviour).
@@ -20,11 +22,12 @@ import json
 import math
 import os
 import platform
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from . import __version__, mpi
+from . import __version__, linkplan, mpi
 
 # The fields of the drift table, in the order printed: (key, what it is).
 DRIFT_FIELDS = (
@@ -139,20 +142,87 @@ def failed_links(matrix: dict[str, Any]) -> list[str]:
     """The pairs that failed the link check, one line each."""
     bad = [f"{s['src']} -> {s['dst']}: {s['gbps']:.3f} GB/s, {s['fraction_of_median']:.2f}x the median link"
            for s in matrix.get("slow_links", [])]
-    bad += [f"{link}: data arrived wrong" for link in matrix.get("wrong_links", [])]
+    return bad + unusable_links(matrix)
+
+
+def unusable_links(matrix: dict[str, Any]) -> list[str]:
+    """The measured pairs (every pair, unless the matrix lists its `pairs`) whose data
+    arrived wrong or that have no usable figure, one line each."""
+    bad = [f"{link}: data arrived wrong" for link in matrix.get("wrong_links", [])]
     # Fail closed: a link with no figure, or one that is not a finite positive number,
-    # fails (a NaN would also blind the slow-link test above, through the median).
+    # fails (a NaN would also blind the slow-link test, through the median).
     labels, bw = matrix.get("participants") or [], matrix.get("bw_gbps") or []
-    bad += [f"{src} -> {dst}: bandwidth not measured ({bw[i][j] if i < len(bw) else None!r})"
-            for i, src in enumerate(labels) for j, dst in enumerate(labels)
-            if i != j and not (i < len(bw) and isinstance(bw[i][j], (int, float)) and 0 < bw[i][j] < math.inf)]
+    pairs = matrix.get("pairs")
+    measured = ([(i, j) for i in range(len(labels)) for j in range(len(labels)) if i != j] if pairs is None
+                else [(i, j) for a, b in pairs for i, j in ((a, b), (b, a))])
+    bad += [f"{labels[i]} -> {labels[j]}: bandwidth not measured ({bw[i][j] if i < len(bw) else None!r})"
+            for i, j in measured
+            if not (i < len(bw) and isinstance(bw[i][j], (int, float)) and 0 < bw[i][j] < math.inf)]
     return bad
 
 
-def run_preflight(session, link_seconds: float, on_hello=None) -> dict[str, Any] | None:
+LINK_BYTES = 1 << 20  # the link check's message size (the p2p matrix's windowed bandwidth)
+
+
+def _directed_figures(matrix: dict[str, Any], pairs: list[tuple[int, int]]):
+    """(src, dst, gbps) of both directions of each pair, NaN where no figure came back."""
+    bw = matrix["bw_gbps"]
+    directed = [(i, j) for a, b in pairs for i, j in ((a, b), (b, a))]
+    gbps = [bw[i][j] if isinstance(bw[i][j], (int, float)) else math.nan for i, j in directed]
+    return [i for i, _ in directed], [j for _, j in directed], gbps
+
+
+def check_links(session, link_seconds: float, all_pairs: bool) -> tuple[dict | None, dict | None]:
+    """Collective. The link check by the plan (or every pair): on rank 0 the plan rounds'
+    matrix and the plan's report (its rounds, follow-up and verdict), else (None, None)."""
+    from .suites.interconnect.p2p import link_matrix, participants
+
+    n = len(participants(session))
+    plan = linkplan.plan(n, all_pairs=all_pairs)
+    rounds = plan.as_lists()
+    started = time.monotonic()
+    matrix = link_matrix(session, LINK_BYTES, budget_s=link_seconds, min_iters=5, schedule=rounds)
+    round_s = (time.monotonic() - started) / len(rounds)
+    found, follow = None, ([], [])
+    if session.is_root:
+        pairs = [p for r in rounds for p in r]
+        matrix["pairs"] = pairs
+        found = linkplan.judge(n, *_directed_figures(matrix, pairs))
+        if not plan.all_pairs:
+            follow = linkplan.followup_rounds(n, found)
+    against_good, again = session.bcast(follow)
+    second = None
+    if against_good or again:  # only the suspects' links
+        second = link_matrix(session, LINK_BYTES, budget_s=link_seconds, min_iters=5, schedule=against_good + again)
+    if not session.is_root:
+        return None, None
+    label = matrix["participants"]
+    if second is None:
+        verdict = linkplan.Verdict(found.slow_nodes, sorted(found.suspect_pairs))
+    else:
+        follow_pairs = [p for r in against_good + again for p in r]
+        second["pairs"] = follow_pairs
+        verdict = linkplan.confirm(n, found, *_directed_figures(second, follow_pairs))
+    return matrix, {
+        "all_pairs": plan.all_pairs, "rounds": len(rounds), "all_pairs_rounds": linkplan.all_pairs_rounds(n),
+        "partners": min((len(v) for v in found.partners.values()), default=0),
+        "round_s": round_s, "median_gbps": found.median_gbps,
+        "suspect_pairs": [[label[a], label[b]] for a, b in found.suspect_pairs],
+        "followup_rounds": len(against_good) + len(again),
+        "followup": None if second is None else {
+            "pairs": [[label[a], label[b]] for a, b in second["pairs"]],
+            "bw_gbps": {f"{label[a]} -> {label[b]}": second["bw_gbps"][a][b]
+                        for p in second["pairs"] for a, b in (p, p[::-1])},
+            "unusable": unusable_links(second)},
+        "slow_nodes": [label[x] for x in verdict.slow_nodes],
+        "slow_links": [[label[a], label[b]] for a, b in verdict.slow_links],
+    }
+
+
+def run_preflight(session, link_seconds: float, on_hello=None, all_pairs: bool = False) -> dict[str, Any] | None:
     """Collective. The report on rank 0, None elsewhere; on_hello(report) is called on rank
     0 with the rank map and the drift table before the link check."""
-    from .suites.interconnect.p2p import link_matrix, participants
+    from .suites.interconnect.p2p import participants
 
     from . import watchdog
 
@@ -164,15 +234,19 @@ def run_preflight(session, link_seconds: float, on_hello=None) -> dict[str, Any]
     if session.is_root:
         nodes = {p["host"]: sw for p, sw in zip(placements, software) if sw is not None}
         report = {"schema": "aibench.preflight", "ranks": placements, "nodes": nodes, "drift": drift(nodes),
-                  "links": None, "failed_links": [],
+                  "links": None, "link_plan": None, "failed_links": [],
                   "mpi": session.info}
         if on_hello is not None:  # said before the link check, which drift can hang
             on_hello(report)
     if len(participants(session)) >= 2:
         with watchdog.section("preflight link check"):
-            matrix = link_matrix(session, 1 << 20, budget_s=link_seconds, min_iters=5)
+            matrix, link_plan = check_links(session, link_seconds, all_pairs)
         if report is not None:
-            report["links"], report["failed_links"] = matrix, failed_links(matrix)
+            report["links"], report["link_plan"] = matrix, link_plan
+            report["failed_links"] = (failed_links(matrix)
+                                      + (link_plan["followup"]["unusable"] if link_plan["followup"] else [])
+                                      + [f"{node}: slow against most of its partners (a slow node)"
+                                         for node in link_plan["slow_nodes"]])
     if report is not None:
         report["ok"] = not report["drift"] and not report["failed_links"]
     return report
@@ -214,6 +288,15 @@ def print_links(report: dict[str, Any]) -> None:
         for i, src in enumerate(m["participants"]):
             links.add_row(src, *("-" if v is None else f"{v:.3f}" for v in m["bw_gbps"][i]))
         console.print(links)
+        lp = report.get("link_plan")
+        if lp:
+            how = ("every pair" if lp["all_pairs"] else
+                   f"the plan: each node against {lp['partners']}+ partners, instead of all-pairs' "
+                   f"{lp['all_pairs_rounds']} rounds")
+            console.print(f"link check by {how}: {lp['rounds']} round(s) of {lp['round_s']:.2f} s, "
+                          f"{lp['followup_rounds']} follow-up round(s) for {len(lp['suspect_pairs'])} suspect pair(s)")
+            for a, b in lp["slow_links"]:
+                console.print(f"[red]slow link:[/] {a} <-> {b}")
     for line in report["failed_links"]:
         console.print(f"[red]failed link:[/] {line}")
     for entry in report["drift"]:
@@ -247,11 +330,58 @@ def _print_drift(console, report: dict[str, Any]) -> None:
     console.print(table)
 
 
+# A link-check round at the default --link-seconds 1, as measured on the 16-host test
+# cluster (docs/clusters.md): the pair's bandwidth both ways, its latency and the barrier.
+DEFAULT_ROUND_S = 1.5
+
+
+def plan_sizes(text: str) -> list[int]:
+    from .errors import UsageError
+
+    try:
+        sizes = [int(x) for x in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or any(not 2 <= n <= 1_000_000 for n in sizes):
+        raise UsageError(f"--plan needs node counts of at least 2 (and at most 1000000), comma-separated (got {text!r})")
+    return sizes
+
+
+def plan_round_s(value: float | None) -> float:
+    from .errors import UsageError
+
+    if value is None:
+        return DEFAULT_ROUND_S
+    if not 0 < value < math.inf:
+        raise UsageError(f"--round-s must be a number of seconds above 0 (got {value})")
+    return value
+
+
+def print_plan(sizes: list[int], round_s: float, assumed: bool) -> None:
+    """The --plan table: per node count, the plan's rounds and follow-up, and all-pairs'."""
+    print(f"link-check schedule; round time {round_s:g} s "
+          + ("(assumed: a round at --link-seconds 1 on the test cluster; give --round-s)" if assumed
+             else "(--round-s)"))
+    print(f"{'nodes':>7} {'rounds':>6} {'pairs/rnd':>9} {'follow-up':>9} {'plan min':>9} "
+          f"{'all-pairs rounds':>16} {'all-pairs min':>13}")
+    for row in linkplan.schedule_table(sizes, round_s):
+        print(f"{row['nodes']:>7} {row['plan_rounds']:>6} {row['pairs_per_round']:>9} "
+              f"{row['followup_rounds_worst']:>9} {row['plan_minutes']:>9.2f} "
+              f"{row['all_pairs_rounds']:>16} {row['all_pairs_minutes']:>13.2f}"
+              + ("  (all-pairs: the plan would not be shorter)" if row["all_pairs_used"] else ""))
+    print("rounds: each node against max(3, ceil(log2 N)) distinct partners (one more round when N is odd); "
+          "follow-up: at most, while the suspects are few (each suspect against a known-good node, "
+          "then the suspect pairs again); plan min counts both")
+
+
 def cmd_preflight(args) -> int:
     from .errors import UsageError
     from .run import ranks_option, seconds_option
     from .safe_write import PREFLIGHT_REPORT, check_target, write_file
 
+    if args.plan is not None:  # the schedule only: no MPI, no ranks
+        print_plan(plan_sizes(args.plan), plan_round_s(args.round_s), args.round_s is None)
+        return 0
     if not 0 < args.link_seconds <= 60:
         raise UsageError(f"--link-seconds must be above 0 and at most 60 (got {args.link_seconds})")
     ranks_option(args.ranks)  # the same limits as `aibench run` (#27: 300 ranks hung)
@@ -266,6 +396,7 @@ def cmd_preflight(args) -> int:
                                   ["preflight", "--link-seconds", repr(args.link_seconds),
                                    "--collective-timeout", repr(args.collective_timeout),
                                    *(["--json"] if args.json else []), *(["--force"] if args.force else []),
+                                   *(["--all-pairs"] if args.all_pairs else []),
                                    *(["--output", str(args.output)] if args.output else [])])
         if args.output:
             from .leftovers import remove_partial_writes
@@ -285,7 +416,8 @@ def cmd_preflight(args) -> int:
     from . import watchdog
 
     watchdog.start(session, args.collective_timeout)
-    report = run_preflight(session, args.link_seconds, on_hello=None if args.json else print_hello)
+    report = run_preflight(session, args.link_seconds, on_hello=None if args.json else print_hello,
+                           all_pairs=args.all_pairs)
     code = None
     if session.is_root:
         if args.output:
@@ -309,6 +441,13 @@ def add_parser(sub) -> None:
                    help="local ranks to launch when not started by mpirun/srun (default 2)")
     p.add_argument("--collective-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="end with exit 3, naming the ranks, when a rank stops answering (default 60)")
+    p.add_argument("--all-pairs", action="store_true",
+                   help="check every pair of nodes (N-1 rounds) instead of the plan (about log2 N rounds)")
+    p.add_argument("--plan", default=None, metavar="N[,N...]",
+                   help="print the link-check schedule for N nodes and its predicted time, and exit")
+    p.add_argument("--round-s", type=float, default=None, metavar="S",
+                   help=f"the round time --plan predicts with (default {DEFAULT_ROUND_S}: a round at the "
+                        f"default --link-seconds on the test cluster)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--output", type=Path, default=None, help="also write the report (JSON) here")
     p.add_argument("--force", action="store_true",

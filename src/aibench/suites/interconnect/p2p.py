@@ -137,14 +137,17 @@ def _bandwidth(comm, me: int, peer: int, sender: bool, nbytes: int, budget_s: fl
     return LinkResult(peer, me, 0.0, [], wrong)
 
 
-def link_matrix(session: Session, nbytes: int, budget_s: float, min_iters: int) -> dict | None:
-    """Collective. Returns (on rank 0) the matrices and the flagged links, else None."""
+def link_matrix(session: Session, nbytes: int, budget_s: float, min_iters: int,
+                schedule: list[list[tuple[int, int]]] | None = None) -> dict | None:
+    """Collective. Returns (on rank 0) the matrices and the flagged links, else None.
+    `schedule`: the rounds of pairs (participant indices) to measure; default every pair."""
     comm, me = session.comm, session.rank
     ranks = participants(session)
     index = {r: i for i, r in enumerate(ranks)}
     lat_iters = int(max(50, min(1000, 100 * budget_s)))
     mine: list[dict] = []
-    for pairs in tournament(len(ranks)):
+    schedule = tournament(len(ranks)) if schedule is None else schedule
+    for pairs in schedule:
         idle_barrier(comm)
         watchdog.progress()  # every rank, each round (the pairs' own loops differ by rank)
         for a, b in pairs:
@@ -207,7 +210,7 @@ def link_matrix(session: Session, nbytes: int, budget_s: float, min_iters: int) 
         "weakest_window_times_s": times.get((weakest[0], weakest[1]), []) if weakest else [],
         "wrong_bytes": int(sum(wrong.values())),
         "wrong_links": [f"{label[i]}->{label[j]}" for (i, j), w in wrong.items() if w],
-        "rounds": len(tournament(n)),
+        "rounds": len(schedule),
     }
 
 

@@ -115,6 +115,22 @@ def test_untimed_attention_run_computes_the_right_output(gpus, impl):
     op.close()
 
 
+def test_nvml_energy_discovery_says_why_it_reads_nothing(gpus, monkeypatch):
+    from aibench.energy import nvml
+
+    assert nvml.discover(0, "0000:99:00.0") == ([], ["NVML: Not Found"])  # no board at that bus ID
+    meters, reasons = nvml.discover(0, None)  # by index
+    assert [type(m).__name__ for m in meters] == ["NvmlEnergy"] and meters[0].name == "GPU 0 NVIDIA H200"
+    module = sys.modules["pynvml"]
+
+    def not_supported(handle):
+        raise module.NVMLError_NotSupported()
+
+    monkeypatch.setattr(module, "nvmlDeviceGetPowerUsage", not_supported)
+    gpus.specs[0].energy_counter = False
+    assert nvml.discover(0, None) == ([], ["NVML: GPU 0 NVIDIA H200 reports neither energy nor power (Not Supported)"])
+
+
 def test_gpu_collectives_say_why_they_cannot_run(gpus, monkeypatch):
     assert gpu.gpu_unavailable_reason() is None and gpu.nccl_unavailable_reason() is None
     runtime, nccl = sys.modules["cupy.cuda.runtime"], sys.modules["cupy.cuda.nccl"]
@@ -183,3 +199,37 @@ def test_double_times_only_what_the_events_bracket(gpus):
     assert op.time(4, flush.data.ptr, flush.nbytes) == pytest.approx(12e-3, rel=1e-12)
     assert op.time(4) == pytest.approx(12e-3, rel=1e-12)
     assert gpus.count("flush") == 4
+
+
+class _GpuArray:
+    """What targets.jax.operand_sets reads of a jax.Array on a GPU."""
+
+    def __init__(self, nbytes, copy_of=None):
+        self.nbytes, self.copy_of = nbytes, copy_of
+
+    def devices(self):
+        return {type("Device", (), {"platform": "gpu", "id": 0})()}
+
+    def copy(self):
+        return _GpuArray(self.nbytes, copy_of=self)
+
+    def block_until_ready(self):
+        return self
+
+
+def test_jax_on_a_gpu_rotates_operands_past_l2_and_times_the_last_call_on_the_originals(gpus):
+    from aibench.targets import jax as jx
+
+    a, b = _GpuArray(24 * 2**10), _GpuArray(8 * 2**10)  # 32 KiB together; the double's L2: 64 KiB
+    used = []
+    run = jx.timer(lambda x, y: used.append((x, y)) or x, (a, b))
+    assert run.operand_sets == 1 + 4  # the others exceed 2 x L2 = 128 KiB
+    run(7)
+    assert used[-1] == (a, b) and run.last is a  # validation reads the originals' output
+    assert len({id(x) for x, _ in used[:5]}) == 5  # consecutive calls never share operands
+    assert all(x.copy_of is a for x, _ in used[:6] if x is not a)
+    big = _GpuArray(10 * 2**20)
+    assert jx.timer(lambda x: x, (big,)).operand_sets == 2  # one copy at most when operands exceed L2
+    import jax.numpy as jnp
+
+    assert jx.timer(lambda x: x, (jnp.zeros(4),)).operand_sets == 1  # on a CPU: no copies

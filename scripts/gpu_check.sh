@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The device check: on a machine with an NVIDIA GPU, build aibench with CUDA, run every
-# GPU test, run a short GPU benchmark, and print its table. Meant to finish in about 8
+# GPU test, the device double's tests against the real GPU (tests/gpu_double), run a
+# short GPU benchmark, and print its table. Meant to finish in about 8
 # minutes on an H100. Results go to $OUT (default ./gpu-check-out).
 #
 #   scripts/gpu_check.sh            # uses the python3 on PATH (needs CuPy, pybind11,
@@ -48,6 +49,14 @@ fi
 echo "== GPU tests =="
 "$PY" -m pytest -q -m gpu tests -p no:cacheprovider --continue-on-collection-errors 2>&1 | tee "$OUT/pytest-gpu.log" | tail -30
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "== the device double against the real GPU (tests/test_gpu_double*.py: params real and double) =="
+# The same test functions run on the double and (param `real`, marked gpu) on this GPU:
+# a difference between the two is a defect of the double or of the GPU code.
+"$PY" -m pytest -q tests/test_gpu_double.py tests/test_gpu_double_units.py -p no:cacheprovider -rs 2>&1 \
+  | tee "$OUT/pytest-double.log" | tail -15
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+grep -E "passed|failed" "$OUT/pytest-double.log" | tail -1
 
 echo "== short GPU benchmark: aibench run --target cuda --quick =="
 cd /tmp

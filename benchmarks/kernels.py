@@ -38,9 +38,9 @@ def gemm_output(m: int, n: int, dtype: str) -> np.ndarray:
     return np.empty((m, n), dtype=GEMM_OUT[dtype])
 
 
-def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, isa: str) -> np.ndarray:
-    """c[:] = a @ b on one path of gemm_paths(dtype); returns c."""
-    _core.gemm(a, b, c, isa)
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, isa: str, threads: int = 0) -> np.ndarray:
+    """c[:] = a @ b on one path of gemm_paths(dtype) (threads=0: all cores); returns c."""
+    _core.gemm(a, b, c, isa, threads)
     return c
 
 
@@ -50,6 +50,12 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, o: np.ndarray, causal
     k, v (B, Hkv, Sk, D), float32 or bf16 bits (uint16). Returns o."""
     _core.attention(q, k, v, o, causal, scale, isa)
     return o
+
+
+def bf16_dot_over_fma() -> dict:
+    """VDPBF16PS FLOP rate over the fp32 FMA's on one core ({dot_gflops, fma_gflops, ratio,
+    native_first_from}; zeros without AVX512_BF16): what ranks the bf16 paths."""
+    return dict(_core.bf16_dot_over_fma())
 
 
 def describe() -> dict:

@@ -26,9 +26,10 @@ from aibench.suites.attention.common import (
     attention_flops, attention_tolerance, default_scale, kv_head, reference_rows, sampled_rows)
 from aibench.suites.gemm.common import gemm_tolerance, sampled_error
 
-# (m, n, k): square, then skinny: a GEMV (one row), a 16-row panel, a rank-16 update.
+# (m, n, k): square, then skinny: a GEMV (one row), a 16-row panel, a rank-16 update, a
+# product with four columns (the few-column kernel).
 GEMM_SHAPES = [(256, 256, 256), (512, 512, 512), (1024, 1024, 1024),
-               (1, 2048, 2048), (16, 1024, 1024), (1024, 1024, 16)]
+               (1, 2048, 2048), (16, 1024, 1024), (1024, 1024, 16), (2048, 4, 1024)]
 # The scalar path is 3-10x slower: only shapes of at most this many FLOPs (256^3's).
 SCALAR_MAX_FLOPS = 2 * 256**3
 ATTENTION_SHAPES = [

@@ -59,13 +59,24 @@ using MicroKernel = void (*)(int64_t kc, const Lane* a_panel, const Lane* b_pane
 //   dot_rows:  y[i * incy] = sum_p a[i * lda + p] * x[p]      for i < rows   (n = 1)
 //   axpy_rows: y[j] (+)= sum_p x[p] * b[p * ldb + j]          for j < cols   (m = 1)
 //              (y = the sum if !accumulate, y += it if accumulate)
+//   dot_cols:  c[i * ldc + j] = sum_p a[i * lda + p] * bt[j * k + p]   for i < rows, j < n
+//              (a few columns of C, 2 <= n <= kFewColumns: bt is B transposed, n rows of k)
 template <class T>
 struct Gemv {
   void (*dot_rows)(int64_t rows, int64_t k, const T* a, int64_t lda, const T* x, T* y,
                    int64_t incy) = nullptr;
   void (*axpy_rows)(int64_t k, int64_t cols, const T* x, const T* b, int64_t ldb, T* y,
                     bool accumulate) = nullptr;
+  void (*dot_cols)(int64_t rows, int64_t n, int64_t k, const T* a, int64_t lda, const T* bt,
+                   T* c, int64_t ldc) = nullptr;
 };
+
+// Products of at most this many columns take Gemv::dot_cols where a path has it: the
+// blocked loops pad every B micro-panel to nr columns (16 on avx2, 64 on avx512: 8-32x the
+// work at n = 2) and pack all of A for a few FLOPs per element. Measured on Zen 4 (one
+// thread, 4096 x n x 1024 fp32, own/OpenBLAS): blocked 0.18-0.50 for n = 2..32 on avx512,
+// 0.33-0.58 on avx2; dot_cols 1.06-2.4 on avx512 and 0.89-3.0 on avx2 up to n = 32.
+constexpr int64_t kFewColumns = 32;
 
 template <class Lane, class Out = Lane>
 struct KernelSpec {

@@ -133,7 +133,8 @@ void micro_kernel_int16_pairs(int64_t kq, const uint32_t* a, const uint32_t* b, 
 }
 
 // ---- GEMV (one column or one row of C): memory-bound, so four rows at a time to read
-// the vector (dot_rows) or write the output (axpy_rows) once per four rows of the matrix.
+// the vector (dot_rows) or write the output (axpy_rows) once per four rows of the matrix;
+// and the few-column product (dot_cols), which is dot_rows for a handful of vectors.
 
 float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -210,6 +211,59 @@ void dot_rows(int64_t rows, int64_t k, const T* a, int64_t lda, const T* x, T* y
   }
 }
 
+// c[i * ldc + j] = dot(a row i, bt row j) for i < rows, j < n: a product with a few
+// columns (gemm.hpp, Gemv::dot_cols). Blocks of R rows x C columns keep R*C accumulators
+// (8 of the 16 ymm registers) over k: each A vector loaded serves C columns, each B^T
+// vector R rows. A streams from memory once per C columns (from L1/L2 after the first).
+template <class T, int R, int C>
+void dot_block(int64_t k, const T* a, int64_t lda, const T* bt, T* c, int64_t ldc) {
+  using O = Vec<T>;
+  constexpr int64_t L = O::kLanes;
+  const int64_t k_vec = k / L * L;
+  typename O::V acc[R][C];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < C; ++j) acc[r][j] = O::zero();
+  for (int64_t p = 0; p < k_vec; p += L) {
+    typename O::V b[C];
+#pragma GCC unroll 4
+    for (int j = 0; j < C; ++j) b[j] = O::load(bt + j * k + p);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const typename O::V x = O::load(a + r * lda + p);
+#pragma GCC unroll 4
+      for (int j = 0; j < C; ++j) acc[r][j] = O::fma(x, b[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int j = 0; j < C; ++j) {
+      T sum = hsum(acc[r][j]);
+      for (int64_t p = k_vec; p < k; ++p) sum += a[r * lda + p] * bt[j * k + p];
+      c[r * ldc + j] = sum;
+    }
+  }
+}
+
+template <class T>
+void dot_cols(int64_t rows, int64_t n, int64_t k, const T* a, int64_t lda, const T* bt, T* c,
+              int64_t ldc) {
+  constexpr int kR = 4, kC = 2;  // 8 accumulators, 4 + 2 loads per 8 FMAs
+  int64_t i = 0;
+  for (; i + kR <= rows; i += kR) {
+    int64_t j = 0;
+    for (; j + kC <= n; j += kC) dot_block<T, kR, kC>(k, a + i * lda, lda, bt + j * k, c + i * ldc + j, ldc);
+    if (j < n) dot_block<T, kR, 1>(k, a + i * lda, lda, bt + j * k, c + i * ldc + j, ldc);
+  }
+  for (; i < rows; ++i) {
+    int64_t j = 0;
+    for (; j + kC <= n; j += kC) dot_block<T, 1, kC>(k, a + i * lda, lda, bt + j * k, c + i * ldc + j, ldc);
+    if (j < n) dot_block<T, 1, 1>(k, a + i * lda, lda, bt + j * k, c + i * ldc + j, ldc);
+  }
+}
+
 // y[0, cols) (+)= sum_p x[p] * b[p][0, cols): y is walked in strips that stay in L1
 // while four rows of B stream through at a time.
 template <class T>
@@ -277,7 +331,7 @@ Int16PairKernelSpec int16_pair_kernel() {
           &micro_kernel_int16_pairs<kMrInt16, kNvInt16>};
 }
 
-Gemv<float> fp32_gemv() { return {&dot_rows<float>, &axpy_rows<float>}; }
-Gemv<double> fp64_gemv() { return {&dot_rows<double>, &axpy_rows<double>}; }
+Gemv<float> fp32_gemv() { return {&dot_rows<float>, &axpy_rows<float>, &dot_cols<float>}; }
+Gemv<double> fp64_gemv() { return {&dot_rows<double>, &axpy_rows<double>, &dot_cols<double>}; }
 
 }  // namespace aibench::gemm::avx2

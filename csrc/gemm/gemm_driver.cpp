@@ -217,6 +217,25 @@ void gemv_one_row(const Gemv<T>& gemv, int64_t n, int64_t k, const T* a, const T
   }
 }
 
+// A few columns of C (2 <= n <= kFewColumns): B^T (n x k, small) is gathered once, then
+// every thread dots its rows of A (whole groups of four) with those n columns: A is read
+// once, in memory order, and no work is spent on padding.
+template <class T>
+void gemm_few_columns(const Gemv<T>& gemv, int64_t m, int64_t n, int64_t k, const T* a,
+                      int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc, int num_threads) {
+  T* bt = static_cast<T*>(scratch.get(sizeof(T) * static_cast<size_t>(n * k)));
+  for (int64_t p = 0; p < k; ++p) {
+    for (int64_t j = 0; j < n; ++j) bt[j * k + p] = b[p * ldb + j];
+  }
+  const int64_t chunks = std::min<int64_t>(num_threads, ceil_div(m, 4));
+#pragma omp parallel for num_threads(num_threads) schedule(static)
+  for (int64_t t = 0; t < chunks; ++t) {
+    const int64_t begin = round_up(m * t / chunks, 4);
+    const int64_t end = t + 1 == chunks ? m : round_up(m * (t + 1) / chunks, 4);
+    if (end > begin) gemv.dot_cols(end - begin, n, k, a + begin * lda, lda, bt, c + begin * ldc, ldc);
+  }
+}
+
 template <class In, class Lane, class Out>
 void gemm_blocked(const KernelSpec<Lane, Out>& kernel, int64_t m, int64_t n, int64_t k,
                   const In* a, int64_t lda, const In* b, int64_t ldb, Out* c, int64_t ldc,
@@ -234,6 +253,9 @@ void gemm_blocked(const KernelSpec<Lane, Out>& kernel, int64_t m, int64_t n, int
     }
     if (m == 1 && kernel.gemv.axpy_rows != nullptr) {
       return gemv_one_row(kernel.gemv, n, k, a, b, ldb, c, num_threads);
+    }
+    if (n <= kFewColumns && kernel.gemv.dot_cols != nullptr) {
+      return gemm_few_columns(kernel.gemv, m, n, k, a, lda, b, ldb, c, ldc, num_threads);
     }
   }
   const Blocking& blk = kernel.blocking;

@@ -76,6 +76,8 @@ def _mutated(good: Path, mutate) -> str:
     (lambda d: d["cases"][0]["params"].update(m="big"), "cases[0].params.m = 'big' is not a value of the gemm"),
     (lambda d: json.dumps(d).replace('"value": 1.0', '"value": NaN'), "NaN is not a number"),
     (lambda d: json.dumps(d).replace('"value": 1.0', '"value": 1e999'), "out of range"),
+    (lambda d: json.dumps(d).replace('"value": 1.0', '"value": 1.7e308'), "out of range"),  # plot overflowed
+    (lambda d: json.dumps(d).replace('"value": 1.0', '"value": 5e-324'), "out of range"),  # compare divided by 0
     (lambda d: d.update(started_at="yesterday"), "started_at 'yesterday' is not a time"),
 ])
 @pytest.mark.parametrize("command", ["compare", "compare --rerun", "diagnose", "diagnose --baseline", "plot",
@@ -92,6 +94,21 @@ def test_the_good_document_of_these_tests_is_read(tmp_path, capsys):
     other = good_run(tmp_path, "other")
     assert main(["compare", str(good), str(other), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0]["case_id"] == "64-fp32"
+
+
+def test_a_case_without_its_suites_params_is_compared_but_not_drawn(tmp_path, capsys):
+    good = good_run(tmp_path)
+    doc = json.loads(good.read_text())
+    del doc["cases"][0]["params"]["m"]  # plots and asv read m, n, k and dtype by name
+    doc["aibench"]["commit"] = "0" * 40
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(doc))
+    assert main(["compare", str(good), str(bare)]) == 0
+    one_line_exit_2(["plot", str(bare), "--out", str(tmp_path / "plots")], capsys, "nothing to plot")
+    repo = Path(__file__).resolve().parents[1]
+    assert main(["publish", str(bare), "--results", str(tmp_path / "asv"), "--html", str(tmp_path / "html"),
+                 "--repo", str(repo)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_not_utf8_a_directory_a_pipe_and_a_device_are_refused(tmp_path, capsys):

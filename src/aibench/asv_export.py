@@ -30,6 +30,7 @@ from asv.machine import Machine
 from asv.results import Results
 from asv.runner import BenchmarkResult
 
+from .documents import has_suite_params
 from .errors import UsageError
 from .results import PASSED, CaseResult, RunDocument
 from .safe_write import ASV_RESULTS_JSON, check_target, prepare_directory, write_file
@@ -230,6 +231,8 @@ def _add_track(results: Results, bench: dict, spec: AsvSpec, track, cases: list[
     samples: list[Any] = [None] * len(combos)
     numbers: list[Any] = [None] * len(combos)
     for case in cases:
+        if not has_suite_params(case):  # a foreign document's case: asv cannot place it
+            continue
         key = spec.case_key(case) if spec.case_key else spec.key(case.params, case.target, case.impl)
         if key not in index or track.metric not in case.metrics:
             continue

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .results import RunDocument
+from .results import CaseResult, RunDocument
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -264,6 +264,15 @@ def _check_params(cases: list[dict[str, Any]]) -> None:
                 parsed = None
             if parsed is None or type(parsed) is not type(value) or parsed != value:
                 raise DocumentError(f"{where} = {text[:40]!r} is not a value of the {suite.name} suite")
+
+
+def has_suite_params(case: CaseResult) -> bool:
+    """Whether a case holds every parameter its suite declares (a hand-made or a foreign
+    document may not): plots and asv place a case by them, and leave out one without."""
+    from .suites import all_suites
+
+    suite = all_suites().get(case.suite)
+    return suite is None or set(suite.params) <= set(case.params)
 
 
 def run_from_json(obj: Any) -> RunDocument:

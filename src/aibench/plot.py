@@ -27,7 +27,7 @@ from matplotlib.ticker import FuncFormatter
 from . import units
 from .dtypes import rate_unit
 from .compare import names
-from .documents import load_run
+from .documents import has_suite_params, load_run
 from .dtypes import FORMATS
 from .errors import UsageError
 from .fleet import split_by_node
@@ -67,7 +67,7 @@ def _passed(docs: list[RunDocument], suite: str):
     for i, doc in enumerate(docs):
         several_targets = len({c.target for c in doc.cases}) > 1
         for c in doc.cases:
-            if c.suite == suite and c.status == PASSED:
+            if c.suite == suite and c.status == PASSED and has_suite_params(c):
                 yield i, c.target if several_targets else "", c
 
 

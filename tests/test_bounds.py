@@ -29,7 +29,8 @@ def known_cpu(monkeypatch):
     rates = {}
 
     def fake_loop(isa, dtype, windows=20, threads=0):
-        return {"gflops": 1e3 * rates.get((isa, dtype), 0.99 * theory[dtype])}
+        every_cpu = 1e3 * rates.get((isa, dtype), 0.99 * theory[dtype])
+        return {"gflops": every_cpu / CORES if threads == 1 else every_cpu}  # one core's share
 
     monkeypatch.setattr(cpu_target, "measured_clock_ghz", lambda: CLOCK_GHZ)
     monkeypatch.setattr(cpu_target, "physical_cores", lambda: CORES)
@@ -161,3 +162,20 @@ def test_the_bound_is_in_the_schema():
                       bound={"metric": "tflops", "value": 2.0, "unit": "TFLOP/s", "source": "s", "refused": None})
     jsonschema.validate(json.loads(json.dumps(case.to_dict())), {**SCHEMA["$defs"]["case"], "$defs": SCHEMA["$defs"]})
     assert CaseResult.from_dict(case.to_dict()).bound["value"] == 2.0
+
+
+def test_a_busy_machine_still_refuses_a_halved_peak(known_cpu, monkeypatch):
+    """Other processes disturb the loop on every CPU (it measures 5% of the peak) but not
+    every window of the loop on one thread: one core's rate times the cores still shows
+    that a peak half the true one is wrong."""
+    theory, _ = known_cpu
+
+    def busy(isa, dtype, windows=20, threads=0):
+        full = 1e3 * theory[dtype]
+        return {"gflops": full / CORES if threads == 1 else 0.05 * full}
+
+    monkeypatch.setattr(cpu_target._core, "measure_fma_peak", busy)
+    monkeypatch.setattr(cpu_target, "measured_clock_ghz", lambda: CLOCK_GHZ / 2)  # the peak halved
+    bound = cpu_target.compute_bound("fp32", "avx512")
+    assert bound["value"] == pytest.approx(1.05 * theory["fp32"])
+    assert "theoretical peak is refused" in bound["refused"]

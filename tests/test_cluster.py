@@ -192,3 +192,33 @@ def test_down_leaves_nothing(cluster):
     assert not re.search(r"\b(abv\d+|abbr0)\b", links)
     assert testcluster.HOSTS_BEGIN not in testcluster.ETC_HOSTS.read_text()
     assert subprocess.run(["pgrep", "-f", "slurm(ctld|d) .*aibench-testcluster"]).returncode == 1
+
+
+@pytest.mark.parametrize("hosts", [16])
+def test_preflight_plan_names_the_slow_pair_as_all_pairs_does(hosts, tmp_path):
+    """#30: at 16 hosts with one pair's path slowed to a quarter of the rate, the plan
+    (4 rounds, each host against 4 partners, then the suspect's follow-up) names the same
+    slow link as all-pairs (15 rounds). The slowed pair is one the plan measures (the
+    first pair of its first round): a pair-only fault off the plan is for --all-pairs
+    (tests/test_linkplan.py). Its own cluster, brought up after the 4-host tests'."""
+    from aibench import linkplan
+
+    a, b = linkplan.plan(hosts).as_lists()[0][0]
+    names = [testcluster.host_name(i) for i in range(hosts)]
+    try:
+        testcluster.up(hosts, LINK_RATE, "0", "0%", slurm=False)
+        testcluster.slow_pair(a, b, "250mbit")
+        found = {}
+        for mode in ("plan", "all-pairs"):
+            report_path = tmp_path / f"{mode}.json"
+            out = run(mpiexec(*AIBENCH, "preflight", "--link-seconds", "0.3", "--output", str(report_path),
+                              *(["--all-pairs"] if mode == "all-pairs" else []), ranks=hosts, hosts=names),
+                      timeout=600)
+            assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-2000:]
+            found[mode] = json.loads(report_path.read_text())["link_plan"]
+        slowed = [f"{names[a]}:{a}", f"{names[b]}:{b}"]
+        assert found["plan"]["slow_links"] == found["all-pairs"]["slow_links"] == [slowed], found
+        assert found["plan"]["slow_nodes"] == found["all-pairs"]["slow_nodes"] == []
+        assert (found["plan"]["rounds"], found["plan"]["followup_rounds"], found["all-pairs"]["rounds"]) == (4, 2, 15)
+    finally:
+        testcluster.down()

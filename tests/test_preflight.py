@@ -47,6 +47,19 @@ def test_failed_links_name_both_ends():
     assert lines == ["n1:1 -> n2:2: 0.030 GB/s, 0.25x the median link", "n3:3->n0:0: data arrived wrong"]
 
 
+def test_with_the_plan_only_its_pairs_must_have_figures():
+    """#30: the plan measures some pairs; the others are not 'not measured' failures, but a
+    planned pair without a figure still fails closed."""
+    nan = float("nan")
+    bw = [[None, 5.0, None], [5.0, None, None], [None, None, None]]
+    matrix = {"participants": ["n0:0", "n1:1", "n2:2"], "bw_gbps": bw, "pairs": [(0, 1)]}
+    assert failed_links(matrix) == []
+    bw[1][0] = nan
+    assert failed_links(matrix) == ["n1:1 -> n0:0: bandwidth not measured (nan)"]
+    del matrix["pairs"]  # all-pairs: every pair must have its figures
+    assert len(failed_links(matrix)) == 5
+
+
 @needs_mpi
 def test_preflight_on_two_local_ranks(tmp_path):
     out = tmp_path / "preflight.json"

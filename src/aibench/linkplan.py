@@ -97,12 +97,12 @@ class Findings:
 
 
 def judge(n: int, src: np.ndarray, dst: np.ndarray, gbps: np.ndarray,
-          slow_fraction: float = SLOW_FRACTION, median_gbps: float | None = None) -> Findings:
+          slow_fraction: float = SLOW_FRACTION) -> Findings:
     """Judge directed link figures (src[i] -> dst[i] at gbps[i]); the same for all-pairs
     and for the plan. A figure that is not a finite positive number counts as slow."""
     src, dst, gbps = np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(gbps, np.float64)
     good = np.isfinite(gbps) & (gbps > 0)
-    median = float(np.median(gbps[good])) if median_gbps is None and good.any() else (median_gbps or math.nan)
+    median = float(np.median(gbps[good])) if good.any() else math.nan
     slow = ~good | (gbps < slow_fraction * median)
     # One entry per unordered pair: slow when either direction is.
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)

@@ -197,8 +197,8 @@ def test_down_leaves_nothing(cluster):
 @pytest.mark.parametrize("hosts", [16])
 def test_preflight_plan_names_the_slow_pair_as_all_pairs_does(hosts, tmp_path):
     """#30: at 16 hosts with one pair's path slowed to a quarter of the rate, the plan
-    (4 rounds, each host against 4 partners, then the suspect's follow-up) names the same
-    slow link as all-pairs (15 rounds). The slowed pair is one the plan measures (the
+    (4 rounds, each host against 4 partners, then the suspects' follow-up) names the same
+    slow link as all-pairs (15 rounds, then the same follow-up). The slowed pair is one the plan measures (the
     first pair of its first round): a pair-only fault off the plan is for --all-pairs
     (tests/test_linkplan.py). Its own cluster, brought up after the 4-host tests'."""
     from aibench import linkplan
@@ -219,6 +219,8 @@ def test_preflight_plan_names_the_slow_pair_as_all_pairs_does(hosts, tmp_path):
         slowed = [f"{names[a]}:{a}", f"{names[b]}:{b}"]
         assert found["plan"]["slow_links"] == found["all-pairs"]["slow_links"] == [slowed], found
         assert found["plan"]["slow_nodes"] == found["all-pairs"]["slow_nodes"] == []
-        assert (found["plan"]["rounds"], found["plan"]["followup_rounds"], found["all-pairs"]["rounds"]) == (4, 2, 15)
+        # A busy CPU can make another pair slow once; the recheck clears it (not_reproduced).
+        assert (found["plan"]["rounds"], found["all-pairs"]["rounds"]) == (4, 15)
+        assert 2 <= found["plan"]["followup_rounds"] <= linkplan.worst_case_followup_rounds(hosts)
     finally:
         testcluster.down()

@@ -15,9 +15,11 @@ odd: one node sits out each round), so its time grows as log N:
    cable or NIC), and the links it touches are put down to it; any other slow link makes
    its pair a suspect;
 3. follow-up (`followup_rounds`): each suspect endpoint against a known-good node it has
-   not met (a node slow there too is a slow node after all), then each suspect pair again
-   (its second figure, reported beside the first);
-4. verdict (`confirm`): the slow nodes, and the suspect pairs that no slow node explains.
+   not met (a node slow there too is a slow node after all), then each suspect pair again;
+4. verdict (`confirm`): the slow nodes, and the suspect pairs that no slow node explains
+   and that are slow again (one slow figure alone is a passing disturbance, e.g. a busy
+   CPU: reported as not reproduced, not failed).
+The same judging and follow-up serve all-pairs (where the follow-up is the rechecks).
 
 What the plan cannot see: a fault on one pair's path alone (not a node's port), between
 two nodes the plan never pairs. A pair is measured with probability about P/(N-1); the
@@ -187,22 +189,28 @@ def worst_case_followup_rounds(n: int) -> int:
 class Verdict:
     slow_nodes: list[int]
     slow_links: list[tuple[int, int]]  # (a, b), a < b: the pair's path, no slow node explains it
+    not_reproduced: list[tuple[int, int]] = field(default_factory=list)  # suspects healthy on the recheck
 
 
 def confirm(n: int, found: Findings, src: np.ndarray, dst: np.ndarray, gbps: np.ndarray) -> Verdict:
-    """The verdict once the follow-up figures (src -> dst at gbps, judged against the plan's
-    median) are in: a suspect slow against a known-good node too is a slow node; each
-    suspect pair that touches no slow node is a slow link. A suspect pair whose second
-    figure is healthy stays named: the plan fails what all-pairs would have failed."""
+    """The verdict once the follow-up figures (src -> dst at gbps, judged against the first
+    figures' median) are in: a suspect slow against a known-good node too is a slow node;
+    a suspect pair that touches no slow node is a slow link when it is slow again (or was
+    not measured again: fail closed), else it was not reproduced."""
     src, dst, gbps = np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(gbps, np.float64)
-    suspect_pairs = set(found.suspect_pairs)
+    suspect_pairs, suspect_nodes = set(found.suspect_pairs), set(found.suspect_nodes)
     slow = ~(np.isfinite(gbps) & (gbps >= SLOW_FRACTION * found.median_gbps))
     slow_nodes = set(found.slow_nodes)
+    slow_again: dict[tuple[int, int], bool] = {}
     for a, b, s in zip(src.tolist(), dst.tolist(), slow.tolist()):
-        if s and (min(a, b), max(a, b)) not in suspect_pairs:  # a suspect against a good node
-            slow_nodes.update(x for x in (a, b) if x in set(found.suspect_nodes))
-    links = [p for p in found.suspect_pairs if not slow_nodes.intersection(p)]
-    return Verdict(sorted(slow_nodes), sorted(links))
+        pair = (min(a, b), max(a, b))
+        if pair in suspect_pairs:
+            slow_again[pair] = slow_again.get(pair, False) or s
+        elif s:  # a suspect slow against a known-good node
+            slow_nodes.update(x for x in pair if x in suspect_nodes)
+    unexplained = [p for p in found.suspect_pairs if not slow_nodes.intersection(p)]
+    return Verdict(sorted(slow_nodes), sorted(p for p in unexplained if slow_again.get(p, True)),
+                   sorted(p for p in unexplained if not slow_again.get(p, True)))
 
 
 def schedule_table(sizes: list[int], round_s: float) -> list[dict]:

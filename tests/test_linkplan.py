@@ -133,6 +133,11 @@ def test_a_node_next_to_a_slow_node_is_not_blamed():
     assert found.slow_nodes == [0] and found.suspect_pairs == [(1, 4)]
 
 
+def test_two_nodes_and_a_slow_pair_blame_neither_node():
+    found = linkplan.judge(2, [0, 1], [1, 0], [10.0, 50.0])
+    assert found.slow_nodes == [] and found.suspect_pairs == [(0, 1)]
+
+
 def test_a_suspect_slow_against_a_good_node_is_a_slow_node():
     found = linkplan.Findings(50.0, [], [(1, 4)], {1: {4}, 4: {1}})
     against_good, again = linkplan.followup_rounds(6, found)

@@ -122,7 +122,8 @@ def judge(n: int, src: np.ndarray, dst: np.ndarray, gbps: np.ndarray,
         met = np.bincount(a[live], minlength=n) + np.bincount(b[live], minlength=n)
         bad = live & pair_slow
         slow_met = np.bincount(a[bad], minlength=n) + np.bincount(b[bad], minlength=n)
-        share = np.where(met > 0, slow_met / np.maximum(met, 1), 0.0)
+        # With one partner left there is no telling which end is slow: that is a suspect pair.
+        share = np.where(met >= 2, slow_met / np.maximum(met, 1), 0.0)
         worst = int(np.argmax(share))
         if share[worst] <= 0.5:
             break

@@ -117,6 +117,7 @@ class CaseResult:
     validation: Validation | None = None
     percent_of_peak: float | None = None
     peak: dict[str, Any] | None = None  # {value, unit, source}
+    bound: dict[str, Any] | None = None  # {metric, value, unit, source, refused}: Suite.check_bound
     impl_detail: dict[str, Any] = field(default_factory=dict)  # library version, ISA path...
     telemetry: dict[str, Any] | None = None
     power: dict[str, Any] | None = None  # the --power window (energy/window.py), or why none
@@ -199,7 +200,7 @@ class CaseResult:
                 d["stats"] = Samples.from_dict(d["stats"])
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{where}: stats: {e}") from None
-        for key in ("impl_detail",):
+        for key in ("impl_detail", "bound"):
             if d.get(key) is not None and not isinstance(d[key], dict):
                 raise ValueError(f"{where}: {key} is not an object")
         if d.get("validation") is not None:

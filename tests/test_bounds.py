@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from aibench.harness import SamplingPolicy
-from aibench.peaks import bound_for_peak, gpu_peak
+from aibench.peaks import gpu_peak
+from aibench.targets import bound_for_peak
 from aibench.results import CaseResult, Metric, Samples, Validation
 from aibench.suites import all_suites
 from aibench.suites.base import Impl, ImplInfo, RunContext, Suite, impl_infos

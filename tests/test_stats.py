@@ -197,6 +197,20 @@ def test_windowed_samples_get_the_interval_of_their_windows():
     assert summarize(taken[:25], window=5).ci95_low == summarize(taken[:25]).ci95_low  # 5 windows: too few
 
 
+def test_six_windows_are_enough_for_the_windows_interval():
+    """MIN_WINDOWS_FOR_CI windows exactly (6) take the windows' interval: 6 window medians
+    give their min..max, wider here than the 12 samples' own order statistics 2..9."""
+    from aibench.stats import MIN_WINDOWS_FOR_CI
+
+    taken = [1.0, 1.0] + [5.0, 5.0] * 4 + [9.0, 9.0]
+    assert MIN_WINDOWS_FOR_CI == 6 and len(taken) == 2 * MIN_WINDOWS_FOR_CI
+    alone, windowed = summarize(taken), summarize(taken, window=2)
+    assert (alone.ci95_low, alone.ci95_high) == (5.0, 5.0)
+    assert (windowed.ci95_low, windowed.ci95_high) == (1.0, 9.0)
+    assert (summarize(taken[:10], window=2).ci95_low, summarize(taken[:10], window=2).ci95_high) == \
+        (summarize(taken[:10]).ci95_low, summarize(taken[:10]).ci95_high)  # 5 windows: the samples'
+
+
 def test_window_spread_is_the_robust_spread_of_the_window_medians():
     from aibench.stats import run_to_run_cv, window_spread
 

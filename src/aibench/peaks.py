@@ -107,26 +107,6 @@ def _peak(value: float | None, dtype: str, source: str) -> dict | None:
             "kind": "datasheet"}
 
 
-def bound_for_peak(peak: dict | None, fresh: bool = False) -> dict | None:
-    """The independent bound of a compute figure whose theoretical peak is `peak`
-    ({value, unit, source, kind}), or None where there is none:
-    - a datasheet peak (GPU, TPU; kind "datasheet") is itself the bound: no figure exceeds
-      what the device's units do at their maximum boost clock, the clock it is rated at;
-    - a CPU peak (kind "cpu") is bounded by the measured FMA rate of the same instructions
-      (targets.cpu.compute_bound: the theoretical peak is itself held to that rate).
-    `fresh`: measure again (a figure above the bound is judged against a new measurement)."""
-    if not peak:
-        return None
-    if peak.get("kind") == "datasheet":
-        return {"value": peak["value"], "unit": peak["unit"], "source": f"{peak['source']} (maximum boost clock)"}
-    if peak.get("kind") == "cpu":
-        from .targets.cpu import compute_bound
-
-        return compute_bound(peak["dtype"], peak["isa"] if peak["isa"] not in ("amx_bf16", "amx_int8") else None,
-                             fresh)
-    return None
-
-
 def gpu_peak(device_name: str, dtype: str, pci_id: str | None = None) -> dict | None:
     """Datasheet dense peak of `dtype` on this GPU, or None (unknown GPU or dtype)."""
     row = gpu_row(device_name, pci_id)

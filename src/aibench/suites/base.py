@@ -29,7 +29,7 @@ from ..errors import SkipCase, UsageError
 from ..faults import inflate
 from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
-from ..targets import Target
+from ..targets import Target, bound_for_peak
 from .plugins import CONTRACT_VERSION, plugin_impls
 
 TIERS = ("quick", "standard", "full")
@@ -123,11 +123,9 @@ class Impl:
         """{value, unit, source} of an independent physical bound of the headline figure:
         a limit from a path that shares no code with the figure's, which the figure cannot
         exceed (Suite.bound; the case template holds the figure to it). Default: from the
-        impl's peak (peaks.bound_for_peak: a GPU's datasheet peak; on a CPU, the measured
+        impl's peak (targets.bound_for_peak: a GPU's datasheet peak; on a CPU, the measured
         FMA rate of the path's instructions). `fresh`: measure the bound again (the case
         template asks once, when the figure exceeded the first measurement)."""
-        from ..peaks import bound_for_peak
-
         return bound_for_peak(self.peak(), fresh)
 
     def work(self) -> float | None:

@@ -309,15 +309,15 @@ def print_links(report: dict[str, Any]) -> None:
         for i, src in enumerate(m["participants"]):
             links.add_row(src, *("-" if v is None else f"{v:.3f}" for v in m["bw_gbps"][i]))
         console.print(links)
-        lp = report.get("link_plan")
-        if lp:
-            how = ("every pair" if lp["all_pairs"] else
-                   f"the plan: each node against {lp['partners']}+ partners, instead of all-pairs' "
-                   f"{lp['all_pairs_rounds']} rounds")
-            console.print(f"link check by {how}: {lp['rounds']} round(s) of {lp['round_s']:.2f} s, "
-                          f"{lp['followup_rounds']} follow-up round(s) for {len(lp['suspect_pairs'])} suspect pair(s)")
-            for a, b in lp["not_reproduced"]:
-                console.print(f"[yellow]not reproduced:[/] {a} <-> {b} was slow once, healthy on the recheck")
+    lp = report.get("link_plan")
+    if lp:
+        how = ("every pair" if lp["all_pairs"] else
+               f"the plan: each node against {lp['partners']}+ partners, instead of all-pairs' "
+               f"{lp['all_pairs_rounds']} rounds")
+        console.print(f"link check by {how}: {lp['rounds']} round(s) of {lp['round_s']:.2f} s, "
+                      f"{lp['followup_rounds']} follow-up round(s) for {len(lp['suspect_pairs'])} suspect pair(s)")
+        for a, b in lp["not_reproduced"]:
+            console.print(f"[yellow]not reproduced:[/] {a} <-> {b} was slow once, healthy on the recheck")
     for line in report["failed_links"]:
         console.print(f"[red]failed link:[/] {line}")
     for entry in report["drift"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -194,13 +195,19 @@ def test_down_leaves_nothing(cluster):
     assert subprocess.run(["pgrep", "-f", "slurm(ctld|d) .*aibench-testcluster"]).returncode == 1
 
 
-@pytest.mark.parametrize("hosts", [16])
+# Hosts of the plan-vs-all-pairs test: 8 in CI (16 namespace hosts share 2 cores: about
+# 6 minutes); AIBENCH_PLAN_TEST_HOSTS=16 gives the 16-host run of issue #30.
+PLAN_TEST_HOSTS = int(os.environ.get("AIBENCH_PLAN_TEST_HOSTS", "8"))
+
+
+@pytest.mark.parametrize("hosts", [PLAN_TEST_HOSTS])
 def test_preflight_plan_names_the_slow_pair_as_all_pairs_does(hosts, tmp_path):
-    """#30: at 16 hosts with one pair's path slowed to a quarter of the rate, the plan
-    (4 rounds, each host against 4 partners, then the suspects' follow-up) names the same
-    slow link as all-pairs (15 rounds, then the same follow-up). The slowed pair is one the plan measures (the
-    first pair of its first round): a pair-only fault off the plan is for --all-pairs
-    (tests/test_linkplan.py). Its own cluster, brought up after the 4-host tests'."""
+    """#30: with one pair's path slowed to a quarter of the rate, the plan (about log2 N
+    rounds, each host against as many partners, then the suspects' follow-up) names the
+    same slow link as all-pairs (N-1 rounds, then the same follow-up). The slowed pair is
+    one the plan measures (the first pair of its first round): a pair-only fault off the
+    plan is for --all-pairs (tests/test_linkplan.py). Its own cluster, brought up after
+    the 4-host tests'."""
     from aibench import linkplan
 
     a, b = linkplan.plan(hosts).as_lists()[0][0]
@@ -220,7 +227,8 @@ def test_preflight_plan_names_the_slow_pair_as_all_pairs_does(hosts, tmp_path):
         assert found["plan"]["slow_links"] == found["all-pairs"]["slow_links"] == [slowed], found
         assert found["plan"]["slow_nodes"] == found["all-pairs"]["slow_nodes"] == []
         # A busy CPU can make another pair slow once; the recheck clears it (not_reproduced).
-        assert (found["plan"]["rounds"], found["all-pairs"]["rounds"]) == (4, 15)
+        assert (found["plan"]["rounds"], found["all-pairs"]["rounds"]) == \
+            (len(linkplan.plan(hosts).as_lists()), linkplan.all_pairs_rounds(hosts))
         assert 2 <= found["plan"]["followup_rounds"] <= linkplan.worst_case_followup_rounds(hosts)
     finally:
         testcluster.down()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from aibench.peaks import tpu_peak
 from aibench.results import Samples
 from aibench.suites.gemm import GemmSuite
 from aibench.suites.gemm.common import GemmRunner
@@ -42,3 +43,15 @@ def test_kernel_figures_are_flops_over_the_median_time(dtype, unit):
     assert figures["tflops"].unit == unit and figures["tflops"].higher_is_better is True
     assert figures["time_us"].value == pytest.approx(2.0e6, rel=1e-12)
     assert figures["time_us"].unit == "us" and figures["time_us"].higher_is_better is False
+
+
+@pytest.mark.parametrize("device_kind, tflops", [("TPU v5 lite", 197), ("TPU v5e", 197), ("TPU v5p", 459),
+                                                 ("TPU v6e", 918), ("TPU v6 lite", 918)])
+def test_tpu_peaks_by_generation_in_the_device_kind(device_kind, tflops):
+    """Google's published dense bf16 peaks per chip, found in JAX's device_kind."""
+    peak = tpu_peak(device_kind, "bf16")
+    assert peak["value"] == tflops and peak["unit"] == "TFLOP/s" and peak["kind"] == "datasheet"
+
+
+def test_an_unknown_tpu_or_dtype_has_no_peak():
+    assert tpu_peak("TPU v4", "bf16") is None and tpu_peak("TPU v5p", "int8") is None

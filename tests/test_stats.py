@@ -221,5 +221,6 @@ def test_window_spread_is_the_robust_spread_of_the_window_medians():
     assert window_spread(samples, 2) == pytest.approx(1.4826 * math.log(1.1))
     # a window of 1: every sample is a window
     assert window_spread([1.0, 1.1, 1.3], 1) == pytest.approx(run_to_run_cv([1.0, 1.1, 1.3]))
+    assert window_spread([1.0, 1.1, 1.3], 0) == window_spread([1.0, 1.1, 1.3], 1)  # no window: one sample each
     assert window_spread([1.0, 1.0, 1.0, 1.0], 2) is None  # two windows cannot show a spread
     assert window_spread([2.0] * 9, 3) == 0.0

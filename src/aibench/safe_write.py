@@ -95,16 +95,23 @@ def _refuse(flag: str, path: Path, why: str) -> UsageError:
     return UsageError(f"{flag} {path} {why}".strip())
 
 
-def check_target(path: Path, kind: Kind, force: bool = False, flag: str = "") -> os.stat_result | None:
-    """UsageError unless aibench may write `path` (see the module docstring). Returns the
-    target's lstat (None: it does not exist yet, and will be created)."""
-    path = Path(path)
+def _lstat(path: Path, flag: str) -> os.stat_result | None:
+    """The target's own status (a link's, not what it points at); None when it is missing."""
     try:
-        st = os.lstat(path)
+        return os.lstat(path)
     except FileNotFoundError:
         return None
     except OSError as e:
         raise _refuse(flag, path, f"cannot be written: {e.strerror}") from None
+
+
+def check_target(path: Path, kind: Kind, force: bool = False, flag: str = "") -> os.stat_result | None:
+    """UsageError unless aibench may write `path` (see the module docstring). Returns the
+    target's lstat (None: it does not exist yet, and will be created)."""
+    path = Path(path)
+    st = _lstat(path, flag)
+    if st is None:
+        return None
     if stat.S_ISDIR(st.st_mode):
         raise _refuse(flag, path, "is a directory: give a file name")
     if stat.S_ISLNK(st.st_mode):
@@ -188,12 +195,9 @@ def check_directory_to_replace(path: Path, recognise: Callable[[Path], bool], wh
     missing, or a real directory of the same user that is empty or `recognise`d (with
     --force: any such directory). Returns whether it exists."""
     path = Path(path)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    st = _lstat(path, flag)
+    if st is None:
         return False
-    except OSError as e:
-        raise _refuse(flag, path, f"cannot be written: {e.strerror}") from None
     if stat.S_ISLNK(st.st_mode):
         raise _refuse(flag, path, "is a symbolic link: aibench will not write through it")
     if not stat.S_ISDIR(st.st_mode):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .spec import load_spec, shipped_specs
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "specs.md"
+# Relative to the repository root, where it is run (an installed package has no docs/).
+DOC = Path("docs") / "specs.md"
 
 
 def _cell(text: str) -> str:
@@ -53,14 +54,15 @@ def render() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m aibench.accept.specdoc", description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="exit 1 when docs/specs.md is not what the specs give")
+    p.add_argument("--doc", type=Path, default=DOC, help="the file (default: docs/specs.md, from the repository root)")
     args = p.parse_args(argv)
     text = render()
     if args.check:
-        stale = not DOC.is_file() or DOC.read_text(encoding="utf-8") != text
-        print(f"{DOC}: {'stale: run python -m aibench.accept.specdoc' if stale else 'up to date'}")
+        stale = not args.doc.is_file() or args.doc.read_text(encoding="utf-8") != text
+        print(f"{args.doc}: {'stale: run python -m aibench.accept.specdoc' if stale else 'up to date'}")
         return 1 if stale else 0
-    DOC.write_text(text, encoding="utf-8")
-    print(f"{DOC}: {len(shipped_specs())} specs")
+    args.doc.write_text(text, encoding="utf-8")
+    print(f"{args.doc}: {len(shipped_specs())} specs")
     return 0
 
 

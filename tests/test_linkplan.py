@@ -138,6 +138,14 @@ def test_two_nodes_and_a_slow_pair_blame_neither_node():
     assert found.slow_nodes == [] and found.suspect_pairs == [(0, 1)]
 
 
+def test_a_single_pair_is_not_slow_next_to_itself():
+    """Two ranks on one busy node read 7.4 and 11.4 GB/s the two ways (CI): one pair has
+    no other link to be slow next to, and 1.5x between directions is not a fault."""
+    found = linkplan.judge(2, [0, 1], [1, 0], [7.438, 11.415])
+    assert found.slow_nodes == [] and found.suspect_pairs == []
+    assert found.median_gbps == 7.438  # the pair's slower direction
+
+
 def test_a_suspect_slow_against_a_good_node_is_a_slow_node():
     found = linkplan.Findings(50.0, [], [(1, 4)], {1: {4}, 4: {1}})
     against_good, again = linkplan.followup_rounds(6, found)

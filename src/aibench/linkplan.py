@@ -34,6 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SLOW_FRACTION = 0.8  # the same bound as the p2p matrix's (suites/interconnect/p2p.py)
+# One direction of a pair under this fraction of the other is a fault of that pair by
+# itself (a duplex mismatch, one bad lane), whatever the other links do. Looser than
+# SLOW_FRACTION: two ranks sharing a busy node's cores differ by 1.5-2x between directions.
+ASYMMETRY_FRACTION = 0.4
 DEFAULT_SEED = 0
 
 Round = list[tuple[int, int]]
@@ -88,7 +92,7 @@ def plan(n: int, all_pairs: bool = False, seed: int = DEFAULT_SEED) -> Plan:
 @dataclass
 class Findings:
     """What a set of directed link figures says (see `judge`)."""
-    median_gbps: float
+    median_gbps: float  # of the pairs, each by its slower direction
     slow_nodes: list[int]
     suspect_pairs: list[tuple[int, int]]  # (a, b) with a < b, slow in at least one direction
     partners: dict[int, set[int]] = field(default_factory=dict)  # who each node was measured against
@@ -104,14 +108,21 @@ def judge(n: int, src: np.ndarray, dst: np.ndarray, gbps: np.ndarray,
     and for the plan. A figure that is not a finite positive number counts as slow."""
     src, dst, gbps = np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(gbps, np.float64)
     good = np.isfinite(gbps) & (gbps > 0)
-    median = float(np.median(gbps[good])) if good.any() else math.nan
-    slow = ~good | (gbps < slow_fraction * median)
-    # One entry per unordered pair: slow when either direction is.
+    # One figure per unordered pair, its slower direction, judged against the median pair:
+    # a link is slow only next to other links (the two directions of one pair share its
+    # path, and with a single pair there is nothing to compare it with).
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)
     key = lo * n + hi
     keys, inverse = np.unique(key, return_inverse=True)
-    pair_slow = np.zeros(len(keys), bool)
-    np.logical_or.at(pair_slow, inverse, slow)
+    pair_unusable = np.zeros(len(keys), bool)
+    np.logical_or.at(pair_unusable, inverse, ~good)
+    pair_gbps = np.full(len(keys), np.inf)
+    np.minimum.at(pair_gbps, inverse, np.where(good, gbps, np.inf))
+    pair_fast = np.zeros(len(keys))
+    np.maximum.at(pair_fast, inverse, np.where(good, gbps, 0.0))
+    usable = ~pair_unusable
+    median = float(np.median(pair_gbps[usable])) if usable.any() else math.nan
+    pair_slow = pair_unusable | (pair_gbps < slow_fraction * median) | (pair_gbps < ASYMMETRY_FRACTION * pair_fast)
     a, b = keys // n, keys % n
     # A node slow against most of its partners is a slow node. Taken worst first, and its
     # pairs then left out of the others' counts: a node that met one slow node and has one

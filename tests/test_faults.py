@@ -200,23 +200,29 @@ def test_corrupted_data_read_fails_its_case(suite_name, cls, monkeypatch, tmp_pa
     assert r.status == "failed" and "differs from what aibench" in r.error and not r.metrics, (r.status, r.error)
 
 
+def _host_interconnect_run(tmp_path, impls: list[str], size: str, fault_env: dict) -> list[dict]:
+    """One 2-rank launch of every host all-reduce impl and the p2p matrix at `size`, under
+    `fault_env`: it must exit 1, with a case of every impl; its cases."""
+    out = tmp_path / "run.json"
+    args = ["run", "--suite", "interconnect", "--param", f"size={size}", "--param", "pattern=allreduce,p2p",
+            "--param", "dtype=fp32", "--param", "inplace=false", "--time-budget", "0.1", "--no-asv",
+            "--output", str(out), "--ranks", "2"]
+    for name in impls:
+        args += ["--impl", name]
+    p = subprocess.run([sys.executable, "-m", "aibench.cli", *args], env=clean_env(**fault_env), capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+    cases = json.loads(out.read_text())["cases"]
+    assert {c["impl"] for c in cases if c["params"]["pattern"] == "allreduce"} == set(impls)
+    return cases
+
+
 @needs_mpi
 def test_every_allreduce_and_the_p2p_check_catch_a_corrupted_result(tmp_path):
     """One launch: each host all-reduce impl with its own fault, and the p2p matrix."""
     impls = [cls.name for suite, cls in _impls() if suite == "interconnect"]
     kinds = {name: ("rank" if i % 2 else "element") for i, name in enumerate(impls)}
-    out = tmp_path / "run.json"
-    args = ["run", "--suite", "interconnect", "--param", "size=4004", "--param", "pattern=allreduce,p2p",
-            "--param", "dtype=fp32", "--param", "inplace=false", "--time-budget", "0.1", "--no-asv",
-            "--output", str(out), "--ranks", "2"]
-    for name in impls:
-        args += ["--impl", name]
-    env = clean_env(**{ENV: ",".join(f"{n}:{k}" for n, k in kinds.items())})
-    p = subprocess.run([sys.executable, "-m", "aibench.cli", *args], env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
-    cases = json.loads(out.read_text())["cases"]
-    assert {c["impl"] for c in cases if c["params"]["pattern"] == "allreduce"} == set(impls)
+    cases = _host_interconnect_run(tmp_path, impls, "4004", {ENV: ",".join(f"{n}:{k}" for n, k in kinds.items())})
     for c in cases:
         assert c["status"] == "failed" and not c["metrics"], (c["case_id"], c["impl"], c["status"], c["error"])
         assert "wrong" in c["error"]
@@ -249,18 +255,8 @@ def test_gpu_allreduces_catch_a_corrupted_result(tmp_path):
 def test_every_host_allreduce_and_the_p2p_matrix_fail_an_inflated_rate_through_the_bound(tmp_path):
     """One launch: each host all-reduce impl and the p2p matrix with the inflate fault."""
     impls = [cls.name for suite, cls in _impls() if suite == "interconnect"]
-    out = tmp_path / "run.json"
-    args = ["run", "--suite", "interconnect", "--param", "size=64K", "--param", "pattern=allreduce,p2p",
-            "--param", "dtype=fp32", "--param", "inplace=false", "--time-budget", "0.1", "--no-asv",
-            "--output", str(out), "--ranks", "2"]
-    for name in impls:
-        args += ["--impl", name]
-    env = clean_env(**{ENV: ",".join(f"{n}:inflate" for n in impls), FACTOR_ENV: str(_TEST_INFLATE)})
-    p = subprocess.run([sys.executable, "-m", "aibench.cli", *args], env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
-    cases = json.loads(out.read_text())["cases"]
-    assert {c["impl"] for c in cases if c["params"]["pattern"] == "allreduce"} == set(impls)
+    cases = _host_interconnect_run(tmp_path, impls, "64K", {ENV: ",".join(f"{n}:inflate" for n in impls),
+                                                           FACTOR_ENV: str(_TEST_INFLATE)})
     for c in cases:
         assert c["status"] == "failed" and c["error"].startswith("exceeds physical bound: "), (c["impl"], c["error"])
         assert "memory copy rate" in c["bound"]["source"]

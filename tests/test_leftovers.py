@@ -47,17 +47,24 @@ def _rank_pid(marker: str, rank: int) -> int | None:
     return None
 
 
+def _run_until_a_case_is_saved(doc: Path, stdout) -> subprocess.Popen:
+    """A quick self-launched 2-rank interconnect run writing `doc` (in its directory),
+    returned once its first case is saved (or it ended, or 180 s passed)."""
+    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--impl", "mpi",
+                             "--ranks", "2", "--param", "pattern=allreduce", "--param", "dtype=fp32",
+                             "--param", "inplace=false", "--time-budget", "0.3", "--no-asv", "--output", str(doc)],
+                            cwd=doc.parent, env=clean_env(), stdout=stdout, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while _cases(doc) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc
+
+
 def killed_rank_run(directory: Path) -> tuple[set[str], set[str], subprocess.CompletedProcess]:
     """A quick self-launched interconnect run whose rank 1 is SIGKILLed once a case is saved:
     (the MPICH/hydra files the job held, those still there after it, the finished parent)."""
     doc = directory / "run.json"
-    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--impl", "mpi",
-                             "--ranks", "2", "--param", "pattern=allreduce", "--param", "dtype=fp32",
-                             "--param", "inplace=false", "--time-budget", "0.3", "--no-asv", "--output", str(doc)],
-                            cwd=directory, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while _cases(doc) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    proc = _run_until_a_case_is_saved(doc, stdout=subprocess.PIPE)
     rank1 = _rank_pid(str(doc), 1)
     assert rank1 is not None and proc.poll() is None, "the run ended before a case was saved"
     held = set(leftovers.mpi_files_held_under(proc.pid))  # of mpiexec, hydra's proxy, the ranks
@@ -159,13 +166,7 @@ def test_a_self_launched_run_ended_by_sighup_says_sighup(tmp_path):
     """hydra passes only SIGINT/SIGTERM on, so the parent forwards SIGHUP as SIGINT; the
     document must still name the signal that came (#27: it said SIGINT)."""
     doc = tmp_path / "run.json"
-    proc = subprocess.Popen([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--impl", "mpi",
-                             "--ranks", "2", "--param", "pattern=allreduce", "--param", "dtype=fp32",
-                             "--param", "inplace=false", "--time-budget", "0.3", "--no-asv", "--output", str(doc)],
-                            cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while _cases(doc) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    proc = _run_until_a_case_is_saved(doc, stdout=subprocess.DEVNULL)
     assert proc.poll() is None, "the run ended before a case was saved"
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=120)

@@ -23,7 +23,7 @@ OUTPUT_FORMAT = {"fp64": "fp64", "fp32": "fp32", "tf32": "fp32", "bf16": "bf16",
 # NVML clock-event reasons. Running at the board power limit (sw_power_cap) is normal for
 # a GPU at full load and is reported apart; the others (thermal, hardware slowdown, power
 # brake) mean the card or its cooling is not delivering and mark the case as throttled.
-_POWER_CAP = {0x4: "sw_power_cap"}
+_SW_POWER_CAP = 0x4
 _THROTTLE_REASONS = {0x8: "hw_slowdown", 0x20: "sw_thermal", 0x40: "hw_thermal", 0x80: "hw_power_brake"}
 
 
@@ -164,7 +164,7 @@ def telemetry_snapshot(index: int) -> dict[str, Any]:
             snap[key] = None
     bits = snap.get("clock_event_reasons") or 0
     snap["throttle_reasons"] = [name for bit, name in _THROTTLE_REASONS.items() if bits & bit]
-    snap["power_capped"] = bool(bits & 0x4)
+    snap["power_capped"] = bool(bits & _SW_POWER_CAP)
     return snap
 
 

@@ -4,13 +4,21 @@ benchmark one case (outcomes from junitxml, figures from --benchmark-json)."""
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pytest_benchmark")
 
 from aibench.errors import UsageError  # noqa: E402
-from aibench.pytest_benchmark import pytest_benchmark_unavailable, run_benchmarks, suite_name_for  # noqa: E402
-from aibench.results import FAILED, PASSED, SKIPPED  # noqa: E402
+from aibench.pytest_benchmark import (  # noqa: E402
+    MAX_STORED_ROUNDS,
+    _add_measurement,
+    pytest_benchmark_unavailable,
+    run_benchmarks,
+    suite_name_for,
+)
+from aibench.results import FAILED, PASSED, SKIPPED, CaseResult, Samples  # noqa: E402
+from aibench.stats import summarize  # noqa: E402
 
 BENCHMARKS = """
 import os
@@ -80,11 +88,46 @@ def test_passing_benchmark_has_its_figures_and_samples(cases):
     assert case.metrics["ops_per_s"].value == pytest.approx(1e6 / case.metrics["time_us"].value)
     assert case.metrics["copies_per_s"].value == 1000.0 and case.metrics["copies_per_s"].higher_is_better
     stats = case.stats.to_dict()
-    assert len(stats["samples_s"]) == stats["n"] >= 5
+    assert stats["n"] == stats["rounds_taken"] >= 5
+    assert len(stats["samples_s"]) == stats["rounds_stored"] == min(stats["n"], MAX_STORED_ROUNDS)
     assert stats["median"] * 1e6 == pytest.approx(case.metrics["time_us"].value)
     assert stats["number"] >= 1
     assert case.impl_detail["file"] == "test_loader.py" and case.impl_detail["pytest_benchmark"]
     assert case.duration_s > 0
+
+
+def _measured(rounds: list[float]) -> CaseResult:
+    case = CaseResult(suite="s", case_id="c", params={}, target="cpu", impl="pytest-benchmark", status=PASSED)
+    _add_measurement(case, {"stats": {"data": rounds, "iterations": 4, "total": sum(rounds)},
+                            "options": {"warmup": False, "timer": "perf_counter"}})
+    return case
+
+
+def test_many_rounds_keep_all_their_statistics_and_a_bounded_evenly_spaced_sample():
+    # 3751 rounds (as one fast benchmark took) that drift from 1 us to 2 us over the run.
+    rounds = list(np.linspace(1e-6, 2e-6, 3751) + np.random.default_rng(1).normal(0, 1e-8, 3751))
+    case = _measured(rounds)
+    stored = case.stats.to_dict()
+    assert stored["rounds_taken"] == stored["n"] == 3751
+    assert stored["rounds_stored"] == len(stored["samples_s"]) == MAX_STORED_ROUNDS
+    # The interval and every statistic are of all the rounds, not of the kept ones.
+    whole = summarize(rounds)
+    assert case.stats.summary == whole and whole != summarize(stored["samples_s"])
+    assert case.metrics["time_us"].value == whole.median * 1e6
+    # Kept in the order taken, first and last included, spanning the run's drift.
+    assert stored["samples_s"][0] == rounds[0] and stored["samples_s"][-1] == rounds[-1]
+    positions = [rounds.index(x) for x in stored["samples_s"]]
+    assert positions == sorted(positions) and max(np.diff(positions)) - min(np.diff(positions)) <= 1
+    # What a later command reads back is the same summary and the same counts.
+    again = Samples.from_dict(stored)
+    assert again.summary == whole and again.extra == {"rounds_taken": 3751, "rounds_stored": MAX_STORED_ROUNDS}
+
+
+def test_few_rounds_are_all_kept():
+    rounds = [1e-6, 3e-6, 2e-6, 2e-6, 5e-6]
+    stats = _measured(rounds).stats
+    assert stats.samples_s == rounds and stats.extra == {"rounds_taken": 5, "rounds_stored": 5}
+    assert stats.summary == summarize(rounds)
 
 
 def test_params_hold_the_test_its_parameters_and_scalar_extra_info(cases):

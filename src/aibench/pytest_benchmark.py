@@ -24,16 +24,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import UsageError
 from .leftovers import owned_temp_dir, remove_stale_dirs
 from .results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from .safety import terminate_with_parent
+from .stats import summarize
 
 _NO_TESTS = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 # What --benchmark-only marks every test without the benchmark fixture: not a case.
 _NON_BENCHMARK = "Skipping non-benchmark"
 # extra_info numbers reported as higher-is-better metrics, by how their key ends.
 _RATE_UNITS = {"_per_s": "per s", "_gbps": "GB/s", "_tflops": "TFLOP/s"}
+# Rounds kept in the document per benchmark: pytest-benchmark takes thousands of rounds of
+# a fast call within its --benchmark-max-time (3751 for one), each a line of the document.
+MAX_STORED_ROUNDS = 200
 # After a timeout pytest gets SIGINT and this long to write its reports before a kill.
 _GRACE_S = 30.0
 # A plugin for the pytest run. A benchmark stopped by the SIGINT before its first round
@@ -223,6 +229,16 @@ def run_benchmarks(path: str | Path, *, suite: str, budget_s: float, seed: int =
     return cases
 
 
+def stored_rounds(samples: list[float], most: int = MAX_STORED_ROUNDS) -> list[float]:
+    """At most `most` of the rounds, evenly spaced over the run, first and last included.
+    Evenly spaced rather than the last N: the sample still spans the whole run, so a drift
+    or a slow start stays visible to what reads the stored samples (compare's window
+    spread, asv's per-sample figures); the statistics come from every round anyway."""
+    if len(samples) <= most:
+        return list(samples)
+    return [samples[i] for i in np.linspace(0, len(samples) - 1, most).round().astype(int)]
+
+
 def _add_measurement(case: CaseResult, bench: dict) -> None:
     stats, options = bench["stats"], bench.get("options") or {}
     samples = [float(s) for s in stats["data"]]  # seconds per iteration, one per round
@@ -231,8 +247,11 @@ def _add_measurement(case: CaseResult, bench: dict) -> None:
     # min(rounds, max(1, warmup // iterations)) rounds of `iterations` calls.
     warmup = int(options.get("warmup") or 0)
     warmup_reps = min(len(samples), max(1, warmup // iterations)) * iterations if warmup else 0
-    # "external": pytest-benchmark chose the rounds and iterations by its own rule.
-    case.stats = Samples(samples_s=samples, number=iterations, warmup_reps=warmup_reps, stopped_by="external")
+    # "external": pytest-benchmark chose the rounds and iterations by its own rule. The
+    # summary (median, interval) is of every round; the document keeps a bounded sample.
+    stored = stored_rounds(samples)
+    case.stats = Samples(samples_s=stored, number=iterations, warmup_reps=warmup_reps, stopped_by="external",
+                         summary=summarize(samples), extra={"rounds_taken": len(samples), "rounds_stored": len(stored)})
     median = case.stats.summary.median
     case.metrics["ops_per_s"] = Metric(1.0 / median, "ops/s", True)
     case.metrics["time_us"] = Metric(median * 1e6, "us", False)

@@ -16,6 +16,7 @@ namespace gemm { void bind_gemm(py::module_& m); }
 namespace collectives { void bind_collectives(py::module_& m); }
 namespace attention { void bind_attention(py::module_& m); }
 namespace io { void bind_io(py::module_& m); }
+namespace memory { void bind_memory(py::module_& m); }
 }  // namespace aibench
 
 PYBIND11_MODULE(_core, m) {
@@ -44,4 +45,5 @@ PYBIND11_MODULE(_core, m) {
   aibench::collectives::bind_collectives(m);
   aibench::attention::bind_attention(m);
   aibench::io::bind_io(m);
+  aibench::memory::bind_memory(m);
 }

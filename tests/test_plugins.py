@@ -89,9 +89,9 @@ def test_a_broken_plugin_is_reported_and_the_rest_runs(tmp_path):
 
 
 def test_a_plugin_of_another_contract_version_is_refused_in_one_line(tmp_path):
-    """A suite or impl written for another suite contract (plugins.CONTRACT_VERSION) is not
+    """A suite or impl written for another suite contract (registry.CONTRACT_VERSION) is not
     loaded: one warning line names it and both versions; the built-in suites still list."""
-    from aibench.suites.plugins import CONTRACT_VERSION
+    from aibench.suites.registry import CONTRACT_VERSION
 
     site = tmp_path / "site"
     _install(site, "old-plugin", "[aibench.suites]\nold = old_module:OldSuite\n"

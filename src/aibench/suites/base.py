@@ -30,7 +30,7 @@ from ..faults import inflate
 from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from ..targets import Target, bound_for_peak
-from .plugins import CONTRACT_VERSION, plugin_impls
+from .registry import CONTRACT_VERSION, registered_impls
 
 TIERS = ("quick", "standard", "full")
 
@@ -66,7 +66,7 @@ class Impl:
     target_kinds: ClassVar[tuple[str, ...]] = ("cpu",)
     # Set by the plugin loader for impls from other packages: "package version".
     package: ClassVar[str | None] = None
-    # What the class is and the contract it was written for (plugins.py refuses a plugin
+    # What the class is and the contract it was written for (registry.py refuses a plugin
     # of another contract version). A plugin built for this contract may state it
     # explicitly: `aibench_contract = ("impl", 1)`.
     aibench_contract: ClassVar[tuple[str, int]] = ("impl", CONTRACT_VERSION)
@@ -245,7 +245,7 @@ class Suite:
 
     # --- declaration ------------------------------------------------------------------
     def impl_classes(self) -> list[type[Impl]]:
-        return [*self.IMPLS, *plugin_impls(self.name)]
+        return [*self.IMPLS, *registered_impls(self.name)]
 
     def impls(self) -> list[ImplInfo]:
         return impl_infos(self.impl_classes())

@@ -10,8 +10,10 @@ from ..results import CaseResult
 from ..targets import Target
 from .base import AsvSpec, AsvTrack, ImplInfo, RunContext, per_target_asv_specs
 from .gemm import CPU_DTYPES, CUDA_DTYPES, GemmSuite
+from .registry import register_suite
 
 
+@register_suite
 class PowerSuite(GemmSuite):
     """The GEMM suite's cases and impls, with the power window always on."""
 

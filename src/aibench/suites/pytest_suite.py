@@ -15,6 +15,7 @@ from ..pytest_benchmark import pytest_benchmark_unavailable, run_benchmarks, sui
 from ..results import SKIPPED, CaseResult, Validation, now_iso
 from ..targets import Target
 from .base import Impl, ImplInfo, RunContext, Suite
+from .registry import register_suite_family
 
 PREFIX = "pytest:"
 
@@ -28,6 +29,7 @@ class PytestBenchmark(Impl):
         return pytest_benchmark_unavailable()
 
 
+@register_suite_family(PREFIX)
 class PytestBenchmarkSuite(Suite):
     description = "a pytest-benchmark file: one case per benchmark"
     target_kinds = ("cpu",)  # the file runs on the host (a GPU benchmark names its device in extra_info)
@@ -63,8 +65,3 @@ class PytestBenchmarkSuite(Suite):
                                validation=Validation(status=SKIPPED, reason=reason))]
         return run_benchmarks(self.path, suite=self.name, budget_s=ctx.policy.budget_s, seed=ctx.seed,
                               target=str(ctx.target))
-
-
-def pytest_suite(name: str) -> PytestBenchmarkSuite | None:
-    """The suite of `pytest:PATH`, or None for any other suite name."""
-    return PytestBenchmarkSuite(name[len(PREFIX):]) if name.startswith(PREFIX) else None

@@ -16,6 +16,7 @@ from ...targets import Target
 from ...units import choice, parse_bool, parse_size
 from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
 from ..kernel import KernelSuite
+from ..registry import register_suite
 from . import cpu, cuda, jax
 
 DTYPES = ("fp32", "bf16", "fp16")
@@ -36,6 +37,7 @@ def _sweep(tokens: int, seqlens, head_dims, dtypes, gqa: bool = False) -> list[d
     return cases
 
 
+@register_suite
 class AttentionSuite(KernelSuite):
     name = "attention"
     description = ("Scaled dot-product attention forward, TFLOP/s (4·B·H·D per visible query-key pair), "

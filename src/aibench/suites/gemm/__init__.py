@@ -15,6 +15,7 @@ from ...targets import Target
 from ...units import choice, parse_size
 from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
 from ..kernel import KernelSuite
+from ..registry import register_suite
 from . import cpu, cuda, jax
 from .common import DTYPES
 
@@ -42,6 +43,7 @@ def _transformer(tokens, dtypes):
     return cases
 
 
+@register_suite
 class GemmSuite(KernelSuite):
     name = "gemm"
     description = "Dense matrix multiply C = A·B, TFLOP/s (2mnk), validated against float64"

@@ -36,6 +36,7 @@ from ...targets import Target
 from ...units import choice, parse_bool, parse_size
 from ..base import (AsvSpec, AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite,
                     per_target_asv_specs)
+from ..registry import register_suite
 from ...units import GiB, MiB
 from .common import DTYPES, FORMATS, busbw_factor, fmt_size, sweep_sizes
 from .gpu import CudaMpiAllreduce, NcclAllreduce
@@ -49,6 +50,7 @@ _MAX_BYTES = {"cpu": {"quick": 64 * MiB, "standard": 256 * MiB, "full": 256 * Mi
 _P2P_BYTES = {"quick": [4 * MiB], "standard": [4 * MiB], "full": [64 * 1024, 4 * MiB, 64 * MiB]}
 
 
+@register_suite
 class InterconnectSuite(Suite):
     name = "interconnect"
     description = ("All-reduce busbw/algbw over MPI ranks (MPI_Allreduce, own RMA ring/recursive-doubling/"

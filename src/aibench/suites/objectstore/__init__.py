@@ -26,6 +26,7 @@ from ...results import Metric, Samples
 from ...targets import Target
 from ...units import choice, parse_size, size_label
 from ..base import AsvTrack, Option, Param, RunContext, Suite, case_table_asv_spec
+from ..registry import register_suite
 from .clients import IMPLS, Client, Workload
 from .local_s3 import EndpointUnavailable
 from .options import validate_options
@@ -49,6 +50,7 @@ def dataset_shape(workload: str, size: int) -> tuple[str, int, int]:
     return f"{workload}-{size_label(size)}", size, max(4, min(16, (256 << 20) // size))
 
 
+@register_suite
 class ObjectStoreSuite(Suite):
     name = "objectstore"
     description = "Object-store GETs (S3, GCS, Azure): GB/s, objects/s, TTFB; awscrt vs obstore vs boto3"

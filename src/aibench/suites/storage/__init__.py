@@ -20,6 +20,7 @@ from ...results import FAILED, PASSED, CaseResult, Metric, Samples, Validation
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size, size_label
 from ..base import AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite, case_table_asv_spec
+from ..registry import register_suite
 from . import fio as fio_mod
 from .bounds import check_counts, copy_bandwidth, counted_bytes, device_limit
 from .source import ReadSource, open_source, validate_options
@@ -254,6 +255,7 @@ class CaseFailedRead(CaseFailed, RuntimeError):
     """A read that could not complete (an I/O error, nothing read): fails its impl."""
 
 
+@register_suite
 class StorageSuite(Suite):
     name = "storage"
     description = "Local reads (file or block device): GB/s, IOPS, latency percentiles; aibench's io_uring reader vs fio"

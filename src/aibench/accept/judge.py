@@ -228,18 +228,21 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
     return v
 
 
-def _fleet_medians(nodes: list[RunDocument]) -> dict[tuple, float] | None:
-    """Median over the fleet's nodes of every (case key, metric) that two or more nodes passed."""
+def _fleet_medians(nodes: list[RunDocument]) -> dict[str, dict[tuple, float]] | None:
+    """Per node: the median over the OTHER nodes of every (case key, metric) that another
+    node passed (a node is not judged against a median its own figure pulls toward it)."""
     if len(nodes) < 2:
         return None
-    values: dict[tuple, list[float]] = {}
+    values: dict[tuple, dict[str, float]] = {}  # (case key, metric) -> {node: figure}
     for n in nodes:
         for c in n.cases:
             if c.status == PASSED:
                 for name, m in c.metrics.items():
                     if math.isfinite(m.value) and m.value > 0:  # no median from figures that are none
-                        values.setdefault((c.key(), name), []).append(m.value)
-    return {k: statistics.median(v) for k, v in values.items() if len(v) >= 2}
+                        values.setdefault((c.key(), name), {})[n.machine] = m.value
+    return {n.machine: {k: statistics.median(others) for k, v in values.items()
+                        if (others := [x for node, x in v.items() if node != n.machine])}
+            for n in nodes}
 
 
 def reference_paths(spec: Spec) -> dict[str, Path]:
@@ -271,7 +274,7 @@ def judge_runs(spec: Spec, docs: list[RunDocument], references: dict[str, RunDoc
         problems = hardware_problems(spec, [d.system for d in node_docs], node.cases)
         j = NodeJudgement(node=node.machine, machine=node.machine, hardware_problems=problems)
         for check in spec.checks:
-            v = judge_check(check, node.cases, medians, references)
+            v = judge_check(check, node.cases, medians[node.machine] if medians else None, references)
             if problems and v.verdict == PASS:
                 v.verdict, v.reason = FAIL, "hardware does not match the spec: " + "; ".join(problems)
             j.verdicts.append(v)

@@ -2,7 +2,7 @@
 
 Each node is an asv machine (machine.json with extra keys: GPU model and count, driver,
 MPI library), each run is stored as an asv result of the aibench commit that measured
-it, and benchmarks.json is written from the same AsvSpec that suites/<suite>.py is built
+it, and benchmarks.json is written from the same AsvSpec that suites/benchmarks.py is built
 from, so `asv publish` builds pages straight from `aibench run` output and
 `asv run` (driving suites/ itself) lands on the same benchmarks.
 
@@ -30,6 +30,7 @@ from asv.machine import Machine
 from asv.results import Results
 from asv.runner import BenchmarkResult
 
+from .asv_benchmarks import benchmark_name
 from .documents import has_suite_params
 from .errors import UsageError
 from .results import PASSED, CaseResult, RunDocument
@@ -54,9 +55,9 @@ def asv_config(results_dir: Path, repo: Path | None = None) -> Config:
 
 
 def benchmark_dicts(spec: AsvSpec, suite: str) -> list[dict[str, Any]]:
-    """The benchmarks as asv's discovery would list them from suites/<suite>.py."""
+    """The benchmarks as asv's discovery would list them from suites/benchmarks.py."""
     return [{
-        "name": f"{_module(suite)}.{spec.class_name}.{t.method}",
+        "name": benchmark_name(suite, spec.class_name, t.method),
         "type": "track",
         "unit": t.unit,
         "version": spec.version,
@@ -64,11 +65,6 @@ def benchmark_dicts(spec: AsvSpec, suite: str) -> list[dict[str, Any]]:
         "params": [[repr(v) for v in values] for values in spec.param_values],
         "code": f"aibench {suite} suite, metric {t.metric} x {t.scale}",
     } for t in spec.tracks]
-
-
-def _module(suite: str) -> str:
-    """The asv module name of a suite: `pytest:bench_loader` -> `pytest_bench_loader`."""
-    return re.sub(r"\W", "_", suite)
 
 
 def _saved_benchmarks(conf: Config) -> dict[str, dict]:
@@ -90,7 +86,7 @@ def case_table_spec(suite: str, cases: list[CaseResult], known: dict[str, dict])
                    for name, unit in metrics.items())
     values = [[c.case_id for c in passed], [c.impl for c in passed], [c.target.split(":")[0] for c in passed]]
     for t in tracks:
-        before = known.get(f"{_module(suite)}.Benchmarks.{t.method}")
+        before = known.get(benchmark_name(suite, "Benchmarks", t.method))
         if before is not None:  # asv stores values as their repr
             for i, stored in enumerate(before["params"]):
                 values[i] = [ast.literal_eval(v) for v in stored] + values[i]

@@ -121,43 +121,33 @@ def plugin_packages() -> list[str]:
 # --- loading ----------------------------------------------------------------------------
 def _load() -> None:
     """Import every module of this package once (their decorators register the built-in
-    suites), then register the entry points of other packages."""
+    suites), then register the suites and impls of other packages' entry points. What
+    fails to load is left out with a one-line warning, built-in or not: a suite being
+    written, or a broken package, never breaks the others."""
     global _loaded
     if _loaded:
         return
     _loaded = True  # first: a suite module that reads the registry while importing sees it as it is
-    package = sys.modules[__package__]
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{__package__}.{module.name}")
-    for line in _load_entry_points():
+    problems: list[str] = []
+    for module in pkgutil.iter_modules(sys.modules[__package__].__path__):
+        name = f"{__package__}.{module.name}"
+        _attempt(f"suite module {name}", lambda: importlib.import_module(name), problems)
+    for ep in entry_points(group=SUITES_GROUP):
+        _attempt(f"suite plugin {ep.name!r} ({ep.value})",
+                 lambda: register_suite(ep.load(), name=ep.name, package=_package(ep)), problems)
+    for ep in entry_points(group=IMPLS_GROUP):
+        _attempt(f"impl plugin {ep.name!r} ({ep.value})", lambda: _register_entry_point_impl(ep), problems)
+    for line in problems:
         print(f"aibench: warning: {line}", file=sys.stderr)
 
 
-def _load_entry_points() -> list[str]:
-    """Register the suites and impls of other packages; the one-line reason for each one
-    that failed to load (left out: a broken plugin never breaks a run; one that stops the
-    process at import is refused: `_load_entry_point`)."""
-    problems = []
-    for ep in entry_points(group=SUITES_GROUP):
-        try:
-            register_suite(_load_entry_point(ep, "suite"), name=ep.name, package=_package(ep))
-        except UsageError:  # it stopped the process at import
-            raise
-        except Exception as e:  # noqa: BLE001 - a broken plugin is reported, not fatal
-            problems.append(f"suite plugin {ep.name!r} ({ep.value}) not loaded: {type(e).__name__}: {e}")
-    for ep in entry_points(group=IMPLS_GROUP):
-        suite, _, name = ep.name.partition(".")
-        try:
-            cls = _load_entry_point(ep, "impl")
-            if not suite or not name:
-                raise TypeError("entry point names of impls are <suite>.<impl>")
-            check_contract(cls, "impl", name)
-            register_impl(suite, cls, _package(ep))
-        except UsageError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"impl plugin {ep.name!r} ({ep.value}) not loaded: {type(e).__name__}: {e}")
-    return problems
+def _register_entry_point_impl(ep) -> None:
+    suite, _, name = ep.name.partition(".")
+    cls = ep.load()
+    if not suite or not name:
+        raise TypeError("entry point names of impls are <suite>.<impl>")
+    check_contract(cls, "impl", name)
+    register_impl(suite, cls, _package(ep))
 
 
 def _package(ep) -> str | None:
@@ -165,15 +155,17 @@ def _package(ep) -> str | None:
     return f"{dist.metadata['Name']} {dist.version}" if dist is not None else None
 
 
-def _load_entry_point(ep, kind: str):
-    """The object an entry point names. A plugin whose import raises an Exception is left
-    out (with a warning, by the caller); one that raises SystemExit or another
-    BaseException (not Ctrl-C) would end aibench as if it had succeeded, measuring nothing:
-    that fails closed, one line naming the plugin (exit 2)."""
+def _attempt(what: str, load: Callable[[], Any], problems: list[str]) -> None:
+    """Import and register `what` by calling `load`. An Exception leaves it out, its
+    reason one line in `problems`; a SystemExit or another BaseException (not Ctrl-C)
+    would end aibench as if it had succeeded, measuring nothing: that fails closed, one
+    line naming `what` (UsageError: exit 2)."""
     try:
-        return ep.load()
-    except (Exception, KeyboardInterrupt):
+        load()
+    except KeyboardInterrupt:
         raise
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        problems.append(f"{what} not loaded: {type(e).__name__}: {e}")
     except BaseException as e:  # noqa: BLE001 - SystemExit, GeneratorExit, ...: never silently
-        raise UsageError(f"{kind} plugin {ep.name!r} ({ep.value}) ended aibench while loading "
-                         f"({type(e).__name__}: {e}): uninstall or fix that package") from None
+        raise UsageError(f"{what} ended aibench while loading ({type(e).__name__}: {e}): "
+                         "fix or uninstall it") from None

@@ -33,6 +33,7 @@ from typing import Any
 
 from .leftovers import MpiJobFiles
 from .safety import terminate_with_parent
+from .stop_signals import StopSignals
 
 CHILD_MARKER = "AIBENCH_MPI_CHILD"  # set in the environment of self-launched ranks
 LAUNCH_DESCRIPTION = "AIBENCH_MPI_LAUNCH"  # how the parent launched them (recorded)
@@ -123,10 +124,10 @@ def self_launch_command(ranks: int, cli_args: list[str], mpiexec: str) -> list[s
     return [mpiexec, "-n", str(ranks), *extra, sys.executable, "-m", "aibench.cli", *cli_args]
 
 
-def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
+def self_launch(ranks: int, cli_args: list[str], stdout: int | None = None) -> tuple[int, int | None]:
     """Run `aibench <cli_args>` on `ranks` local ranks: (its exit code, the signal that
-    stopped it or None). The children inherit stdout/stderr: only their rank 0 prints,
-    so nothing shows twice."""
+    stopped it or None). The children inherit stderr, and stdout unless `stdout` names
+    another file descriptor: only their rank 0 prints, so nothing shows twice."""
     from .errors import UsageError
 
     mpiexec = find_mpiexec()
@@ -151,7 +152,8 @@ def self_launch(ranks: int, cli_args: list[str]) -> tuple[int, int | None]:
     # What a killed rank or an aborted job leaves (MPICH's shared memory, hydra's topology
     # file), found while the job runs and removed after it (leftovers.py).
     job_files = MpiJobFiles()
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=terminate_with_parent)
+    proc = subprocess.Popen(cmd, env=env, stdout=stdout, start_new_session=True,
+                            preexec_fn=terminate_with_parent)
     job_files.watch(proc.pid)
     stop_signal = None
 
@@ -207,6 +209,7 @@ class Session:
     hosts: list[str]  # host of each rank
     info: dict[str, Any] = field(default_factory=dict)  # system["mpi"] of the run document
     thread_level: str = DEFAULT_THREAD_LEVEL  # the level the run asked for (THREAD_LEVELS)
+    stop: StopSignals = field(default_factory=StopSignals)  # what asked this rank to stop (recorded only)
 
     @property
     def is_root(self) -> bool:
@@ -249,7 +252,7 @@ class Session:
         import numpy as np
         from mpi4py import MPI
 
-        mine = np.array([_STOP[-1] if _STOP else 0], dtype=np.int32)  # the signal, or 0
+        mine = np.array([self.stop.received[-1] if self.stop.received else 0], dtype=np.int32)  # the signal, or 0
         anyone = np.zeros(1, dtype=np.int32)
         req = self.comm.Iallreduce(mine, anyone, op=MPI.MAX)
         sleep = 50e-6
@@ -257,7 +260,7 @@ class Session:
             time.sleep(sleep)
             sleep = min(sleep * 2, 0.005)
         if anyone[0]:
-            _AGREED.append(int(anyone[0]))
+            self.stop.agreed = int(anyone[0])  # the highest signal number any rank received
         return bool(anyone[0])
 
     def bcast(self, obj: Any) -> Any:
@@ -270,29 +273,6 @@ class Session:
 
 
 _SESSION: Session | None = None
-_STOP: list[int] = []  # the signals received by this rank (see request_stop_on_signals)
-_AGREED: list[int] = []  # the signal the ranks agreed to stop on (the highest number any received)
-
-
-def request_stop_on_signals() -> None:
-    """In a rank of an MPI run, SIGINT, SIGTERM and SIGHUP ask the run to stop at the next point
-    where all ranks agree (Session.agree_to_stop) instead of raising KeyboardInterrupt
-    wherever the rank happens to be, which would leave its peers in a collective."""
-    def handler(signum, frame):
-        _STOP.append(signum)
-
-    # SIGHUP too: UCX takes it as its debug signal (a screenful of `UCX DEBUG` lines).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
-
-
-def stop_requested() -> bool:
-    return bool(_STOP)
-
-
-def stop_signals() -> list[int]:
-    """The signal that stopped this run: the one all ranks agreed on, else this rank's own."""
-    return list(_AGREED or _STOP)
 
 
 def current() -> Session | None:
@@ -307,10 +287,11 @@ def init_call(thread_level: str) -> str:
     return f"MPI_Init_thread(MPI_THREAD_{thread_level.upper()})"
 
 
-def start_session(thread_level: str = DEFAULT_THREAD_LEVEL) -> Session:
+def start_session(thread_level: str = DEFAULT_THREAD_LEVEL, stop: StopSignals | None = None) -> Session:
     """Initialise MPI (once) at `thread_level` (THREAD_LEVELS) and gather what rank 0
     records about the run. Collective: every rank of COMM_WORLD must call it, with the
-    same level."""
+    same level. From then on SIGINT, SIGTERM and SIGHUP are recorded in `stop` (a new
+    StopSignals if none is given) and stop the run where all ranks agree."""
     global _SESSION
     if _SESSION is not None:
         return _SESSION
@@ -350,8 +331,8 @@ def start_session(thread_level: str = DEFAULT_THREAD_LEVEL) -> Session:
             "env": envs[0],
             "env_differs_across_ranks": differing,
         }
-    _SESSION = Session(comm, rank, size, hosts, info, thread_level)
-    request_stop_on_signals()
+    _SESSION = Session(comm, rank, size, hosts, info, thread_level, stop or StopSignals())
+    _SESSION.stop.record_signals()
     return _SESSION
 
 
@@ -390,25 +371,23 @@ def idle_barrier(comm, max_sleep_s: float = 0.005) -> None:
         sleep = min(sleep * 2, max_sleep_s)
 
 
-def agree(comm, ok: bool, timeout_s: float = 300.0) -> bool:
-    """True on every rank when `ok` is true on every rank. If some rank never arrives (it
-    is stuck in a communication its peer abandoned), abort the job after `timeout_s`
-    rather than hang forever."""
+def agree(comm, ok: bool) -> bool:
+    """True on every rank when `ok` is true on every rank. A rank that never arrives (it is
+    stuck in a communication its peer abandoned) is the hang watchdog's to name: the wait
+    is a watched section, ended after --collective-timeout with exit 3 (watchdog.py)."""
     import numpy as np
     from mpi4py import MPI
 
+    from . import watchdog
+
     mine = np.array([1 if ok else 0], dtype=np.int32)
     everyone = np.zeros(1, dtype=np.int32)
-    req = comm.Iallreduce(mine, everyone, op=MPI.MIN)
-    deadline = time.monotonic() + timeout_s
-    sleep = 20e-6
-    while not req.Test():
-        if time.monotonic() > deadline:
-            print(f"aibench: rank {comm.Get_rank()}: peers did not answer within {timeout_s:.0f} s; aborting the MPI job",
-                  file=sys.stderr, flush=True)
-            comm.Abort(1)
-        time.sleep(sleep)
-        sleep = min(sleep * 2, 0.002)
+    with watchdog.section("agreeing on a stage's outcome"):
+        req = comm.Iallreduce(mine, everyone, op=MPI.MIN)
+        sleep = 20e-6
+        while not req.Test():
+            time.sleep(sleep)
+            sleep = min(sleep * 2, 0.002)
     return bool(everyone[0])
 
 

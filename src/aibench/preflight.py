@@ -402,7 +402,7 @@ def print_plan(sizes: list[int], round_s: float, assumed: bool) -> None:
 
 def cmd_preflight(args) -> int:
     from .errors import UsageError
-    from .run import ranks_option, seconds_option
+    from .request import ranks_option, seconds_option
     from .safe_write import PREFLIGHT_REPORT, check_target, write_file
 
     if args.plan is not None:  # the schedule only: no MPI, no ranks

@@ -1,9 +1,15 @@
-"""What a person reads: progress during a run and the summary table at its end."""
+"""What a run reports: the `RunReport` that session.run returns, its exit code, its record
+in the asv results tree, and what a person reads (progress during a run, the summary
+table at its end)."""
 
 from __future__ import annotations
 
+import json
 import math
+import signal
 from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,11 +17,80 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .compare import VERDICT_STYLE, judge
-from .results import FAILED, PASSED, SKIPPED, CaseResult
+from .results import FAILED, PASSED, SKIPPED, CaseResult, RunDocument
 from .stats import DEFAULT_MIN_EFFECT
 from .suites import all_suites
 
 _STYLE = {PASSED: "green", FAILED: "bold red", SKIPPED: "yellow"}
+
+
+@dataclass
+class RunReport:
+    """What one run did (session.run). `document` and `cases` are rank 0's: a rank other
+    than 0 has none, and prints nothing; a process that launched the ranks itself reads
+    the document they wrote, and prints nothing either (rank 0 did)."""
+
+    status: str  # the document's: complete, interrupted, failed
+    ended_by: str | None
+    exit_code: int  # 0, 1, 3 or 128 + signal (README.md, exit codes)
+    output: Path | None
+    document: RunDocument | None
+    prints: bool = True  # whether this process prints the run's summary (print_run)
+    cases: list[CaseResult] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cases = list(self.document.cases) if self.document is not None else []
+
+
+def exit_code(cases: list[CaseResult], fail_on_skip: bool = False, stopped_by: int | None = None) -> int:
+    """128 + the signal when a signal stopped the run; else 1 when a case failed, when
+    nothing was measured (every case skipped), or with fail_on_skip when any case was
+    skipped; else 0."""
+    if stopped_by is not None:
+        return 128 + stopped_by
+    if any(c.status == FAILED for c in cases):
+        return 1
+    skipped = [c for c in cases if c.status == SKIPPED]
+    return 1 if (cases and len(skipped) == len(cases)) or (fail_on_skip and skipped) else 0
+
+
+def record_in_asv(doc: RunDocument, results: Path, err: Console) -> None:
+    """The run's cases in the asv results tree (a fleet: one asv machine per node); the
+    run document is the record and asv a view of it, so a failure here only warns."""
+    from .asv_export import export_run
+    from .fleet import split_by_node
+
+    try:
+        for node_doc in split_by_node(doc):
+            err.print(f"asv results: {export_run(node_doc, results)}")
+    except Exception as e:  # noqa: BLE001 - the run document is the record; asv is a view
+        err.print(f"[yellow]asv export skipped:[/] {e}")
+
+
+def print_run(report: RunReport, as_json: bool = False) -> None:
+    """The end of `aibench run` on the process that prints: the document as JSON, or the
+    summary tables (a fleet's per-node table first); then why the exit code is what it is."""
+    if not report.prints:
+        return
+    err = Console(stderr=True)
+    doc, cases = report.document, report.cases
+    if as_json:
+        print(json.dumps(doc.to_dict(), indent=1))
+    else:
+        if doc.fleet:
+            from .fleet import print_fleet_summary
+
+            print_fleet_summary(doc)
+            together = [c for c in cases if c.node is None]  # MPI suites, run by the fleet together
+            if together:
+                print_summary(together)
+        else:
+            print_summary(cases)
+        err.print(f"run document: {report.output}")
+    if cases and all(c.status == SKIPPED for c in cases):
+        err.print(f"[yellow]nothing was measured:[/] all {len(cases)} case(s) were skipped (exit 1)")
+    if report.status == "interrupted":
+        err.print(f"interrupted: {len(cases)} finished case(s) saved in {report.output}")
 
 
 class RunProgress:

@@ -13,7 +13,7 @@ from . import __version__
 from .errors import UsageError
 from .fingerprint import git_commit, system_fingerprint
 from .harness import SamplingPolicy
-from .results import FAILED, SKIPPED, CaseResult, ResultWriter, RunDocument, Validation
+from .results import FAILED, CaseResult, ResultWriter, RunDocument, Validation
 from .safety import redact_url
 from .suites import get_suite
 from .suites.base import ImplInfo, RunContext, Suite
@@ -106,7 +106,7 @@ def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target
             # stop here, all together, if any rank was asked to.
             if session.agree_to_stop():
                 raise KeyboardInterrupt
-        elif session is not None and (not session.is_root or mpi.stop_requested()):
+        elif session is not None and (not session.is_root or session.stop.requested):
             continue  # a rank-0 case; when asked to stop, rank 0 skips to the next agreement
         if progress is not None:
             progress.start_case(item.label)
@@ -138,15 +138,6 @@ def run_case(item: PlannedCase, ctx: RunContext, node: str | None = None) -> lis
     for result in results:
         result.node = node
     return results
-
-
-def exit_code(cases: list[CaseResult], fail_on_skip: bool = False) -> int:
-    """1 when a case failed, when nothing was measured (every case skipped), or with
-    fail_on_skip when any case was skipped; else 0."""
-    if any(c.status == FAILED for c in cases):
-        return 1
-    skipped = [c for c in cases if c.status == SKIPPED]
-    return 1 if (cases and len(skipped) == len(cases)) or (fail_on_skip and skipped) else 0
 
 
 def default_output(machine: str, create: bool = False) -> Path:

@@ -186,9 +186,17 @@ def where(detail: str | None) -> None:
 
 @contextmanager
 def section(label: str):
-    """Ranks inside a section are in collectives: a stall there is a hang."""
+    """Ranks inside a section are in collectives: a stall there is a hang. A section inside
+    another (mpi.agree within a case) counts its steps and keeps the outer one's label."""
     if _DOG is None:
         yield
+        return
+    if _DOG.section_label is not None:
+        _DOG.count += 1
+        try:
+            yield
+        finally:
+            _DOG.count += 1
         return
     _DOG.section_label, _DOG.detail = label, None
     _DOG.count += 1

@@ -186,6 +186,66 @@ def test_sbatch_fleet_and_diagnose_name_the_slowed_host(cluster, tmp_path):
             testcluster.cpu_quota(host, None)
 
 
+@needs_slurm
+def test_mark_slurm_sets_features_and_drains_on_the_test_cluster(cluster, tmp_path):
+    """`aibench accept --mark slurm` against the test cluster's slurmctld: a fleet document
+    in which abnode3's GEMM falls below the spec's minimum. The accepted nodes gain the
+    feature and its dated twin (sinfo shows them), abnode3 is drained with the failing
+    check as its reason; a second accept after abnode3 passes resumes it (aibench drained
+    it) and leaves a node drained by someone else alone."""
+    from aibench.results import CaseResult, Metric, RunDocument, Validation, write_atomic
+    from result_helpers import interval_stats
+
+    conf = {"SLURM_CONF": str(testcluster.slurm_conf())}
+
+    def fleet(short: set[str]) -> Path:
+        cases = [CaseResult(suite="gemm", case_id="m512", params={"dtype": "fp32"}, target="cpu", impl="aibench",
+                            status="passed", metrics={"tflops": Metric(0.2 if n in short else 0.9, "TFLOP/s", True)},
+                            stats=interval_stats(1.0, 0.99, 1.01), validation=Validation("passed", 0.0, 1.0, None),
+                            node=n) for n in cluster]
+        doc = RunDocument(command=["aibench", "run", "--fleet"], machine="abnode0", tier="quick", targets=["cpu"],
+                          system={"hostname": "abnode0"}, aibench={"version": "0", "commit": None}, cases=cases)
+        doc.fleet = {"nodes": [{"node": n, "host": n, "rank": i, "system": {}} for i, n in enumerate(cluster)],
+                     "concurrency": "every node at once"}
+        path = tmp_path / f"fleet-{len(short)}.json"
+        write_atomic(path, doc.to_dict())
+        return path
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('spec_version = 1\nname = "tiny"\ntarget = "cpu"\n[[check]]\nid = "gemm-fp32"\nsuite = "gemm"\n'
+                    'params = { dtype = "fp32" }\nmetric = "tflops"\nmin = 0.5\nunit = "TFLOP/s"\nselect = "best"\n'
+                    'source = "test"\n')
+    other = "abnode1"
+    try:
+        out = run([*AIBENCH, "accept", "--spec", str(spec), str(fleet({"abnode3"})), "--mark", "slurm",
+                   "--valid-for", "7"], **conf)
+        assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]  # abnode3 rejected
+        features = run(["sinfo", "-h", "-N", "-o", "%N %f"], **conf).stdout
+        print(features)
+        marked = {line.split()[0]: line.split()[1] for line in features.splitlines()}
+        for node in cluster:
+            feats = marked[node].split(",")
+            if node == "abnode3":
+                assert "aibench_tiny" not in feats
+            else:
+                assert "aibench_tiny" in feats and any(f.startswith("aibench_tiny_until_") for f in feats)
+        shown = run(["scontrol", "show", "node", "abnode3", "--oneliner"], **conf).stdout
+        print(shown)
+        assert "DRAIN" in shown and "Reason=aibench tiny: gemm-fp32 fail" in shown
+        print(run(["sinfo", "-R"], **conf).stdout)
+
+        # abnode3 repaired; abnode1 drained by an operator for another reason.
+        run(["scontrol", "update", f"NodeName={other}", "State=DRAIN", "Reason=bad DIMM"], **conf)
+        out = run([*AIBENCH, "accept", "--spec", str(spec), str(fleet(set())), "--mark", "slurm"], **conf)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        assert "DRAIN" not in run(["scontrol", "show", "node", "abnode3", "--oneliner"], **conf).stdout
+        assert "Reason=bad DIMM" in run(["scontrol", "show", "node", other, "--oneliner"], **conf).stdout
+    finally:
+        for node in cluster:
+            run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], **conf)
+            run(["scontrol", "update", f"NodeName={node}", "AvailableFeatures=", "ActiveFeatures="], **conf)
+
+
 def test_down_leaves_nothing(cluster):
     testcluster.down()
     assert testcluster.hosts() == []
@@ -232,3 +292,4 @@ def test_preflight_plan_names_the_slow_pair_as_all_pairs_does(hosts, tmp_path):
         assert 2 <= found["plan"]["followup_rounds"] <= linkplan.worst_case_followup_rounds(hosts)
     finally:
         testcluster.down()
+

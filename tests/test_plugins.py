@@ -77,6 +77,9 @@ def test_plugin_suite_runs_validated_and_recorded(site, tmp_path):
     assert "stream.Benchmarks.track_gbps" in bench  # no AsvSpec: a case table from the run
     p = _aibench(site, tmp_path, "compare", str(out), str(out), "--json")
     assert p.returncode == 0 and {r["case_id"] for r in json.loads(p.stdout)["rows"]} == {"copy-1M", "triad-1M"}
+    # A suite that declares no chart gets the default one (its headline against its parameters).
+    p = _aibench(site, tmp_path, "plot", str(out), "--out", str(tmp_path / "plots"))
+    assert p.returncode == 0 and p.stdout.split()[0] == str(tmp_path / "plots" / "stream.png"), p.stderr
 
 
 def test_a_broken_plugin_is_reported_and_the_rest_runs(tmp_path):
@@ -91,7 +94,7 @@ def test_a_broken_plugin_is_reported_and_the_rest_runs(tmp_path):
 def test_a_plugin_of_another_contract_version_is_refused_in_one_line(tmp_path):
     """A suite or impl written for another suite contract (registry.CONTRACT_VERSION) is not
     loaded: one warning line names it and both versions; the built-in suites still list."""
-    from aibench.suites.registry import CONTRACT_VERSION
+    from aibench.registry import CONTRACT_VERSION
 
     site = tmp_path / "site"
     _install(site, "old-plugin", "[aibench.suites]\nold = old_module:OldSuite\n"

@@ -16,8 +16,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .registry import context_keys
 from .safety import redact_url
 from .stats import Summary, summarize
 
@@ -104,6 +105,16 @@ class Validation:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ContextKey:
+    """One thing besides the params that makes two cases the same case, as a suite declares
+    it (Suite.context_keys): `text(impl_detail, params)` is what the case's key shows of it
+    (e.g. "source=created:ext4"), or None where it does not apply to the case."""
+
+    name: str
+    text: Callable[[dict[str, Any], dict[str, Any]], str | None]
+
+
 @dataclass
 class CaseResult:
     suite: str
@@ -134,21 +145,11 @@ class CaseResult:
     def key(self) -> tuple[str, str, str, str]:
         """What makes cases of two runs (or two nodes) the same case: suite, case, target
         kind (cuda:0 and cuda:3 are the same kind) and impl. What changes a figure's meaning
-        without being a parameter goes into the case element: the storage source (kind and
-        filesystem), an embedded vs a real object-store endpoint, a kernel impl's thread
-        count when the user set it."""
-        detail = self.impl_detail or {}
-        context = []
-        source = detail.get("source")
-        if isinstance(source, dict):
-            context.append(f"source={source.get('kind')}:{source.get('filesystem')}")
-        if "embedded_endpoint" in detail:
-            context.append("endpoint=" + ("embedded" if detail["embedded_endpoint"] else "real"))
-        # A thread count the user chose (OMP_NUM_THREADS) makes its own case; the default,
-        # every core the node gives the process, is what a node-to-node comparison compares.
-        if (isinstance(detail.get("threads"), int) and detail.get("threads_rule") == "OMP_NUM_THREADS"
-                and not {"threads", "concurrency"} & set(self.params or {})):
-            context.append(f"threads={detail['threads']}")
+        without being a parameter goes into the case element, as the suite declares it
+        (Suite.context_keys: the storage source, an embedded or a real object-store
+        endpoint, a kernel's thread count when the user set it)."""
+        detail, params = self.impl_detail or {}, self.params or {}
+        context = [text for key in context_keys(self.suite) if (text := key.text(detail, params)) is not None]
         case = f"{self.case_id} [{', '.join(context)}]" if context else self.case_id
         return (self.suite, case, self.target.split(":")[0], self.impl)
 

@@ -17,7 +17,7 @@ from .results import FAILED, CaseResult, ResultWriter, RunDocument, Validation
 from .safety import redact_url
 from .suites import get_suite
 from .suites.base import ImplInfo, RunContext, Suite
-from .suites.registry import plugin_packages
+from .registry import plugin_packages
 from .targets import Target
 
 # Per-case time budget (seconds of sampling) by tier; --time-budget replaces it.

@@ -28,9 +28,9 @@ from typing import Any, Callable, ClassVar, Iterable
 from ..errors import SkipCase, UsageError
 from ..faults import inflate
 from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
-from ..results import FAILED, PASSED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
+from ..results import FAILED, PASSED, SKIPPED, CaseResult, ContextKey, Metric, Samples, Validation, now_iso
 from ..targets import Target, bound_for_peak
-from .registry import CONTRACT_VERSION, registered_impls
+from ..registry import CONTRACT_VERSION, registered_impls
 
 TIERS = ("quick", "standard", "full")
 
@@ -241,6 +241,9 @@ class Suite:
     in_default_run: bool = True
     # "package version" of a suite from another package (set by the plugin loader).
     package: str | None = None
+    # What besides the params makes two of its cases the same case (CaseResult.key()):
+    # impl_detail entries that change what a figure means, such as the storage source.
+    context_keys: tuple[ContextKey, ...] = ()
     aibench_contract: ClassVar[tuple[str, int]] = ("suite", CONTRACT_VERSION)  # as Impl's
 
     # --- declaration ------------------------------------------------------------------

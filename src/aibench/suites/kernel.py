@@ -10,7 +10,7 @@ from typing import Any, Callable, ClassVar
 from ..dtypes import rate_unit
 from ..errors import SkipCase
 from ..faults import corrupts_output, inject
-from ..results import Metric, Samples, Validation
+from ..results import ContextKey, Metric, Samples, Validation
 from .base import Impl, ImplInfo, RunContext, Suite
 
 # Loop iterations and trials of the Python-overhead probe (python_overhead_s).
@@ -160,10 +160,21 @@ class PythonLoopRunner:
         return {"loop": "Python loop, perf_counter", **(self._overhead or {})}
 
 
+def _user_threads(detail: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """A thread count the user chose (OMP_NUM_THREADS) makes its own case; the default,
+    every core the node gives the process, is what a node-to-node comparison compares."""
+    if (isinstance(detail.get("threads"), int) and detail.get("threads_rule") == "OMP_NUM_THREADS"
+            and not {"threads", "concurrency"} & set(params)):
+        return f"threads={detail['threads']}"
+    return None
+
+
 class KernelSuite(Suite):
     """A suite of kernels: figures are FLOP rates from the median time. The impls of a
     case are measured together, interleaved (A B B A windows), unless they do not fit in
     memory together (measured_apart)."""
+
+    context_keys = (ContextKey("threads", _user_threads),)
 
     def group_impls(self, params: dict[str, Any], impls: list[ImplInfo]) -> list[list[ImplInfo]]:
         return [impls] if impls else []

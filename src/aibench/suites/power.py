@@ -10,7 +10,7 @@ from ..results import CaseResult
 from ..targets import Target
 from .base import AsvSpec, AsvTrack, ImplInfo, RunContext, per_target_asv_specs
 from .gemm import CPU_DTYPES, CUDA_DTYPES, GemmSuite
-from .registry import register_suite
+from ..registry import register_suite
 
 
 @register_suite

@@ -15,7 +15,7 @@ from ..pytest_benchmark import pytest_benchmark_unavailable, run_benchmarks, sui
 from ..results import SKIPPED, CaseResult, Validation, now_iso
 from ..targets import Target
 from .base import Impl, ImplInfo, RunContext, Suite
-from .registry import register_suite_family
+from ..registry import register_suite_family
 
 PREFIX = "pytest:"
 

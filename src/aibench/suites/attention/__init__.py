@@ -16,7 +16,7 @@ from ...targets import Target
 from ...units import choice, parse_bool, parse_size
 from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
 from ..kernel import KernelSuite
-from ..registry import register_suite
+from ...registry import register_suite
 from . import cpu, cuda, jax
 
 DTYPES = ("fp32", "bf16", "fp16")

@@ -15,7 +15,7 @@ from ...targets import Target
 from ...units import choice, parse_size
 from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
 from ..kernel import KernelSuite
-from ..registry import register_suite
+from ...registry import register_suite
 from . import cpu, cuda, jax
 from .common import DTYPES
 

@@ -36,7 +36,7 @@ from ...targets import Target
 from ...units import choice, parse_bool, parse_size
 from ..base import (AsvSpec, AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite,
                     per_target_asv_specs)
-from ..registry import register_suite
+from ...registry import register_suite
 from ...units import GiB, MiB
 from .common import DTYPES, FORMATS, busbw_factor, fmt_size, sweep_sizes
 from .gpu import CudaMpiAllreduce, NcclAllreduce

@@ -21,7 +21,7 @@ from ...targets import Target
 from ...units import choice, parse_size, size_label
 from ..base import Impl, Param
 from ..kernel import KernelSuite
-from ..registry import register_suite
+from ...registry import register_suite
 from . import cpu, cuda
 from .dram import numa_nodes
 

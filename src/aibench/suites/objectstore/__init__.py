@@ -22,11 +22,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import SkipCase, UsageError
-from ...results import Metric, Samples
+from ...results import ContextKey, Metric, Samples
 from ...targets import Target
 from ...units import choice, parse_size, size_label
 from ..base import AsvTrack, Option, Param, RunContext, Suite, case_table_asv_spec
-from ..registry import register_suite
+from ...registry import register_suite
 from .clients import IMPLS, Client, Workload
 from .local_s3 import EndpointUnavailable
 from .options import validate_options
@@ -68,6 +68,9 @@ class ObjectStoreSuite(Suite):
     target_kinds = ("cpu",)
     IMPLS = IMPLS
     comparisons = (("awscrt", "boto3"), ("obstore", "boto3"))
+    # An embedded endpoint (moto, on this host) and a real store are different cases.
+    context_keys = (ContextKey("endpoint", lambda detail, params: None if "embedded_endpoint" not in detail else
+                               "endpoint=" + ("embedded" if detail["embedded_endpoint"] else "real")),)
     # Tests set this to tamper with the objects right after they are uploaded.
     after_upload: Callable[[StoreContext, Dataset], None] | None = None
 

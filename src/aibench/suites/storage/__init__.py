@@ -16,11 +16,11 @@ from typing import Any, Callable
 
 from ...errors import SkipCase, UsageError
 from ...faults import corrupts_output
-from ...results import FAILED, PASSED, CaseResult, Metric, Samples, Validation
+from ...results import FAILED, PASSED, CaseResult, ContextKey, Metric, Samples, Validation
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size, size_label
 from ..base import AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite, case_table_asv_spec
-from ..registry import register_suite
+from ...registry import register_suite
 from . import fio as fio_mod
 from .bounds import check_counts, copy_bandwidth, counted_bytes, device_limit
 from .source import ReadSource, open_source, validate_options
@@ -255,6 +255,11 @@ class CaseFailedRead(CaseFailed, RuntimeError):
     """A read that could not complete (an I/O error, nothing read): fails its impl."""
 
 
+def _source(detail: dict[str, Any], params: dict[str, Any]) -> str | None:
+    source = detail.get("source")
+    return f"source={source.get('kind')}:{source.get('filesystem')}" if isinstance(source, dict) else None
+
+
 @register_suite
 class StorageSuite(Suite):
     name = "storage"
@@ -275,6 +280,8 @@ class StorageSuite(Suite):
     target_kinds = ("cpu",)
     IMPLS = (NativeReader, FioReader)
     comparisons = (("aibench", "fio"),)
+    # The source read (its kind and filesystem) makes its own case: tmpfs is not a disk.
+    context_keys = (ContextKey("source", _source),)
     # Tests set this to corrupt the test file right after it is written.
     after_create: Callable[[str], None] | None = None
 

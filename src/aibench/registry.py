@@ -4,8 +4,8 @@ Every suite is registered the same way, where it is defined, and through one con
 check (`check_contract`):
 
 - a built-in suite: `@register_suite` on its class. Every module of `aibench.suites` is
-  imported on first use of the registry (as asv discovers its benchmark modules), so a new
-  suite package needs no line anywhere else;
+  imported on first use of the registry (as asv discovers its benchmark modules, and as
+  entry points are loaded), so a new suite package needs no line anywhere else;
 - a suite or impl from another installed package: an entry point in `aibench.suites`
   (naming a Suite subclass) or `aibench.impls` (`<suite>.<impl>`, naming an Impl
   subclass); the loader passes those classes to the same `register_suite` /
@@ -13,8 +13,11 @@ check (`check_contract`):
 - a family of suites named by a prefix (`pytest:PATH`): `@register_suite_family(prefix)`,
   whose class is constructed with the rest of the name.
 
-This module imports nothing of suites/base.py or of what builds on it (no import circle):
-Suite and Impl carry `aibench_contract`, which is read here as an attribute.
+This module sits below everything it registers and imports nothing of it (no import
+circle, no upward import): Suite and Impl carry `aibench_contract`, read here as an
+attribute, and the suite modules are found by name, like entry points. So the lowest
+layers can read a suite's declarations (results.py: `context_keys`) without importing
+the suites.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
-from ..errors import UsageError
+from .errors import UsageError
 
 SUITES_GROUP, IMPLS_GROUP = "aibench.suites", "aibench.impls"
+# The package whose modules hold the built-in suites: loaded by name, as an entry point is.
+BUILTIN_SUITES = "aibench.suites"
 # The suite/impl contract (suites/base.py: Suite, Impl, the case template). It changes
 # when a plugin written for the old one would misbehave; such a plugin is refused, as fio
 # refuses an engine of another FIO_IOOPS_VERSION.
@@ -111,6 +116,15 @@ def registered_impls(suite: str) -> list[type]:
     return list(_impls.get(suite, []))
 
 
+def context_keys(suite: str) -> tuple:
+    """What the suite named `suite` declares makes its cases comparable besides their
+    params (Suite.context_keys: results.ContextKey), read by CaseResult.key(); () for a
+    suite not registered here (a plugin not installed)."""
+    _load()
+    cls = _suites.get(suite) or next((c for prefix, c in _families.items() if suite.startswith(prefix)), None)
+    return tuple(getattr(cls, "context_keys", ()))
+
+
 def plugin_packages() -> list[str]:
     """"package version" of every package whose suites or impls are registered."""
     _load()
@@ -120,7 +134,7 @@ def plugin_packages() -> list[str]:
 
 # --- loading ----------------------------------------------------------------------------
 def _load() -> None:
-    """Import every module of this package once (their decorators register the built-in
+    """Import every module of aibench.suites once (their decorators register the built-in
     suites), then register the suites and impls of other packages' entry points. What
     fails to load is left out with a one-line warning, built-in or not: a suite being
     written, or a broken package, never breaks the others."""
@@ -129,8 +143,9 @@ def _load() -> None:
         return
     _loaded = True  # first: a suite module that reads the registry while importing sees it as it is
     problems: list[str] = []
-    for module in pkgutil.iter_modules(sys.modules[__package__].__path__):
-        name = f"{__package__}.{module.name}"
+    suites = importlib.import_module(BUILTIN_SUITES)
+    for module in pkgutil.iter_modules(suites.__path__):
+        name = f"{suites.__name__}.{module.name}"
         _attempt(f"suite module {name}", lambda: importlib.import_module(name), problems)
     for ep in entry_points(group=SUITES_GROUP):
         _attempt(f"suite plugin {ep.name!r} ({ep.value})",

@@ -420,7 +420,8 @@ def cmd_preflight(args) -> int:
     if not mpi.under_launcher():
         code, _ = mpi.self_launch(args.ranks or mpi.DEFAULT_RANKS,
                                   ["preflight", "--link-seconds", repr(args.link_seconds),
-                                   "--collective-timeout", repr(args.collective_timeout),
+                                   *(["--collective-timeout", repr(args.collective_timeout)]
+                                     if args.collective_timeout is not None else []),
                                    *(["--json"] if args.json else []), *(["--force"] if args.force else []),
                                    *(["--all-pairs"] if args.all_pairs else []),
                                    *(["--output", str(args.output)] if args.output else [])])
@@ -441,7 +442,7 @@ def cmd_preflight(args) -> int:
         raise UsageError(problem)
     from . import watchdog
 
-    watchdog.start(session, args.collective_timeout)
+    watchdog.start(session, args.collective_timeout or watchdog.DEFAULT_TIMEOUT_S)
     report = run_preflight(session, args.link_seconds, on_hello=None if args.json else print_hello,
                            all_pairs=args.all_pairs)
     code = None
@@ -459,14 +460,15 @@ def cmd_preflight(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from .request import add_collective_timeout
+
     p = sub.add_parser("preflight", help="check the nodes of an MPI run before benchmarking: rank map, "
                                           "a link check between every pair, drift across nodes")
     p.add_argument("--link-seconds", type=float, default=1.0, metavar="S",
                    help="time per pair of nodes for the link check (default 1)")
     p.add_argument("--ranks", type=int, default=None, metavar="N",
                    help="local ranks to launch when not started by mpirun/srun (default 2)")
-    p.add_argument("--collective-timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="end with exit 3, naming the ranks, when a rank stops answering (default 60)")
+    add_collective_timeout(p)
     p.add_argument("--all-pairs", action="store_true",
                    help="check every pair of nodes (N-1 rounds) instead of the plan (about log2 N rounds)")
     p.add_argument("--plan", default=None, metavar="N[,N...]",

@@ -156,10 +156,9 @@ class RunRequest:
             words += ["--impl", impl]
         for key, values in self.params.items():
             words += ["--param", f"{key}={','.join(values)}"]
-        valued = (("--output", self.output), ("--machine", self.machine), ("--time-budget", self.time_budget),
-                  ("--max-call-s", self.max_call_s), ("--power-window", self.power_window),
-                  ("--redfish", self.redfish), ("--ranks", self.ranks),
-                  ("--collective-timeout", self.collective_timeout))
+        valued = (("--machine", self.machine), ("--time-budget", self.time_budget), ("--max-call-s", self.max_call_s),
+                  ("--power-window", self.power_window), ("--redfish", self.redfish), ("--ranks", self.ranks),
+                  ("--collective-timeout", self.collective_timeout), ("--output", self.output))
         for flag, value in valued:
             if value is not None:
                 words += [flag, repr(value) if isinstance(value, float) else str(value)]

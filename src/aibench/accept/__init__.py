@@ -13,9 +13,10 @@ that does not load (one line per problem).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from ..documents import load_run
 from ..errors import UsageError
+from ..request import RunRequest
 from ..results import PASSED, RunDocument
 from ..safe_write import MADE_SPEC, check_target, prepare_directory, write_file
 from .judge import FAIL, INCONCLUSIVE, PASS, judge_runs, reference_paths
@@ -141,9 +143,9 @@ def _exact_values(want: Any) -> list[Any] | None:
     return items
 
 
-def plan_invocations(spec: Spec, args) -> list[list[str]]:
-    """One `aibench run` per target kind: the suites the checks name, each parameter that
-    every check of a suite names exactly narrowed to those values, at the spec's tier."""
+def plan_invocations(spec: Spec, args) -> list[RunRequest]:
+    """One run per target kind: the suites the checks name, each parameter that every
+    check of a suite names exactly narrowed to those values, at the spec's tier."""
     from ..suites import get_suite
 
     groups: dict[str, dict[str, list]] = {}
@@ -152,32 +154,34 @@ def plan_invocations(spec: Spec, args) -> list[list[str]]:
         groups.setdefault(kind, {}).setdefault(c.suite, []).append(c)
     invocations = []
     for kind, suites in groups.items():
-        target = args.target if (args.target and args.target.split(":")[0] == kind) else kind
-        cmd = ["run", "--target", target, "--no-asv"]
-        if spec.tier != "standard":
-            cmd.append(f"--{spec.tier}")
+        params: dict[str, list] = {}
         for suite_name, checks in suites.items():
             suite = get_suite(suite_name)  # UsageError for an unknown suite
-            cmd += ["--suite", suite_name]
             for key in suite.params:
                 values = [_exact_values(c.params[key]) if key in c.params else None for c in checks]
                 if values and all(v is not None for v in values):
-                    cmd += ["--param", f"{key}=" + ",".join(dict.fromkeys(str(x).lower() if isinstance(x, bool)
-                                                                          else str(x) for v in values for x in v))]
-        invocations.append(cmd + _passed_on(args))
+                    params.setdefault(key, []).extend(dict.fromkeys(x for v in values for x in v))
+        target = args.target if (args.target and args.target.split(":")[0] == kind) else kind
+        invocations.append(_request(args, suites=list(suites), target=target, tier=spec.tier, params=params))
     return invocations
 
 
-def _passed_on(args) -> list[str]:
-    """The options of `aibench accept` that its runs get too."""
-    return [x for flag, value in (("--machine", args.machine), ("--path", args.path), ("--ranks", args.ranks))
-            if value is not None for x in (flag, str(value))]
+def _request(args, **fields) -> RunRequest:
+    """A run of `aibench accept`, with the options of accept that its runs get too."""
+    return RunRequest(record_asv=False, machine=args.machine, ranks=args.ranks,
+                      suite_options={"path": args.path} if args.path is not None else {}, **fields)
 
 
-def _aibench(cmd: list[str], output: Path) -> int:
-    """One `aibench run`; its tables go to stderr (fd 2), so that accept's own stdout
-    holds only the verdicts (or the --json report)."""
-    return subprocess.call([sys.executable, "-m", "aibench.cli", *cmd, "--output", str(output)], stdout=2)
+def _aibench(request: RunRequest) -> int:
+    """One run, in this process (its ranks launched when it needs MPI); its tables go to
+    stderr, so that accept's own stdout holds only the verdicts (or the --json report)."""
+    from ..report import print_run
+    from ..session import run
+
+    with contextlib.redirect_stdout(sys.stderr):
+        report = run(request)
+        print_run(report)
+    return report.exit_code
 
 
 def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
@@ -191,10 +195,11 @@ def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.name)[:80]
     run_files: list[Path] = []
     commands: list[str] = []
-    for i, cmd in enumerate(plan_invocations(spec, args)):
+    for i, request in enumerate(plan_invocations(spec, args)):
         output = out_dir / f"accept-{safe}-{stamp}-{i + 1}.json"
-        commands.append(" ".join(["aibench", *cmd, "--output", str(output)]))
-        code = _aibench(cmd, output)
+        request = dataclasses.replace(request, output=output)
+        commands.append(" ".join(request.command_line()))
+        code = _aibench(request)
         if code >= 128:  # interrupted (Ctrl-C, SIGTERM, SIGHUP): the run said so
             return [], [], [], None
         if code not in (0, 1) or not output.is_file():
@@ -218,13 +223,11 @@ def _run_and_judge(spec: Spec, args, references: dict[str, Path]):
                 continue
             seconds = tier_budget * RERUN_BUDGET_FACTOR
             budget -= seconds
-            cmd = ["run", "--target", case.target, "--no-asv", "--suite", case.suite, "--impl", case.impl,
-                   "--time-budget", str(seconds), *[x for k, val in case.params.items()
-                                                    for x in ("--param", f"{k}={str(val).lower() if isinstance(val, bool) else val}")]]
-            cmd += _passed_on(args)
             output = out_dir / f"accept-{safe}-{stamp}-rerun{len(run_files) + 1}.json"
-            commands.append(" ".join(["aibench", *cmd, "--output", str(output)]))
-            if _aibench(cmd, output) >= 128:
+            request = _request(args, suites=[case.suite], target=case.target, impls=[case.impl],
+                               time_budget=seconds, params={k: [val] for k, val in case.params.items()}, output=output)
+            commands.append(" ".join(request.command_line()))
+            if _aibench(request) >= 128:
                 return [], [], [], None
             if output.is_file():
                 run_files.append(output)

@@ -17,9 +17,9 @@ rabenseifner (rma.py), and `nccl` (cuda target, CuPy).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import subprocess
 import sys
 import tempfile
 import traceback
@@ -31,7 +31,7 @@ import numpy as np
 from ... import mpi, watchdog
 from ...faults import stop_if_hang
 from ...errors import SkipCase, UsageError
-from ...results import FAILED, SKIPPED, CaseResult, Metric, RunDocument, Samples, Validation, now_iso
+from ...results import FAILED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size
 from ..base import (AsvSpec, AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite,
@@ -255,30 +255,33 @@ class InterconnectSuite(Suite):
 
     # ---- outside any MPI run (asv, a plain Python call) -----------------------------------------
     def _run_launched(self, params: dict[str, Any], impl: ImplInfo, ctx: RunContext) -> CaseResult:
-        """Run this one case through `aibench run`, which launches the ranks itself."""
+        """Run this one case as a run of its own (session.run), which launches the ranks;
+        its tables go to stderr."""
+        from ...request import RunRequest
+        from ...session import run
+
         result = CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params),
                             target=str(ctx.target), impl=impl.name, status=SKIPPED, started_at=now_iso())
         reason = mpi.mpi_unavailable_reason()
         if reason is not None:
             result.validation = Validation(status=SKIPPED, reason=reason)
             return result
-        with tempfile.TemporaryDirectory(prefix="aibench-ic-") as tmp:
-            out = Path(tmp) / "case.json"
-            args = ["run", "--suite", self.name, "--target", str(ctx.target), "--impl", impl.name, "--no-asv",
-                    "--output", str(out), "--time-budget", repr(ctx.policy.budget_s),
-                    "--ranks", os.environ.get("AIBENCH_RANKS", str(mpi.DEFAULT_RANKS))]
-            if ctx.options.get("timing"):
-                args += ["--timing", ctx.options["timing"]]
-            for key, value in params.items():
-                args += ["--param", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
-            proc = subprocess.run([sys.executable, "-m", "aibench.cli", *args], capture_output=True, text=True,
-                                  timeout=1800)
-            if out.exists():
-                cases = [c for c in RunDocument.load(out).cases if c.impl == impl.name]
-                if cases:
-                    return cases[0]
+        with tempfile.TemporaryDirectory(prefix="aibench-ic-") as tmp, contextlib.redirect_stdout(sys.stderr):
+            try:
+                report = run(RunRequest(
+                    suites=[self.name], target=str(ctx.target), impls=[impl.name], record_asv=False,
+                    output=Path(tmp) / "case.json", time_budget=ctx.policy.budget_s,
+                    ranks=int(os.environ.get("AIBENCH_RANKS", mpi.DEFAULT_RANKS)),
+                    suite_options={"timing": ctx.options["timing"]} if ctx.options.get("timing") else {},
+                    params={key: [value] for key, value in params.items()}))
+            except (UsageError, ValueError) as e:
+                report, problem = None, str(e)
+        cases = [c for c in report.cases if c.impl == impl.name] if report is not None else []
+        if cases:
+            return cases[0]
         result.status = FAILED
-        result.error = f"launched run exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-500:]}"
+        result.error = (problem if report is None else
+                        f"launched run exited {report.exit_code}: {report.ended_by or 'no case saved'}")
         return result
 
 

@@ -25,6 +25,7 @@ import pytest
 
 from aibench import mpi
 from aibench.errors import UsageError
+from aibench.fit import fits
 from aibench.harness import SamplingPolicy
 from aibench.suites import get_suite
 from aibench.suites.base import RunContext
@@ -54,6 +55,41 @@ def host_bytes_per_rank(impl_name: str, target_kind: str, count: int, dtype: str
 
     info = next(i for i in InterconnectSuite().impls() if i.name == impl_name)
     return info.for_kind(target_kind).host_bytes(count, dtype, inplace, nranks)
+
+
+# The one shape of every fit guard's reason (aibench.fit.fits).
+SHAPE = re.compile(r"^\S.* does not fit: it needs \d+\.\d (GiB|MiB)( for .+)?, "
+                   r"more than (the|\d+(\.\d+)?% of the) \d+\.\d (GiB|MiB) \S.*$")
+
+
+def test_fits_is_none_within_the_share_and_else_one_line_of_one_shape():
+    assert fits(8 * GiB, 10 * GiB, "x") is None  # 80% exactly: fits
+    assert fits(8 * GiB + 1, 10 * GiB, "x") == "x does not fit: it needs 8.0 GiB, more than 80% of the 10.0 GiB " \
+                                                "of memory available"
+    assert fits(300 * MiB, 2 * GiB, "the case", held="its buffers", share=1 / 8, of="of GPU memory free") == \
+        "the case does not fit: it needs 300.0 MiB for its buffers, more than 12.5% of the 2.0 GiB of GPU memory free"
+    assert fits(3 * GiB, 2 * GiB, "y", share=1, of="this node has") == \
+        "y does not fit: it needs 3.0 GiB, more than the 2.0 GiB this node has"
+    assert fits(2 * GiB, 2 * GiB, "y", share=1) is None
+    for reason in (fits(1, 0, "a b"), fits(5 * GiB, GiB, "c", held="d e", share=0.9, of="free on cuda:0")):
+        assert SHAPE.match(reason) and "\n" not in reason
+
+
+def test_the_storage_and_objectstore_guards_give_the_same_shape(monkeypatch):
+    from aibench.errors import SkipCase
+    from aibench.suites.objectstore import _check_embedded_memory
+
+    _memory(monkeypatch, 8 * GiB, total=8 * GiB)
+    with pytest.raises(UsageError) as err:  # 256M x 64 x 1 = 16 GiB of buffers, a quarter of 8 GiB usable
+        get_suite("storage").check_case({"pattern": "seq", "bs": 256 * MiB, "qd": 64, "threads": 1, "direct": 1},
+                                        Target("cpu"))
+    assert SHAPE.match(str(err.value)) and "more than 25% of the 8.0 GiB of memory" in str(err.value)
+    with pytest.raises(SkipCase) as skip:  # 64 x 256 MiB in flight: over an eighth of 8 GiB
+        _check_embedded_memory({"workload": "whole", "size": 256 * MiB, "concurrency": 64})
+    reason = str(skip.value)
+    assert reason.startswith("the local S3 endpoint keeps every object it serves in memory: 64 x 256M in flight "
+                             "does not fit: it needs 16.0 GiB, more than 12.5% of the 8.0 GiB of memory available")
+    _check_embedded_memory({"workload": "whole", "size": 16 * MiB, "concurrency": 64})  # 1 GiB: fits
 
 
 def _memory(monkeypatch, available: int, total: int | None = None) -> None:
@@ -111,7 +147,9 @@ def test_gemm_example_guard_counts_more_than_a_b_c_and_refuses_what_does_not_fit
     with pytest.raises(UsageError) as err:
         suite.check_case(dict(EXAMPLE), Target("cpu"))
     assert "\n" not in str(err.value)
-    assert re.search(r"^gemm 65536x1x65536 fp32 needs 16\.\d GiB for A, B and C \(1 buffer set", str(err.value))
+    assert re.search(r"^gemm 65536x1x65536 fp32 does not fit: it needs 16\.\d GiB for A, B and C \(1 buffer set",
+                     str(err.value))
+    assert SHAPE.match(str(err.value))
     # 40 GiB available: the real peak is now about 16 GiB (it was about 48 GiB), which fits.
     assert need - old < GiB  # validation samples and packing buffers: megabytes
     _memory(monkeypatch, 40 * GiB)
@@ -233,7 +271,8 @@ def test_attention_guard_refuses_what_only_the_old_count_let_through(monkeypatch
     _memory(monkeypatch, available)
     with pytest.raises(UsageError) as err:
         get_suite("attention").check_case(p, Target("cpu"))
-    assert "\n" not in str(err.value) and "attention case needs" in str(err.value)
+    assert "\n" not in str(err.value) and str(err.value).startswith("attention case does not fit: it needs ")
+    assert SHAPE.match(str(err.value))
 
 
 def test_attention_guard_counts_the_validation_blocks():
@@ -264,7 +303,9 @@ def test_interconnect_check_counts_every_rank_on_the_node(monkeypatch):
     _fake_session(monkeypatch, local=8)
     with pytest.raises(UsageError) as err:
         suite.check_case(params, Target("cpu"))
-    assert "\n" not in str(err.value) and "does not fit: 8 rank(s) on this node" in str(err.value)
+    assert "\n" not in str(err.value) and SHAPE.match(str(err.value))
+    assert "for 8 rank(s) on this node x 3.0 GiB per rank" in str(err.value)
+    assert "more than the 16.0 GiB this node has" in str(err.value)
     _fake_session(monkeypatch, local=4)  # 4 x 3 GiB: fits
     suite.check_case(params, Target("cpu"))
 
@@ -309,7 +350,7 @@ def test_interconnect_rma_windows_of_all_local_ranks_are_counted(monkeypatch):
     _memory(monkeypatch, 8 * GiB)
     assert 8 * 2 * n <= 0.8 * 8 * GiB  # the old per-rank count, even times the local ranks
     reason = _memory_reason(session, per_rank)
-    assert reason is not None and "8 rank(s) x 2.0" in reason
+    assert reason is not None and "8 rank(s) x 2.0" in reason and SHAPE.match(reason)
     # the mpi impl (result, send and the library's scratch: 3n per rank) fits
     assert _memory_reason(session, host_bytes_per_rank("mpi", "cpu", count, "fp32", False, 8)) is None
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, ClassVar
 from ..dtypes import rate_unit
 from ..errors import SkipCase
 from ..faults import corrupts_output, inject
+from ..fit import amount, fits
 from ..results import ContextKey, Metric, Samples, Validation
 from .base import Impl, ImplInfo, RunContext, Suite
 
@@ -203,10 +204,10 @@ class KernelSuite(Suite):
         if sizes is None:
             return None
         one, available = sizes
-        if one * len(group) > 0.8 * available:
-            return (f"the operands of {len(group)} impls ({len(group)} x {one / 2**30:.1f} GiB) do not fit in the "
-                    f"{available / 2**30:.1f} GiB available together: measured one after the other")
-        return None
+        reason = fits(one * len(group), available, f"the operands of {len(group)} impls together",
+                      held=f"{len(group)} x {amount(one)}",
+                      of="of GPU memory free" if ctx.target.kind == "cuda" else "of memory available")
+        return f"{reason}: measured one after the other" if reason else None
 
     def prepare(self, params: dict[str, Any], impl: type[Impl], ctx: RunContext) -> Impl:
         op = impl(params, ctx)

@@ -13,6 +13,7 @@ import psutil
 from ... import _core
 from ...dtypes import bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
+from ...fit import fits
 from ...targets import torch_missing
 from ...targets.cpu import case_threads, cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
@@ -99,11 +100,9 @@ def check_fits_in_memory(p: dict[str, Any]) -> None:
     """Refuse, before allocating, a case that cannot fit (memory_needed: the operands, the
     score matrices the numpy impl materialises, the own kernel's repacked V, and the
     generation and validation temporaries)."""
-    need = memory_needed(p)
-    avail = psutil.virtual_memory().available
-    if need > 0.8 * avail:
-        raise UsageError(f"attention case needs {need / 2**30:.1f} GiB (operands and scores); only "
-                         f"{avail / 2**30:.1f} GiB of memory is available")
+    reason = fits(memory_needed(p), psutil.virtual_memory().available, "attention case", held="operands and scores")
+    if reason:
+        raise UsageError(reason)
 
 
 class _HostOperands(AttentionRunner):

@@ -18,6 +18,7 @@ import psutil
 from ... import _core
 from ...dtypes import FORMATS, bf16_bits, bf16_to_float32
 from ...errors import SkipCase, UsageError
+from ...fit import fits
 from ...targets import torch_missing
 from ...targets.cpu import case_threads, cpu_peak_tflops, import_torch, kernel_method, last_level_cache_bytes
 from ..base import RunContext
@@ -134,15 +135,11 @@ def kernel_scratch_bytes(params: dict[str, Any]) -> int:
 def check_fits_in_memory(params: dict[str, Any]) -> None:
     """Refuse, before allocating, a case whose peak memory (memory_needed) does not fit in
     available memory."""
-    need = memory_needed(params)
-    avail = psutil.virtual_memory().available
-    if need > 0.8 * avail:
-        sets = buffer_sets(params)
-        raise UsageError(
-            f"gemm {params['m']}x{params['n']}x{params['k']} {params['dtype']} needs "
-            f"{need / 2**30:.1f} GiB for A, B and C ({sets} buffer set(s), with packing and validation "
-            f"temporaries); only {avail / 2**30:.1f} GiB of memory is available"
-        )
+    reason = fits(memory_needed(params), psutil.virtual_memory().available,
+                  f"gemm {params['m']}x{params['n']}x{params['k']} {params['dtype']}",
+                  held=f"A, B and C ({buffer_sets(params)} buffer set(s), with packing and validation temporaries)")
+    if reason:
+        raise UsageError(reason)
 
 
 def _random_operand(rng: np.random.Generator, shape: tuple[int, int], dtype: str, k: int) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ... import mpi
 from ...errors import SkipCase
+from ...fit import fits
 from ...results import Samples
 from .common import FORMATS, AllreduceImpl, ExactInputs, poison
 
@@ -100,10 +101,11 @@ class _GpuBuffers(AllreduceImpl):
         self.device = cupy.cuda.Device(self.device_index)
         self.device.use()
         storage = FORMATS[dtype].storage
-        need = count * storage.itemsize * (1 if inplace else 2)
         free, _total = cupy.cuda.runtime.memGetInfo()
-        if need > 0.9 * free:
-            raise SkipCase(f"needs {need / 2**30:.1f} GiB of GPU memory, {free / 2**30:.1f} GiB free")
+        reason = fits(count * storage.itemsize * (1 if inplace else 2), free, "the all-reduce's GPU buffers",
+                      share=0.9, of="of GPU memory free")
+        if reason:
+            raise SkipCase(reason)
         self.result = cupy.empty(count, dtype=storage)
         self.send = self.result if inplace else cupy.empty(count, dtype=storage)
         self.stream = cupy.cuda.Stream(non_blocking=True)

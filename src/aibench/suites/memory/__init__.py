@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import UsageError
+from ...fit import fits
 from ...results import Metric, Samples
 from ...targets import Target
 from ...units import choice, parse_size, size_label
@@ -81,10 +82,9 @@ class MemorySuite(KernelSuite):
                                  f"(nodes: {', '.join(map(str, nodes))})")
             if size < 8 * 1024:
                 raise UsageError(f"memory size {size} is too small (at least 8K per array)")
-            need, available = self.case_bytes(params, target)
-            if need > 0.8 * available:
-                raise UsageError(f"memory size {size_label(size)} needs {need / 2**30:.1f} GiB for a, b and c; only "
-                                 f"{available / 2**30:.1f} GiB of memory is available")
+            reason = fits(*self.case_bytes(params, target), f"memory size {size_label(size)}", held="a, b and c")
+            if reason:
+                raise UsageError(reason)
         elif target.kind == "cuda" and kernel not in CUDA_KERNELS:
             raise UsageError(f"memory kernel {kernel} is not a cuda kernel (cuda: {', '.join(CUDA_KERNELS)})")
 

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from ...faults import inject
+from ...fit import fits
 from ...results import FAILED, PASSED, Validation
 from ...targets import cuda as cu
+from ...units import size_label
 from ..base import RunContext
 from ..kernel import KernelRunner
 
@@ -76,12 +78,12 @@ class CudaCopy(KernelRunner):
         self.cupy, self.params, self.kernel = cupy, params, params["kernel"]
         self.index = ctx.target.index or 0
         self.size = params["size"]
-        free = cu.free_device_bytes(self.index)
-        if device_bytes(params) > 0.9 * free:
+        reason = fits(device_bytes(params), cu.free_device_bytes(self.index), f"memory size {size_label(self.size)}",
+                      share=0.9, of=f"of GPU memory free on {ctx.target}")
+        if reason:
             from ...errors import SkipCase
 
-            raise SkipCase(f"needs {device_bytes(params) / 2**30:.1f} GiB of GPU memory; {free / 2**30:.1f} GiB "
-                           f"free on {ctx.target}")
+            raise SkipCase(reason)
         self.device = cupy.cuda.Device(self.index)
         self.device.use()
         pattern = (np.arange(self.size, dtype=np.uint64) * 2654435761 >> 13).astype(np.uint8)  # no period < 2^13

@@ -22,10 +22,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import SkipCase, UsageError
+from ...fit import fits
 from ...results import ContextKey, Metric, Samples
 from ...targets import Target
 from ...units import choice, parse_size, size_label
 from ..base import AsvTrack, Option, Param, RunContext, Suite, case_table_asv_spec
+from ..charts import PercentileChart
 from ...registry import register_suite
 from .clients import IMPLS, Client, Workload
 from .local_s3 import EndpointUnavailable
@@ -71,6 +73,7 @@ class ObjectStoreSuite(Suite):
     # An embedded endpoint (moto, on this host) and a real store are different cases.
     context_keys = (ContextKey("endpoint", lambda detail, params: None if "embedded_endpoint" not in detail else
                                "endpoint=" + ("embedded" if detail["embedded_endpoint"] else "real")),)
+    charts = (PercentileChart(name="objectstore-latency", title="Object store GET latency percentiles"),)
     # Tests set this to tamper with the objects right after they are uploaded.
     after_upload: Callable[[StoreContext, Dataset], None] | None = None
 
@@ -221,11 +224,10 @@ def _check_embedded_memory(params: dict[str, Any]) -> None:
     import psutil
 
     _, obj_size, _ = dataset_shape(params["workload"], params["size"])
-    in_flight = obj_size * params["concurrency"]
-    budget = psutil.virtual_memory().available // 8
-    if in_flight > budget:
-        raise SkipCase(f"the local S3 endpoint keeps every object it serves in memory: {params['concurrency']} "
-                       f"x {size_label(obj_size)} in flight is over {budget >> 20} MiB (1/8 of the available memory); "
+    reason = fits(obj_size * params["concurrency"], psutil.virtual_memory().available,
+                  f"{params['concurrency']} x {size_label(obj_size)} in flight", share=1 / 8)
+    if reason:
+        raise SkipCase(f"the local S3 endpoint keeps every object it serves in memory: {reason}; "
                        "give --url for a real store")
 
 

@@ -16,14 +16,16 @@ from typing import Any, Callable
 
 from ...errors import SkipCase, UsageError
 from ...faults import corrupts_output
+from ...fit import fits
 from ...results import FAILED, PASSED, CaseResult, ContextKey, Metric, Samples, Validation
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size, size_label
 from ..base import AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite, case_table_asv_spec
+from ..charts import Chart, PercentileChart, size_ticks
 from ...registry import register_suite
 from . import fio as fio_mod
 from .bounds import check_counts, copy_bandwidth, counted_bytes, device_limit
-from .source import ReadSource, open_source, validate_options
+from .source import open_source, validate_options
 
 ENGINES = ("auto", "io_uring", "pread")
 _SEQ = ([128 << 10, 1 << 20, 4 << 20], [1, 8, 32])
@@ -43,15 +45,33 @@ def run_timing(budget_s: float) -> tuple[float, float]:
     return budget_s, min(2.0, max(0.25, budget_s / 4))
 
 
+# The run's ReadSource (a RunContext resource).
+RUN_SOURCE = "storage.source"
+
+
 class Reader(Impl):
     """A reader of the case's source (an impl of the storage suite): `window` runs one
     time-based window and keeps its figures; the figures of a case are the totals over
     its windows (one, or four interleaved with the peer's)."""
 
-    def __init__(self, params: dict[str, Any], source: ReadSource, region: int, detail: dict, seed: int):
-        self.params, self.source, self.region, self.seed = params, source, region, seed
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        """A reader of the run's source (StorageSuite.prepare opens it: RUN_SOURCE)."""
+        source = ctx.resource(RUN_SOURCE)
+        if params["direct"] and source.fs.get("is_tmpfs"):
+            raise SkipCase(f"{source.fs['name']} at {os.path.dirname(source.path)} does not support O_DIRECT "
+                           "(it is memory): give --path on a disk filesystem, or --param direct=0")
+        region = source.size // params["bs"] * params["bs"]
+        if region < params["bs"] * params["threads"]:
+            raise UsageError(f"{source.kind} {source.path} ({source.size} bytes) is too small for "
+                             f"{params['threads']} thread(s) of {size_label(params['bs'])} blocks")
+        runtime_s, ramp_s = run_timing(ctx.policy.budget_s)
+        dropped = source.drop_cache()
+        self.params, self.source, self.region, self.seed = params, source, region, ctx.seed
         self.runs: list[dict] = []
-        self.info = dict(detail)  # what the case was run with; the windows add theirs
+        # What the case was run with; the windows add theirs.
+        self.info = {"source": source.describe(), "region_bytes": region, "runtime_s": runtime_s, "ramp_s": ramp_s,
+                     "page_cache": ("posix_fadvise(POSIX_FADV_DONTNEED) on the file before the run "
+                                    "(dropping all caches needs root)") if dropped else "could not be dropped"}
 
     def window(self, runtime_s: float, ramp_s: float) -> dict:
         raise NotImplementedError
@@ -255,6 +275,11 @@ class CaseFailedRead(CaseFailed, RuntimeError):
     """A read that could not complete (an I/O error, nothing read): fails its impl."""
 
 
+# How the storage charts' lines tell their fixed parameters (a document without `direct` was O_DIRECT).
+_CHART_LABELS = {"bs": size_ticks, "qd": "qd{}".format, "threads": "t{}".format,
+                 "direct": lambda direct: "" if direct is None or direct else "buffered"}
+
+
 def _source(detail: dict[str, Any], params: dict[str, Any]) -> str | None:
     source = detail.get("source")
     return f"source={source.get('kind')}:{source.get('filesystem')}" if isinstance(source, dict) else None
@@ -282,12 +307,20 @@ class StorageSuite(Suite):
     comparisons = (("aibench", "fio"),)
     # The source read (its kind and filesystem) makes its own case: tmpfs is not a disk.
     context_keys = (ContextKey("source", _source),)
+    # gbps against block size and against queue depth, the other parameters fixed per line.
+    charts = (
+        Chart(name="storage-bs", title="Storage throughput against block size", x="bs", x_label="block size (bytes)",
+              x_ticks=size_ticks, log_x=True, metric="gbps", series=("pattern", "qd", "threads", "direct"),
+              labels=_CHART_LABELS),
+        Chart(name="storage-qd", title="Storage throughput against queue depth", x="qd", x_label="queue depth",
+              log_x=True, metric="gbps", series=("pattern", "bs", "threads", "direct"), labels=_CHART_LABELS),
+        PercentileChart(name="storage-latency", title="Storage read latency percentiles"),
+    )
     # Tests set this to corrupt the test file right after it is written.
     after_create: Callable[[str], None] | None = None
 
     def __init__(self):
         self.options_in_use: dict[str, Any] = {}  # defaults under RunContext.options (API and asv use)
-        self._cache: dict[str, Any] = {}
 
     # --- declaration ------------------------------------------------------------------
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
@@ -305,12 +338,12 @@ class StorageSuite(Suite):
             raise UsageError(f"storage bs {size_label(bs)} is too large (at most 256M)")
         if qd > 4096 or threads > 1024:
             raise UsageError(f"storage qd (at most 4096) or threads (at most 1024) too large: qd {qd}, threads {threads}")
-        buffers = bs * qd * threads
         import psutil
 
-        if buffers > psutil.virtual_memory().total // 4:
-            raise UsageError(f"storage case needs {buffers >> 20} MiB of I/O buffers (bs x qd x threads), "
-                             "more than a quarter of the memory")
+        reason = fits(bs * qd * threads, psutil.virtual_memory().total, "storage case",
+                      held="I/O buffers (bs x qd x threads)", share=1 / 4, of="of memory")
+        if reason:
+            raise UsageError(reason)
 
     def case_id(self, params: dict[str, Any]) -> str:
         cid = f"{params['pattern']}-{size_label(params['bs'])}-qd{params['qd']}-t{params['threads']}"
@@ -324,12 +357,6 @@ class StorageSuite(Suite):
         validate_options(options)
         self.options_in_use = dict(options)
 
-    def close(self) -> None:
-        """Delete the test file now (it is deleted anyway with the suite or at exit)."""
-        made = self._cache.pop("file", None)
-        if made is not None:
-            made.close()
-
     def asv_spec(self):
         return case_table_asv_spec(self, "Storage", (
             AsvTrack("track_gbps", "gbps", "GB/s"), AsvTrack("track_iops", "iops", "IOPS"),
@@ -341,21 +368,13 @@ class StorageSuite(Suite):
         return [impls] if {i.name for i in impls} == {"aibench", "fio"} else [[i] for i in impls]
 
     def prepare(self, params: dict[str, Any], impl: type[Reader], ctx: RunContext) -> Reader:
+        """The reader, on the run's source: opened (the test file created and read once) by
+        the first case of the run, deleted when the run ends (RunContext.close)."""
         options = {**self.options_in_use, **{k: v for k, v in (ctx.options or {}).items() if v is not None}}
-        source = open_source(options, ctx.policy.budget_s, self._cache, self.after_create)
-        if params["direct"] and source.fs.get("is_tmpfs"):
-            raise SkipCase(f"{source.fs['name']} at {os.path.dirname(source.path)} does not support O_DIRECT "
-                           "(it is memory): give --path on a disk filesystem, or --param direct=0")
-        region = source.size // params["bs"] * params["bs"]
-        if region < params["bs"] * params["threads"]:
-            raise UsageError(f"{source.kind} {source.path} ({source.size} bytes) is too small for "
-                             f"{params['threads']} thread(s) of {size_label(params['bs'])} blocks")
-        runtime_s, ramp_s = run_timing(ctx.policy.budget_s)
-        dropped = source.drop_cache()
-        detail = {"source": source.describe(), "region_bytes": region, "runtime_s": runtime_s, "ramp_s": ramp_s,
-                  "page_cache": ("posix_fadvise(POSIX_FADV_DONTNEED) on the file before the run "
-                                 "(dropping all caches needs root)") if dropped else "could not be dropped"}
-        return impl(params, source, region, detail, ctx.seed)
+        made: dict[str, Any] = {}  # open_source's: the created file, the preconditioning pass
+        ctx.resource(RUN_SOURCE, lambda: open_source(options, ctx.policy.budget_s, made, self.after_create),
+                     lambda source: made["file"].close() if "file" in made else None)
+        return impl(params, ctx)
 
     def measure_group(self, params: dict[str, Any], ops: dict[str, Reader], ctx: RunContext) -> dict[str, Samples]:
         """aibench and fio in alternating windows, A B B A A B B A (A aibench, B fio): a

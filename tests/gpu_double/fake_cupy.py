@@ -18,6 +18,7 @@ What it follows from CuPy's documentation (docs.cupy.dev, API reference 13.x):
 
 from __future__ import annotations
 
+import ctypes
 import importlib.machinery
 import types
 
@@ -237,6 +238,13 @@ class Device:
         return False
 
 
+class _PinnedMemory(np.ndarray):
+    """cupy.cuda.PinnedMemoryPointer as the memory suite uses it: `.ptr`, and a buffer
+    numpy.frombuffer reads."""
+
+    ptr = property(lambda self: self.ctypes.data)
+
+
 class _MemoryPool:
     def free_all_blocks(self):
         pass
@@ -357,6 +365,33 @@ def build(gpus: SimulatedGpus, nccl_module: types.ModuleType) -> dict[str, types
     runtime.getDeviceProperties = get_device_properties
     runtime.memGetInfo = lambda: (gpus.specs[gpus.current].free_memory_bytes,
                                   gpus.specs[gpus.current].total_memory_bytes)
+    # cudaMemcpyAsync and pinned host memory (the memory suite): a device-side pointer must
+    # be in a live allocation, a host-side one in pinned memory; the copy takes the told
+    # "copy" time.
+    runtime.memcpyHostToHost, runtime.memcpyHostToDevice = 0, 1
+    runtime.memcpyDeviceToHost, runtime.memcpyDeviceToDevice = 2, 3
+    pinned: dict[int, _PinnedMemory] = {}
+
+    def alloc_pinned_memory(size):
+        mem = np.zeros(max(int(size), 1), dtype=np.uint8).view(_PinnedMemory)
+        pinned[mem.ptr] = mem
+        return mem
+
+    def check_side(ptr, size, on_device):
+        if on_device:
+            gpus.view(ptr, size, np.uint8)  # raises for a pointer in no live allocation
+        elif not any(base <= ptr and ptr + size <= base + m.nbytes for base, m in pinned.items()):
+            raise CudaRuntimeError(f"the double takes host copies from pinned memory only ({size} bytes at {ptr:#x})")
+
+    def memcpy_async(dst, src, size, kind, stream):
+        check_side(src, size, kind in (2, 3))
+        check_side(dst, size, kind in (1, 3))
+        ctypes.memmove(dst, src, size)
+        gpus.kernel("copy", f"memcpyAsync kind {kind}, {size} bytes")
+        gpus.wrote()
+
+    runtime.memcpyAsync = memcpy_async
+    cuda.alloc_pinned_memory = alloc_pinned_memory
     cuda.runtime = runtime
     cuda.nccl = nccl_module
     cupy.cuda = cuda

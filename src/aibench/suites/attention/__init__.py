@@ -14,7 +14,9 @@ from typing import Any
 from ...errors import UsageError
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size
+from ...dtypes import FORMATS, rate_unit
 from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
+from ..charts import Chart
 from ..kernel import KernelSuite
 from ...registry import register_suite
 from . import cpu, cuda, jax
@@ -54,6 +56,11 @@ class AttentionSuite(KernelSuite):
     }
     target_kinds = ("cpu", "cuda", "jax")
     comparisons = (("aibench", "numpy"), ("aibench", "torch"), ("aibench", "jax"))
+    charts = (Chart(name="attention-{split}", title="Attention {split}: TFLOP/s against sequence length", x="seqlen",
+                    x_label="sequence length", log_x=True, metric="tflops", y_label=rate_unit,
+                    series=("heads", "kv_heads", "head_dim", "causal"), split="dtype", split_order=tuple(FORMATS),
+                    labels={"heads": "h{}".format, "kv_heads": "kv{}".format, "head_dim": "d{}".format,
+                            "causal": lambda causal: "causal" if causal else ""}, peaks=True),)
     coupled = {"kv_seqlen": "seqlen", "kv_heads": "heads"}
 
     IMPLS = (*cpu.IMPLS, *cuda.IMPLS, jax.JaxAttentionRunner)

@@ -13,7 +13,9 @@ from typing import Any
 from ...errors import UsageError
 from ...targets import Target
 from ...units import choice, parse_size
+from ...dtypes import FORMATS, rate_unit
 from ..base import TIERS, AsvSpec, AsvTrack, Param, per_target_asv_specs
+from ..charts import Chart
 from ..kernel import KernelSuite
 from ...registry import register_suite
 from . import cpu, cuda, jax
@@ -56,6 +58,10 @@ class GemmSuite(KernelSuite):
     target_kinds = ("cpu", "cuda", "jax")
     comparisons = (("aibench", "blas"), ("aibench", "torch"), ("cublas", "torch"), ("aibench", "cublas"))
     IMPLS = (*cpu.IMPLS, *cuda.IMPLS, jax.JaxGemmRunner)
+    # Square GEMMs only: transformer shapes and m-sweeps have no square-size axis.
+    charts = (Chart(name="gemm-{split}", title="GEMM {split}: TFLOP/s against square size (m = n = k)", x="m",
+                    x_label="m = n = k", log_x=True, metric="tflops", y_label=rate_unit, series=(), split="dtype",
+                    split_order=tuple(FORMATS), where=lambda p: p["m"] == p["n"] == p["k"], peaks=True),)
     cpu_bytes = staticmethod(cpu.memory_needed)  # what one impl holds (KernelSuite.case_bytes)
     cuda_bytes = staticmethod(cuda.device_bytes)
 

@@ -396,9 +396,10 @@ def from_slurm_up(n: int) -> None:
     _munge_up()
     os.environ["SLURM_CONF"] = str(slurm_conf())  # for the daemons and sinfo below
     env = dict(os.environ)
-    # The controller in the root network namespace, under the hostname the conf names.
+    # The controller in the root network namespace, under the hostname the conf names; -c:
+    # no state from an earlier cluster (a node drained there would be drained here too).
     with open(d / "daemons.out", "ab") as out:  # what a daemon says before its log file is open
-        subprocess.Popen(["unshare", "--uts", "sh", "-c", f"hostname {CONTROLLER} && exec slurmctld -i -f {slurm_conf()}"],
+        subprocess.Popen(["unshare", "--uts", "sh", "-c", f"hostname {CONTROLLER} && exec slurmctld -c -i -f {slurm_conf()}"],
                          env=env, stdout=out, stderr=out, start_new_session=True)
         for i in range(n):
             subprocess.Popen([*enter(host_name(i)), "slurmd", "-f", str(slurm_conf()), "-N", host_name(i)],

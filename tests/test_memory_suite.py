@@ -76,7 +76,18 @@ def test_dmidecode_dimms_give_the_bound(monkeypatch):
     with_dimm_table(monkeypatch)
     rate, source = dram.dram_bound()
     assert rate == pytest.approx(DIMM_BOUND_GBPS * 1e9)
-    assert "2 x 4800 MT/s x 64 bit" in source and "dmidecode" in source
+    assert "2 x (4800 MT/s x 64 bit)" in source and "dmidecode" in source
+
+
+def test_a_node_gets_its_share_of_identical_dimms(tmp_path, monkeypatch):
+    with_dimm_table(monkeypatch)
+    for node, kb in ((0, 1000), (1, 1010)):  # a node's MemTotal is a little under its DIMMs' size
+        (tmp_path / f"sys/devices/system/node/node{node}").mkdir(parents=True)
+        (tmp_path / f"sys/devices/system/node/node{node}/meminfo").write_text(f"Node {node} MemTotal: {kb} kB\n")
+    rate, source = dram.dram_bound(1, str(tmp_path))
+    assert rate == pytest.approx(DIMM_BOUND_GBPS / 2 * 1e9) and "node 1's 1 of 2 identical DIMMs" in source
+    rate, _ = dram.dram_bound(None, str(tmp_path))
+    assert rate == pytest.approx(DIMM_BOUND_GBPS * 1e9)
 
 
 def _smbios17(locator: bytes, size_mb: int, mts: int, data_bits: int = 64) -> bytes:
@@ -176,7 +187,7 @@ def test_an_inflated_figure_fails_on_the_dimm_bound(impl, monkeypatch):
     monkeypatch.setenv(FACTOR_ENV, "1e6")  # far above 76.8 GB/s from any real figure
     r = run_case(impl, "copy")
     assert r.status == "failed" and r.error.startswith("exceeds physical bound: gbps_best"), r.error
-    assert "DRAM data rate of the populated DIMMs" in r.error
+    assert "DRAM data rate of the machine's DIMMs" in r.error
 
 
 def test_defaults_one_case_per_node_arrays_four_times_the_l3(monkeypatch):

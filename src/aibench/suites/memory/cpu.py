@@ -83,7 +83,7 @@ class StreamRunner(KernelRunner):
         self.cpus = nodes[self.node]
         self.threads, self.threads_rule = case_threads(self.cpus)
         self.arrays = {name: np.empty(self.n) for name in "abc"}  # untouched: first touch is the impl's
-        self.dram = dram_bound()  # (bytes/s or None, its source or why there is none)
+        self.dram = dram_bound(self.node)  # (bytes/s or None, its source or why there is none)
 
     def poison_output(self) -> None:
         self.arrays[KERNELS[self.kernel][0]].fill(np.nan)

@@ -6,10 +6,9 @@ the kernels': the sum over populated DIMMs of configured speed (MT/s) x data wid
 prints, or, without dmidecode, the raw records the kernel exposes under
 /sys/firmware/dmi/entries/17-*/raw. A channel carries one transfer at a time, so two DIMMs
 on one channel are counted twice: the sum is an upper bound of every channel's peak
-(channels x MT/s x 8 B), never below it. Per NUMA node it is the whole machine's DIMMs
-(SMBIOS does not say which node a DIMM hangs off), so a node's figure is held to the
-machine's bound: loose on a multi-socket host, never wrong. Where neither source gives a
-populated DIMM with a speed (most VMs, containers without root), there is no independent
+(channels x MT/s x 8 B), never below it. SMBIOS does not say which NUMA node a DIMM hangs
+off: a node gets its share of identical DIMMs, else the whole machine's (dram_bound).
+Where neither source gives a populated DIMM with a speed (most VMs, containers without root), there is no independent
 bound and the case records why; none is ever estimated.
 """
 
@@ -60,6 +59,7 @@ class Dimm:
     locator: str
     mts: int  # configured speed, MT/s
     data_bits: int  # data width (without ECC bits)
+    size_mb: int = 0
 
     @property
     def bytes_per_s(self) -> float:
@@ -85,7 +85,9 @@ def parse_dmidecode(text: str) -> list[Dimm]:
         width = fields.get("Data Width", "")
         s, w = re.match(r"(\d+)\s*MT/s", speed), re.match(r"(\d+)\s*bits", width)
         if s and w and int(s.group(1)) > 0 and int(w.group(1)) > 0:
-            dimms.append(Dimm(fields.get("Locator", "?"), int(s.group(1)), int(w.group(1))))
+            amount = re.match(r"(\d+)\s*([MGT]B)", size)
+            size_mb = int(amount.group(1)) * {"MB": 1, "GB": 1024, "TB": 1 << 20}[amount.group(2)] if amount else 0
+            dimms.append(Dimm(fields.get("Locator", "?"), int(s.group(1)), int(w.group(1)), size_mb))
     return dimms
 
 
@@ -106,7 +108,11 @@ def parse_smbios17(raw: bytes) -> Dimm | None:
     strings = raw[length:].split(b"\0")
     index = raw[0x10]  # device locator: string number, from 1
     locator = strings[index - 1].decode(errors="replace") if 0 < index <= len(strings) else "?"
-    return Dimm(locator, mts, data_bits)
+    if size == 0x7FFF and length >= 0x20:  # the size is in the extended field, in MB
+        size = struct.unpack_from("<I", raw, 0x1C)[0] & 0x7FFFFFFF
+    elif size & 0x8000:  # in kB
+        size = (size & 0x7FFF) // 1024
+    return Dimm(locator, mts, data_bits, size)
 
 
 def dimm_population(root: str = "/") -> tuple[list[Dimm], str]:
@@ -142,15 +148,39 @@ def dimm_population(root: str = "/") -> tuple[list[Dimm], str]:
     return [], "; ".join(tried)
 
 
-def dram_bound(root: str = "/") -> tuple[float | None, str]:
-    """(bytes per second, source) of the DIMM population's data rate, or (None, the
-    reason there is no independent bound)."""
+def node_mem_kb(root: str = "/") -> dict[int, int]:
+    """NUMA node -> MemTotal in kB (sysfs nodeN/meminfo), for nodes that have memory."""
+    out = {}
+    for d in Path(root, "sys/devices/system/node").glob("node[0-9]*"):
+        m = re.search(r"MemTotal:\s+(\d+) kB", read_sysfs(d / "meminfo") or "")
+        if m and int(m.group(1)) > 0:
+            out[int(d.name[4:])] = int(m.group(1))
+    return out
+
+
+def dram_bound(node: int | None = None, root: str = "/") -> tuple[float | None, str]:
+    """(bytes per second, source) of the DIMMs serving NUMA `node` (None: the machine), or
+    (None, the reason there is no independent bound). A node's DIMMs are the machine's in
+    proportion to its memory (MemTotal of the node over all nodes, rounded to whole DIMMs)
+    when every DIMM has the same size, speed and width, as a server's population rules
+    require for balanced channels; otherwise a node is held to the whole machine's rate
+    (loose, never too low)."""
     dimms, where = dimm_population(root)
     if not dimms:
         return None, f"no independent bound: the DIMM population is unknown ({where})"
-    total = sum(d.bytes_per_s for d in dimms)
+    share, how = len(dimms), "the machine's DIMMs"
+    mem = node_mem_kb(root)
+    if node is not None and len(mem) > 1 and node in mem:
+        uniform = len({(d.size_mb, d.mts, d.data_bits) for d in dimms}) == 1
+        count = round(len(dimms) * mem[node] / sum(mem.values()))
+        if uniform and count >= 1:
+            share, how = count, (f"node {node}'s {count} of {len(dimms)} identical DIMMs (its share of the memory, "
+                                 f"{mem[node]} of {sum(mem.values())} kB)")
+        else:
+            how = f"the machine's DIMMs for node {node} (DIMMs differ: a node's share is not known): an upper bound"
+    per = dimms[0].bytes_per_s if share != len(dimms) else None
+    total = share * per if per is not None else sum(d.bytes_per_s for d in dimms)
     kinds = sorted({(d.mts, d.data_bits) for d in dimms})
-    each = ", ".join(f"{sum(1 for d in dimms if (d.mts, d.data_bits) == k)} x {k[0]} MT/s x {k[1]} bit"
-                     for k in kinds)
-    return total, (f"DRAM data rate of the populated DIMMs ({each} = {total / 1e9:.4g} GB/s, from {where}; "
-                   "every DIMM counted as its own channel, the machine's DIMMs for any one node: an upper bound)")
+    each = ", ".join(f"{k[0]} MT/s x {k[1]} bit" for k in kinds)
+    return total, (f"DRAM data rate of {how}: {share} x ({each}) = {total / 1e9:.4g} GB/s, from {where}; every DIMM "
+                   "counted as its own channel (two per channel: an upper bound)")

@@ -17,6 +17,7 @@ from aibench.harness import SamplingPolicy
 from aibench.suites.base import RunContext
 from aibench.suites.storage import StorageSuite
 from aibench.targets import Target
+from aibench.suites.storage import fio as fio_mod
 
 core = pytest.importorskip("aibench._core")
 if not hasattr(core, "io_read"):
@@ -203,7 +204,7 @@ def test_odirect_reads_are_verified_and_file_is_deleted(disk_dir):
         assert r.stats.summary.n >= 1
     files = list(disk_dir.rglob("*"))
     assert any(p.name == "aibench-read-test.bin" for p in files)
-    suite.close()
+    ctx.close()
     assert list(disk_dir.iterdir()) == []
 
 
@@ -222,7 +223,6 @@ def test_corrupted_block_fails_the_case(disk_dir, monkeypatch):
 
     suite.after_create = corrupt
     r, = suite.run_case(_case("seq", 1 << 20, 2), _impl(suite, "aibench"), _ctx(path=str(disk_dir), file_size=16 << 20))
-    suite.close()
     assert r.status == "failed"
     assert "differs from what aibench wrote" in r.error and str((2 << 20) + 777) in r.error
     assert not r.metrics
@@ -232,7 +232,6 @@ def test_pread_engine_when_forced(disk_dir, monkeypatch):
     monkeypatch.setenv("AIBENCH_IO_ENGINE", "pread")
     suite = StorageSuite()
     r, = suite.run_case(_case("rand", 4096, 8, 2), _impl(suite, "aibench"), _ctx(path=str(disk_dir), file_size=16 << 20))
-    suite.close()
     assert r.status == "passed", r.error
     assert r.impl_detail["engine"] == "pread" and r.impl_detail["os_threads"] == 16
     assert r.metrics["iops"].value > 0
@@ -244,7 +243,6 @@ def test_existing_file_is_read_only_and_unchanged(disk_dir):
     before = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
     suite = StorageSuite()
     r, = suite.run_case(_case("seq", 1 << 20, 2, direct=0), _impl(suite, "aibench"), _ctx(file=str(path)))
-    suite.close()
     assert r.status == "passed", r.error
     assert r.impl_detail["source"]["kind"] == "file"
     assert "cannot be checked" in r.impl_detail["source"]["content"]
@@ -259,7 +257,6 @@ def test_tmpfs_refuses_o_direct_with_a_clear_reason():
         pytest.skip("no writable tmpfs at /dev/shm")
     suite = StorageSuite()
     r, = suite.run_case(_case(), _impl(suite, "aibench"), _ctx(path=str(shm), file_size=16 << 20))
-    suite.close()
     assert r.status == "skipped" and "does not support O_DIRECT" in r.validation.reason
 
 
@@ -296,7 +293,7 @@ def test_one_impl_alone_is_not_interleaved(disk_dir):
     suite = StorageSuite()
     ctx = _ctx(path=str(disk_dir), file_size=16 << 20)
     r, = suite.run_case(_case("seq", 1 << 20, 4), _impl(suite, "aibench"), ctx)
-    suite.close()
+    ctx.close()
     assert r.status == "passed", r.error
     assert "windows" not in r.impl_detail and r.impl_detail["runtime_s"] == pytest.approx(0.3)
 
@@ -319,8 +316,6 @@ def test_storage_usage_errors_are_one_line(args, message):
 
 @pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
 def test_a_failing_fio_does_not_fail_the_aibench_case(disk_dir, monkeypatch):
-    from aibench.suites.storage import fio as fio_mod
-
     def broken(cmd, timeout_s):
         raise RuntimeError("fio exited 1: no such engine")
 
@@ -328,7 +323,7 @@ def test_a_failing_fio_does_not_fail_the_aibench_case(disk_dir, monkeypatch):
     suite = StorageSuite()
     ctx = _ctx(path=str(disk_dir), file_size=16 << 20)
     own, peer = suite.run_case(_case("seq", 1 << 20, 4), [_impl(suite, "aibench"), _impl(suite, "fio")], ctx)
-    suite.close()
+    ctx.close()
     assert own.status == "passed", own.error
     assert [w["impl"] for w in own.impl_detail["windows"]] == ["aibench"] * 4
     assert peer.status == "failed" and "no such engine" in peer.error
@@ -372,7 +367,6 @@ def test_a_reader_counting_reads_outside_the_window_fails_its_case(disk_dir, mon
     monkeypatch.setattr(core, "io_read", ramp_counted)
     suite = StorageSuite()
     r, = suite.run_case(_case("seq", 1 << 20, 2), _impl(suite, "aibench"), _ctx(path=str(disk_dir), file_size=16 << 20))
-    suite.close()
     assert r.status == "failed" and not r.metrics
     assert r.error.startswith("the reader's counts disagree: I/O thread 0 counted"), r.error
 
@@ -391,7 +385,7 @@ def test_a_storage_figure_is_held_to_its_bound(disk_dir, direct, monkeypatch):
         assert bounds.copy_bandwidth(16 << 20) / 4096 >= r.metrics["iops"].value
     monkeypatch.setenv("AIBENCH_TEST_FAULT", "aibench:inflate")
     r, = suite.run_case(_case("rand", 4096, 4, direct=direct), _impl(suite, "aibench"), ctx)
-    suite.close()
+    ctx.close()
     assert r.status == "failed" and r.error.startswith("exceeds physical bound: iops "), r.error
 
 
@@ -413,3 +407,40 @@ def test_an_nvme_drive_is_bounded_by_its_pcie_link(tmp_path):
     virtio.mkdir(parents=True)
     (tmp_path / f"sys/dev/block/{os.major(dev)}:{os.minor(dev)}").symlink_to(virtio)
     assert device_limit(str(tmp_path), root=str(tmp_path)) is None  # a virtual disk's link is not its speed
+
+
+@pytest.mark.parametrize("stat_line, sectors", [
+    ("1935734 35463 210663994 1416767 47945 56001 17316248 145055 0 69432 1568447", 210663994),  # a disk
+    ("5120 40960 880 7040", 40960)])  # a partition on an old kernel: reads, sectors read, writes, sectors written
+def test_the_device_read_count_is_sectors_read_of_the_block_devices_stat(tmp_path, stat_line, sectors):
+    from aibench.suites.storage.bounds import device_read_bytes
+
+    dev = os.stat(tmp_path).st_dev
+    block = tmp_path / "sys/devices/virtual/block/vda"
+    block.mkdir(parents=True)
+    (block / "stat").write_text(stat_line + "\n")
+    (tmp_path / "sys/dev/block").mkdir(parents=True)
+    (tmp_path / f"sys/dev/block/{os.major(dev)}:{os.minor(dev)}").symlink_to(block)
+    nbytes, where = device_read_bytes(str(tmp_path), root=str(tmp_path))
+    assert nbytes == sectors * 512 and where.endswith("vda/stat")
+    assert device_read_bytes(str(tmp_path), root=str(tmp_path / "elsewhere")) is None  # no block device: no bound
+
+
+@pytest.mark.skipif(fio_mod.fio_binary() is None, reason="fio is not installed (apt-get install fio)")
+def test_fios_direct_reads_are_held_to_the_devices_own_count(disk_dir, monkeypatch):
+    """fio's figure comes from another process; on direct reads it is held to what the
+    kernel counted from the block device over the windows (any disk, a VM's included):
+    fio's rate tripled after measuring fails its case naming that bound."""
+    from aibench.suites.storage.bounds import device_read_bytes
+
+    if device_read_bytes(str(disk_dir)) is None:
+        pytest.skip(f"{disk_dir} is on no block device with a sysfs stat file (a network or overlay filesystem)")
+    suite = StorageSuite()
+    ctx = _ctx(path=str(disk_dir), file_size=64 << 20)
+    r, = suite.run_case(_case("seq", 1 << 20, 4), _impl(suite, "fio"), ctx)
+    assert r.status == "passed", r.error
+    assert r.bound["source"].startswith("bytes the block device delivered by the kernel's count")
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", "fio:inflate")
+    r, = suite.run_case(_case("seq", 1 << 20, 4), _impl(suite, "fio"), ctx)
+    ctx.close()
+    assert r.status == "failed" and "bytes the block device delivered" in r.error, r.error

@@ -10,7 +10,12 @@ the figure's:
   buffer, so it cannot outrun the memory copy bandwidth of every allowed CPU over a working
   set of the file's size (measured beside the case: copy_bandwidth);
 - a device's own limit where sysfs gives one: an NVMe drive's PCIe link (rate x width x
-  line encoding). A virtual disk's link says nothing about its speed: none is taken.
+  line encoding). A virtual disk's link says nothing about its speed: none is taken;
+- direct reads (O_DIRECT): the kernel's own count of the sectors read from the block device
+  holding the file (/sys/dev/block/MAJ:MIN/stat), taken around every window: every direct
+  read reaches the device, so the bytes counted by the reader (or reported by fio) cannot
+  exceed what the device delivered. Counted over the window and its ramp and divided by the
+  window alone, it is a loose bound that any device, a VM's virtio disk included, gives.
 """
 
 from __future__ import annotations
@@ -100,22 +105,44 @@ def _measure_copy(size: int) -> float:
     return best
 
 
-def device_limit(path: str, root: str = "/") -> tuple[float, str] | None:
-    """(bytes per second, how) of the NVMe drive holding `path` (a file, or the block
-    device itself): its PCIe link rate x width x line encoding, from sysfs; None for any
-    other device (a virtual disk's link is not its speed) or when sysfs does not say."""
+def _block_dir(path: str, root: str = "/") -> Path | None:
+    """/sys/dev/block/MAJ:MIN of the block device holding `path` (a file, or the device
+    itself); None where there is none (a network or an overlay filesystem)."""
+    import stat as stat_mod
+
     try:
         st = os.stat(path)
     except OSError:
         return None
-    import stat as stat_mod
-
     dev = st.st_rdev if stat_mod.S_ISBLK(st.st_mode) else st.st_dev
     block = Path(root, f"sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
-    try:
-        real = block.resolve(strict=True)
-    except OSError:
+    return block if block.is_dir() else None
+
+
+def device_read_bytes(path: str, root: str = "/") -> tuple[int, str] | None:
+    """(bytes, the stat file) the kernel has read from the block device holding `path`:
+    "sectors read" (always 512-byte units) of its stat file, the third field (the second in
+    the 4-field form old kernels give partitions). None where no block device is found."""
+    block = _block_dir(path, root)
+    text = read_sysfs(block / "stat") if block is not None else None
+    if not text:
         return None
+    fields = text.split()
+    try:
+        sectors = int(fields[1] if len(fields) == 4 else fields[2])
+    except (ValueError, IndexError):
+        return None
+    return sectors * 512, str(block.resolve() / "stat")
+
+
+def device_limit(path: str, root: str = "/") -> tuple[float, str] | None:
+    """(bytes per second, how) of the NVMe drive holding `path` (a file, or the block
+    device itself): its PCIe link rate x width x line encoding, from sysfs; None for any
+    other device (a virtual disk's link is not its speed) or when sysfs does not say."""
+    block = _block_dir(path, root)
+    if block is None:
+        return None
+    real = block.resolve()
     if not real.name.startswith("nvme") and not real.parent.name.startswith("nvme"):
         return None
     for directory in [real, *real.parents]:

@@ -62,6 +62,18 @@ def _gpu_vbios() -> list[str] | None:
         return None
 
 
+def gpu_inventory() -> list[dict[str, Any]] | None:
+    """The CUDA devices this rank sees (index, name, PCI bus ID), in CUDA's order (the
+    index of cuda:N); None when aibench was built without CUDA."""
+    from .targets import cuda as cu
+
+    module = cu.cuda_module()
+    if module is None:
+        return None
+    return [{"index": i, "name": cu.device_name(i), "pci_bus_id": cu.device_properties(i).get("pci_bus_id")}
+            for i in range(module.device_count())]
+
+
 def node_software(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """What must match across nodes, as this node has it (each None where not readable)."""
     from . import _core, fingerprint
@@ -101,7 +113,7 @@ def rank_placement(session) -> dict[str, Any]:
                    if any((p / f"cpu{c}").exists() for c in cpus)})
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return {"rank": session.rank, "host": session.host, "pid": os.getpid(), "cpus": _ranges(cpus), "numa": numa,
-            "gpus": visible if visible is not None else "all",
+            "gpus": visible if visible is not None else "all", "gpu_devices": gpu_inventory(),
             "nics": [n.get("name") for n in fingerprint._nics()]}
 
 
@@ -277,10 +289,16 @@ def print_hello(report: dict[str, Any]) -> None:
     for col in ("rank", "host", "cpus", "numa", "gpus", "nics"):
         ranks.add_column(col)
     for p in report["ranks"]:
-        ranks.add_row(str(p["rank"]), p["host"], p["cpus"], ",".join(map(str, p["numa"])) or "-", str(p["gpus"]),
+        ranks.add_row(str(p["rank"]), p["host"], p["cpus"], ",".join(map(str, p["numa"])) or "-", _gpus_seen(p),
                       ",".join(n for n in p["nics"] if n) or "-")
     console.print(ranks)
     _print_drift(console, report)
+
+
+def _gpus_seen(placement: dict[str, Any]) -> str:
+    """The gpus column: CUDA_VISIBLE_DEVICES (or all), then each device the rank sees."""
+    devices = placement.get("gpu_devices") or []
+    return "; ".join([str(placement["gpus"])] + [f"{d['index']}: {d['name']} {d['pci_bus_id']}" for d in devices])
 
 
 MATRIX_PRINTED_UP_TO = 8  # endpoints; a wider link matrix is left to the report

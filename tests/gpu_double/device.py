@@ -72,6 +72,11 @@ class SimulatedGpus:
         # Seconds one kernel of each kind takes on the device (what the test tells it).
         self.kernel_seconds: dict[str, float] = {"gemm": 1e-3, "attention": 2e-3, "allreduce": 1e-4,
                                                  "flush": 5e-5, "fill": 1e-5, "copy": 1e-6}
+        # Per board, what differs from kernel_seconds (a slower GPU among equals): {device: {kind: s}}.
+        self.device_kernel_seconds: dict[int, dict[str, float]] = {}
+        # Node-wide software, as NVML's nvmlSystemGetDriverVersion and ncclGetVersion give it.
+        self.driver_version = "570.133.20"
+        self.nccl_version = 22805
         self.energy_mj = [0.0 for _ in self.specs]  # nvmlDeviceGetTotalEnergyConsumption
         self.allocations: dict[int, weakref.ref] = {}  # address -> byte buffer (alive while an array holds it)
         self.log: list[tuple[str, str]] = []  # (what, detail) in the order the host asked
@@ -105,12 +110,15 @@ class SimulatedGpus:
 
     # --- work and time --------------------------------------------------------------
 
-    def kernel(self, kind: str, detail: str = "") -> None:
-        """One kernel of `kind` runs: the clock moves by its told time, the board's energy
-        counter by its power over that time."""
-        ns = round(self.kernel_seconds[kind] * 1e9)
+    def kernel(self, kind: str, detail: str = "", device: int | None = None) -> None:
+        """One kernel of `kind` runs on `device` (default: the current one, as for a launch
+        on the current device's stream): the clock moves by its told time, the board's
+        energy counter by its power over that time."""
+        device = self.current if device is None else device
+        seconds = self.device_kernel_seconds.get(device, {}).get(kind, self.kernel_seconds[kind])
+        ns = round(seconds * 1e9)
         self.clock_ns += ns
-        self.energy_mj[self.current] += self.specs[self.current].power_mw * ns / 1e9
+        self.energy_mj[device] += self.specs[device].power_mw * ns / 1e9
         self.launches[kind] = self.launches.get(kind, 0) + 1
         self.log.append((kind, detail))
 

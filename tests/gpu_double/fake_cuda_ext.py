@@ -65,7 +65,7 @@ class _Op:
             self.compute()
             self.gpus.wrote()
             self._computed_at = self.gpus.writes
-        self.gpus.kernel(self.kind, type(self).__name__)
+        self.gpus.kernel(self.kind, type(self).__name__, self.device)
 
     def run(self) -> None:
         self._launch()
@@ -86,7 +86,7 @@ class _Op:
             seconds = 0.0
             for i in range(number):
                 gpus.view(flush_ptr, flush_bytes, np.uint8)[...] = i % 251 + 1  # cudaMemsetAsync
-                gpus.kernel("flush", f"{flush_bytes} bytes")
+                gpus.kernel("flush", f"{flush_bytes} bytes", self.device)
                 start = gpus.clock_ns
                 self._launch()
                 seconds += (gpus.clock_ns - start) / 1e9  # float ms per event pair in CUDA
@@ -231,7 +231,7 @@ def fill_uniform(gpus: SimulatedGpus, device, ptr, count, dtype, seed, lo=-1.0, 
         values = encode(lo + (hi - lo) * uniform, dtype)
     gpus.view(ptr, count, _STORAGE[dtype])[...] = values
     gpus.wrote()
-    gpus.kernel("fill", f"fill_uniform {dtype} x{count}")
+    gpus.kernel("fill", f"fill_uniform {dtype} x{count}", device)
     gpus.synchronize("fill_uniform")
 
 

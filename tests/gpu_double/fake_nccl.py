@@ -35,7 +35,7 @@ def build(gpus: SimulatedGpus):
     m.NCCL_FLOAT16, m.NCCL_FLOAT32, m.NCCL_FLOAT64, m.NCCL_BFLOAT16 = (NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64,
                                                                        NCCL_BFLOAT16)
     m.NCCL_SUM = NCCL_SUM
-    m.get_version = lambda: 22805
+    m.get_version = lambda: gpus.nccl_version
     m.get_unique_id = lambda: tuple(int(b) for b in os.urandom(128))
 
     class NcclCommunicator:

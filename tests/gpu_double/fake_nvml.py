@@ -93,7 +93,7 @@ def build(gpus: SimulatedGpus):
 
     m.nvmlInit = init
     m.nvmlShutdown = lambda: state.update(initialised=False)
-    m.nvmlSystemGetDriverVersion = lambda: "570.133.20"
+    m.nvmlSystemGetDriverVersion = lambda: gpus.driver_version
     m.nvmlDeviceGetCount = lambda: len(gpus.specs)
     m.nvmlDeviceGetHandleByIndex = by_index
     m.nvmlDeviceGetHandleByPciBusId = by_bus_id

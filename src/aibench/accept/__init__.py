@@ -27,6 +27,7 @@ from ..errors import UsageError
 from ..request import RunRequest
 from ..results import PASSED, RunDocument
 from ..safe_write import MADE_SPEC, check_target, prepare_directory, write_file
+from . import mark
 from .judge import FAIL, INCONCLUSIVE, PASS, judge_runs, reference_paths
 from .report import build_report, check_report_dir, verify_report, write_report
 from .lint import lint_spec
@@ -56,6 +57,13 @@ def add_parser(sub) -> None:
                    help="check these specs' thresholds against their units and the hardware's bounds, and stop "
                         "(exit 0: all pass; 2: a refused threshold, one line each)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--mark", choices=mark.SCHEDULERS, default=None,
+                   help="write each node's verdict to the scheduler: slurm (features aibench_<spec> and its expiry on "
+                        "accepted nodes, rejected ones drained with the failing checks) or k8s (labels aibench.io/spec, "
+                        "verdict, valid-until; a NoSchedule taint on rejected nodes); see docs/accept.md")
+    p.add_argument("--valid-for", type=float, default=None, metavar="DAYS",
+                   help=f"with --mark: how long an acceptance holds (default {mark.DEFAULT_VALID_DAYS:g} days)")
+    p.add_argument("--dry-run", action="store_true", help="with --mark: print the commands, change nothing")
     p.add_argument("--force", action="store_true",
                    help="let --report and -o replace regular files of yours that aibench did not write")
 
@@ -83,6 +91,9 @@ def cmd_accept(args, argv: list[str]) -> int:
                          "the spec does not load:\n" + "\n".join(f"  {p}" for p in e.problems)) from None
     if args.report is not None:
         check_report_dir(args.report, args.force)  # before anything is measured
+    if args.mark is None and (args.valid_for is not None or args.dry_run):
+        raise UsageError("--valid-for and --dry-run go with --mark slurm|k8s")
+    days = mark.valid_days(args.valid_for) if args.mark else None
     commands = [" ".join(argv)]
     if args.runs:
         run_files = [Path(r) for r in args.runs]
@@ -102,7 +113,10 @@ def cmd_accept(args, argv: list[str]) -> int:
         _print(report)
         if args.report is not None:
             print(f"report: {args.report / 'report.html'} (and report.md, report.json)", file=sys.stderr)
-    return 0 if report["accepted"] else 1
+    verdict = 0 if report["accepted"] else 1
+    if args.mark:
+        return mark.mark(report, args.mark, days, args.dry_run) or verdict
+    return verdict
 
 
 def _list_specs() -> int:

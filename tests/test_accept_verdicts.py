@@ -245,6 +245,22 @@ def test_each_is_the_worst_verdict_then_the_smallest_margin():
     assert (v.verdict, v.case) == (FAIL, "b [aibench]")
 
 
+def test_best_prefers_a_figure_at_the_threshold_to_one_below_it():
+    # both inconclusive (wide intervals): margin 0 (on the threshold) beats margin -0.1
+    v = _verdict([_case(0.9, 2, case_id="below"), _case(1.0, 2, case_id="at")], min=1.0)
+    assert (v.verdict, v.case, v.margin) == (INCONCLUSIVE, "at [aibench]", 0.0)
+
+
+def test_a_zero_lower_is_better_figure_is_the_best_case_not_the_worst():
+    def latency(us, case_id):
+        return _case(case_id=case_id, metrics={"lat_us": Metric(us, "us", False)})
+
+    cases = [latency(1.0, "one"), latency(0.0, "zero")]
+    assert _verdict(cases, metric="lat_us", max=1.5).case == "zero [aibench]"
+    v = _verdict(cases, metric="lat_us", max=1.5, select="each")
+    assert (v.verdict, v.case, v.margin) == (PASS, "one [aibench]", 0.5)
+
+
 @pytest.mark.parametrize("metric, best", [("tflops", "high [aibench]"), ("time_us", "fast [aibench]")])
 def test_among_equal_verdicts_without_a_margin_the_best_figure_speaks(metric, best):
     cases = [_case(1.0, case_id="low", metrics={"tflops": Metric(1.0, "TFLOP/s", True),

@@ -156,12 +156,14 @@ def judge_check(check: Check, cases: list[CaseResult], fleet_median: dict[tuple,
         return v
     candidates = sorted(with_metric, key=lambda c: _oriented(c, check.metric), reverse=True)
     judged = [_judge_value(check, c, fleet_median, references) for c in candidates]
+    # No margin: a zero lower-is-better figure (better than any limit), or nothing judged.
+    margin = lambda j: j.margin if j.margin is not None else math.inf  # noqa: E731
     if check.select == "best":
         order = [PASS, INCONCLUSIVE, FAIL, MISSING]
-        chosen = min(judged, key=lambda j: (order.index(j.verdict), -(j.margin or -1e9)))
+        chosen = min(judged, key=lambda j: (order.index(j.verdict), -margin(j)))
     else:
         order = [MISSING, FAIL, INCONCLUSIVE, PASS]  # each: the worst one speaks for the check
-        chosen = min(judged, key=lambda j: (order.index(j.verdict), j.margin if j.margin is not None else 0))
+        chosen = min(judged, key=lambda j: (order.index(j.verdict), margin(j)))
     chosen.cases = len(matched)
     return chosen
 
@@ -171,7 +173,7 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
     metric = case.metrics[check.metric]
     v = Verdict(check=check.id, spec=check.spec, suite=check.suite, metric=check.metric, verdict=MISSING,
                 reason="", threshold=check.describe_threshold(), source=check.source, value=metric.value,
-                unit=metric.unit, case=f"{case.case_id} [{case.impl}]", cases=1)
+                unit=metric.unit, case=f"{case.case_id} [{case.impl}]")
     higher = metric.higher_is_better
     if not math.isfinite(metric.value) or metric.value < 0:
         v.verdict, v.reason = FAIL, f"the figure {metric.value!r} is not a finite, non-negative number"
@@ -228,11 +230,10 @@ def _judge_value(check: Check, case: CaseResult, fleet_median: dict[tuple, float
     return v
 
 
-def _fleet_medians(nodes: list[RunDocument]) -> dict[str, dict[tuple, float]] | None:
+def _fleet_medians(nodes: list[RunDocument]) -> dict[str, dict[tuple, float]]:
     """Per node: the median over the OTHER nodes of every (case key, metric) that another
-    node passed (a node is not judged against a median its own figure pulls toward it)."""
-    if len(nodes) < 2:
-        return None
+    node passed (a node is not judged against a median its own figure pulls toward it;
+    a node alone has none)."""
     values: dict[tuple, dict[str, float]] = {}  # (case key, metric) -> {node: figure}
     for n in nodes:
         for c in n.cases:
@@ -274,7 +275,7 @@ def judge_runs(spec: Spec, docs: list[RunDocument], references: dict[str, RunDoc
         problems = hardware_problems(spec, [d.system for d in node_docs], node.cases)
         j = NodeJudgement(node=node.machine, machine=node.machine, hardware_problems=problems)
         for check in spec.checks:
-            v = judge_check(check, node.cases, medians[node.machine] if medians else None, references)
+            v = judge_check(check, node.cases, medians[node.machine], references)
             if problems and v.verdict == PASS:
                 v.verdict, v.reason = FAIL, "hardware does not match the spec: " + "; ".join(problems)
             j.verdicts.append(v)

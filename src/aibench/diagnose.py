@@ -78,15 +78,13 @@ def bands(nodes: list[RunDocument], min_nodes: int = 1) -> dict[tuple, Band]:
             for k, f in figures.items() if len(f) >= min_nodes}
 
 
-def _oriented_interval(case: CaseResult) -> tuple[float, float, float] | None:
-    """(figure, low, high) of the headline, oriented so that higher is better (a
-    lower-is-better headline is inverted); None without a finite positive figure."""
+def _judged_figure(case: CaseResult) -> tuple[float, float, float] | None:
+    """(figure, low, high) of the headline (higher is better: CaseResult.headline takes no
+    other metric); None without a finite positive figure."""
     head = case.headline()
     if not head or not (math.isfinite(head[1].value) and head[1].value > 0):
         return None
-    value = head[1].value
-    lo, hi = _interval(case, value)
-    return (value, lo, hi) if head[1].higher_is_better else (1 / value, 1 / hi, 1 / lo)
+    return (head[1].value, *_interval(case, head[1].value))
 
 
 def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: float = 0.1) -> list[Finding]:
@@ -124,7 +122,7 @@ def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: f
                                             detail=case.error or (case.validation.reason if case.validation else "")
                                             or ""))
                 continue
-            figure = _oriented_interval(case)
+            figure = _judged_figure(case)
             if figure is None:  # passed, but no finite positive figure to judge
                 if row.values or row.key in base:
                     findings.append(Finding(**where, reason="missing", detail="passed without a finite figure"))
@@ -133,11 +131,8 @@ def diagnose(doc: RunDocument, baseline: RunDocument | None = None, threshold: f
                 continue
             judged.add(node.machine)
             value, lo, hi = figure
-            head = case.headline()[1]
-            ref, ref_lo, ref_hi = (band.median, band.low, band.high) if head.higher_is_better else \
-                (1 / band.median, 1 / band.high, 1 / band.low)
-            shortfall = 1 - value / ref
-            short = hi < ref_lo * (1 - threshold)  # the whole interval below the reference's, by the effect
+            shortfall = 1 - value / band.median
+            short = hi < band.low * (1 - threshold)  # the whole interval below the reference's, by the effect
             if short or shortfall > threshold:
                 findings.append(Finding(**where, reason=reason if short else INCONCLUSIVE,
                                         metric=f"{row.metric} ({row.unit})", value=row.values[node.machine],

@@ -83,8 +83,7 @@ def _run_in_process(suite_name, cls, target, monkeypatch, tmp_path, kind, budget
     try:
         result, = suite.run_case(dict(CASES[suite_name]), info, ctx)
     finally:
-        if hasattr(suite, "close"):
-            suite.close()
+        ctx.close()
     return result
 
 

@@ -17,6 +17,7 @@ from aibench.harness import SamplingPolicy  # noqa: E402
 from aibench.suites.base import RunContext  # noqa: E402
 from aibench.suites.objectstore import ObjectStoreSuite  # noqa: E402
 from aibench.suites.objectstore.local_s3 import DUMMY_ACCESS_KEY, DUMMY_SECRET_KEY, LocalS3  # noqa: E402
+from aibench.suites.objectstore.store import RUN_STORE  # noqa: E402
 from aibench.targets import Target  # noqa: E402
 
 BUCKET = "aibench-test"
@@ -60,18 +61,18 @@ def _impl(suite, name):
 
 
 @pytest.fixture(scope="module")
-def shared_suite(endpoint):
-    """One suite for the three clients: the objects are uploaded once."""
-    suite = ObjectStoreSuite()
-    yield suite
-    suite.close()
+def shared_run(endpoint):
+    """One run (its context owns the store) for the three clients: the objects are
+    uploaded once."""
+    ctx = _ctx(url=f"s3://{BUCKET}/shared", endpoint_url=endpoint)
+    yield ctx
+    ctx.close()
 
 
 @pytest.mark.parametrize("impl", ["awscrt", "obstore", "boto3"])
-def test_each_client_reads_and_verifies(endpoint, shared_suite, impl):
+def test_each_client_reads_and_verifies(endpoint, shared_run, impl):
     pytest.importorskip(impl)
-    suite = shared_suite
-    ctx = _ctx(url=f"s3://{BUCKET}/shared", endpoint_url=endpoint)
+    suite, ctx = ObjectStoreSuite(), shared_run
     for w, s in (("whole", 1 << 20), ("ranged", 64 << 10)):
         r, = suite.run_case({"workload": w, "size": s, "concurrency": 4}, _impl(suite, impl), ctx)
         assert r.status == "passed", r.error
@@ -80,16 +81,16 @@ def test_each_client_reads_and_verifies(endpoint, shared_suite, impl):
         m = r.metrics
         assert m["gbps"].value > 0 and m["objects_per_s"].value > 0
         assert 0 < m["ttfb_p50_ms"].value <= m["lat_p99_ms"].value
-    assert suite._store.run_prefix.startswith("shared/aibench-")
+    assert ctx.resource(RUN_STORE).run_prefix.startswith("shared/aibench-")
 
 
-def test_close_deletes_the_uploaded_prefix(endpoint, shared_suite):
-    prefix = shared_suite._store.run_prefix
+def test_closing_the_run_deletes_the_uploaded_prefix(endpoint, shared_run):
+    prefix = shared_run.resource(RUN_STORE).run_prefix
     from aibench.suites.objectstore import dataset_shape
 
     expected = dataset_shape("whole", 1 << 20)[2] + dataset_shape("ranged", 64 << 10)[2]
     assert len(_keys(endpoint, prefix)) == expected
-    shared_suite.close()
+    shared_run.close()
     assert _keys(endpoint, prefix) == []
 
 
@@ -105,10 +106,10 @@ def test_corrupted_object_fails_the_case(endpoint, monkeypatch):
             c.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
 
     suite.after_upload = corrupt
-    r, = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 2}, _impl(suite, "boto3"),
-                       _ctx(url=f"s3://{BUCKET}/corrupt", endpoint_url=endpoint))
-    prefix = suite._store.run_prefix
-    suite.close()
+    ctx = _ctx(url=f"s3://{BUCKET}/corrupt", endpoint_url=endpoint)
+    r, = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 2}, _impl(suite, "boto3"), ctx)
+    prefix = ctx.resource(RUN_STORE).run_prefix
+    ctx.close()
     assert r.status == "failed" and "differs from what aibench uploaded" in r.error and "offset 1000" in r.error
     assert _keys(endpoint, prefix) == []
 
@@ -121,7 +122,6 @@ def test_read_only_reads_existing_objects_and_writes_nothing(endpoint):
     suite = ObjectStoreSuite()
     r, = suite.run_case({"workload": "whole", "size": 1 << 20, "concurrency": 2}, _impl(suite, "obstore"),
                        _ctx(url=f"s3://{BUCKET}/existing", endpoint_url=endpoint, read_only=True))
-    suite.close()
     assert r.status == "passed", r.error
     assert r.impl_detail["upload_prefix"] is None and "--read-only" in r.validation.reason
     assert sorted(_keys(endpoint, "")) == before
@@ -131,15 +131,15 @@ def test_unreachable_endpoint_is_one_line_failure():
     suite = ObjectStoreSuite()
     r, = suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, "boto3"),
                        _ctx(url="s3://nobucket/x", endpoint_url="http://127.0.0.1:9"))
-    suite.close()
     assert r.status == "failed" and "cannot list" in r.error and "\n" not in r.error
 
 
 def test_embedded_endpoint_by_default_with_a_note():
     suite = ObjectStoreSuite()
-    r, = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 4}, _impl(suite, "obstore"), _ctx())
-    server = suite._store.embedded
-    suite.close()
+    ctx = _ctx()
+    r, = suite.run_case({"workload": "whole", "size": 2 << 20, "concurrency": 4}, _impl(suite, "obstore"), ctx)
+    server = ctx.resource(RUN_STORE).embedded
+    ctx.close()
     assert r.status == "passed", r.error
     assert "means nothing as a storage figure" in r.impl_detail["endpoint_note"]
     assert r.metrics["objects_per_s"].value > 0
@@ -152,10 +152,10 @@ def test_embedded_endpoint_that_cannot_start_fails_every_case_with_its_last_word
 
     monkeypatch.setattr(local_s3, "server_command",
                         lambda: [sys.executable, "-c", "import sys; sys.exit('ImportError: moto exploded')"])
-    suite = ObjectStoreSuite()
+    suite, ctx = ObjectStoreSuite(), _ctx()
     results = [r for name in ("awscrt", "obstore", "boto3")
-               for r in suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())]
-    suite.close()
+               for r in suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), ctx)]
+    ctx.close()
     for r in results:
         assert r.status == "failed" and "\n" not in r.error
         assert "local S3 endpoint (moto) did not start" in r.error and "moto exploded" in r.error, r.error
@@ -167,10 +167,10 @@ def test_embedded_endpoint_without_its_packages_skips_with_the_install_line(monk
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(local_s3.importlib.util, "find_spec",
                         lambda name, *a: None if name == "flask_cors" else real_find_spec(name, *a))
-    suite = ObjectStoreSuite()
+    suite, ctx = ObjectStoreSuite(), _ctx()
     results = [r for name in ("awscrt", "boto3")
-               for r in suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), _ctx())]
-    suite.close()
+               for r in suite.run_case({"workload": "small", "size": 4096, "concurrency": 1}, _impl(suite, name), ctx)]
+    ctx.close()
     for r in results:
         assert r.status == "skipped", r.error
         assert r.validation.reason == ("the embedded S3 endpoint needs flask-cors (pip install flask-cors), "

@@ -22,6 +22,8 @@ and fio in its own alternating windows), so that drift during the case cancels.
 from __future__ import annotations
 
 import time
+import weakref
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable
 
@@ -207,7 +209,10 @@ class AsvSpec:
 
 @dataclass
 class RunContext:
-    """What a suite needs to run one case, besides the case itself."""
+    """What a suite needs to run one case, besides the case itself, and the resources the
+    cases of one run share (an MPI session, a storage read source, an object store): each
+    opened on first use (`resource`) and closed, last opened first, by `close()` when the
+    run ends, or when the context is collected (an API caller's or a test's)."""
 
     target: Target
     policy: SamplingPolicy
@@ -215,6 +220,37 @@ class RunContext:
     # Run-wide options by name: the suites' declared Options (storage paths, object-store
     # URL) and the energy options (`power`, `power_window_s`, `redfish`).
     options: dict[str, Any] = field(default_factory=dict)
+    _resources: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _closing: ExitStack = field(default_factory=ExitStack, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._finalizer = weakref.finalize(self, self._closing.close)
+
+    def resource(self, key: str, open: Callable[[], Any] | None = None,
+                 close: Callable[[Any], None] | None = None) -> Any:
+        """The run's resource `key`: opened by `open()` on first use, `close(resource)` run
+        by close(). One whose opening raised raises the same for every later case, without
+        a second try (a store that cannot start stays down for the run). KeyError when it is
+        not open and no `open` is given."""
+        if key not in self._resources:
+            if open is None:
+                raise KeyError(f"the run has no {key!r} open")
+            try:
+                self._resources[key] = open()
+            except Exception as e:
+                self._resources[key] = e
+                raise
+            if close is not None:
+                self._closing.callback(close, self._resources[key])
+        value = self._resources[key]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Close every resource the run opened, last opened first."""
+        self._resources.clear()
+        self._finalizer()
 
 
 class CaseFailed(Exception):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import random
 import threading
-import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -32,7 +31,7 @@ from ...registry import register_suite
 from .clients import IMPLS, Client, Workload
 from .local_s3 import EndpointUnavailable
 from .options import validate_options
-from .store import Dataset, StoreContext, StoreError
+from .store import RUN_STORE, Dataset, StoreContext, StoreError
 
 WORKLOADS = ("whole", "ranged", "small")
 RANGED_OBJECT_SIZE = 16 << 20
@@ -79,12 +78,7 @@ class ObjectStoreSuite(Suite):
 
     def __init__(self):
         self.options_in_use: dict[str, Any] = {}
-        self._store: StoreContext | None = None
-        self._store_error: str | None = None  # why the store failed (every later case fails with it)
-        self._store_skip: str | None = None  # why the store cannot exist here (every case skips with it)
-        self._datasets: dict[str, Dataset] = {}
         self._lock = threading.Lock()
-        self._finalizer = None
 
     def default_cases(self, tier: str, target: Target) -> list[dict[str, Any]]:
         if tier == "quick":
@@ -120,43 +114,16 @@ class ObjectStoreSuite(Suite):
         validate_options(options)
         self.options_in_use = dict(options)
 
-    def _store_for(self, options: dict[str, Any]) -> StoreContext:
-        if self._store is not None:
-            return self._store
-        if self._store_skip is not None:
-            raise SkipCase(self._store_skip)
-        if self._store_error is not None:
-            raise StoreError(self._store_error)
-        opts = validate_options(options)
-        try:
-            self._store = StoreContext.open(opts)
-        except EndpointUnavailable as e:
-            self._store_skip = str(e)
-            raise SkipCase(self._store_skip) from None
-        except StoreError as e:
-            self._store_error = str(e)
-            raise
-        except Exception as e:  # noqa: BLE001 - one line, remembered for later cases
-            self._store_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-            raise StoreError(self._store_error) from None
-        self._finalizer = weakref.finalize(self, StoreContext.close, self._store)
-        return self._store
-
-    def close(self) -> None:
-        """Delete the uploaded objects (unless --keep) and stop the local endpoint."""
-        if self._finalizer is not None:
-            self._finalizer()
-        self._store = None
-        self._datasets.clear()
-
-    def _dataset(self, store: StoreContext, params: dict[str, Any]) -> Dataset:
+    def _dataset(self, store: StoreContext, datasets: dict[str, Dataset], params: dict[str, Any]) -> Dataset:
+        """The case's objects: uploaded once per run (`datasets`, the run's), or, read-only,
+        those listed under the prefix."""
         label, obj_size, count = dataset_shape(params["workload"], params["size"])
         if store.read_only:
-            listed = self._datasets.get("listed")
+            listed = datasets.get("listed")
             if listed is None:
                 sizes = store.list_objects()
                 listed = Dataset(list(sizes), sizes, {k: None for k in sizes}, False)
-                self._datasets["listed"] = listed
+                datasets["listed"] = listed
             if params["workload"] == "ranged":
                 keys = [k for k in listed.keys if listed.sizes[k] >= params["size"]]
             elif params["workload"] == "small":
@@ -168,10 +135,10 @@ class ObjectStoreSuite(Suite):
                                f"{params['workload']} workload (--read-only reads only what is there)")
             return Dataset(keys, listed.sizes, listed.ids, False)
         with self._lock:
-            ds = self._datasets.get(label)
+            ds = datasets.get(label)
             if ds is None:
                 ds = store.upload(label, obj_size, count)
-                self._datasets[label] = ds
+                datasets[label] = ds
                 if self.after_upload is not None:
                     self.after_upload(store, ds)
         return ds
@@ -179,7 +146,10 @@ class ObjectStoreSuite(Suite):
     # --- running ----------------------------------------------------------------------
     def prepare(self, params: dict[str, Any], impl: type[Client], ctx: RunContext) -> Client:
         options = {**self.options_in_use, **{k: v for k, v in (ctx.options or {}).items() if v is not None}}
-        store = self._store_for(options)
+        # The run's store (uploads deleted and a local endpoint stopped when the run ends)
+        # and the datasets uploaded to it; a store that failed to open fails every case.
+        store = ctx.resource(RUN_STORE, lambda: _open_store(options), StoreContext.close)
+        datasets = ctx.resource(RUN_DATASETS, dict)
         if store.scheme not in impl.schemes:
             raise SkipCase(f"{impl.name} does not read {store.scheme}:// stores")
         if store.embedded is not None:
@@ -187,9 +157,9 @@ class ObjectStoreSuite(Suite):
                 raise StoreError(f"the local S3 endpoint (moto) exited with code {store.embedded.proc.returncode}"
                                  " (-9: killed, e.g. for memory); no objectstore case can run after it")
             _check_embedded_memory(params)
-        ds = self._dataset(store, params)
+        ds = self._dataset(store, datasets, params)
         rngs = [random.Random(ctx.seed * 1000003 + w) for w in range(params["concurrency"])]
-        client = impl(store, params["concurrency"])
+        client = impl(params, ctx)
         client.workload = Workload(ds, _request_maker(params, ds, rngs), ctx.policy.budget_s,
                                    max(1, int(os.environ.get("AIBENCH_OBJ_VERIFY_EVERY", "4"))))
         return client
@@ -215,6 +185,22 @@ class ObjectStoreSuite(Suite):
         if op.log.retries_known:
             m["retries"] = Metric(float(sum(r.retries for r in recs)), "retries", False)
         return m
+
+
+RUN_DATASETS = "objectstore.datasets"  # the run's uploaded datasets by label (a RunContext resource)
+
+
+def _open_store(options: dict[str, Any]) -> StoreContext:
+    """The store of these options; why not, in one line: SkipCase where it cannot exist
+    here (the embedded endpoint's packages missing), else StoreError."""
+    try:
+        return StoreContext.open(validate_options(options))
+    except EndpointUnavailable as e:
+        raise SkipCase(str(e)) from None
+    except StoreError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one line
+        raise StoreError(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
 
 
 def _check_embedded_memory(params: dict[str, Any]) -> None:

@@ -23,8 +23,8 @@ from urllib.parse import urlparse
 from ...faults import corrupts_output
 from ...results import FAILED, PASSED, Samples, Validation
 from ...stats import summarize
-from ..base import Impl
-from .store import Dataset, StoreContext, StoreError
+from ..base import Impl, RunContext
+from .store import RUN_STORE, Dataset, StoreContext, StoreError
 
 # A case fails when more than this fraction of its requests failed.
 MAX_ERROR_FRACTION = 0.01
@@ -99,9 +99,9 @@ class Client(Impl):
     schemes: tuple[str, ...] = ("s3",)  # the stores it reads
     workload: "Workload"
 
-    def __init__(self, store: StoreContext, concurrency: int):
-        self.store = store
-        self.concurrency = concurrency
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        self.store: StoreContext = ctx.resource(RUN_STORE)  # the run's (the suite's prepare opens it)
+        self.concurrency = params["concurrency"]
         self.log: RunLog | None = None
 
     @classmethod
@@ -213,9 +213,9 @@ class Boto3Client(Client):
     name = module = "boto3"
     description = "boto3 get_object, one thread per request in flight"
 
-    def __init__(self, store: StoreContext, concurrency: int):
-        super().__init__(store, concurrency)
-        self.client = store.boto3_client(max_pool=concurrency)
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        super().__init__(params, ctx)
+        self.client = self.store.boto3_client(max_pool=self.concurrency)
 
     def client_detail(self) -> dict[str, Any]:
         import boto3
@@ -266,9 +266,9 @@ class ObstoreClient(Client):
     description = "obstore (Rust object_store), asyncio tasks"
     schemes = ("s3", "gs", "az")
 
-    def __init__(self, store: StoreContext, concurrency: int):
-        super().__init__(store, concurrency)
-        self.obs_store = store.obstore_store()
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        super().__init__(params, ctx)
+        self.obs_store = self.store.obstore_store()
 
     def client_detail(self) -> dict[str, Any]:
         import obstore
@@ -322,10 +322,11 @@ class AwsCrtClient(Client):
     name = module = "awscrt"
     description = "AWS CRT S3 client: parallel ranged parts (8 MiB), throughput target"
 
-    def __init__(self, store: StoreContext, concurrency: int):
-        super().__init__(store, concurrency)
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        super().__init__(params, ctx)
         from awscrt import auth, io, s3
 
+        store = self.store
         self._s3 = s3
         creds = store.credentials()
         self.elg = io.EventLoopGroup()

@@ -31,6 +31,10 @@ class Dataset:
     uploaded: bool
 
 
+# The run's StoreContext (a RunContext resource: the objectstore suite opens it, clients read it).
+RUN_STORE = "objectstore.store"
+
+
 @dataclass
 class StoreContext:
     scheme: str

@@ -132,6 +132,7 @@ class CaseResult:
     impl_detail: dict[str, Any] = field(default_factory=dict)  # library version, ISA path...
     telemetry: dict[str, Any] | None = None
     power: dict[str, Any] | None = None  # the --power window (energy/window.py), or why none
+    health: dict[str, Any] | None = None  # the timed window's health (health.py), or why unknown
     error: str | None = None
     started_at: str | None = None
     duration_s: float | None = None
@@ -201,7 +202,7 @@ class CaseResult:
                 d["stats"] = Samples.from_dict(d["stats"])
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{where}: stats: {e}") from None
-        for key in ("impl_detail", "bound"):
+        for key in ("impl_detail", "bound", "health"):
             if d.get(key) is not None and not isinstance(d[key], dict):
                 raise ValueError(f"{where}: {key} is not an object")
         if d.get("validation") is not None:

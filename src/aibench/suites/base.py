@@ -29,6 +29,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from ..errors import SkipCase, UsageError
 from ..faults import inflate
+from ..health import HealthWindow
 from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, ContextKey, Metric, Samples, Validation, now_iso
 from ..targets import Target, bound_for_peak
@@ -402,7 +403,11 @@ class Suite:
             live = {n: op for n, op in ops.items() if results[n].validation is None}  # prepared without fault
             if live:
                 with _outcome(*(results[n] for n in live)):
+                    window = HealthWindow(ctx.target)  # the device before and after the timed samples
                     samples = self.stage(lambda: self.measure_group(params, live, ctx))
+                    health = window.finish()
+                    for n in live:
+                        results[n].health = health
             for name, op in live.items() if samples is not None else ():
                 with _outcome(results[name]):
                     if isinstance(samples.get(name), Exception):

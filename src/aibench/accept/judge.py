@@ -19,8 +19,10 @@ from typing import Any
 from ..compare import headline_interval
 from ..documents import find_reference, load_run
 from ..fleet import node_documents
+from ..health import window_problems
 from ..results import FAILED, PASSED, CaseResult, RunDocument
 from .spec import Check, Spec
+from .spread import judge_spread
 
 PASS, FAIL, INCONCLUSIVE, MISSING = "pass", "fail", "inconclusive", "missing"
 
@@ -154,6 +156,15 @@ def judge_check(check: Check, cases: list[CaseResult], fleet_median: dict[tuple,
         v.verdict, v.case = FAIL, f"{c.case_id} [{c.impl}]"
         v.reason = "ran throttled (a thermal or hardware clock slowdown during the case)"
         return v
+    if check.health:  # never passes on a figure of an unhealthy window, nor on one of unknown health
+        judged = [(c, *window_problems(c.health, check.health)) for c in with_metric]
+        bad = next(((c, why) for c, why, _ in judged if why), None)
+        unknown = next(((c, why) for c, _, why in judged if why), None)
+        if bad or unknown:
+            c, why = bad or unknown
+            v.verdict, v.case = FAIL if bad else MISSING, f"{c.case_id} [{c.impl}]"
+            v.reason = ("unhealthy window: " if bad else "health required, not known: ") + "; ".join(why)
+            return v
     candidates = sorted(with_metric, key=lambda c: _oriented(c, check.metric), reverse=True)
     judged = [_judge_value(check, c, fleet_median, references) for c in candidates]
     # No margin: a zero lower-is-better figure (better than any limit), or nothing judged.
@@ -280,4 +291,13 @@ def judge_runs(spec: Spec, docs: list[RunDocument], references: dict[str, RunDoc
                 v.verdict, v.reason = FAIL, "hardware does not match the spec: " + "; ".join(problems)
             j.verdicts.append(v)
         out.append(j)
+    hosts = {n["node"]: n.get("host") or n["node"] for d in docs for n in (d.fleet or {}).get("nodes", [])}
+    for check in (c for c in spec.checks if c.spread):
+        spread = judge_spread(check, nodes, hosts)
+        for j in (j for j in out if j.node in spread):
+            verdict, reason, short = spread[j.node]
+            j.verdicts.append(Verdict(
+                check=f"{check.id}:spread", spec=check.spec, suite=check.suite, metric=check.metric, verdict=verdict,
+                reason=reason, threshold=f"each device within {check.spread['max']:.0%} of the node's best",
+                source=check.source, value=short, unit="shortfall" if short is not None else None))
     return out

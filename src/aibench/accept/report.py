@@ -63,6 +63,36 @@ def input_names(run_files: list[Path], spec_files: list[Path], references: dict[
     return names
 
 
+def _tries(spec, j: NodeJudgement, docs: list[RunDocument], run_files: list[Path]) -> list[dict[str, Any]]:
+    """Every judged case of the node that more than one run document holds (accept's reruns
+    of an inconclusive check, or runs given in that order): each try's figure, interval and
+    window health, in run order. The last try is the one judged."""
+    from ..compare import headline_interval
+    from ..health import window_problems
+
+    checks = {c.id: c for c in spec.checks}
+    out = []
+    for v in j.verdicts:
+        check = checks.get(v.check)
+        if check is None or v.case is None:
+            continue
+        tries = []
+        for i, doc in enumerate(docs):
+            for node in node_documents(doc):
+                for c in node.cases:
+                    if node.machine == j.node and c.suite == v.suite and f"{c.case_id} [{c.impl}]" == v.case:
+                        m = c.metrics.get(v.metric)
+                        unhealthy, unknown = window_problems(c.health, check.health) if check.health else ([], [])
+                        interval = headline_interval(c, v.metric) if m else None
+                        tries.append({"run": f"run{i + 1}-{run_files[i].name}" if i < len(run_files) else f"run{i + 1}",
+                                      "status": c.status, "value": m.value if m else None,
+                                      "interval": list(interval) if interval else None,
+                                      "health": "; ".join(unhealthy + unknown) or ("ok" if check.health else None)})
+        if len(tries) > 1:
+            out.append({"check": v.check, "case": v.case, "verdict": v.verdict, "tries": tries})
+    return out
+
+
 def build_report(spec, judgements: list[NodeJudgement], docs: list[RunDocument], run_files: list[Path],
                  spec_files: list[Path], references: dict[str, Path], commands: list[str]) -> dict[str, Any]:
     summaries = {}
@@ -74,7 +104,7 @@ def build_report(spec, judgements: list[NodeJudgement], docs: list[RunDocument],
         counts = {k: sum(v.verdict == k for v in j.verdicts) for k in ("pass", "fail", "inconclusive", "missing")}
         nodes.append({"node": j.node, "accepted": j.passed, "hardware_problems": j.hardware_problems,
                       "counts": counts, "identity": summaries.get(j.node, {}),
-                      "checks": [v.to_dict() for v in j.verdicts]})
+                      "checks": [v.to_dict() for v in j.verdicts], "retries": _tries(spec, j, docs, run_files)})
     return {
         "schema": REPORT_SCHEMA, "schema_version": REPORT_VERSION, "aibench": __version__,
         "spec": {"name": spec.name, "description": spec.description, "tier": spec.tier},
@@ -116,6 +146,12 @@ def _nics(identity: dict[str, Any]) -> str:
     return "not recorded in the run document" if nics is None else ", ".join(nics) or "none"
 
 
+def _try_text(t: dict[str, Any]) -> str:
+    interval = f" [{_fmt(t['interval'][0])}, {_fmt(t['interval'][1])}]" if t["interval"] else ""
+    health = f", health {t['health']}" if t["health"] else ""
+    return f"{t['run']}: {t['status']} {_fmt(t['value'])}{interval}{health}"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     out = [f"# Acceptance report: {report['spec']['name']}", "",
            f"**Verdict: {'ACCEPTED' if report['accepted'] else 'REJECTED'}**"
@@ -140,6 +176,11 @@ def render_markdown(report: dict[str, Any]) -> str:
                      c["reason"]]
             out.append("| " + " | ".join(x.replace("|", "\\|").replace("\n", " ") for x in cells) + " |")
         out.append("")
+        for r in n.get("retries") or []:
+            out.append(f"- retried: {r['check']} on {r['case']} ({len(r['tries'])} tries, judged on the last: "
+                       f"{r['verdict']}): " + "; ".join(_try_text(t) for t in r["tries"]))
+        if n.get("retries"):
+            out.append("")
     out += ["## Commands", ""] + [f"- `{c}`" for c in report["commands"]] + ["", "## Inputs (SHA-256)", ""]
     out += [f"- `{i['file']}` {i['sha256']}" for i in _all_inputs(report)]
     out.append("")
@@ -202,6 +243,11 @@ def render_html(report: dict[str, Any]) -> str:
                        f"</td><td>{e(c['case'])}</td><td>{e(c['value'])} {e(c['unit'])}</td><td>{e(c['threshold'])}</td>"
                        f"<td>{e(margin)}</td><td>{e(c['source'])}</td><td>{e(c['reason'])}</td></tr>")
         out.append("</table>")
+        if n.get("retries"):
+            out.append("<h3>Retries</h3><ul>" + "".join(
+                f"<li>{e(r['check'])} on {e(r['case'])} ({len(r['tries'])} tries, judged on the last: "
+                f"{e(r['verdict'])}): {e('; '.join(_try_text(t) for t in r['tries']))}</li>"
+                for r in n["retries"]) + "</ul>")
         for suite in dict.fromkeys(c["suite"] for c in n["checks"]):
             chart = _chart([c for c in n["checks"] if c["suite"] == suite])
             if chart:

@@ -22,6 +22,13 @@
     fraction_of_peak = 0.6         # exactly one threshold: min/max (+ unit), fraction_of_peak,
                                    # ratio_to_reference (+ reference), ratio_to_fleet_median
     source = "where the figure comes from"
+    health = { throttle_s_max = 0 }   # optional: replaces the spec's `health` for this check
+    spread = { max = 0.05 }           # optional: replaces the spec's `spread` for this check
+
+A spec (any file of it) may set `health = { throttle_s_max = 0, ecc_new_max = 0,
+clock_min_fraction = 0.9 }` (what each case's timed window must have been: health.py) and
+`spread = { max = 0.05 }` (how far each device of a node may fall short of the node's best:
+spread.py) for its checks; a check's own table replaces the file's.
 
 Loading validates everything and raises SpecError with one line per problem.
 """
@@ -37,6 +44,7 @@ from typing import Any
 
 from ..documents import SPEC_MAX_BYTES, DocumentError, parse_toml, read_bytes
 from ..errors import UsageError
+from ..health import REQUIREMENT_KEYS as HEALTH_KEYS
 from .lint import lint_spec
 
 SPEC_VERSION = 1
@@ -47,9 +55,13 @@ THRESHOLD_KEYS = ("min", "max", "fraction_of_peak", "ratio_to_reference", "ratio
 SELECT = ("best", "each")
 HARDWARE_KEYS = {"gpu_name": str, "min_gpus": int, "cpu_model": str, "cpu_arch": str, "min_nodes": int,
                  "min_nics": int, "nic_min_gbps": (int, float)}
+# Requirements a spec file sets for its checks and a check may replace with its own.
+REQUIREMENT_TABLES = ("health", "spread")
+SPREAD_KEYS = ("max",)
 CHECK_KEYS = {"id", "suite", "case", "impl", "target", "params", "select", "metric", "unit", "source",
-              "reference", *THRESHOLD_KEYS}
-TOP_KEYS = {"spec_version", "name", "description", "tier", "target", "include", "hardware", "check"}
+              "reference", *THRESHOLD_KEYS, *REQUIREMENT_TABLES}
+TOP_KEYS = {"spec_version", "name", "description", "tier", "target", "include", "hardware", "check",
+            *REQUIREMENT_TABLES}
 # What one spec may load with its includes (each file at most SPEC_MAX_BYTES): the shipped
 # specs use at most 5 files, 3 levels deep.
 MAX_INCLUDE_DEPTH = 32
@@ -111,20 +123,27 @@ class Check:
     ratio_to_reference: float | None = None
     reference: str | None = None
     ratio_to_fleet_median: float | None = None
+    health: dict[str, float] | None = None  # what each case's window must have been (health.window_problems)
+    spread: dict[str, float] | None = None  # {max}: the devices of a node within this of the best (spread.py)
 
     @property
     def threshold_kind(self) -> str:
         return next(k for k in THRESHOLD_KEYS if getattr(self, k) is not None)
 
     def describe_threshold(self) -> str:
+        """The threshold as the spec states it, and the window health the check requires."""
         kind = self.threshold_kind
         if kind in ("min", "max"):
-            return f"{'>=' if kind == 'min' else '<='} {getattr(self, kind):g} {self.unit}"
-        if kind == "fraction_of_peak":
-            return f">= {self.fraction_of_peak:.0%} of peak"
-        if kind == "ratio_to_reference":
-            return f">= {self.ratio_to_reference:g}x reference {self.reference}"
-        return f">= {self.ratio_to_fleet_median:g}x fleet median"
+            text = f"{'>=' if kind == 'min' else '<='} {getattr(self, kind):g} {self.unit}"
+        elif kind == "fraction_of_peak":
+            text = f">= {self.fraction_of_peak:.0%} of peak"
+        elif kind == "ratio_to_reference":
+            text = f">= {self.ratio_to_reference:g}x reference {self.reference}"
+        else:
+            text = f">= {self.ratio_to_fleet_median:g}x fleet median"
+        if self.health:
+            text += "; window health " + ", ".join(f"{k} = {v:g}" for k, v in self.health.items())
+        return text
 
     def matches(self, case) -> bool:
         """Whether a CaseResult is one this check is about."""
@@ -178,6 +197,34 @@ def resolve(name: str, relative_to: Path | None = None) -> Path:
     raise SpecError([f"no spec {name!r}: not a file, and not a shipped spec ({', '.join(shipped)})"])
 
 
+def _validate_requirements(raw: dict[str, Any], where: str, problems: list[str]) -> None:
+    """A `health` or `spread` table: known keys, each a number in its range (a percentage
+    written for a fraction, 5 for 0.05, is refused: it would pass every node)."""
+    ranges = {"throttle_s_max": (0, None, "seconds, 0 or more"), "ecc_new_max": (0, None, "errors, 0 or more"),
+              "clock_min_fraction": (0, 1, "a fraction in (0, 1], 0.9 for 90%"),
+              "max": (0, 1, "a fraction in (0, 1), 0.05 for 5%")}
+    for table, known in (("health", HEALTH_KEYS), ("spread", SPREAD_KEYS)):
+        if table not in raw:
+            continue
+        if not isinstance(raw[table], dict):
+            problems.append(f"{where}: {table} must be a table ({table} = {{ {known[0]} = ... }})")
+            continue
+        for key, value in raw[table].items():
+            if key not in known:
+                problems.append(f"{where}: unknown {table} key {key!r} (known: {', '.join(known)})")
+                continue
+            low, high, what = ranges[key]
+            ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
+            if ok and key == "clock_min_fraction":
+                ok = low < value <= high
+            elif ok and key == "max":
+                ok = low < value < high
+            elif ok:
+                ok = low <= value < float("inf")
+            if not ok:
+                problems.append(f"{where}: {table}.{key} must be {what} (got {value!r})")
+
+
 def _validate_check(raw: Any, where: str, problems: list[str]) -> None:
     if not isinstance(raw, dict):
         problems.append(f"{where}: a check must be a table")
@@ -193,6 +240,7 @@ def _validate_check(raw: Any, where: str, problems: list[str]) -> None:
             problems.append(f"{where}: {key!r} must be a string")
     if "target" in raw and isinstance(raw["target"], str) and raw["target"] not in TARGET_KINDS:
         problems.append(f"{where}: target {raw['target']!r} is not one of {', '.join(TARGET_KINDS)}")
+    _validate_requirements(raw, where, problems)
     if "select" in raw and raw["select"] not in SELECT:
         problems.append(f"{where}: select must be one of {', '.join(SELECT)} (got {raw['select']!r})")
     if "params" in raw:
@@ -272,6 +320,7 @@ def _load_file(path: Path, stack: list[Path], loading: _Loading) -> None:
         problems.append(f"{where}: tier must be one of {', '.join(TIERS)} (got {raw['tier']!r})")
     if "target" in raw and raw["target"] not in TARGET_KINDS:
         problems.append(f"{where}: target must be one of {', '.join(TARGET_KINDS)} (got {raw['target']!r})")
+    _validate_requirements(raw, where, problems)
     hardware = raw.get("hardware", {})
     if not isinstance(hardware, dict):
         problems.append(f"{where}: [hardware] must be a table")
@@ -322,13 +371,15 @@ def load_spec(name: str) -> Spec:
     for path, raw in files:
         spec_name = raw["name"]
         hardware.append((spec_name, dict(raw.get("hardware", {}))))
-        default_target = raw.get("target", top.get("target", "cpu"))
+        # A file's defaults for its checks: its own, else the top spec's.
+        defaults = {"target": raw.get("target", top.get("target", "cpu")),
+                    **{k: raw.get(k, top.get(k)) for k in REQUIREMENT_TABLES}}
         for c in raw.get("check", []):
             if c["id"] in seen_ids:
                 problems.append(f"{path.name}: check id {c['id']!r} is already used in {seen_ids[c['id']]}")
                 continue
             seen_ids[c["id"]] = path.name
-            checks.append(Check(spec=spec_name, **{"target": default_target, **c}))
+            checks.append(Check(spec=spec_name, **{**defaults, **c}))
     if problems:
         raise SpecError(problems)
     if not checks:

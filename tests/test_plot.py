@@ -14,8 +14,9 @@ from matplotlib.image import imread
 from aibench.cli import main
 from aibench.documents import load_run
 from aibench.fingerprint import git_commit
-from aibench.plot import build_figures, size_label, write_index, write_plots
-from aibench.results import FAILED, PASSED, SKIPPED, Metric
+from aibench.plot import build_figures, write_index, write_plots
+from aibench.results import FAILED, PASSED, SKIPPED, CaseResult, Metric, RunDocument
+from aibench.suites.charts import size_ticks
 
 REPO = Path(__file__).resolve().parents[1]
 CPU_REF = REPO / "src" / "aibench" / "reference" / "cpu-2core-epyc-zen4-quick.json"
@@ -52,9 +53,10 @@ def lines_by_label(ax) -> dict:
 def test_reference_runs_give_every_chart_as_a_drawn_png(tmp_path):
     docs = [load_run(CPU_REF), load_run(GPU_REF)]
     pngs = write_plots(docs, tmp_path / "plots")
+    # Each suite's declared charts, the suites in the order the runs first have them.
     assert [p.name for p in pngs] == [
-        "interconnect-allreduce.png",
         *[f"gemm-{d}.png" for d in ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")],
+        "attention-fp32.png", "attention-bf16.png", "interconnect-allreduce.png",
         "storage-bs.png", "storage-qd.png", "storage-latency.png", "objectstore-latency.png"]
     for p in pngs:
         assert_drawn_png(p)
@@ -64,7 +66,45 @@ def test_reference_runs_give_every_chart_as_a_drawn_png(tmp_path):
     for p in pngs:
         assert f'<img src="{p.name}"' in text
     assert "<h2>All-reduce bus bandwidth against message size</h2>" in text
+    assert "<h2>GEMM fp32: TFLOP/s against square size (m = n = k)</h2>" in text
     assert "http" not in text  # nothing loaded from elsewhere
+
+
+def _run_of(cases: list[CaseResult]) -> RunDocument:
+    return dataclasses.replace(load_run(CPU_REF), cases=cases)
+
+
+def _case(suite: str, params: dict, metrics: dict, impl: str = "numpy") -> CaseResult:
+    return CaseResult(suite=suite, case_id="-".join(map(str, params.values())), params=params, target="cpu",
+                      impl=impl, status=PASSED, metrics=metrics)
+
+
+def test_a_suite_that_declares_no_chart_gets_its_headline_against_the_parameter_it_sweeps():
+    """A plugin suite (one not installed here, as on the machine that plots another's run):
+    the default chart, from what its cases carry."""
+    cases = [_case("stream", {"kernel": k, "size": size, "threads": 4},
+                   {"time_us": Metric(size / gbps / 1e3, "us", False), "gbps": Metric(gbps, "GB/s", True)})
+             for k, rates in (("copy", (20.0, 18.0, 12.0)), ("triad", (22.0, 19.0, 13.0)))
+             for size, gbps in zip((1 << 20, 16 << 20, 256 << 20), rates)]
+    figs = build_figures([_run_of(cases)])
+    assert list(figs) == ["stream"]
+    ax = figs["stream"].axes[0]
+    lines = lines_by_label(ax)
+    # threads takes one value: not part of the label; the headline (gbps), not time_us.
+    assert set(lines) == {f"{CPU} numpy kernel=copy", f"{CPU} numpy kernel=triad"}
+    assert list(lines[f"{CPU} numpy kernel=triad"].get_xdata()) == [1 << 20, 16 << 20, 256 << 20]
+    assert list(lines[f"{CPU} numpy kernel=triad"].get_ydata()) == [22.0, 19.0, 13.0]
+    assert ax.get_xlabel() == "size" and ax.get_ylabel() == "GB/s" and ax.get_xscale() == "log"
+
+
+def test_a_suite_without_numeric_parameters_gets_its_cases_by_name(tmp_path):
+    cases = [_case("pytest:bench", {"test": f"bench.py::test_{name}"}, {"ops_per_s": Metric(rate, "ops/s", True)},
+                   impl="pytest-benchmark") for name, rate in (("load", 50.0), ("decode", 80.0))]
+    ax = build_figures([_run_of(cases)])["pytest:bench"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["bench.py::test_load", "bench.py::test_decode"]
+    assert list(lines_by_label(ax)[f"{CPU} pytest-benchmark"].get_ydata()) == [50.0, 80.0]
+    # The file name is made safe; the title is the default one.
+    assert write_plots([_run_of(cases)], tmp_path) == {tmp_path / "pytest_bench.png": "pytest:bench: ops_per_s against case"}
 
 
 def test_allreduce_chart_plots_stored_busbw_against_size_and_leaves_p2p_out():
@@ -77,7 +117,7 @@ def test_allreduce_chart_plots_stored_busbw_against_size_and_leaves_p2p_out():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     fmt = ax.xaxis.get_major_formatter()
     assert [fmt(x, 0) for x in (8, 4096, 1 << 20, 64 << 20)] == ["8", "4K", "1M", "64M"]
-    assert size_label(3 << 29) == "1.5G"
+    assert size_ticks(3 << 29) == "1.5G"
     lines = lines_by_label(ax)
     allreduce = [c for c in raw["cases"] if c["suite"] == "interconnect" and c["params"]["pattern"] == "allreduce"]
     assert set(lines) == {f"{CPU} {c['impl']} fp32" for c in allreduce} and len(lines) == 7
@@ -135,7 +175,7 @@ def test_failed_and_skipped_cases_are_not_plotted(tmp_path):
 
     for c in doc.cases:
         c.status = FAILED if c.status == PASSED else SKIPPED
-    assert write_plots([doc], tmp_path / "none") == []
+    assert write_plots([doc], tmp_path / "none") == {}
     assert not (tmp_path / "none").exists()
 
 
@@ -179,12 +219,13 @@ def test_missing_file_is_a_one_line_usage_error(tmp_path):
 def test_bad_input_is_a_one_line_usage_error(tmp_path, capsys):
     not_a_run = tmp_path / "other.json"
     not_a_run.write_text('{"hello": 1}')
-    attention_only = tmp_path / "attention.json"
+    none_passed = tmp_path / "skipped.json"
     raw = json.loads(CPU_REF.read_text())
-    raw["cases"] = [c for c in raw["cases"] if c["suite"] == "attention"]
-    attention_only.write_text(json.dumps(raw))
+    raw["cases"] = [c for c in raw["cases"] if c["status"] != "passed"]
+    assert raw["cases"]
+    none_passed.write_text(json.dumps(raw))
     for args, message in ([str(not_a_run)], "is not a readable aibench run document"), \
-                         ([str(attention_only)], "nothing to plot"), \
+                         ([str(none_passed)], "nothing to plot"), \
                          ([], "the following arguments are required: runs"):
         assert main(["plot", *args, "--out", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err.strip().splitlines()

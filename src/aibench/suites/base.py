@@ -33,6 +33,7 @@ from ..health import HealthWindow
 from ..harness import CallTooSlow, SamplingPolicy, measure, measure_interleaved
 from ..results import FAILED, PASSED, SKIPPED, CaseResult, ContextKey, Metric, Samples, Validation, now_iso
 from ..targets import Target, bound_for_peak
+from .charts import Chart, PercentileChart
 from ..registry import CONTRACT_VERSION, registered_impls
 
 TIERS = ("quick", "standard", "full")
@@ -276,6 +277,8 @@ class Suite:
     uses_mpi: bool = False
     # Whether a plain `aibench run` (no --suite) includes this suite on its targets.
     in_default_run: bool = True
+    # What `aibench plot` draws of this suite's cases (charts.py); the default fits any suite.
+    charts: tuple[Chart | PercentileChart, ...] = (Chart(),)
     # "package version" of a suite from another package (set by the plugin loader).
     package: str | None = None
     # What besides the params makes two of its cases the same case (CaseResult.key()):

@@ -32,12 +32,16 @@ _EXACT_SCRIPT = textwrap.dedent("""
     import json, sys
     from mpi4py import MPI
     from aibench import mpi
+    from aibench.harness import SamplingPolicy
+    from aibench.suites.base import RunContext
     from aibench.suites.interconnect import InterconnectSuite
-    from aibench.suites.interconnect.common import ExactInputs, FORMATS
+    from aibench.suites.interconnect.common import RUN_SESSION, ExactInputs, FORMATS
     from aibench.targets import Target
 
     session = mpi.start_session()
     comm, rank = session.comm, session.rank
+    ctx = RunContext(Target("cpu"), SamplingPolicy())
+    ctx.resource(RUN_SESSION, lambda: session)  # as the suite's run_case holds it
     impls = sys.argv[1].split(",")
     classes = {i.name: i.for_kind("cpu") for i in InterconnectSuite().impls()}
     failures = []
@@ -45,7 +49,8 @@ _EXACT_SCRIPT = textwrap.dedent("""
         for dtype in ("fp32", "fp64", "bf16", "fp16"):
             for count in (1, 3, 1001):
                 for inplace in (False, True):
-                    runner = classes[impl](comm, count, dtype, inplace, session)
+                    params = {"size": count * FORMATS[dtype].itemsize, "dtype": dtype, "inplace": inplace}
+                    runner = classes[impl](params, ctx)
                     inputs = ExactInputs(dtype, session.size)
                     for attempt in range(3):  # both scratch parities, then the first again
                         runner.prepare_check(inputs, rank)

@@ -35,8 +35,9 @@ SUITES_GROUP, IMPLS_GROUP = "aibench.suites", "aibench.impls"
 BUILTIN_SUITES = "aibench.suites"
 # The suite/impl contract (suites/base.py: Suite, Impl, the case template). It changes
 # when a plugin written for the old one would misbehave; such a plugin is refused, as fio
-# refuses an engine of another FIO_IOOPS_VERSION.
-CONTRACT_VERSION = 1
+# refuses an engine of another FIO_IOOPS_VERSION. 2: every impl is constructed as
+# impl(params, ctx), the run's shared resources on ctx (RunContext.resource).
+CONTRACT_VERSION = 2
 
 _suites: dict[str, type] = {}  # name -> Suite class, in registration order (built-ins first)
 _families: dict[str, type] = {}  # name prefix -> Suite class constructed with the rest of the name
@@ -147,6 +148,9 @@ def _load() -> None:
     for module in pkgutil.iter_modules(suites.__path__):
         name = f"{suites.__name__}.{module.name}"
         _attempt(f"suite module {name}", lambda: importlib.import_module(name), problems)
+    # By name: the order modules happen to import each other in is no order to list or run in.
+    for name in sorted(_suites):
+        _suites[name] = _suites.pop(name)
     for ep in entry_points(group=SUITES_GROUP):
         _attempt(f"suite plugin {ep.name!r} ({ep.value})",
                  lambda: register_suite(ep.load(), name=ep.name, package=_package(ep)), problems)

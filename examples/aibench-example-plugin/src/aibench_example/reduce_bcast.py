@@ -14,17 +14,17 @@ class ReduceBcastAllreduce(AllreduceImpl):
     name = "reduce-bcast"
     description = "MPI_Reduce to rank 0, then MPI_Bcast (the library's two collectives)"
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
+    def __init__(self, params, ctx):
         from mpi4py import MPI
 
-        self.comm, self.count, self.dtype, self.session = comm, count, dtype, session
-        storage = FORMATS[dtype].storage
-        self.result = np.empty(count, dtype=storage)
-        self.send = self.result if inplace else np.empty(count, dtype=storage)
-        self.datatype, self.op, self.how = mpi_type_and_op(dtype)
-        root = comm.Get_rank() == 0
+        super().__init__(params, ctx)  # session, comm, count, dtype, inplace of the case
+        storage = FORMATS[self.dtype].storage
+        self.result = np.empty(self.count, dtype=storage)
+        self.send = self.result if self.inplace else np.empty(self.count, dtype=storage)
+        self.datatype, self.op, self.how = mpi_type_and_op(self.dtype)
+        root = self.comm.Get_rank() == 0
         # In place, rank 0 reduces into its own buffer; the others only send theirs.
-        self._sbuf = MPI.IN_PLACE if inplace and root else [self.send, self.datatype]
+        self._sbuf = MPI.IN_PLACE if self.inplace and root else [self.send, self.datatype]
         self._rbuf = [self.result, self.datatype] if root else None
 
     def run(self) -> None:

@@ -38,7 +38,7 @@ from ..base import (AsvSpec, AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param
                     per_target_asv_specs)
 from ...registry import register_suite
 from ...units import GiB, MiB
-from .common import DTYPES, FORMATS, busbw_factor, fmt_size, sweep_sizes
+from .common import DTYPES, FORMATS, RUN_SESSION, busbw_factor, fmt_size, sweep_sizes
 from .gpu import CudaMpiAllreduce, NcclAllreduce
 from .host import RMA_IMPLS, MpiHostAllreduce
 from .measure import DEFAULT_TIMING, TIMINGS
@@ -174,7 +174,9 @@ class InterconnectSuite(Suite):
             if not mpi.under_launcher():
                 return [self._run_launched(params, impl, ctx) for impl in group]
             session = mpi.start_session()
-        self._session = session
+        # The run holds the session for its impls (RUN_SESSION); MPI is initialised once per
+        # process, so the process, not the run, ends it.
+        self._session = ctx.resource(RUN_SESSION, lambda: session)
         # Recorded in the result's params and case id.
         params = {**params, "mpi_thread_level": session.thread_level}
         if params["pattern"] == "allreduce":
@@ -208,15 +210,13 @@ class InterconnectSuite(Suite):
         if params["pattern"] == "p2p":
             if impl.name != "mpi" or ctx.target.kind != "cpu":
                 raise SkipCase("the p2p matrix runs with impl mpi on the cpu target")
-            op = P2pMatrix(session, nbytes)
+            op = P2pMatrix(params, ctx)
             _check_memory(session, p2p_bytes_per_rank(nbytes), p2p_ranks(session.local_size, session))
             return op
         dtype, inplace = params["dtype"], bool(params["inplace"])
         count = nbytes // FORMATS[dtype].itemsize
         _check_memory(session, impl.host_bytes(count, dtype, inplace, session.size))
-        op = impl(session.comm, count, dtype, inplace, session)
-        op.timing_style = params.get("timing", DEFAULT_TIMING)
-        return op
+        return impl(params, ctx)
 
     def metrics(self, params: dict[str, Any], samples: Samples, op: Impl) -> dict[str, Metric]:
         if params["pattern"] == "p2p":

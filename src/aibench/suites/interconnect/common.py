@@ -15,7 +15,7 @@ from ...dtypes import FORMATS as ALL_FORMATS
 from ...faults import corrupt, fault_for
 from ...results import FAILED, PASSED, Samples, Validation
 from ...units import size_label
-from ..base import Impl
+from ..base import Impl, RunContext
 
 DTYPES = ("fp32", "fp64", "bf16", "fp16")
 MIN_SIZE = 8
@@ -145,6 +145,10 @@ def log2_floor(n: int) -> int:
 CHECK_BYTES = 32 * ((1 << 18) + 16)
 
 
+# The run's mpi.Session (a RunContext resource: the suite's run_case holds it there).
+RUN_SESSION = "interconnect.session"
+
+
 class AllreduceImpl(Impl):
     """One all-reduce algorithm or library (an impl of the interconnect suite): subclass
     it, give `run` (one all-reduce, finished on return) and the buffers, list the class
@@ -152,8 +156,8 @@ class AllreduceImpl(Impl):
     exact check are the same for every impl and live here."""
 
     target_kinds = ("cpu",)
-    # measure.TIMINGS: "pipelined" (IMB -sync off, nccl-tests) or "barrier" (OSU); the
-    # suite sets the run's --timing on each prepared impl.
+    # measure.TIMINGS: "pipelined" (IMB -sync off, nccl-tests) or "barrier" (OSU): the
+    # run's --timing, from the case's params (the constructor).
     timing_style = "pipelined"
     send: Any  # the input buffer (host: a numpy array)
     result: Any  # the output buffer (the same array in place)
@@ -170,8 +174,17 @@ class AllreduceImpl(Impl):
         nbytes = count * FORMATS[dtype].itemsize
         return nbytes + (0 if inplace else nbytes) + CHECK_BYTES
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, session: "mpi.Session"):
-        raise NotImplementedError
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        """The case's message on the run's MPI session (RUN_SESSION): `session`, `comm`,
+        `count` elements of `dtype`, `inplace`. A subclass calls this, then makes its
+        buffers (`send`, `result`)."""
+        from .measure import DEFAULT_TIMING
+
+        self.session: mpi.Session = ctx.resource(RUN_SESSION)
+        self.comm = self.session.comm
+        self.dtype, self.inplace = params["dtype"], bool(params["inplace"])
+        self.count = params["size"] // FORMATS[self.dtype].itemsize
+        self.timing_style = params.get("timing", DEFAULT_TIMING)
 
     # --- buffers (host arrays by default) --------------------------------------------
     def fill(self, inputs: "ExactInputs", rank: int) -> None:

@@ -20,6 +20,7 @@ from ... import mpi
 from ...errors import SkipCase
 from ...fit import fits
 from ...results import Samples
+from ..base import RunContext
 from .common import FORMATS, AllreduceImpl, ExactInputs, poison
 
 # Timed loops (samples) of a pipelined NCCL measurement; the IMB iteration count is
@@ -90,14 +91,13 @@ class _GpuBuffers(AllreduceImpl):
     def unavailable(cls, target) -> str | None:
         return mpi.mpi_unavailable_reason() or gpu_unavailable_reason()
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
         import cupy
 
-        self.session = session
-        local_rank = session.local_rank
+        super().__init__(params, ctx)
+        count, dtype, inplace = self.count, self.dtype, self.inplace
         self.cupy = cupy
-        self.count, self.dtype, self.inplace = count, dtype, inplace
-        self.device_index = local_rank % cupy.cuda.runtime.getDeviceCount()
+        self.device_index = self.session.local_rank % cupy.cuda.runtime.getDeviceCount()
         self.device = cupy.cuda.Device(self.device_index)
         self.device.use()
         storage = FORMATS[dtype].storage
@@ -143,9 +143,11 @@ class NcclAllreduce(_GpuBuffers):
     def unavailable(cls, target) -> str | None:
         return mpi.mpi_unavailable_reason() or nccl_unavailable_reason()
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
-        super().__init__(comm, count, dtype, inplace, session)
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        super().__init__(params, ctx)
         from cupy.cuda import nccl
+
+        comm, dtype = self.comm, self.dtype
 
         self.nccl = nccl
         types = {"fp32": "NCCL_FLOAT32", "fp64": "NCCL_FLOAT64", "fp16": "NCCL_FLOAT16", "bf16": "NCCL_BFLOAT16"}
@@ -229,7 +231,7 @@ class CudaMpiAllreduce(_GpuBuffers):
     name = "mpi"
     description = "the MPI library's MPI_Allreduce on CuPy buffers (a CUDA-aware MPI)"
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
         from mpi4py import MPI
 
         from .host import mpi_type_and_op
@@ -237,11 +239,11 @@ class CudaMpiAllreduce(_GpuBuffers):
         supported, self.how_detected = mpi_cuda_support()
         if not supported:
             raise SkipCase(f"the MPI library is not CUDA-aware: {self.how_detected}")
-        super().__init__(comm, count, dtype, inplace, session)
-        datatype, self._op, self.how = mpi_type_and_op(dtype)
-        self._sbuf = MPI.IN_PLACE if inplace else [self.send, datatype]
+        super().__init__(params, ctx)
+        datatype, self._op, self.how = mpi_type_and_op(self.dtype)
+        self._sbuf = MPI.IN_PLACE if self.inplace else [self.send, datatype]
         self._rbuf = [self.result, datatype]
-        self._allreduce = comm.Allreduce
+        self._allreduce = self.comm.Allreduce
 
     def run(self) -> None:
         self._allreduce(self._sbuf, self._rbuf, self._op)  # buffers are ready: streams synced

@@ -4,11 +4,13 @@ upper-case (buffer) methods, out of place or with MPI.IN_PLACE."""
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
 from ... import _core
 from ...faults import fault_for
+from ..base import RunContext
 from .rma import ALGORITHMS, DESCRIPTIONS, SYNCS
 from .common import CHECK_BYTES, FORMATS, AllreduceImpl, ExactInputs, decode, encode
 
@@ -76,17 +78,17 @@ class MpiHostAllreduce(AllreduceImpl):
         extra = count * FORMATS[dtype].itemsize if nranks > 1 else 0
         return super().host_bytes(count, dtype, inplace, nranks) + extra
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
         from mpi4py import MPI
 
-        self.comm, self.count, self.dtype, self.inplace, self.session = comm, count, dtype, inplace, session
-        storage = FORMATS[dtype].storage
-        self.result = np.empty(count, dtype=storage)
-        self.send = self.result if inplace else np.empty(count, dtype=storage)
-        datatype, self._op, self.how = mpi_type_and_op(dtype)
-        self._sbuf = MPI.IN_PLACE if inplace else [self.send, datatype]
+        super().__init__(params, ctx)
+        storage = FORMATS[self.dtype].storage
+        self.result = np.empty(self.count, dtype=storage)
+        self.send = self.result if self.inplace else np.empty(self.count, dtype=storage)
+        datatype, self._op, self.how = mpi_type_and_op(self.dtype)
+        self._sbuf = MPI.IN_PLACE if self.inplace else [self.send, datatype]
         self._rbuf = [self.result, datatype]
-        self._allreduce = comm.Allreduce
+        self._allreduce = self.comm.Allreduce
 
     def run(self) -> None:
         self._allreduce(self._sbuf, self._rbuf, self._op)
@@ -114,11 +116,11 @@ class RmaAllreduceImpl(AllreduceImpl):
         itemsize = FORMATS[dtype].itemsize
         return window_bytes(cls.algorithm, count, itemsize, nranks) + (0 if inplace else count * itemsize) + CHECK_BYTES
 
-    def __init__(self, comm, count: int, dtype: str, inplace: bool, session):
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
         from .rma import RmaAllreduce
 
-        self.count, self.dtype, self.session = count, dtype, session
-        self.impl = RmaAllreduce(comm, count, dtype, inplace, self.algorithm, self.sync,
+        super().__init__(params, ctx)
+        self.impl = RmaAllreduce(self.comm, self.count, self.dtype, self.inplace, self.algorithm, self.sync,
                                  skip_reductions=fault_for(self.name) == "reduce")
         self.send, self.result = self.impl.send, self.impl.result
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,9 @@ from ...errors import SkipCase
 from ...faults import corrupts_output
 from ...mpi import Session, idle_barrier
 from ...results import FAILED, PASSED, Samples, Validation
-from ..base import Impl
+from ..base import Impl, RunContext
 from ...units import MiB
+from .common import RUN_SESSION
 
 SLOW_FRACTION = 0.8
 LAT_BYTES = 8
@@ -218,10 +220,11 @@ class P2pMatrix(Impl):
     """The link matrix as the operation of a p2p case (impl `mpi`, the library's
     point-to-point): measured collectively, the same figures on every rank."""
 
-    def __init__(self, session: Session, nbytes: int):
+    def __init__(self, params: dict[str, Any], ctx: RunContext):
+        session = ctx.resource(RUN_SESSION)
         if len(participants(session)) < 2:
             raise SkipCase("the p2p matrix needs at least 2 ranks")
-        self.session, self.nbytes = session, nbytes
+        self.session, self.nbytes = session, params["size"]
 
     def measure(self, policy) -> Samples:
         from .measure import min_iterations

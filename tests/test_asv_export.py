@@ -63,7 +63,7 @@ def test_asv_template_made_self_contained_with_a_plots_link(tmp_path):
 
 
 def test_exported_benchmarks_match_asv_discovery_of_suites_dir():
-    """suites/gemm.py, discovered by asv's own runner, defines exactly the benchmarks
+    """suites/benchmarks.py, discovered by asv's own runner, defines exactly the benchmarks
     that aibench writes to benchmarks.json (names, params, units, versions)."""
     from asv_runner.discovery import list_benchmarks
 

@@ -441,7 +441,7 @@ def test_default_sweeps_follow_the_design():
 
 @needs_mpi
 def test_run_case_outside_mpi_launches_the_ranks_itself():
-    """What asv does (suites/interconnect.py): call run_case from a plain process."""
+    """What asv does (suites/benchmarks.py): call run_case from a plain process."""
     from aibench.harness import SamplingPolicy
     from aibench.suites.base import RunContext
     from aibench.targets import Target

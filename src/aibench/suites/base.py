@@ -192,7 +192,7 @@ class AsvTrack:
 
 @dataclass(frozen=True)
 class AsvSpec:
-    """How a suite's cases map onto asv benchmarks: one class in suites/<suite>.py with
+    """How a suite's cases map onto asv benchmarks: one class (suites/benchmarks.py) with
     these params (their product) and one track_ method per metric. `version` is explicit
     so that editing the asv module never silently orphans older results."""
 

@@ -120,7 +120,9 @@ def _array_module(arr):
 
 
 def _decode(xp, bits, fmt: str):
-    return (bits.astype(xp.uint32) << 16).view(xp.float32).astype(xp.float64)  # bf16 bits
+    from .dtypes import bf16_to_float32
+
+    return bf16_to_float32(bits).astype(xp.float64)  # bf16 bits
 
 
 def _encode(xp, values, fmt: str):

@@ -11,7 +11,7 @@ import numpy as np
 import psutil
 
 from ... import _core
-from ...dtypes import bf16_bits, bf16_to_float32
+from ...dtypes import bf16_bits, bf16_to_float32, decode, poison
 from ...errors import SkipCase, UsageError
 from ...fit import fits
 from ...targets import torch_missing
@@ -128,7 +128,7 @@ class _HostOperands(AttentionRunner):
         self.o = [np.empty(os_, dtype=np.uint16 if self.bf16 else np.float32) for _ in range(sets)]
 
     def _f64(self, x: np.ndarray) -> np.ndarray:
-        return (bf16_to_float32(x) if self.bf16 else x).astype(np.float64)
+        return decode(x, "bf16" if self.bf16 else "fp32")
 
     def head(self, b, h):
         hk = kv_head(h, self.p["heads"], self.p["kv_heads"])
@@ -136,7 +136,7 @@ class _HostOperands(AttentionRunner):
                 self._f64(self.o[0][b, h]))
 
     def poison_output(self) -> None:
-        self.o[0].fill(0x7FC0 if self.bf16 else np.nan)
+        poison(*self.output())
 
     def output(self):
         return self.o[0], "bf16" if self.bf16 else "fp32"

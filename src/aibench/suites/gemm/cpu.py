@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 
 from ... import _core
-from ...dtypes import FORMATS, bf16_bits, bf16_to_float32
+from ...dtypes import FORMATS, bf16_bits, decode, poison
 from ...errors import SkipCase, UsageError
 from ...fit import fits
 from ...targets import torch_missing
@@ -27,9 +27,6 @@ from .common import GemmRunner, freivalds_temp_bytes
 
 # Output (C) storage of the own kernel and blas; torch's bf16 output is bf16 (uint16 bits).
 _NP_OUT_DTYPE = {"fp32": np.float32, "fp64": np.float64, "bf16": np.float32, "int8": np.int32}
-# What a poisoned output holds, per storage: NaN, a bf16 NaN, or the most negative int32
-# (no exact int8 product of the sizes run here reaches it).
-_POISON = {np.dtype(np.uint16): 0x7FC0, np.dtype(np.int32): np.iinfo(np.int32).min}
 _LOWP = ("bf16", "int8")  # dtypes the own kernel runs through _core.lowp_paths
 _MAX_BUFFER_SETS = 64
 # The largest m, n, k of the probe that estimates a slow peer's call. Not smaller: torch's
@@ -180,13 +177,6 @@ def _uniform_float32(rng: np.random.Generator, shape: tuple[int, ...]) -> np.nda
     return x
 
 
-def _as_float64(x: np.ndarray, stored_as: str) -> np.ndarray:
-    """Exact float64 values of an array as stored (bf16: bits in uint16)."""
-    if stored_as == "bf16":
-        return bf16_to_float32(x).astype(np.float64)
-    return x.astype(np.float64)
-
-
 class _NumpyOperands(GemmRunner):
     """Random A, B (uniform in [-1, 1), never zeros; int8: random integers) and C,
     rotated among buffer sets."""
@@ -206,20 +196,19 @@ class _NumpyOperands(GemmRunner):
         self.c = [np.empty((m, n), dtype=self.out_dtype[self.dtype]) for _ in range(sets)]
 
     def poison_output(self) -> None:
-        self.c[0].fill(_POISON.get(self.c[0].dtype, np.nan))
+        poison(*self.output())
 
     def rows(self, which, start, stop):
         if which == "c":
-            return _as_float64(self.c[0][start:stop], "bf16" if self.c[0].dtype == np.uint16 else "native")
-        return _as_float64((self.a if which == "a" else self.b)[0][start:stop], self.dtype)
+            return decode(self.c[0][start:stop], _out_name(self.c[0]))
+        return decode((self.a if which == "a" else self.b)[0][start:stop], self.dtype)
 
     def output(self):
         return self.c[0], _out_name(self.c[0])
 
     def sample(self, rows, cols):
-        out_fmt = "bf16" if self.c[0].dtype == np.uint16 else "native"
-        return (_as_float64(self.a[0][rows, :], self.dtype), _as_float64(self.b[0][:, cols], self.dtype),
-                _as_float64(self.c[0][np.ix_(rows, cols)], out_fmt))
+        return (decode(self.a[0][rows, :], self.dtype), decode(self.b[0][:, cols], self.dtype),
+                decode(self.c[0][np.ix_(rows, cols)], _out_name(self.c[0])))
 
     def validation_dtype(self) -> str:
         # bf16 with an fp32 output: the output is rounded to fp32, not to bf16.

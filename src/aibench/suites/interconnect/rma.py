@@ -50,7 +50,8 @@ from typing import Callable
 import numpy as np
 
 from ... import _core
-from .common import FORMATS, ceil_div, chunk_bounds, log2_floor, poison
+from ...dtypes import poison
+from .common import FORMATS, ceil_div, chunk_bounds, log2_floor
 
 ALGORITHMS = ("ring", "recursive-doubling", "rabenseifner")
 SYNCS = ("flush", "fence")

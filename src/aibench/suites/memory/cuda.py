@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import SkipCase
 from ...faults import inject
 from ...fit import fits
 from ...results import FAILED, PASSED, Validation
@@ -31,11 +32,22 @@ KERNELS = {"d2d": (3, 2), "h2d": (1, 1), "d2h": (2, 1)}
 _PCIE = {1: (2.5, 0.8), 2: (5.0, 0.8), 3: (8.0, 128 / 130), 4: (16.0, 128 / 130), 5: (32.0, 128 / 130),
          6: (64.0, 242 / 256)}
 _NOT_PCIE = ("GH200",)  # host link NVLink-C2C
+_CHUNK = 16 << 20
 
 
 def device_bytes(params: dict[str, Any]) -> int:
     """GPU memory one impl holds: source and destination for d2d, one buffer otherwise."""
     return params["size"] * (2 if params["kernel"] == "d2d" else 1)
+
+
+def byte_pattern(size: int) -> np.ndarray:
+    """`size` bytes of a multiplicative hash of the byte index (bits 24-31 of j x 2654435761:
+    no period below 4 GiB, so a copy from a wrong offset shows), made in 16 MiB chunks."""
+    out = np.empty(size, dtype=np.uint8)
+    for start in range(0, size, _CHUNK):
+        j = np.arange(start, min(size, start + _CHUNK), dtype=np.uint64)
+        out[start:start + j.size] = (j * np.uint64(2654435761)) >> np.uint64(24)
+    return out
 
 
 def pcie_limit(index: int) -> tuple[float | None, str]:
@@ -86,7 +98,7 @@ class CudaCopy(KernelRunner):
             raise SkipCase(reason)
         self.device = cupy.cuda.Device(self.index)
         self.device.use()
-        pattern = (np.arange(self.size, dtype=np.uint64) * 2654435761 >> 13).astype(np.uint8)  # no period < 2^13
+        pattern = byte_pattern(self.size)
         self.dev_src = self.dev_dst = self.pinned = None
         if self.kernel == "d2d":
             self.dev_src, self.dev_dst = cupy.asarray(pattern), cupy.empty(self.size, dtype=cupy.uint8)
@@ -120,8 +132,12 @@ class CudaCopy(KernelRunner):
         return self.pinned if self.kernel == "d2h" else self.dev_dst
 
     def poison_output(self) -> None:
-        dst = self._destination()
-        dst.fill(0xFF ^ int(self.expected[0]))  # byte 0 differs from what the copy writes
+        """Every byte of the destination set to the complement of what the copy writes."""
+        poison = np.invert(self.expected)
+        if self.kernel == "d2h":
+            self.pinned[...] = poison
+        else:
+            self.dev_dst.set(poison)
         self.device.synchronize()
 
     def check(self) -> Validation:

@@ -125,3 +125,50 @@ def test_run_in_process_refuses_what_cannot_run_before_anything_runs(tmp_path):
     with pytest.raises(UsageError, match="unknown parameter 'mm'"):
         run(RunRequest(suites=["gemm"], params={"mm": ["64"]}, output=tmp_path / "run.json"))
     assert not (tmp_path / "run.json").exists()
+
+
+def test_run_and_preflight_take_one_collective_timeout():
+    """One timeout for every collective wait: the same option, default and help in both."""
+    from aibench.watchdog import DEFAULT_TIMEOUT_S
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = [next(a for a in sub.choices[c]._actions if a.dest == "collective_timeout") for c in ("run", "preflight")]
+    assert [(a.default, a.help) for a in options[1:]] == [(options[0].default, options[0].help)]
+    assert parser.parse_args(["preflight"]).collective_timeout is None  # watchdog.DEFAULT_TIMEOUT_S
+    assert f"default {DEFAULT_TIMEOUT_S:.0f}" in options[0].help
+
+
+def test_a_signal_stops_an_in_process_run_which_reports_it_and_gives_the_handlers_back(tmp_path, monkeypatch):
+    """SIGTERM during a case: the run's StopSignals turns it into a stop between
+    statements, the finished cases are saved, the report says which signal (exit 128+15),
+    and the caller's own handler is back afterwards."""
+    import os
+    import signal
+
+    from aibench.suites.gemm import GemmSuite
+
+    original = GemmSuite.run_case
+    calls = {"n": 0}
+
+    def terminate_second(self, params, impl, ctx):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, params, impl, ctx)
+
+    monkeypatch.setattr(GemmSuite, "run_case", terminate_second)
+    def mine(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        report = run(RunRequest(suites=["gemm"], impls=["aibench"], output=tmp_path / "run.json", record_asv=False,
+                                params={"m": [8, 16, 24], "n": [8], "k": [8], "dtype": ["fp32"]}, time_budget=0.05))
+        handler_after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (report.status, report.ended_by, report.exit_code) == ("interrupted", "signal SIGTERM", 128 + signal.SIGTERM)
+    assert [c.case_id for c in report.cases] == ["8x8x8-fp32"]
+    assert json.loads(report.output.read_text())["ended_by"] == "signal SIGTERM"
+    assert handler_after is mine

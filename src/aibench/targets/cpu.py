@@ -339,10 +339,9 @@ def fma_peak_report() -> dict:
     for isa, per_dtype in measured.items():
         report[isa] = {}
         for dtype, value in per_dtype.items():
-            theory = cpu_peak_tflops(dtype, "scalar" if isa == "neon" else isa)
-            report[isa][dtype] = {"measured_tflops": value,
-                                  "theoretical_tflops": theory["value"] if theory else None,
-                                  "ratio": value / theory["value"] if theory and theory["value"] else None}
+            theory = cpu_peak_tflops(dtype, isa)["value"]  # fp32 and fp64 always have a peak
+            report[isa][dtype] = {"measured_tflops": value, "theoretical_tflops": theory,
+                                  "ratio": value / theory if theory else None}
     vendor, _ = cpu_vendor_family()
     inferred = infer_fma_units_512(one_core_fma_rates()) if vendor == "GenuineIntel" else None
     if inferred is not None:
@@ -501,7 +500,7 @@ def compute_bound(dtype: str, isa: str | None = None, fresh: bool = False) -> di
     # A path narrower than every loop (scalar, SSE) is bounded by the narrowest loop.
     loop_isa = vector_isa if vector_isa in loops else loops[0]
     rate = _fma_loop_rate(loop_isa, fma_dtype, fresh)
-    theory = cpu_peak_tflops(fma_dtype, "scalar" if loop_isa == "neon" else loop_isa)
+    theory = cpu_peak_tflops(fma_dtype, loop_isa)
     out = {"value": FIGURE_OVER_FMA * factor * rate, "unit": rate_unit(dtype),
            "source": (f"{FIGURE_OVER_FMA} x the measured FMA rate of the path's instructions: "
                       + (f"{factor} x " if factor != 1 else "")

@@ -63,7 +63,18 @@ def input_names(run_files: list[Path], spec_files: list[Path], references: dict[
     return names
 
 
-def _tries(spec, j: NodeJudgement, docs: list[RunDocument], run_files: list[Path]) -> list[dict[str, Any]]:
+def _case_tries(docs: list[RunDocument], run_files: list[Path]) -> dict[tuple, list[tuple[str, Any]]]:
+    """(node, suite, "case [impl]") -> [(run label, the case in that run)], in run order."""
+    tries: dict[tuple, list[tuple[str, Any]]] = {}
+    for i, doc in enumerate(docs):
+        run = f"run{i + 1}-{run_files[i].name}" if i < len(run_files) else f"run{i + 1}"
+        for node in node_documents(doc):
+            for c in node.cases:
+                tries.setdefault((node.machine, c.suite, f"{c.case_id} [{c.impl}]"), []).append((run, c))
+    return tries
+
+
+def _retries(spec, j: NodeJudgement, tries: dict[tuple, list[tuple[str, Any]]]) -> list[dict[str, Any]]:
     """Every judged case of the node that more than one run document holds (accept's reruns
     of an inconclusive check, or runs given in that order): each try's figure, interval and
     window health, in run order. The last try is the one judged."""
@@ -73,23 +84,18 @@ def _tries(spec, j: NodeJudgement, docs: list[RunDocument], run_files: list[Path
     checks = {c.id: c for c in spec.checks}
     out = []
     for v in j.verdicts:
-        check = checks.get(v.check)
-        if check is None or v.case is None:
+        check, held = checks.get(v.check), tries.get((j.node, v.suite, v.case), [])
+        if check is None or len(held) < 2:
             continue
-        tries = []
-        for i, doc in enumerate(docs):
-            for node in node_documents(doc):
-                for c in node.cases:
-                    if node.machine == j.node and c.suite == v.suite and f"{c.case_id} [{c.impl}]" == v.case:
-                        m = c.metrics.get(v.metric)
-                        unhealthy, unknown = window_problems(c.health, check.health) if check.health else ([], [])
-                        interval = headline_interval(c, v.metric) if m else None
-                        tries.append({"run": f"run{i + 1}-{run_files[i].name}" if i < len(run_files) else f"run{i + 1}",
-                                      "status": c.status, "value": m.value if m else None,
-                                      "interval": list(interval) if interval else None,
-                                      "health": "; ".join(unhealthy + unknown) or ("ok" if check.health else None)})
-        if len(tries) > 1:
-            out.append({"check": v.check, "case": v.case, "verdict": v.verdict, "tries": tries})
+        rows = []
+        for run, c in held:
+            m = c.metrics.get(v.metric)
+            unhealthy, unknown = window_problems(c.health, check.health) if check.health else ([], [])
+            interval = headline_interval(c, v.metric) if m else None
+            rows.append({"run": run, "status": c.status, "value": m.value if m else None,
+                         "interval": list(interval) if interval else None,
+                         "health": "; ".join(unhealthy + unknown) or ("ok" if check.health else None)})
+        out.append({"check": v.check, "case": v.case, "verdict": v.verdict, "tries": rows})
     return out
 
 
@@ -100,11 +106,12 @@ def build_report(spec, judgements: list[NodeJudgement], docs: list[RunDocument],
         for node in node_documents(doc):
             summaries[node.machine] = _node_summary(node)
     nodes = []
+    tries = _case_tries(docs, run_files)
     for j in judgements:
         counts = {k: sum(v.verdict == k for v in j.verdicts) for k in ("pass", "fail", "inconclusive", "missing")}
         nodes.append({"node": j.node, "accepted": j.passed, "hardware_problems": j.hardware_problems,
                       "counts": counts, "identity": summaries.get(j.node, {}),
-                      "checks": [v.to_dict() for v in j.verdicts], "retries": _tries(spec, j, docs, run_files)})
+                      "checks": [v.to_dict() for v in j.verdicts], "retries": _retries(spec, j, tries)})
     return {
         "schema": REPORT_SCHEMA, "schema_version": REPORT_VERSION, "aibench": __version__,
         "spec": {"name": spec.name, "description": spec.description, "tier": spec.tier},

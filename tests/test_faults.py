@@ -130,9 +130,10 @@ def test_an_inflated_rate_fails_its_case_through_the_bound(suite_name, cls, monk
     monkeypatch.setenv(FACTOR_ENV, str(_TEST_INFLATE))
     monkeypatch.setattr(cpu_target, "_FRESH_TRIES", 0)  # no second measurement of the bound: the figure is far above
     if suite_name == "memory":  # its bound is the DIMM table, which a VM lacks: a fixed one (test_memory_suite)
-        from test_memory_suite import with_dimm_table
+        from test_memory_suite import past_the_cache, with_dimm_table
 
         with_dimm_table(monkeypatch)
+        past_the_cache(monkeypatch)
     if suite_name == "storage":
         from test_storage import _real_fs_dir
 

@@ -20,7 +20,7 @@ from ...fit import fits
 from ...results import Metric, Samples
 from ...targets import Target
 from ...units import choice, parse_size, size_label
-from ..base import Impl, Param
+from ..base import AsvTrack, Impl, Param, case_table_asv_spec
 from ..kernel import KernelSuite
 from ...registry import register_suite
 from . import cpu, cuda
@@ -91,6 +91,10 @@ class MemorySuite(KernelSuite):
     def case_id(self, params: dict[str, Any]) -> str:
         base = f"{params['kernel']}-{size_label(params['size'])}"
         return base if params.get("node") is None else f"{base}-node{params['node']}"
+
+    def asv_spec(self):
+        """Memory: (case, impl, target) over the cpu default cases, GB/s."""
+        return case_table_asv_spec(self, "Memory", (AsvTrack("track_gbps", "gbps", "GB/s"),))
 
     def metrics(self, params: dict[str, Any], samples: Samples, op: Impl) -> dict[str, Metric]:
         """`gbps` from the median time (headline), `gbps_best` from the fastest sample

@@ -83,7 +83,19 @@ class StreamRunner(KernelRunner):
         self.cpus = nodes[self.node]
         self.threads, self.threads_rule = case_threads(self.cpus)
         self.arrays = {name: np.empty(self.n) for name in "abc"}  # untouched: first touch is the impl's
-        self.dram = dram_bound(self.node)  # (bytes/s or None, its source or why there is none)
+        self.dram = self.memory_bound()  # (bytes/s or None, its source or why there is none)
+
+    def memory_bound(self) -> tuple[float | None, str]:
+        """The DRAM bound of the node (dram.py) when the arrays the kernel touches are past
+        twice the last-level cache (each pass then evicts what the next one reads; nearer
+        the cache's size a replacement policy may keep part of it); else none, and why."""
+        touched = BYTES_PER_ELEMENT[self.kernel] * self.n
+        llc = last_level_cache_bytes()
+        if touched < 2 * llc:
+            return None, (f"no independent bound: the {touched >> 20} MiB the kernel touches are not past twice the "
+                          f"last-level cache ({llc >> 20} MiB): the cache can serve them, and the DRAM rate does not "
+                          "bound the cache")
+        return dram_bound(self.node)
 
     def poison_output(self) -> None:
         self.arrays[KERNELS[self.kernel][0]].fill(np.nan)

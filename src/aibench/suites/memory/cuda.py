@@ -93,8 +93,6 @@ class CudaCopy(KernelRunner):
         reason = fits(device_bytes(params), cu.free_device_bytes(self.index), f"memory size {size_label(self.size)}",
                       share=0.9, of=f"of GPU memory free on {ctx.target}")
         if reason:
-            from ...errors import SkipCase
-
             raise SkipCase(reason)
         self.device = cupy.cuda.Device(self.index)
         self.device.use()

@@ -359,6 +359,8 @@ def test_numa_nodes_of_a_cpu_node_are_its_devices(tmp_path):
         [node] = judge_runs(spec, [_doc(cases, system=system)])
         v = next(v for v in node.verdicts if v.check == "gemm:spread")
         assert (v.verdict, words in v.reason) == (verdict, True), v.reason
+    [node] = judge_runs(spec, [_doc([numa(100.0, 0)], system={"memory": {"numa_nodes": 1}})])
+    assert [v.check for v in node.verdicts] == ["gemm"]  # one NUMA node: no spread verdict
 
 
 def test_a_wide_interval_across_the_limit_is_inconclusive(tmp_path):

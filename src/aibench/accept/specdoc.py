@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .spec import load_spec, shipped_specs
+from .spread import whole_job
 
 # Relative to the repository root, where it is run (an installed package has no docs/).
 DOC = Path("docs") / "specs.md"
@@ -38,11 +39,11 @@ def render() -> str:
         includes = [n for n, _ in spec.hardware if n != spec.name]  # every included file, depth first
         if includes:
             lines += ["Includes " + ", ".join(f"[{i}](#{i})" for i in includes) + " (with their checks).", ""]
-        spreads = sorted({c.spread["max"] for c in spec.checks if c.spread})
+        spreads = [c for c in spec.checks if c.spread and not whole_job(c.suite)]
         if spreads:  # judged as a row of its own per check (accept/spread.py)
-            lines += [f"Spread within a node: each device (a GPU of a `--per-gpu` fleet, a NUMA node of the memory "
-                      f"suite) within {', '.join(f'{s:.0%}' for s in spreads)} of the node's best, on every check "
-                      "with per-device figures.", ""]
+            lines += ["Spread within a node (each device, a GPU of a `--per-gpu` fleet or a NUMA node of the memory "
+                      "suite, within this of the node's best where the figures are per device): "
+                      + ", ".join(f"{c.id} {c.spread['max']:.0%}" for c in spreads) + ".", ""]
         if own:
             lines += ["| check | metric | threshold | source |", "|---|---|---|---|"]
             lines += [f"| {_cell(c.id)} | {_cell(f'{c.suite} {c.metric}')} | {_cell(c.describe_threshold())} | "

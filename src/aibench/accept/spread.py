@@ -111,7 +111,7 @@ def _numa_count(doc: RunDocument) -> int:
     return int(((doc.system or {}).get("memory") or {}).get("numa_nodes") or 1)
 
 
-def _whole_job(suite: str) -> bool:
+def whole_job(suite: str) -> bool:
     """Whether the suite's figures are of every rank together (interconnect): no device's own."""
     from ..errors import UsageError
     from ..suites import get_suite
@@ -128,7 +128,7 @@ def judge_spread(check: Check, nodes: list[RunDocument], hosts: dict[str, str]
     it applies. `nodes`: every judged node with its cases; `hosts`: each node's host
     (per-GPU fleet nodes share one). It does not apply to a node of one device, to a figure
     of the whole MPI job, nor to a CPU figure of the whole node (no per-NUMA cases)."""
-    if _whole_job(check.suite):
+    if whole_job(check.suite):
         return {}
     by_host: dict[str, list[RunDocument]] = {}
     for n in nodes:
@@ -146,6 +146,8 @@ def judge_spread(check: Check, nodes: list[RunDocument], hosts: dict[str, str]
                 devices: dict[str, list[CaseResult]] = {}
                 for c in numa:
                     devices.setdefault(f"NUMA node {_numa_node(c)}", []).append(c)
+                if len(devices) == 1 and _numa_count(node) <= 1:
+                    continue  # one NUMA node: nothing to spread
 
                 def key(c: CaseResult) -> tuple:  # the case without its NUMA node
                     params = ",".join(f"{k}={v}" for k, v in sorted(c.params.items()) if k != NUMA_PARAM)

@@ -237,6 +237,13 @@ def test_a_run_from_before_health_was_recorded_fails_closed(tmp_path):
     assert node.verdicts[0].verdict == "missing" and "no health record" in node.verdicts[0].reason
 
 
+def test_a_health_record_of_the_wrong_shape_fails_closed_without_a_traceback():
+    for record in ({"throttle_s": {"thermal": "hot"}, "window_s": 1.0}, {"ecc": {"corrected": 3}}, {"clock": 5}):
+        unhealthy, unknown = health.window_problems(record, {"throttle_s_max": 0, "ecc_new_max": 0,
+                                                             "clock_min_fraction": 0.9})
+        assert unhealthy == [] and unknown[0].startswith("the health record is not one aibench writes"), record
+
+
 # ---- spec syntax ---------------------------------------------------------------------------
 
 

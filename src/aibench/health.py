@@ -289,7 +289,15 @@ def _new_errors(record: dict[str, Any]) -> int:
 
 def window_problems(record: dict[str, Any] | None, required: dict[str, float]) -> tuple[list[str], list[str]]:
     """(why the window was unhealthy, what the requirement needs that the record lacks),
-    against a spec's `health` requirement (REQUIREMENT_KEYS). Both empty: healthy."""
+    against a spec's `health` requirement (REQUIREMENT_KEYS). Both empty: healthy. A
+    record of the wrong shape (an edited document) is what the record lacks."""
+    try:
+        return _window_problems(record, required)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        return [], [f"the health record is not one aibench writes ({type(e).__name__}: {e})"]
+
+
+def _window_problems(record: dict[str, Any] | None, required: dict[str, float]) -> tuple[list[str], list[str]]:
     if record is None:
         return [], ["no health record of the case's window (a run by an aibench before #30, or a suite "
                     "that measures outside the case template)"]

@@ -25,6 +25,7 @@ from .errors import UsageError
 from .harness import SamplingPolicy
 from .report import RunProgress, RunReport, exit_code, record_in_asv
 from .request import RunRequest
+from .results import ResultWriter
 from .runner import TIER_BUDGET_S, PlannedCase, default_suites, new_document, plan_run, run_planned
 from .safety import check_machine_name, machine_name_of
 from .stop_signals import StopSignals
@@ -167,8 +168,6 @@ def name_forwarded_sighup(output: Path) -> None:
 
 
 def _run_here(request: RunRequest, plan: Plan, session: mpi.Session | None) -> RunReport:
-    from .results import ResultWriter
-
     target, planned, fleet = plan.target, plan.cases, None
     if request.fleet:
         from .fleet import Fleet
@@ -188,16 +187,7 @@ def _run_here(request: RunRequest, plan: Plan, session: mpi.Session | None) -> R
               f"target {target}; writing {output}")
     if session is not None and request.ranks is not None and request.ranks != session.size:
         err.print(f"--ranks {request.ranks} ignored: started by {mpi.launcher()} with {session.size} rank(s)")
-    fleet_info = fleet.describe(str(target)) if fleet is not None else None  # collective
-    if is_root:
-        doc = new_document(request.command_line(), plan.machine, request.tier, target,
-                           system=fleet_info["nodes"][0]["system"] if fleet_info else None)
-        if session is not None:
-            doc.system["mpi"] = {**(doc.system.get("mpi") or {}), **session.info}
-        doc.fleet = fleet_info
-        writer = ResultWriter(output, doc)
-    else:
-        writer = mpi.NullWriter()  # rank 0 holds the run document
+    writer = _open_document(request, plan.machine, target, output, session, fleet)
     if session is not None:  # a hung rank ends the run, naming it (watchdog.py)
         watchdog.start(session, request.collective_timeout or watchdog.DEFAULT_TIMEOUT_S,
                        on_timeout=lambda message: writer.finish("failed", message))
@@ -228,6 +218,20 @@ def _run_here(request: RunRequest, plan: Plan, session: mpi.Session | None) -> R
         code = session.exit_code(code)  # rank 0's, on every rank
         watchdog.stop()
     return RunReport(status=status, ended_by=ended_by, exit_code=code, output=output, document=doc, prints=is_root)
+
+
+def _open_document(request: RunRequest, machine: str, target: Target, output: Path, session: mpi.Session | None,
+                   fleet) -> ResultWriter | mpi.NullWriter:
+    """Rank 0's writer of the run document, saved after every case; the other ranks keep none."""
+    fleet_info = fleet.describe(str(target)) if fleet is not None else None  # collective
+    if session is not None and not session.is_root:
+        return mpi.NullWriter()
+    doc = new_document(request.command_line(), machine, request.tier, target,
+                       system=fleet_info["nodes"][0]["system"] if fleet_info else None)
+    if session is not None:
+        doc.system["mpi"] = {**(doc.system.get("mpi") or {}), **session.info}
+    doc.fleet = fleet_info
+    return ResultWriter(output, doc)
 
 
 def _agree_on_output(request: RunRequest, machine: str, session: mpi.Session | None, is_root: bool) -> Path:

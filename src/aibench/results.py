@@ -308,7 +308,7 @@ def write_atomic(path: Path, data: dict) -> None:
     """Write a run document by aibench's one way of writing (safe_write.write_file): a
     temporary file in the same directory renamed over `path`, so a reader (or a crash)
     sees the old file or the new one, never half of one. The command checked the target
-    with the user's --force first (run.prepare_output); what is refused always (a link, a
+    with the user's --force first (session.prepare_output); what is refused always (a link, a
     device, another user's file) is refused again at every write."""
     from .safe_write import RUN_DOCUMENT, write_file
 

@@ -3,8 +3,8 @@ CPU-only run of the device double's tests, from the combined coverage.py data.
 
 Whole GPU modules count every statement. Modules that are mostly not about GPUs
 (preflight, fingerprint, accept) count only their GPU branches, named below: a function
-(all its statements), or an `if` inside a function whose condition names a GPU (the `if`
-line and its body, not its else). A region that is no longer found fails the gate, so the
+(all its statements), or the `if`s inside a function whose condition contains a given text
+(the `if` line and its body, not its else). A region that is no longer found fails the gate, so the
 list follows the code. Prints one row per module and the total; exit 1 below --min.
 
     python scripts/gpu_branch_coverage.py --include     # coverage.py's include patterns
@@ -24,7 +24,7 @@ from coverage.results import format_lines
 SRC = Path(__file__).resolve().parents[1] / "src" / "aibench"
 WHOLE_MODULES = ("targets/cuda.py", "suites/gemm/cuda.py", "suites/attention/cuda.py",
                  "suites/interconnect/gpu.py", "energy/nvml.py")
-# module -> (function, condition text of an `if` inside it, or None for the whole function)
+# module -> (function, text in the condition of an `if` inside it, or None for the whole function)
 GPU_BRANCHES = {
     "preflight.py": [("_nccl_version", None), ("_gpu_vbios", None), ("gpu_inventory", None), ("_gpus_seen", None)],
     "fingerprint.py": [("nvml_settings", None), ("_nvidia_driver", None), ("_gpus", None)],
@@ -48,9 +48,9 @@ def region_lines(path: Path, branches: list[tuple[str, str | None]]) -> set[int]
             lines.update(range(function.lineno, function.end_lineno + 1))
             continue
         found = [node for node in ast.walk(function)
-                 if isinstance(node, ast.If) and ast.get_source_segment(source, node.test) == condition]
+                 if isinstance(node, ast.If) and condition in ast.get_source_segment(source, node.test)]
         if not found:
-            raise LookupError(f"{path.name}: no `if {condition}` in {name} (update GPU_BRANCHES in "
+            raise LookupError(f"{path.name}: no `if` on {condition} in {name} (update GPU_BRANCHES in "
                               f"{Path(__file__).name})")
         for node in found:
             lines.update(range(node.lineno, node.body[-1].end_lineno + 1))
@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         path = SRC / module
         _, statements, _, missing, _ = cov.analysis2(str(path))
         if branches is not None:
-            region = region_lines(path, branches)
+            try:
+                region = region_lines(path, branches)
+            except LookupError as e:
+                print(f"gpu_coverage: FAILED: {e}")
+                return 1
             statements = [line for line in statements if line in region]
             missing = [line for line in missing if line in region]
         total_statements += len(statements)

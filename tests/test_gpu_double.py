@@ -7,15 +7,16 @@ process (aibench.cli.main), so the fake modules are the ones it imports."""
 import dataclasses
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
 
-from aibench import harness, run as run_module
+from aibench import harness, session
 from aibench.cli import main
 from aibench.peaks import gpu_peak
-from gpu_double import GpuSpec, install
+from gpu_double import GpuSpec, boards, install
 from mpi_helpers import clean_env, mpiexec, needs_mpi
 
 FAST = ["--time-budget", "0.05", "--no-asv"]
@@ -34,9 +35,14 @@ class QuickPolicy(harness.SamplingPolicy):
     warmup_s: float = 0.005
 
 
+def quick_sampling(monkeypatch, policy=QuickPolicy) -> None:
+    """`aibench run` in this test samples under `policy` (session.py builds the run's)."""
+    monkeypatch.setattr(session, "SamplingPolicy", policy)
+
+
 @pytest.fixture
 def gpus(monkeypatch):
-    monkeypatch.setattr(run_module, "SamplingPolicy", QuickPolicy)
+    quick_sampling(monkeypatch)
     monkeypatch.delenv("AIBENCH_TEST_FAULT", raising=False)
     return install(monkeypatch)
 
@@ -47,7 +53,7 @@ def device(request, monkeypatch):
     GPU, libraries and driver: the same test then checks that the double behaves as the
     real thing does, and the real thing as the double predicts (figures within the peak
     instead of the told ones)."""
-    monkeypatch.setattr(run_module, "SamplingPolicy", QuickPolicy)
+    quick_sampling(monkeypatch)
     monkeypatch.delenv("AIBENCH_TEST_FAULT", raising=False)
     if request.param == "real":
         from aibench.targets import cuda as cu
@@ -120,7 +126,7 @@ def test_an_l2_flush_inside_the_timed_interval_would_show(gpus, tmp_path):
 
 
 def test_peak_found_by_pci_id_when_the_name_is_unknown(monkeypatch, tmp_path):
-    monkeypatch.setattr(run_module, "SamplingPolicy", QuickPolicy)
+    quick_sampling(monkeypatch)
     from gpu_double import SimulatedGpus
 
     install(monkeypatch, SimulatedGpus([GpuSpec(name="NVIDIA Graphics Device")]))  # H200's PCI ID, a sample's name
@@ -175,19 +181,25 @@ def test_throttle_and_power_cap_reach_the_case_and_the_table(gpus, tmp_path, cap
     assert "at power cap" in capsys.readouterr().out
 
 
-def test_power_suite_joules_per_tflop_from_the_nvml_counter(gpus, tmp_path):
-    # The window's energy includes the L2 flushes between launches (energy/window.py runs
-    # the case's flushing timer): told to take no time here, so that J/TFLOP is the GEMM's.
-    gpus.kernel_seconds.update(gemm=1e-3, flush=0.0)
+@pytest.mark.parametrize("impl", ["cublas", "aibench", "cupy", "torch"])
+def test_power_suite_joules_per_tflop_is_the_gemms_alone(gpus, tmp_path, impl):
+    """The L2 flush before each timed launch draws power too (told: 0.5 ms a flush at the
+    same 400 W): the window runs the launches without it, so J/TFLOP is the GEMM's alone
+    (with the flushes it would be 1.5x). Each impl's timer: C++ time_op and event_timer."""
+    gpus.kernel_seconds.update(gemm=1e-3, flush=5e-4)
     gpus.specs[0].power_mw = 400_000
     code, doc = run_cuda(tmp_path, "--suite", "power", "--param", "m=64", "--param", "n=48", "--param", "k=32",
-                         "--param", "dtype=fp16", "--impl", "cublas", "--power-window", "0.2")
+                         "--param", "dtype=fp16", "--impl", impl, "--power-window", "0.2")
     (case,) = doc["cases"]
     assert code == 0 and case["status"] == "passed", case["error"]
-    primary = case["power"]["primary"]
+    assert case["metrics"]["time_us"]["value"] == pytest.approx(1000.0, rel=1e-9)  # the flush is timed out
+    power = case["power"]
+    primary = power["primary"]
     assert primary["sources"] == ["nvml (gpu board: GPU 0 NVIDIA H200)"]
     tflop = 2 * 64 * 48 * 32 / 1e12
     assert primary["joules_per_tflop"] == pytest.approx(400.0 * 1e-3 / tflop, rel=1e-6)
+    assert power["sustained_tflops"] == pytest.approx(tflop / 1e-3, rel=1e-9)
+    assert power["window_s"] == pytest.approx(power["repetitions"] * 1e-3, rel=1e-9)
     assert primary["idle_watts"] == 0.0  # the double's board draws only while it computes
 
 
@@ -219,7 +231,7 @@ def test_info_with_gpus(gpus, capsys):
 def test_accept_h200_spec_matches_the_hardware(monkeypatch, tmp_path, capsys, name, matches):
     from gpu_double import SimulatedGpus
 
-    monkeypatch.setattr(run_module, "SamplingPolicy", QuickPolicy)
+    quick_sampling(monkeypatch)
     pci = 0x233510DE if matches else 0x233B10DE
     install(monkeypatch, SimulatedGpus([GpuSpec(name=name, pci_device_id=pci)]))
     code, _ = run_cuda(tmp_path, *gemm_args(dtypes=("bf16",)), "--impl", "cublas")
@@ -255,31 +267,79 @@ def test_every_output_fault_fails_every_cuda_attention_impl(device, tmp_path, mo
     assert ran == {"aibench": "failed", "torch": "failed"}
 
 
-def test_inflated_figures_fail_on_the_datasheet_bound(gpus, tmp_path, monkeypatch):
+@dataclasses.dataclass(frozen=True)
+class FewLaunchPolicy(QuickPolicy):
+    """For kernels told to take tens of nanoseconds: a few launches per sample (the
+    real rule's 20 ms a sample would ask the double for hundreds of thousands)."""
+
+    min_sample_s: float = 1e-6
+
+
+# A case the double computes quickly whose flops over a told time of tens of ns reach
+# 50% of the H200's fp16 peak: 2 * 256^3 and 4 * 2 * 256^2 * 64 FLOP.
+NEAR_PEAK = {"gemm": ((*gemm_args({"m": 256, "n": 256, "k": 256}, ("fp16",)),), 2 * 256**3),
+             "attention": (("--suite", "attention", "--param", "batch=1", "--param", "heads=2", "--param", "kv_heads=1",
+                            "--param", "seqlen=256", "--param", "kv_seqlen=256", "--param", "head_dim=64",
+                            "--param", "dtype=fp16", "--param", "causal=false"), 4 * 2 * 256 * 256 * 64)}
+
+
+@pytest.mark.parametrize("suite, impl", [("gemm", i) for i in GEMM_IMPLS] + [("attention", "aibench"),
+                                                                             ("attention", "torch")])
+def test_inflated_figures_fail_on_the_datasheet_bound(gpus, tmp_path, monkeypatch, suite, impl):
     """A rate 3x too high (the `inflate` fault) goes over the H200's datasheet peak: the
-    told time puts the true figure at 50% of the fp64 peak (67 TFLOP/s)."""
-    size = 1024  # computed once: the double recomputes only after a write to device memory
-    gpus.kernel_seconds["gemm"] = 2 * size**3 / (0.5 * 67e12)
-    args = (*gemm_args({"m": size, "n": size, "k": size}, ("fp64",)), "--impl", "cublas")
-    code, doc = run_cuda(tmp_path, *args)
+    told time puts the true figure at 50% of the fp16 peak."""
+    quick_sampling(monkeypatch, FewLaunchPolicy)
+    args, flops = NEAR_PEAK[suite]
+    peak = gpu_peak("NVIDIA H200", "fp16")["value"]
+    told_s = round(flops / (0.5 * peak * 1e12) * 1e9) / 1e9  # the device clock counts whole ns
+    gpus.kernel_seconds[suite] = told_s
+    code, doc = run_cuda(tmp_path, *args, "--impl", impl)
     (case,) = doc["cases"]
-    assert code == 0 and case["percent_of_peak"] == pytest.approx(50.0, rel=1e-6)
-    monkeypatch.setenv("AIBENCH_TEST_FAULT", "cublas:inflate")
-    code, doc = run_cuda(tmp_path, *args)
+    assert code == 0 and case["status"] == "passed", case["error"]
+    assert case["percent_of_peak"] == pytest.approx(100 * flops / told_s / 1e12 / peak, rel=1e-9)
+    assert 45 < case["percent_of_peak"] < 55
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", f"{impl}:inflate")
+    code, doc = run_cuda(tmp_path, *args, "--impl", impl)
     (case,) = doc["cases"]
     assert code == 1 and case["status"] == "failed" and "exceeds physical bound" in case["error"]
+
+
+def test_accept_gpu_count_make_spec_and_lint_with_gpus(monkeypatch, tmp_path, capsys):
+    """The GPU branches of accept: a node of 2 H200s against the 8-GPU HGX spec, and a
+    spec made from its run (its threshold linted against the datasheet peak)."""
+    from gpu_double import SimulatedGpus
+
+    quick_sampling(monkeypatch, FewLaunchPolicy)
+    gpus = install(monkeypatch, SimulatedGpus(boards(2)))
+    gpus.kernel_seconds["gemm"] = 2e-9  # 98 TFLOP/s: a spec's threshold must be a fair share of the peak (lint)
+    code, _ = run_cuda(tmp_path, *gemm_args(dtypes=("bf16",)), "--impl", "cublas")
+    assert code == 0
+    capsys.readouterr()
+    assert main(["accept", "--spec", "nvidia-hgx-h200-node", "--json", str(tmp_path / "run.json")]) == 1
+    assert "nvidia-hgx-h200-node: 2 GPU(s), the spec needs 8" in capsys.readouterr().out
+    made = tmp_path / "made.toml"
+    assert main(["accept", "--make-spec", str(tmp_path / "run.json"), "-o", str(made)]) == 0
+    text = made.read_text()  # its check passed lint against the H200's bf16 peak (lint.py's GPU bounds)
+    assert 'gpu_name = "^NVIDIA H200$"' in text and "min_gpus = 2" in text and 'impl = "cublas"' in text
 
 
 LAUNCH = pathlib.Path(__file__).parent / "gpu_double" / "launch.py"
 
 
-def run_ranks(tmp_path, ranks, *args, **env):
-    """`aibench run` on `ranks` MPI ranks, each with the double in place (launch.py)."""
-    out = tmp_path / "run.json"
-    p = subprocess.run([*mpiexec(ranks), sys.executable, str(LAUNCH), "run", "--target", "cuda", *args, *FAST,
-                        "--output", str(out)], capture_output=True, text=True, timeout=300,
-                       env=clean_env(GPU_DOUBLE_KERNEL_SECONDS="allreduce=1e-4", AIBENCH_MPI_CUDA="1", **env))
+def launch_ranks(tmp_path, ranks, command, *args, **env):
+    """`aibench <command> ... --output` on `ranks` MPI ranks, each with the double in place
+    (launch.py; `env` tells the double what to be): the process and the document."""
+    out = tmp_path / f"{command}.json"
+    env = {"GPU_DOUBLE_KERNEL_SECONDS": "allreduce=1e-4", "AIBENCH_MPI_CUDA": "1", **env}
+    p = subprocess.run([*mpiexec(ranks), sys.executable, str(LAUNCH), command, *args, "--output", str(out)],
+                       capture_output=True, text=True, timeout=300, env=clean_env(**env))
+    assert out.exists(), p.stdout[-3000:] + p.stderr[-3000:]
     return p, json.loads(out.read_text())
+
+
+def run_ranks(tmp_path, ranks, *args, **env):
+    """`aibench run --target cuda` on `ranks` MPI ranks through the double."""
+    return launch_ranks(tmp_path, ranks, "run", "--target", "cuda", *args, *FAST, **env)
 
 
 @needs_mpi
@@ -304,3 +364,99 @@ def test_rank_fault_fails_the_gpu_allreduce_impls(tmp_path):
                        "--param", "inplace=false", "--timing", "barrier", AIBENCH_TEST_FAULT="nccl:rank,mpi:rank")
     assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
     assert {(c["impl"], c["status"]) for c in doc["cases"]} == {("nccl", "failed"), ("mpi", "failed")}
+
+
+H200_BOARDS = [{"index": i, "name": b.name, "pci_bus_id": b.pci_bus_id} for i, b in enumerate(boards(2))]
+
+
+@needs_mpi
+def test_preflight_with_gpus_gives_each_ranks_gpus_and_the_gpu_drift(tmp_path):
+    """Three ranks, each a node of its own (launch.py: host node<rank>) with two H200s;
+    node1's boards carry another VBIOS, node2 another driver and NCCL: the drift table
+    names exactly those nodes in exactly those rows."""
+    p, report = launch_ranks(tmp_path, 3, "preflight", "--link-seconds", "0.1", COLUMNS="300", GPU_DOUBLE_GPUS="2",
+                             GPU_DOUBLE_HOST_PER_RANK="1",
+                             GPU_DOUBLE_RANK_SETTINGS="1:vbios=96.00.AF.00.02;2:driver_version=575.51.03;"
+                                                      "2:nccl_version=22703")
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]  # drift fails preflight
+    assert [(r["rank"], r["host"], r["gpu_devices"]) for r in report["ranks"]] == [
+        (r, f"node{r}", H200_BOARDS) for r in range(3)]
+    assert {host: (sw["gpu_vbios"], sw["nvidia_driver"], sw["nccl"]) for host, sw in report["nodes"].items()} == {
+        "node0": (["96.00.AF.00.01"] * 2, "570.133.20", "2.28.5"),
+        "node1": (["96.00.AF.00.02"] * 2, "570.133.20", "2.28.5"),
+        "node2": (["96.00.AF.00.01"] * 2, "575.51.03", "2.27.3")}
+    assert [(d["field"], d["common"], d["odd"]) for d in report["drift"]] == [
+        ("nccl", "2.28.5", {"node2": "2.27.3"}), ("nvidia_driver", "570.133.20", {"node2": "575.51.03"}),
+        ("gpu_vbios", ["96.00.AF.00.01"] * 2, {"node1": ["96.00.AF.00.02"] * 2})]
+    out = " ".join(p.stdout.split())
+    assert "0: NVIDIA H200 00000000:19:00.0" in out and "1: NVIDIA H200 00000000:1a:00.0" in out
+    for line in ("drift: NCCL differs on node2", "drift: NVIDIA driver differs on node2",
+                 "drift: GPU VBIOS differs on node1"):
+        assert line in out
+
+
+PER_GPU_GEMM = ("--fleet", "--per-gpu", *gemm_args(dtypes=("fp16",)), "--impl", "cublas")
+
+
+def per_gpu_fleet(tmp_path, ranks, **env):
+    """A --per-gpu fleet of `ranks` GPUs on one node: each rank drives cuda:<local rank>."""
+    p, doc = run_ranks(tmp_path, ranks, *PER_GPU_GEMM, GPU_DOUBLE_GPUS=str(ranks),
+                       GPU_DOUBLE_KERNEL_SECONDS="gemm=1e-3", **env)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    import socket
+
+    labels = [f"{socket.gethostname()}:gpu{r}" for r in range(ranks)]
+    assert [(n["node"], n["rank"], n["target"]) for n in doc["fleet"]["nodes"]] == [
+        (label, r, f"cuda:{r}") for r, label in enumerate(labels)]
+    assert all(n["system"]["gpus"]["count"] == ranks for n in doc["fleet"]["nodes"])
+    return labels, doc
+
+
+def diagnosed(tmp_path, doc):
+    path = tmp_path / "fleet.json"
+    path.write_text(json.dumps(doc))
+    p = subprocess.run([sys.executable, "-m", "aibench.cli", "diagnose", str(path), "--json"], capture_output=True,
+                       text=True, timeout=120, env=clean_env())
+    return p.returncode, json.loads(p.stdout)
+
+
+@needs_mpi
+def test_per_gpu_fleet_one_node_entry_per_gpu_and_diagnose_names_the_slow_gpu(tmp_path):
+    """Three GPUs of one node, GPU 1 told to take twice as long per GEMM: each GPU's case
+    has the figure its board was told, and diagnose names GPU 1 and no other."""
+    labels, doc = per_gpu_fleet(tmp_path, 3, GPU_DOUBLE_DEVICE_KERNEL_SECONDS="1:gemm=2e-3")
+    flops = 2 * 64 * 48 * 32
+    told = {labels[0]: 1e-3, labels[1]: 2e-3, labels[2]: 1e-3}
+    assert sorted(c["node"] for c in doc["cases"]) == labels
+    for c in doc["cases"]:
+        assert c["status"] == "passed" and c["target"] == f"cuda:{labels.index(c['node'])}"
+        assert c["metrics"]["time_us"]["value"] == pytest.approx(told[c["node"]] * 1e6, rel=1e-9)
+        assert c["metrics"]["tflops"]["value"] == pytest.approx(flops / told[c["node"]] / 1e12, rel=1e-9)
+    code, report = diagnosed(tmp_path, doc)
+    assert code == 1 and report["verdict"] == "defective" and report["defective_nodes"] == [labels[1]], report
+
+
+@needs_mpi
+def test_per_gpu_fleet_of_equal_gpus_diagnoses_none(tmp_path):
+    labels, doc = per_gpu_fleet(tmp_path, 2)
+    assert [c["metrics"]["time_us"]["value"] for c in doc["cases"]] == pytest.approx([1000.0, 1000.0], rel=1e-9)
+    code, report = diagnosed(tmp_path, doc)
+    assert code == 0 and report["verdict"] == "healthy" and report["findings"] == [], report
+
+
+@needs_mpi
+def test_cuda_aware_mpi_is_asked_of_the_mpi_library_the_ranks_loaded(tmp_path):
+    """Without AIBENCH_MPI_CUDA the ranks ask the libmpi they loaded (MPIX_Query_cuda_support):
+    the MPI impl runs only where the library says it is CUDA-aware; NCCL runs either way."""
+    p, doc = run_ranks(tmp_path, 2, "--suite", "interconnect", "--param", "size=4k", "--param", "dtype=fp32",
+                       "--param", "inplace=false", AIBENCH_MPI_CUDA="")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    cases = {c["impl"]: c for c in doc["cases"]}
+    assert cases["nccl"]["status"] == "passed"
+    mpi_case = cases["mpi"]
+    if mpi_case["status"] == "skipped":
+        assert re.match(r"the MPI library is not CUDA-aware: MPIX_Query_cuda_support\(\) = 0 \(libmpi",
+                        mpi_case["validation"]["reason"]), mpi_case["validation"]
+    else:
+        assert mpi_case["status"] == "passed"
+        assert re.match(r"MPIX_Query_cuda_support\(\) = 1 \(libmpi", mpi_case["impl_detail"]["cuda_aware"])

@@ -3,6 +3,7 @@ cannot run, NVML missing or partial, each runner's untimed run(), GPU memory gua
 GPU collectives' availability, and the double itself against the documented behaviour
 it copies (so that a double drifting from CUDA/CuPy/NVML fails here)."""
 
+import io
 import sys
 
 import numpy as np
@@ -36,6 +37,11 @@ def prepared(impl, params):
     return op
 
 
+def unsupported_query(*args):
+    """An NVML query this board does not support (NVML_ERROR_NOT_SUPPORTED)."""
+    raise sys.modules["pynvml"].NVMLError_NotSupported()
+
+
 def test_why_the_cuda_target_cannot_run(monkeypatch):
     install(monkeypatch, SimulatedGpus([]))
     assert cu.unavailable_reason(CUDA0) == "no CUDA GPU: no CUDA device found"
@@ -65,10 +71,7 @@ def test_without_nvml_the_name_comes_from_cuda_and_telemetry_says_why(gpus, monk
 def test_a_sensor_the_board_lacks_is_none_and_old_nvml_names_work(gpus, monkeypatch):
     nvml = sys.modules["pynvml"]
 
-    def not_supported(*args):
-        raise nvml.NVMLError_NotSupported()
-
-    monkeypatch.setattr(nvml, "nvmlDeviceGetTemperature", not_supported)
+    monkeypatch.setattr(nvml, "nvmlDeviceGetTemperature", unsupported_query)
     monkeypatch.delattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons")  # nvidia-ml-py < 12.535
     gpus.specs[0].clock_event_reasons = 0x8
     snap = cu.telemetry_snapshot(0)
@@ -123,10 +126,7 @@ def test_nvml_energy_discovery_says_why_it_reads_nothing(gpus, monkeypatch):
     assert [type(m).__name__ for m in meters] == ["NvmlEnergy"] and meters[0].name == "GPU 0 NVIDIA H200"
     module = sys.modules["pynvml"]
 
-    def not_supported(handle):
-        raise module.NVMLError_NotSupported()
-
-    monkeypatch.setattr(module, "nvmlDeviceGetPowerUsage", not_supported)
+    monkeypatch.setattr(module, "nvmlDeviceGetPowerUsage", unsupported_query)
     gpus.specs[0].energy_counter = False
     assert nvml.discover(0, None) == ([], ["NVML: GPU 0 NVIDIA H200 reports neither energy nor power (Not Supported)"])
 
@@ -155,8 +155,12 @@ def test_cuda_aware_mpi_detection(monkeypatch):
     monkeypatch.setenv("AIBENCH_MPI_CUDA", "1")
     assert gpu.mpi_cuda_support() == (True, "AIBENCH_MPI_CUDA=1")
     monkeypatch.delenv("AIBENCH_MPI_CUDA")
-    supported, how = gpu.mpi_cuda_support()  # this process has loaded no libmpi, or one that says
-    assert supported in (None, False, True) and ("MPIX_Query_cuda_support" in how)
+    # A libmpi in the process's maps that cannot be opened (the libmpi the ranks load is
+    # asked in test_gpu_double.py): its CUDA support is unknown.
+    maps = "7f0000000000-7f0000001000 r-xp 00000000 08:01 42 /nonexistent/libmpi.so.12\n"
+    monkeypatch.setattr(gpu, "open", lambda *args, **kwargs: io.StringIO(maps), raising=False)
+    assert gpu.mpi_cuda_support() == (None, "the MPI library has no MPIX_Query_cuda_support, so its CUDA support "
+                                            "is unknown (AIBENCH_MPI_CUDA=1 forces)")
 
 
 # --- the double against the behaviour it copies ------------------------------------------
@@ -233,3 +237,62 @@ def test_jax_on_a_gpu_rotates_operands_past_l2_and_times_the_last_call_on_the_or
     import jax.numpy as jnp
 
     assert jx.timer(lambda x: x, (jnp.zeros(4),)).operand_sets == 1  # on a CPU: no copies
+
+
+def test_preflight_and_fingerprint_gpu_readings_without_nvml_or_cuda(gpus, monkeypatch):
+    """What preflight's drift table and the fingerprint record when NVML, the CUDA build or
+    every GPU is missing, and NCCL's two version encodings (nccl.h: before 2.9,
+    major*1000 + minor*100 + patch; since, major*10000 + minor*100 + patch)."""
+    from aibench import fingerprint, preflight
+
+    assert preflight._nccl_version() == "2.28.5"
+    gpus.nccl_version = 2708
+    assert preflight._nccl_version() == "2.7.8"
+    assert preflight.gpu_inventory() == [{"index": 0, "name": "NVIDIA H200", "pci_bus_id": "00000000:19:00.0"}]
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", None)  # no CuPy: no NCCL binding
+    assert preflight._gpu_vbios() is None and fingerprint._nvidia_driver() is None and preflight._nccl_version() is None
+    install(monkeypatch, SimulatedGpus([]))
+    assert preflight.gpu_inventory() == []
+    assert fingerprint._gpus() == {"available": False, "reason": "no CUDA device found"}
+    monkeypatch.setitem(sys.modules, "aibench._cuda", None)
+    monkeypatch.delattr("aibench._cuda")
+    cu.cuda_module.cache_clear()
+    assert preflight.gpu_inventory() is None
+    assert fingerprint._gpus() == {"available": False, "reason": "aibench._cuda not built"}
+    cu.cuda_module.cache_clear()
+
+
+def test_a_setting_nvml_does_not_report_is_none_in_the_fingerprint(gpus, monkeypatch):
+    from aibench import fingerprint
+
+    nvml = sys.modules["pynvml"]
+
+    monkeypatch.setattr(nvml, "nvmlDeviceGetMigMode", unsupported_query)  # a board without MIG
+    nvml.nvmlInit()
+    settings = fingerprint.nvml_settings(nvml, nvml.nvmlDeviceGetHandleByIndex(0))
+    assert settings == {"power_limit_w": 700.0, "applications_sm_clock_mhz": 1980, "applications_mem_clock_mhz": 3201,
+                        "ecc": "enabled", "mig": None, "persistence": "enabled"}
+
+
+def test_a_node_without_gpus_is_not_the_hardware_of_a_gpu_spec(monkeypatch):
+    from aibench import fingerprint
+    from aibench.accept.judge import hardware_problems
+    from aibench.accept.spec import load_spec
+
+    install(monkeypatch, SimulatedGpus([]))
+    spec = load_spec("nvidia-h200-sxm")
+    pattern = dict(spec.hardware)["nvidia-h200-sxm"]["gpu_name"]
+    assert hardware_problems(spec, [{"gpus": fingerprint._gpus()}], []) == [
+        f"nvidia-h200-sxm: no GPU in the run (the spec is for GPUs matching {pattern!r})",
+        "nvidia-h200-sxm: 0 GPU(s), the spec needs 1"]
+
+
+def test_nvml_finds_a_board_without_a_pci_bus_id_by_index_and_without_pci_info_has_no_pci_id(monkeypatch):
+    gpus = install(monkeypatch, SimulatedGpus([GpuSpec(name="NVIDIA H200", pci_bus_id="")]))
+    nvml = sys.modules["pynvml"]
+    assert cu.device_name(0) == "NVIDIA H200" and cu.pci_id(0) == "10de:2335"  # NVML's handle by index
+
+    monkeypatch.setattr(nvml, "nvmlDeviceGetPciInfo", unsupported_query)
+    gpus.specs[0].pci_bus_id = ""
+    assert cu.pci_id(0) is None  # and no bus ID to read sysfs at

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import sys
 
-from .device import GpuSpec, SimulatedGpus
+from .device import GpuSpec, SimulatedGpus, boards
 
-__all__ = ["GpuSpec", "SimulatedGpus", "install", "install_for_process", "fake_modules"]
+__all__ = ["GpuSpec", "SimulatedGpus", "boards", "install", "install_for_process", "fake_modules"]
 
 
 def fake_modules(gpus: SimulatedGpus) -> dict:

@@ -62,6 +62,11 @@ class GpuSpec:
     energy_counter: bool = True  # Volta+: nvmlDeviceGetTotalEnergyConsumption
 
 
+def boards(count: int) -> list[GpuSpec]:
+    """`count` H200s of one node, on consecutive PCI buses from 0x19 (as cuda:0, cuda:1, ...)."""
+    return [GpuSpec(pci_bus_id=f"00000000:{0x19 + i:02x}:00.0") for i in range(count)]
+
+
 class SimulatedGpus:
     """The state of the double: boards, memory, virtual clock, told kernel times, log."""
 

@@ -29,7 +29,7 @@ try:
 except ImportError:
     pass
 
-from gpu_double import GpuSpec, SimulatedGpus, install_for_process  # noqa: E402
+from gpu_double import SimulatedGpus, boards, install_for_process  # noqa: E402
 
 
 def launched_rank() -> int:
@@ -45,9 +45,7 @@ def kernel_times(text: str) -> dict[str, float]:
 
 def main() -> int:
     rank = launched_rank()
-    boards = int(os.environ.get("GPU_DOUBLE_GPUS", "1"))
-    gpus = install_for_process(SimulatedGpus([GpuSpec(pci_bus_id=f"00000000:{0x19 + i:02x}:00.0")
-                                              for i in range(boards)]))
+    gpus = install_for_process(SimulatedGpus(boards(int(os.environ.get("GPU_DOUBLE_GPUS", "1")))))
     gpus.kernel_seconds.update(kernel_times(os.environ.get("GPU_DOUBLE_KERNEL_SECONDS", "")))
     for item in filter(None, os.environ.get("GPU_DOUBLE_DEVICE_KERNEL_SECONDS", "").split(";")):
         device, _, times = item.partition(":")

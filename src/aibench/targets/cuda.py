@@ -14,12 +14,6 @@ from typing import Any, Callable
 from ..errors import SkipCase
 from . import Target
 
-# Storage format on the device for each GEMM dtype, and the output format.
-STORAGE = {"fp64": "float64", "fp32": "float32", "tf32": "float32", "bf16": "uint16",
-           "fp16": "float16", "fp8": "uint8", "int8": "int8", "int32": "int32"}
-OUTPUT_FORMAT = {"fp64": "fp64", "fp32": "fp32", "tf32": "fp32", "bf16": "bf16", "fp16": "fp16",
-                 "fp8": "bf16", "int8": "int32"}
-
 # NVML clock-event reasons. Running at the board power limit (sw_power_cap) is normal for
 # a GPU at full load and is reported apart; the others (thermal, hardware slowdown, power
 # brake) mean the card or its cooling is not delivering and mark the case as throttled.
@@ -190,21 +184,37 @@ class L2Flusher:
         self.buffer.fill(self._fill)
 
 
-def event_timer(launch: Callable[[], Any], flusher: L2Flusher) -> Callable[[int], float]:
+# The L2 flush before every launch makes each timed launch start with a cold cache (the
+# figure's definition). A timer that flushes takes l2_flush=False for the sustained power
+# window (energy/window.py): there the launches run back to back, as the flushes' memsets
+# would be energy charged to the kernel (about 1% of J/TFLOP at 8192^3 on an H200) while
+# their time is not in the kernel's seconds.
+
+
+def event_timer(launch: Callable[[], Any], flusher: L2Flusher) -> Callable[..., float]:
     """Timer for a call launched from Python, as time_op in csrc/cuda/timing.cpp: before
     EVERY launch an L2 flush, then a CUDA event pair around that launch alone (the flush is
     not timed); `number` launches enqueued without waiting, one synchronisation at the
-    end; the sum of the intervals. Python only enqueues; the GPU time is what counts. The
+    end; the sum of the intervals. With l2_flush=False, one event pair around the
+    `number` launches back to back. Python only enqueues; the GPU time is what counts. The
     timer keeps what the last launch returned as `.last` (an output it allocated)."""
     import cupy
 
-    def timer(number: int) -> float:
+    def timer(number: int, l2_flush: bool = True) -> float:
         events = []
-        for _ in range(number):
-            flusher.flush()
+        if l2_flush:
+            for _ in range(number):
+                flusher.flush()
+                start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+                start.record()
+                out = launch()
+                stop.record()
+                events.append((start, stop))
+        else:
             start, stop = cupy.cuda.Event(), cupy.cuda.Event()
             start.record()
-            out = launch()
+            for _ in range(number):
+                out = launch()
             stop.record()
             events.append((start, stop))
         events[-1][1].synchronize()
@@ -212,6 +222,12 @@ def event_timer(launch: Callable[[], Any], flusher: L2Flusher) -> Callable[[int]
         return sum(cupy.cuda.get_elapsed_time(start, stop) for start, stop in events) / 1e3
 
     return timer
+
+
+def plan_timer(plan, flusher: L2Flusher, number: int, l2_flush: bool = True) -> float:
+    """`number` launches of an aibench._cuda op timed in C++ (time_op), as event_timer
+    times a Python launch: an L2 flush before each, or (l2_flush=False) none."""
+    return plan.time(number, flusher.ptr, flusher.nbytes) if l2_flush else plan.time(number)
 
 
 def free_device_bytes(index: int) -> int:

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ...dtypes import FORMATS, decode
+from ...dtypes import FORMATS, decode, poison
 from ...errors import SkipCase
+from ...fit import fits
 from ...targets import cuda as cu
 from ...targets import torch_missing
 from ..base import RunContext
@@ -35,10 +36,10 @@ class CudaOperands(AttentionRunner):
 
         self.cupy, self.p, self.index = cupy, p, ctx.target.index or 0
         b, h, hk, sq, sk, d = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"], p["head_dim"]
-        need = device_bytes(p)
-        free = cu.free_device_bytes(self.index)
-        if need > 0.9 * free:
-            raise SkipCase(f"needs {need / 2**30:.1f} GiB of GPU memory; {free / 2**30:.1f} GiB free on {ctx.target}")
+        reason = fits(device_bytes(p), cu.free_device_bytes(self.index), "attention case", share=0.9,
+                      of=f"of GPU memory free on {ctx.target}")
+        if reason:
+            raise SkipCase(reason)
         cupy.cuda.Device(self.index).use()
         dt = FORMATS[p["dtype"]].storage
         self.q = cupy.empty((b, h, sq, d), dtype=dt)
@@ -57,7 +58,7 @@ class CudaOperands(AttentionRunner):
                 decode(self.v[b, hk].get(), fmt), decode(self.o[b, h].get(), fmt))
 
     def poison_output(self) -> None:
-        self.o.fill(0x7FC0 if self.p["dtype"] == "bf16" else np.nan)
+        poison(*self.output())
         self.cupy.cuda.Device().synchronize()  # the poison lands before the timed call, whatever its stream
 
     def output(self):
@@ -95,8 +96,8 @@ class OwnFlashRunner(CudaOperands):
 
     timing = cu.TIMING_IN_CPP
 
-    def time(self, number: int) -> float:
-        return self.plan.time(number, self.flusher.ptr, self.flusher.nbytes)
+    def time(self, number: int, l2_flush: bool = True) -> float:
+        return cu.plan_timer(self.plan, self.flusher, number, l2_flush)
 
     def run(self) -> None:
         self.plan.run()

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ...dtypes import decode
+from ...dtypes import FORMATS, decode, poison
 from ...errors import SkipCase
+from ...fit import fits
 from ...targets import torch_missing
 from ...targets import cuda as cu
 from ..base import RunContext
@@ -22,8 +23,8 @@ _FILL_RANGE = {"int8": (-8.0, 8.0)}  # small integers: the int32 sum is exact
 def device_bytes(params: dict[str, Any]) -> int:
     """GPU memory for A, B and C of one impl."""
     m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
-    in_item = np.dtype(cu.STORAGE[dtype]).itemsize
-    out_item = np.dtype(cu.STORAGE[cu.OUTPUT_FORMAT[dtype]]).itemsize
+    in_item = FORMATS[dtype].itemsize
+    out_item = FORMATS[FORMATS[dtype].output].itemsize
     return (m * k + k * n) * in_item + m * n * out_item
 
 
@@ -43,16 +44,17 @@ class CudaOperands(GemmRunner):
         self.params, self.dtype = params, params["dtype"]
         m, n, k = params["m"], params["n"], params["k"]
         self.b_layout = self.b_layout_for(self.dtype)
-        self.out_fmt = cu.OUTPUT_FORMAT[self.dtype]
-        need = device_bytes(params)
-        free = cu.free_device_bytes(self.index)
-        if need > 0.9 * free:
-            raise SkipCase(f"needs {need / 2**30:.1f} GiB of GPU memory; {free / 2**30:.1f} GiB free on {ctx.target}")
+        self.out_fmt = FORMATS[self.dtype].output
+        reason = fits(device_bytes(params), cu.free_device_bytes(self.index), f"gemm {m}x{n}x{k} {self.dtype}",
+                      share=0.9, of=f"of GPU memory free on {ctx.target}")
+        if reason:
+            raise SkipCase(reason)
         self.device = cupy.cuda.Device(self.index)
         self.device.use()
-        self.a = cupy.empty((m, k), dtype=cu.STORAGE[self.dtype])
-        self.b = cupy.empty((n, k) if self.b_layout == "nk" else (k, n), dtype=cu.STORAGE[self.dtype])
-        self.c = cupy.empty((m, n), dtype=cu.STORAGE[self.out_fmt])
+        storage = FORMATS[self.dtype].storage
+        self.a = cupy.empty((m, k), dtype=storage)
+        self.b = cupy.empty((n, k) if self.b_layout == "nk" else (k, n), dtype=storage)
+        self.c = cupy.empty((m, n), dtype=FORMATS[self.out_fmt].storage)
         lo, hi = _FILL_RANGE.get(self.dtype, (-1.0, 1.0))
         for seed, arr in ((ctx.seed * 2 + 1, self.a), (ctx.seed * 2 + 2, self.b)):
             self.cuda.fill_uniform(self.index, arr.data.ptr, arr.size, self.dtype, seed, lo, hi)
@@ -60,8 +62,7 @@ class CudaOperands(GemmRunner):
         self.telemetry_start = cu.telemetry_snapshot(self.index)
 
     def poison_output(self) -> None:
-        poison = {"bf16": 0x7FC0, "int32": np.iinfo(np.int32).min}.get(self.out_fmt, np.nan)
-        self.c.fill(poison)
+        poison(*self.output())
         self.cupy.cuda.Device().synchronize()
 
     def sample(self, rows, cols):
@@ -110,8 +111,8 @@ class _PlanRunner(CudaOperands):
 
     timing = cu.TIMING_IN_CPP
 
-    def time(self, number: int) -> float:
-        return self.plan.time(number, self.flusher.ptr, self.flusher.nbytes)
+    def time(self, number: int, l2_flush: bool = True) -> float:
+        return cu.plan_timer(self.plan, self.flusher, number, l2_flush)
 
     def run(self) -> None:
         self.plan.run()

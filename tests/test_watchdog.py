@@ -188,3 +188,20 @@ def test_a_stopped_rank_ends_the_run_naming_it(tmp_path):
     assert not left, f"processes left behind: {left}"
     assert any(f.startswith("/dev/shm/mpich_") for f in held), held
     assert not [f for f in held if os.path.exists(f)], "the aborted job's files were left"
+
+
+def test_a_wait_inside_a_case_section_keeps_the_case_named_and_counts_its_steps(monkeypatch):
+    """mpi.agree waits in a section of its own; inside a case's section it must keep the
+    case's label (the verdict names the case) and count its entry and exit as progress."""
+    dog = watchdog.Watchdog(0, 2, ["a", "b"], 10.0, bytes(watchdog.KEY_SIZE),
+                            ranks=[watchdog.RankState(), watchdog.RankState()])
+    monkeypatch.setattr(watchdog, "_DOG", dog)
+    with watchdog.section("interconnect allreduce-4KiB-fp32"):
+        before = dog.count
+        with watchdog.section("agreeing on a stage's outcome"):
+            assert dog.section_label == "interconnect allreduce-4KiB-fp32"
+        assert dog.section_label == "interconnect allreduce-4KiB-fp32" and dog.count == before + 2
+    assert dog.section_label is None
+    with watchdog.section("agreeing on a stage's outcome"):  # alone, it is a section itself
+        assert dog.section_label == "agreeing on a stage's outcome"
+    assert dog.section_label is None

@@ -122,3 +122,40 @@ def test_generated_asv_module_keeps_the_names_of_the_wrapper_modules():
     classes = {tuple(n.split(".")[:2]) for n in discovered}
     assert {(suite, cls) for suite, names in WRAPPER_CLASSES.items() for cls in names} <= classes
     assert sorted(p.name for p in (REPO / "suites").glob("*.py")) == ["__init__.py", "benchmarks.py"]
+
+
+def test_a_run_resource_opens_once_closes_last_first_and_a_failed_open_stays_failed():
+    from aibench.harness import SamplingPolicy
+    from aibench.suites.base import RunContext
+    from aibench.targets import Target
+
+    ctx = RunContext(Target("cpu"), SamplingPolicy(budget_s=0.1))
+    opened, closed = [], []
+
+    def open_one(name):
+        opened.append(name)
+        return name
+
+    assert ctx.resource("a", lambda: open_one("a"), closed.append) == "a"
+    assert ctx.resource("a", lambda: open_one("again"), closed.append) == "a" and ctx.resource("a") == "a"
+    ctx.resource("b", lambda: open_one("b"), closed.append)
+    attempts = []
+
+    def broken():
+        attempts.append(1)
+        raise RuntimeError("endpoint down")
+
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="endpoint down"):
+            ctx.resource("c", broken, closed.append)
+    with pytest.raises(KeyError):
+        ctx.resource("d")
+    assert opened == ["a", "b"] and attempts == [1] and closed == []
+    ctx.close()
+    assert closed == ["b", "a"]
+    ctx.close()  # once only
+    assert closed == ["b", "a"]
+    collected = RunContext(Target("cpu"), SamplingPolicy(budget_s=0.1))
+    collected.resource("e", lambda: "e", closed.append)
+    del collected  # a context nobody closed closes with its collection
+    assert closed == ["b", "a", "e"]

@@ -97,29 +97,32 @@ def run_planned(planned: list[PlannedCase], writer: ResultWriter, target: Target
     from . import mpi
 
     ctx = RunContext(target=target, policy=policy, options=options or {})
-    session = mpi.current()
-    for item in planned:
-        collective = session is not None and item.suite.uses_mpi
-        per_node = fleet is not None and not collective
-        if session is not None and (collective or per_node):
-            # Every rank takes part: wait (asleep) for rank 0 to finish its own cases, and
-            # stop here, all together, if any rank was asked to.
-            if session.agree_to_stop():
-                raise KeyboardInterrupt
-        elif session is not None and (not session.is_root or session.stop.requested):
-            continue  # a rank-0 case; when asked to stop, rank 0 skips to the next agreement
-        if progress is not None:
-            progress.start_case(item.label)
-        if per_node:
-            # [] off rank 0; on rank 0 each node's results, in rank order
-            results = [r for node_results in fleet.run(lambda: run_case(item, ctx, node=fleet.node)) or []
-                       for r in node_results]
-        else:
-            results = run_case(item, ctx)
-        for result in results:
-            writer.add(result)
+    try:
+        session = mpi.current()
+        for item in planned:
+            collective = session is not None and item.suite.uses_mpi
+            per_node = fleet is not None and not collective
+            if session is not None and (collective or per_node):
+                # Every rank takes part: wait (asleep) for rank 0 to finish its own cases, and
+                # stop here, all together, if any rank was asked to.
+                if session.agree_to_stop():
+                    raise KeyboardInterrupt
+            elif session is not None and (not session.is_root or session.stop.requested):
+                continue  # a rank-0 case; when asked to stop, rank 0 skips to the next agreement
             if progress is not None:
-                progress.end_case(result)
+                progress.start_case(item.label)
+            if per_node:
+                # [] off rank 0; on rank 0 each node's results, in rank order
+                results = [r for node_results in fleet.run(lambda: run_case(item, ctx, node=fleet.node)) or []
+                           for r in node_results]
+            else:
+                results = run_case(item, ctx)
+            for result in results:
+                writer.add(result)
+                if progress is not None:
+                    progress.end_case(result)
+    finally:
+        ctx.close()  # the run's shared resources (storage test file, object store) end with it
 
 
 def run_case(item: PlannedCase, ctx: RunContext, node: str | None = None) -> list[CaseResult]:

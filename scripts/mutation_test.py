@@ -20,12 +20,12 @@ plus an occurrence number when the same text is mutated twice in one function.
 
 How: the module's tests run once under a profiler that records which tests call which
 target function; then each mutant runs in a forked child that compiles the mutated module
-and swaps the mutated function's code object into the imported one (so every reference,
-`from x import f` included, runs the mutant), then runs only the tests that call that
-function, stopping at the first failure. Nothing is written to disk, so mutants can run
-side by side (--workers), and a test that reaches the function only through a subprocess
-does not count (the subprocess imports the unmutated file). A mutant that no test calls
-survives without a run.
+and swaps the mutated function's code object and defaults into the imported one (so
+every reference, `from x import f` included, runs the mutant), then runs only the tests
+that call that function, stopping at the first failure. Nothing is written to disk, so
+mutants can run side by side (--workers), and a test that reaches the function only
+through a subprocess does not count (the subprocess imports the unmutated file). A mutant
+that no test calls survives without a run.
 
     scripts/mutation_test.py [--budget-s S] [--only MODULE ...] [--ci] [--list] [--killers]
 """
@@ -303,6 +303,8 @@ def start_mutant(module, source: str, mutant: Mutant, qualname: str, tests: list
         exec(compile(apply(source, mutant), module.__file__, "exec", dont_inherit=True), namespace)
         original, mutated = _resolve(module, qualname), _resolve(_Namespace(namespace), qualname)
         original.__code__ = mutated.__code__  # every reference to the function runs the mutant
+        # A default argument is kept by the function, not its code: a mutated default too.
+        original.__defaults__, original.__kwdefaults__ = mutated.__defaults__, mutated.__kwdefaults__
         import pytest
 
         recorder = _Recorder({})

@@ -12,6 +12,7 @@ import importlib.util
 from typing import Any, Callable
 
 from ..errors import SkipCase
+from ..fit import fits
 from . import Target
 
 # NVML clock-event reasons. Running at the board power limit (sw_power_cap) is normal for
@@ -236,3 +237,11 @@ def free_device_bytes(index: int) -> int:
     with cupy.cuda.Device(index):
         free, _total = cupy.cuda.runtime.memGetInfo()
     return int(free)
+
+
+def require_device_memory(need: int, target: Target, what: str) -> None:
+    """SkipCase unless `need` bytes fit in 90% of the GPU's free memory (fit.fits; the rest
+    is left to the CUDA context and the libraries' workspaces)."""
+    reason = fits(need, free_device_bytes(target.index or 0), what, share=0.9, of=f"of GPU memory free on {target}")
+    if reason:
+        raise SkipCase(reason)

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ...dtypes import FORMATS, decode, poison
 from ...errors import SkipCase
-from ...fit import fits
 from ...targets import cuda as cu
 from ...targets import torch_missing
 from ..base import RunContext
@@ -36,10 +33,7 @@ class CudaOperands(AttentionRunner):
 
         self.cupy, self.p, self.index = cupy, p, ctx.target.index or 0
         b, h, hk, sq, sk, d = p["batch"], p["heads"], p["kv_heads"], p["seqlen"], p["kv_seqlen"], p["head_dim"]
-        reason = fits(device_bytes(p), cu.free_device_bytes(self.index), "attention case", share=0.9,
-                      of=f"of GPU memory free on {ctx.target}")
-        if reason:
-            raise SkipCase(reason)
+        cu.require_device_memory(device_bytes(p), ctx.target, "attention case")
         cupy.cuda.Device(self.index).use()
         dt = FORMATS[p["dtype"]].storage
         self.q = cupy.empty((b, h, sq, d), dtype=dt)

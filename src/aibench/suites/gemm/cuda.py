@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ...dtypes import FORMATS, decode, poison
 from ...errors import SkipCase
-from ...fit import fits
 from ...targets import torch_missing
 from ...targets import cuda as cu
 from ..base import RunContext
@@ -45,10 +42,7 @@ class CudaOperands(GemmRunner):
         m, n, k = params["m"], params["n"], params["k"]
         self.b_layout = self.b_layout_for(self.dtype)
         self.out_fmt = FORMATS[self.dtype].output
-        reason = fits(device_bytes(params), cu.free_device_bytes(self.index), f"gemm {m}x{n}x{k} {self.dtype}",
-                      share=0.9, of=f"of GPU memory free on {ctx.target}")
-        if reason:
-            raise SkipCase(reason)
+        cu.require_device_memory(device_bytes(params), ctx.target, f"gemm {m}x{n}x{k} {self.dtype}")
         self.device = cupy.cuda.Device(self.index)
         self.device.use()
         storage = FORMATS[self.dtype].storage

@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import SkipCase
 from ...faults import inject
-from ...fit import fits
 from ...results import FAILED, PASSED, Validation
 from ...targets import cuda as cu
 from ...units import size_label
@@ -90,10 +88,7 @@ class CudaCopy(KernelRunner):
         self.cupy, self.params, self.kernel = cupy, params, params["kernel"]
         self.index = ctx.target.index or 0
         self.size = params["size"]
-        reason = fits(device_bytes(params), cu.free_device_bytes(self.index), f"memory size {size_label(self.size)}",
-                      share=0.9, of=f"of GPU memory free on {ctx.target}")
-        if reason:
-            raise SkipCase(reason)
+        cu.require_device_memory(device_bytes(params), ctx.target, f"memory size {size_label(self.size)}")
         self.device = cupy.cuda.Device(self.index)
         self.device.use()
         pattern = byte_pattern(self.size)

@@ -460,3 +460,15 @@ def test_cuda_aware_mpi_is_asked_of_the_mpi_library_the_ranks_loaded(tmp_path):
     else:
         assert mpi_case["status"] == "passed"
         assert re.match(r"MPIX_Query_cuda_support\(\) = 1 \(libmpi", mpi_case["impl_detail"]["cuda_aware"])
+
+
+@needs_mpi
+def test_nccl_calls_too_slow_for_the_budget_are_cut_by_the_time_cap(tmp_path):
+    """10 ms per all-reduce against a 0.05 s budget: the planned count is cut to what fits
+    (as nccl-tests' loops), and the figure is still the told time."""
+    p, doc = run_ranks(tmp_path, 2, "--suite", "interconnect", "--param", "size=4k", "--param", "dtype=fp32",
+                       "--param", "inplace=false", "--impl", "nccl", GPU_DOUBLE_KERNEL_SECONDS="allreduce=1e-2")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    (case,) = doc["cases"]
+    assert case["status"] == "passed" and case["stats"]["stopped_by"] == "time_cap"
+    assert case["metrics"]["time_us"]["value"] == pytest.approx(1e4, rel=1e-9)

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import pathlib
 import re
+import socket
 import subprocess
 import sys
 
@@ -403,8 +404,6 @@ def per_gpu_fleet(tmp_path, ranks, **env):
     p, doc = run_ranks(tmp_path, ranks, *PER_GPU_GEMM, GPU_DOUBLE_GPUS=str(ranks),
                        GPU_DOUBLE_KERNEL_SECONDS="gemm=1e-3", **env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    import socket
-
     labels = [f"{socket.gethostname()}:gpu{r}" for r in range(ranks)]
     assert [(n["node"], n["rank"], n["target"]) for n in doc["fleet"]["nodes"]] == [
         (label, r, f"cuda:{r}") for r, label in enumerate(labels)]

@@ -296,3 +296,18 @@ def test_nvml_finds_a_board_without_a_pci_bus_id_by_index_and_without_pci_info_h
     monkeypatch.setattr(nvml, "nvmlDeviceGetPciInfo", unsupported_query)
     gpus.specs[0].pci_bus_id = ""
     assert cu.pci_id(0) is None  # and no bus ID to read sysfs at
+
+
+def test_the_power_window_runs_gpu_timers_without_the_l2_flush():
+    from aibench import _core
+    from aibench.energy.window import sustained_timer
+
+    def gpu_timer(number, l2_flush=True):
+        return (number, l2_flush)
+
+    def cpu_timer(number):
+        return number
+
+    assert sustained_timer(gpu_timer)(3) == (3, False)
+    assert sustained_timer(cpu_timer) is cpu_timer
+    assert sustained_timer(_core.measure_clock_ghz) is _core.measure_clock_ghz  # compiled: no signature to read

@@ -66,9 +66,11 @@ def sustained_timer(timer):
     timed launch of the short run cold; in the window their memsets would run inside the
     meters' interval, their energy charged to the kernel (J/TFLOP about 1% high for an
     8192^3 GEMM on an H200) while their time is left out of the timer's seconds."""
-    if "l2_flush" in inspect.signature(timer).parameters:
-        return functools.partial(timer, l2_flush=False)
-    return timer
+    try:
+        parameters = inspect.signature(timer).parameters
+    except ValueError:  # a compiled timer (pybind11) states no signature: it takes number alone
+        return timer
+    return functools.partial(timer, l2_flush=False) if "l2_flush" in parameters else timer
 
 
 def _run_meters(meters, action) -> tuple[list[EnergyReading], float]:

@@ -208,6 +208,11 @@ def test_ratio_to_reference_scales_the_reference_figure():
     assert (v.verdict, v.limit) == (PASS, 1.2e6)
 
 
+def test_a_reference_figure_below_one_is_a_figure_to_scale():
+    v = _verdict([_case(0.5)], references=_reference(_case(0.5)), ratio_to_reference=0.5, reference="ref")
+    assert (v.verdict, v.limit) == (PASS, 0.25)
+
+
 @pytest.mark.parametrize("reference_case", [
     _case(4.0, case_id="other"),
     _case(4.0, status=SKIPPED),
@@ -405,3 +410,65 @@ def test_hardware_nic_count_alone_counts_nics_of_any_speed_and_speed_alone_needs
     assert hardware_problems(_spec([], hardware=[("n", {"nic_min_gbps": 100})]), [_nics(100)], []) == []
     assert hardware_problems(_spec([], hardware=[("n", {"nic_min_gbps": 1})]), [_nics(None)], []) == \
         ["n: 0 NIC(s) at 1 Gbit/s or more, the spec needs 1"]
+
+
+# ---- the case window's health and a node's device spread, as judge_check and judge_runs use them
+
+
+@pytest.fixture
+def window_health(monkeypatch):
+    """Each case's health record stands for window_problems' answer: {"bad": [...], "unknown": [...]}."""
+    import aibench.accept.judge as judge
+
+    monkeypatch.setattr(judge, "window_problems", lambda record, required: (record["bad"], record["unknown"]))
+
+
+def _with_health(case, bad=(), unknown=()):
+    case.health = {"bad": list(bad), "unknown": list(unknown)}
+    return case
+
+
+def test_a_check_requiring_health_fails_on_an_unhealthy_window_and_is_missing_on_an_unknown_one(window_health):
+    healthy = _with_health(_case(2.0, case_id="ok"))
+    v = _verdict([healthy, _with_health(_case(3.0, case_id="hot"), bad=["throttled 2 s", "ECC 1"])], min=0.5,
+                 health={"throttle_s_max": 0.0})
+    assert (v.verdict, v.case, v.reason) == (FAIL, "hot [aibench]", "unhealthy window: throttled 2 s; ECC 1")
+    v = _verdict([healthy, _with_health(_case(3.0, case_id="old"), unknown=["no health record"])], min=0.5,
+                 health={"throttle_s_max": 0.0})
+    assert (v.verdict, v.case, v.reason) == (MISSING, "old [aibench]", "health required, not known: no health record")
+    assert _verdict([healthy], min=0.5, health={"throttle_s_max": 0.0}).verdict == PASS
+    # without the requirement the window's health is not judged
+    assert _verdict([_with_health(_case(2.0), bad=["throttled"])], min=0.5).verdict == PASS
+
+
+def test_an_unhealthy_window_speaks_before_one_of_unknown_health(window_health):
+    cases = [_with_health(_case(3.0, case_id="old"), unknown=["no record"]), _with_health(_case(2.0, case_id="hot"),
+                                                                                           bad=["throttled"])]
+    v = _verdict(cases, min=0.5, health={"throttle_s_max": 0.0})
+    assert (v.verdict, v.case, v.reason) == (FAIL, "hot [aibench]", "unhealthy window: throttled")
+
+
+def test_a_spread_verdict_joins_the_nodes_it_applies_to_with_the_hosts_of_a_per_gpu_fleet(monkeypatch):
+    import aibench.accept.judge as judge
+
+    seen = {}
+
+    def judge_spread(check, nodes, hosts):
+        seen.update(hosts)
+        return {"gpu0": ("fail", "gpu0 10% short", 0.1), "gpu1": ("missing", "no figure", None)}
+
+    monkeypatch.setattr(judge, "judge_spread", judge_spread)
+    fleet = _doc([], machine="rack")
+    fleet.fleet = {"nodes": [{"node": "gpu0", "host": "h1"}, {"node": "gpu1", "host": "h1"}, {"node": "solo"}]}
+    for node in ("gpu0", "gpu1", "solo"):
+        c = _case(2.0)
+        c.node = node
+        fleet.cases.append(c)
+    spec = _spec([_check(min=0.5, spread={"max": 0.05})])
+    judged = {j.node: j.verdicts for j in judge_runs(spec, [fleet])}
+    assert seen == {"gpu0": "h1", "gpu1": "h1", "solo": "solo"}
+    assert [v.verdict for v in judged["solo"]] == [PASS]
+    spread = judged["gpu0"][1]
+    assert (spread.check, spread.verdict, spread.reason, spread.value, spread.unit, spread.threshold) == \
+        ("c:spread", FAIL, "gpu0 10% short", 0.1, "shortfall", "each device within 5% of the node's best")
+    assert (judged["gpu1"][1].verdict, judged["gpu1"][1].value, judged["gpu1"][1].unit) == (MISSING, None, None)

@@ -30,12 +30,14 @@ import numpy as np
 
 from ... import mpi, watchdog
 from ...faults import stop_if_hang
+from ...fit import amount, fits
 from ...errors import SkipCase, UsageError
 from ...results import FAILED, SKIPPED, CaseResult, Metric, Samples, Validation, now_iso
 from ...targets import Target
 from ...units import choice, parse_bool, parse_size
 from ..base import (AsvSpec, AsvTrack, CaseFailed, Impl, ImplInfo, Option, Param, RunContext, Suite,
                     per_target_asv_specs)
+from ..charts import Chart, size_ticks
 from ...registry import register_suite
 from ...units import GiB, MiB
 from .common import DTYPES, FORMATS, RUN_SESSION, busbw_factor, fmt_size, sweep_sizes
@@ -68,6 +70,12 @@ class InterconnectSuite(Suite):
     target_kinds = ("cpu", "cuda")
     IMPLS = (MpiHostAllreduce, *RMA_IMPLS, CudaMpiAllreduce, NcclAllreduce)
     comparisons = tuple((c.name, "mpi") for c in RMA_IMPLS) + (("nccl", "mpi"),)
+    # The p2p link matrix is not an all-reduce: its gbps is a link's rate.
+    charts = (Chart(name="interconnect-allreduce", title="All-reduce bus bandwidth against message size", x="size",
+                    x_label="message size (bytes)", x_ticks=size_ticks, log_x=True, metric="busbw_gbps",
+                    y_label="busbw (GB/s)", series=("dtype", "inplace"),
+                    labels={"inplace": lambda inplace: "in-place" if inplace else ""},
+                    where=lambda p: p.get("pattern") == "allreduce"),)
 
     def impls_for_case(self, params: dict[str, Any], impls: list[ImplInfo]) -> list[ImplInfo]:
         """The p2p matrix is the MPI library's point-to-point: impl `mpi` only."""
@@ -144,11 +152,10 @@ class InterconnectSuite(Suite):
             per_rank, impl = min((c.host_bytes(count, dtype, bool(params["inplace"]), world), c.name)
                                  for c in self.impl_classes() if target.kind in c.target_kinds)
             ranks, what = local, f"send, receive and scratch buffers of the least hungry impl, {impl}"
-        need = per_rank * ranks
-        if need > total:
-            raise UsageError(f"interconnect size {fmt_size(size)} does not fit: {ranks} rank(s) on this node x "
-                             f"{per_rank / GiB:.1f} GiB per rank ({what}) = {need / GiB:.1f} GiB, "
-                             f"this node has {total / GiB:.1f} GiB")
+        reason = fits(per_rank * ranks, total, f"interconnect size {fmt_size(size)}", share=1,
+                      held=f"{ranks} rank(s) on this node x {amount(per_rank)} per rank ({what})", of="this node has")
+        if reason:
+            raise UsageError(reason)
 
     def validate_options(self, options: dict[str, Any]) -> None:
         timing = options.get("timing")
@@ -317,11 +324,8 @@ def _memory_reason(session: mpi.Session, per_rank_bytes: int, ranks: int | None 
     except Exception:  # noqa: BLE001
         return None
     ranks = session.local_size if ranks is None else ranks
-    need = per_rank_bytes * ranks
-    if need > 0.8 * available:
-        return (f"needs {need / GiB:.1f} GiB on {session.host} ({ranks} rank(s) x "
-                f"{per_rank_bytes / GiB:.2f} GiB), {available / GiB:.1f} GiB available")
-    return None
+    return fits(per_rank_bytes * ranks, available, f"the case on {session.host}",
+                held=f"{ranks} rank(s) x {per_rank_bytes / GiB:.2f} GiB")
 
 
 def _check_memory(session: mpi.Session, per_rank_bytes: int, ranks: int | None = None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ... import mpi
-from ...dtypes import FORMATS as ALL_FORMATS
+from ...dtypes import FORMATS as ALL_FORMATS, encode, poison
 from ...faults import corrupt, fault_for
 from ...results import FAILED, PASSED, Samples, Validation
 from ...units import size_label
@@ -35,29 +35,6 @@ def sweep_sizes(max_bytes: int, min_bytes: int = MIN_SIZE) -> list[int]:
         sizes.append(s)
         s *= 2
     return sizes
-
-
-def encode(values: np.ndarray, dtype: str) -> np.ndarray:
-    """Integer-valued float64 -> storage of `dtype` (exact for the small integers used)."""
-    f = FORMATS[dtype]
-    if dtype == "bf16":
-        return (values.astype(np.float32).view(np.uint32) >> np.uint32(16)).astype(np.uint16)
-    return values.astype(f.storage)
-
-
-def decode(stored: np.ndarray, dtype: str) -> np.ndarray:
-    """Storage of `dtype` -> float64."""
-    if dtype == "bf16":
-        return (stored.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
-    return stored.astype(np.float64)
-
-
-def poison(arr: np.ndarray, dtype: str) -> None:
-    """Fill with NaN: an element that an all-reduce never writes cannot pass the check."""
-    if FORMATS[dtype].nan_bits is not None:
-        arr.view(np.uint16).fill(FORMATS[dtype].nan_bits)
-    else:
-        arr.fill(np.nan)
 
 
 class ExactInputs:

@@ -17,11 +17,12 @@ import os
 import numpy as np
 
 from ... import mpi
+from ...dtypes import poison
 from ...errors import SkipCase
 from ...fit import fits
 from ...results import Samples
 from ..base import RunContext
-from .common import FORMATS, AllreduceImpl, ExactInputs, poison
+from .common import FORMATS, AllreduceImpl, ExactInputs
 
 # Timed loops (samples) of a pipelined NCCL measurement; the IMB iteration count is
 # split among them.

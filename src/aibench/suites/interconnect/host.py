@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from ... import _core
+from ...dtypes import decode, encode
 from ...faults import fault_for
 from ..base import RunContext
 from .rma import ALGORITHMS, DESCRIPTIONS, SYNCS
-from .common import CHECK_BYTES, FORMATS, AllreduceImpl, ExactInputs, decode, encode
+from .common import CHECK_BYTES, FORMATS, AllreduceImpl, ExactInputs
 
 _NATIVE_16 = {"bf16": "BFLOAT16_T", "fp16": "FLOAT16_T"}
 

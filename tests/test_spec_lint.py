@@ -67,6 +67,47 @@ def test_a_min_above_the_peak_is_refused_and_the_lowest_admitted_sku_bounds_it(t
     assert _lint(capsys, _spec(tmp_path, 'min = 600\nunit = "TFLOP/s"'))[0] == 0
 
 
+def _memory_lint(tmp_path, capsys, threshold: str, kernel: str, gpu="(?<!G)H200(?! NVL)") -> tuple[int, str, str]:
+    """`aibench accept --lint` on a GPU spec of one memory-suite check."""
+    return _lint(capsys, _spec(tmp_path, threshold, gpu=gpu, suite="memory", metric="gbps",
+                               params=f'{{ kernel = "{kernel}" }}'))
+
+
+def test_dcgms_h200_memory_threshold_is_refused_against_the_hbm_datasheet(tmp_path, capsys):
+    """DCGM's shipped H200 SXM threshold: 2,333 MB/s on the HBM copy, 1000x below 4.8 TB/s."""
+    code, out, err = _memory_lint(tmp_path, capsys, 'min = 2333\nunit = "MB/s"', "d2d")
+    assert (code, out) == (2, "")
+    assert err == ("aibench: lint: t check c: min 2333 MB/s (= 2.333 GB/s) is below 5% of the hardware bound 4800 "
+                   "GB/s, the H200 SXM memory datasheet bandwidth 4.8 TB/s (peaks.py, PCI ID 10de:2335; a d2d copy "
+                   "counts its reads and writes, as the datasheet does) (at least 240 GB/s): it passes a broken node\n")
+    # The same copy above what the slowest admitted SKU's HBM gives: "H100" admits the PCIe card (2 TB/s).
+    code, _, err = _memory_lint(tmp_path, capsys, 'min = 2500\nunit = "GB/s"', "d2d", gpu="H100")
+    assert code == 2 and "above the hardware bound 2000 GB/s, the H100 PCIe memory datasheet bandwidth" in err
+
+
+def test_a_host_copy_above_the_pcie_link_is_refused(tmp_path, capsys):
+    code, out, err = _memory_lint(tmp_path, capsys, 'min = 70\nunit = "GB/s"', "h2d")
+    assert (code, out) == (2, "")
+    assert err == ("aibench: lint: t check c: min 70 GB/s is above the hardware bound 63.02 GB/s, the H200 SXM's "
+                   "PCIe Gen5 x16 host link, one way (32 GT/s x 16 x 0.9846 line encoding = 63.02 GB/s; peaks.py, "
+                   "the datasheet's interconnect row)\n")
+    # An A100 sits on Gen4 x16 (31.51 GB/s): Azure's 48 GB/s Gen5 gate is above it.
+    code, _, err = _memory_lint(tmp_path, capsys, 'min = 48\nunit = "GB/s"', "d2h", gpu="A100-SXM4-80GB")
+    assert code == 2 and "above the hardware bound 31.51 GB/s, the A100 SXM4 80GB's PCIe Gen4 x16" in err
+    # Under the link it loads; a GH200 reaches its host over NVLink-C2C: no PCIe bound, a note.
+    assert _memory_lint(tmp_path, capsys, 'min = 48\nunit = "GB/s"', "h2d")[0] == 0
+    code, out, err = _memory_lint(tmp_path, capsys, 'min = 48\nunit = "GB/s"', "h2d", gpu="GH200")
+    assert (code, err) == (0, "") and "no hardware bound is known for memory gbps" in out
+
+
+def test_cpu_memory_has_no_bound_at_lint_time(tmp_path, capsys):
+    header = 'spec_version = 1\nname = "cpu"\n'
+    code, out, err = _lint(capsys, _spec(tmp_path, 'min = 0.001\nunit = "GB/s"', name="cpu", suite="memory",
+                                         metric="gbps", params='{ kernel = "triad" }', header=header))
+    assert (code, err) == (0, "")
+    assert "no hardware bound is known for memory gbps (the CPU memory bound is the node's DIMMs' data rate" in out
+
+
 def test_units_convert_within_a_quantity_and_are_refused_across_quantities(tmp_path, capsys):
     nic = 'spec_version = 1\nname = "n"\n'
     spec = load_spec(_spec(tmp_path, 'min = 40000\nunit = "MB/s"', name="n", suite="interconnect",

@@ -23,6 +23,9 @@ class GpuRow:
     pci_ids: tuple[str, ...]        # "vvvv:dddd", lower-case hex (pci.ids)
     peaks: dict[str, float]         # dtype -> dense TFLOP/s (int8: TOPS)
     memory_tbps: float | None = None  # datasheet GPU memory bandwidth, TB/s (HBM; L40S: GDDR6)
+    # (generation, lanes) of the PCIe link to the host; None: the host link is not PCIe
+    # (NVLink-C2C) or no datasheet gives it.
+    pcie: tuple[int, int] | None = None
 
 
 # fp64 tensor / fp32 / tf32 / bf16 / fp16 / fp8 / int8, dense. PCI IDs: the PCI ID
@@ -31,26 +34,33 @@ class GpuRow:
 # SXM and NVL 4.8; GH200 4 (96 GB HBM3) or 4.9 (144 GB HBM3e): one row for both, so 4.9,
 # the larger (a bound must not be below either part); HGX B200 8 per GPU, GB200 8 per GPU;
 # A100 40 GB 1.555, SXM4 80 GB 2.039, PCIe 80 GB 1.935; L40S 0.864 (GDDR6); MI300X 5.3.
+# PCIe host link (pcie=) from the same datasheets' interconnect row, whose GB/s count both
+# directions before encoding: H100 (SXM, PCIe, NVL) and H200 (SXM, NVL) "PCIe Gen5: 128GB/s"
+# (Gen5 x16); A100 "PCIe Gen4: 64GB/s" (Gen4 x16); L40S "PCIe Gen4 x16: 64GB/s
+# bidirectional"; MI300X "PCIe Gen 5 x16". GH200 and GB200 reach the host over NVLink-C2C
+# (no PCIe bound); B200: not given here (the HGX B200 datasheet row is not at hand).
 _H100_SXM = {"fp64": 67, "fp32": 67, "tf32": 494.5, "bf16": 989, "fp16": 989, "fp8": 1979, "int8": 1979}
 _NVL = {"fp64": 60, "fp32": 60, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5, "fp8": 1670.5, "int8": 1670.5}
 _A100 = {"fp64": 19.5, "fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312, "int8": 624}
 GPU_ROWS: tuple[GpuRow, ...] = (
     # NVIDIA H100 Tensor Core GPU datasheet (2023), SXM column: FP64 TC 67, FP32 67, TF32
     # 989*, BF16/FP16 1979*, FP8 3958*, INT8 3958* TOPS (* with sparsity). 10de:2330.
-    GpuRow("H100 SXM5 80GB", ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5 80GB"), ("10de:2330",), _H100_SXM, 3.35),
+    GpuRow("H100 SXM5 80GB", ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM5 80GB"), ("10de:2330",), _H100_SXM, 3.35,
+           pcie=(5, 16)),
     # Same datasheet, PCIe column: FP64 TC 51, FP32 51, TF32 756*, BF16/FP16 1513*, FP8
     # 3026*, INT8 3026*. 10de:2331.
     GpuRow("H100 PCIe", ("NVIDIA H100 PCIe",), ("10de:2331",),
-           {"fp64": 51, "fp32": 51, "tf32": 378, "bf16": 756.5, "fp16": 756.5, "fp8": 1513, "int8": 1513}, 2.0),
+           {"fp64": 51, "fp32": 51, "tf32": 378, "bf16": 756.5, "fp16": 756.5, "fp8": 1513, "int8": 1513}, 2.0, pcie=(5, 16)),
     # Same datasheet, H100 NVL column (per GPU): FP64 TC 60, FP32 60, TF32 835*, BF16/FP16
     # 1671*, FP8 3341*, INT8 3341*. pci.ids: 10de:2321 "H100L 94GB".
-    GpuRow("H100 NVL", ("NVIDIA H100 NVL",), ("10de:2321",), _NVL, 3.9),
+    GpuRow("H100 NVL", ("NVIDIA H100 NVL",), ("10de:2321",), _NVL, 3.9, pcie=(5, 16)),
     # NVIDIA H200 Tensor Core GPU datasheet (2024), H200 SXM column: as H100 SXM.
     # 10de:2335 "H200 SXM 141GB".
-    GpuRow("H200 SXM", ("NVIDIA H200", "NVIDIA H200 SXM 141GB"), ("10de:2335",), _H100_SXM, 4.8),
+    GpuRow("H200 SXM", ("NVIDIA H200", "NVIDIA H200 SXM 141GB"), ("10de:2335",), _H100_SXM, 4.8,
+           pcie=(5, 16)),
     # Same datasheet, H200 NVL column: FP64 TC 60, FP32 60, TF32 835*, BF16/FP16 1671*,
     # FP8 3341*, INT8 3341*. 10de:233b.
-    GpuRow("H200 NVL", ("NVIDIA H200 NVL",), ("10de:233b",), _NVL, 4.8),
+    GpuRow("H200 NVL", ("NVIDIA H200 NVL",), ("10de:233b",), _NVL, 4.8, pcie=(5, 16)),
     # NVIDIA GH200 Grace Hopper Superchip datasheet (2024): FP64 TC 67, FP32 67, TF32 989*,
     # BF16/FP16 1979*, FP8 3958*, INT8 3958*. 10de:2342 (120/480 GB), 10de:2348 (144 GB HBM3e).
     GpuRow("GH200", ("NVIDIA GH200 480GB", "NVIDIA GH200 120GB", "NVIDIA GH200 144G HBM3e"),
@@ -66,19 +76,20 @@ GPU_ROWS: tuple[GpuRow, ...] = (
            {"fp64": 40, "fp32": 80, "tf32": 1250, "bf16": 2500, "fp16": 2500, "fp8": 5000, "int8": 5000}, 8.0),
     # NVIDIA A100 Tensor Core GPU datasheet (2021): the same figures for 40 and 80 GB, SXM
     # and PCIe: FP64 TC 19.5, FP32 19.5, TF32 156, BF16/FP16 312, INT8 624 (dense given).
-    GpuRow("A100 SXM4 40GB", ("NVIDIA A100-SXM4-40GB",), ("10de:20b0",), _A100, 1.555),
-    GpuRow("A100 SXM4 80GB", ("NVIDIA A100-SXM4-80GB",), ("10de:20b2",), _A100, 2.039),
-    GpuRow("A100 PCIe 40GB", ("NVIDIA A100-PCIE-40GB",), ("10de:20b1", "10de:20f1"), _A100, 1.555),
-    GpuRow("A100 PCIe 80GB", ("NVIDIA A100 80GB PCIe",), ("10de:20b5",), _A100, 1.935),
+    GpuRow("A100 SXM4 40GB", ("NVIDIA A100-SXM4-40GB",), ("10de:20b0",), _A100, 1.555, pcie=(4, 16)),
+    GpuRow("A100 SXM4 80GB", ("NVIDIA A100-SXM4-80GB",), ("10de:20b2",), _A100, 2.039, pcie=(4, 16)),
+    GpuRow("A100 PCIe 40GB", ("NVIDIA A100-PCIE-40GB",), ("10de:20b1", "10de:20f1"), _A100, 1.555,
+           pcie=(4, 16)),
+    GpuRow("A100 PCIe 80GB", ("NVIDIA A100 80GB PCIe",), ("10de:20b5",), _A100, 1.935, pcie=(4, 16)),
     # NVIDIA L40S datasheet (2023): FP32 91.6, TF32 183, BF16/FP16 362.05, FP8 733, INT8 733
     # (dense given beside sparse); no FP64 figure. 10de:26b9.
     GpuRow("L40S", ("NVIDIA L40S",), ("10de:26b9",),
-           {"fp32": 91.6, "tf32": 183, "bf16": 362.05, "fp16": 362.05, "fp8": 733, "int8": 733}, 0.864),
+           {"fp32": 91.6, "tf32": 183, "bf16": 362.05, "fp16": 362.05, "fp8": 733, "int8": 733}, 0.864, pcie=(4, 16)),
     # AMD Instinct MI300X data sheet (2023): FP64 matrix 163.4, FP32 matrix 163.4, TF32
     # 653.7, BF16/FP16 1307.4, FP8 2614.9, INT8 2614.9 (dense given beside sparse). 1002:74a1.
     GpuRow("MI300X", ("AMD Instinct MI300X",), ("1002:74a1",),
            {"fp64": 163.4, "fp32": 163.4, "tf32": 653.7, "bf16": 1307.4, "fp16": 1307.4, "fp8": 2614.9,
-            "int8": 2614.9}, 5.3),
+            "int8": 2614.9}, 5.3, pcie=(5, 16)),
 )
 
 TPU_PEAKS_TFLOPS: dict[str, dict[str, float]] = {
@@ -128,6 +139,20 @@ def gpu_memory_peak(device_name: str, pci_id: str | None = None) -> dict | None:
         return None
     return {"value": row.memory_tbps * 1000, "unit": "GB/s", "kind": "datasheet",
             "source": f"datasheet memory bandwidth, {row.model}: {row.memory_tbps:g} TB/s"}
+
+
+# GT/s per lane and line encoding by PCIe generation (PCI-SIG base specifications; Gen6
+# FLIT mode carries 242 data bytes of 256).
+PCIE_GENERATIONS = {1: (2.5, 0.8), 2: (5.0, 0.8), 3: (8.0, 128 / 130), 4: (16.0, 128 / 130), 5: (32.0, 128 / 130),
+                    6: (64.0, 242 / 256)}
+
+
+def pcie_bandwidth(generation: int, lanes: int) -> tuple[float, str]:
+    """Bytes per second one way over a PCIe link after line encoding, and the working
+    ("32 GT/s x 16 x 0.9846 line encoding = 63.02 GB/s"); KeyError for an unknown generation."""
+    gts, encoding = PCIE_GENERATIONS[generation]
+    rate = gts * 1e9 * lanes * encoding / 8
+    return rate, f"{gts:g} GT/s x {lanes} x {encoding:.4g} line encoding = {rate / 1e9:.4g} GB/s"
 
 
 def pci_id_of(bus_id: str, root: str = "/") -> str | None:

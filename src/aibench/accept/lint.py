@@ -11,9 +11,11 @@ every node. The bounds:
 - a CPU spec that names a CPU (cpu_model) linted on that CPU: its peak from the
   measured clock (targets/cpu.py);
 - a spec for NICs across nodes (min_nodes >= 2, nic_min_gbps): the line rate of the
-  NICs it asks for.
-Where no bound is known (storage, NVLink, a spec that names no SKU) lint says so in a
-note instead of inventing one. load_spec refuses a spec with a problem (exit 2).
+  NICs it asks for;
+- the memory suite on a GPU spec: an HBM copy (kernel d2d) the datasheet memory bandwidth
+  of every SKU the spec admits, a host copy (h2d, d2h) the PCIe link those SKUs sit on.
+Where no bound is known (storage, NVLink, CPU memory, a spec that names no SKU) lint says
+so in a note instead of inventing one. load_spec refuses a spec with a problem (exit 2).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..dtypes import FORMATS, rate_unit
+from ..peaks import GPU_ROWS, GpuRow, pcie_bandwidth
 
 if TYPE_CHECKING:
     from .spec import Check, Spec
@@ -96,19 +99,70 @@ class Bound:
     what: str  # whose bound, for the message: "H200 SXM bf16 peak (datasheet dense peak)"
 
 
+def _admitted_gpu_rows(spec: Spec) -> list[GpuRow]:
+    """The peaks.py rows of every GPU SKU whose NVML name every gpu_name of the spec matches
+    (none when the spec names no GPU)."""
+    patterns = [re.compile(hw["gpu_name"], re.IGNORECASE) for _, hw in spec.hardware if "gpu_name" in hw]
+    if not patterns:
+        return []
+    return [r for r in GPU_ROWS if any(all(p.search(n) for p in patterns) for n in r.names)]
+
+
 def _gpu_bounds(spec: Spec, check: Check) -> list[Bound] | None:
     """Datasheet peaks of the check's dtype on every GPU SKU the spec admits; None when
     the spec names no GPU or no known SKU's name matches it."""
-    from ..peaks import GPU_ROWS
-
-    patterns = [re.compile(hw["gpu_name"], re.IGNORECASE) for _, hw in spec.hardware if "gpu_name" in hw]
     dtype = check_dtype(check)
-    if not patterns or check.metric != "tflops" or check.suite not in ("gemm", "attention") or dtype is None:
+    if check.metric != "tflops" or check.suite not in ("gemm", "attention") or dtype is None:
         return None
-    rows = [r for r in GPU_ROWS if any(all(p.search(n) for p in patterns) for n in r.names)]
     bounds = [Bound(r.peaks[dtype], rate_unit(dtype), f"{r.model} {dtype} datasheet dense peak (peaks.py, PCI ID "
-                    f"{', '.join(r.pci_ids)})") for r in rows if dtype in r.peaks]
+                    f"{', '.join(r.pci_ids)})") for r in _admitted_gpu_rows(spec) if dtype in r.peaks]
     return bounds or None
+
+
+def memory_kernel(check: Check) -> str | None:
+    """The one memory-suite kernel a check names exactly (params.kernel), else None."""
+    from ..suites.memory import cpu, cuda
+
+    kernel = check.params.get("kernel")
+    return kernel if kernel in cpu.KERNELS or kernel in cuda.KERNELS else None
+
+
+def _memory_bounds(spec: Spec, check: Check) -> list[Bound] | None:
+    """The memory suite on the GPUs the spec admits. d2d: the datasheet memory bandwidth.
+    The suite counts a d2d copy of `size` bytes as 2 x size moved (it reads and writes them:
+    memory/cuda.py KERNELS, as CUDA's bandwidthTest counts), and the datasheet figure is the
+    memory interface's total for reads and writes together: the bound is the datasheet
+    figure scaled by the suite's count over that read + write count (1: the same count).
+    h2d/d2h: one direction of the SKU's PCIe host link after line encoding (the suite counts
+    `size` bytes, once); a SKU on NVLink-C2C (GH200) or with no known link gives no bound."""
+    from ..suites.memory.cuda import KERNELS
+
+    kernel = memory_kernel(check)
+    if check.suite != "memory" or check.metric not in ("gbps", "gbps_best") or kernel not in KERNELS:
+        return None
+    rows = _admitted_gpu_rows(spec)
+    if kernel == "d2d":
+        counted = KERNELS["d2d"][1] / 2  # bytes the suite counts per byte read and written
+        bounds = [Bound(r.memory_tbps * 1000 * counted, "GB/s", f"{r.model} memory datasheet bandwidth {r.memory_tbps:g} TB/s "
+                        f"(peaks.py, PCI ID {', '.join(r.pci_ids)}; a d2d copy counts its reads and writes, as the "
+                        "datasheet does)") for r in rows if r.memory_tbps is not None]
+    else:
+        bounds = []
+        for r in rows:
+            if r.pcie is not None:
+                rate, working = pcie_bandwidth(*r.pcie)
+                bounds.append(Bound(rate / 1e9, "GB/s", f"{r.model}'s PCIe Gen{r.pcie[0]} x{r.pcie[1]} host link, one "
+                                                        f"way ({working}; peaks.py, the datasheet's interconnect row)"))
+    return bounds or None
+
+
+def _why_no_bound(check: Check) -> str:
+    """Why lint has no bound for a check, for its note."""
+    from ..suites.memory.cpu import KERNELS
+
+    if check.suite == "memory" and memory_kernel(check) in KERNELS:
+        return "(the CPU memory bound is the node's DIMMs' data rate, read on the node when it runs: not known at lint time)"
+    return "on the hardware this spec names"
 
 
 def _cpu_bounds(spec: Spec, check: Check) -> list[Bound] | None:
@@ -167,10 +221,11 @@ def lint_spec(spec: Spec) -> tuple[list[str], list[str]]:
         if kind == "max":
             notes.append(f"{where}: no bound is known for a max of {check.metric}")
             continue
-        bounds = _gpu_bounds(spec, check) or _cpu_bounds(spec, check) or _nic_bounds(spec, check)
+        bounds = (_gpu_bounds(spec, check) or _memory_bounds(spec, check) or _cpu_bounds(spec, check)
+                  or _nic_bounds(spec, check))
         if not bounds:
-            notes.append(f"{where}: no hardware bound is known for {check.suite} {check.metric} on the hardware "
-                         f"this spec names; {stated} is not checked against one")
+            notes.append(f"{where}: no hardware bound is known for {check.suite} {check.metric} "
+                         f"{_why_no_bound(check)}; {stated} is not checked against one")
             continue
         try:
             lowest = min(bounds, key=lambda b: convert(b.value, b.unit, check.unit))

@@ -25,10 +25,6 @@ from ..kernel import KernelRunner
 
 # kernel -> (cudaMemcpyKind, bytes moved per byte copied)
 KERNELS = {"d2d": (3, 2), "h2d": (1, 1), "d2h": (2, 1)}
-# GT/s per lane and line encoding by PCIe generation (PCI-SIG base specifications; Gen6
-# FLIT mode carries 242 data bytes of 256).
-_PCIE = {1: (2.5, 0.8), 2: (5.0, 0.8), 3: (8.0, 128 / 130), 4: (16.0, 128 / 130), 5: (32.0, 128 / 130),
-         6: (64.0, 242 / 256)}
 _NOT_PCIE = ("GH200",)  # host link NVLink-C2C
 _CHUNK = 16 << 20
 
@@ -51,7 +47,7 @@ def byte_pattern(size: int) -> np.ndarray:
 def pcie_limit(index: int) -> tuple[float | None, str]:
     """(bytes per second, source) of GPU `index`'s PCIe link at its maximum generation and
     width (NVML), or (None, why not)."""
-    from ...peaks import gpu_row
+    from ...peaks import PCIE_GENERATIONS, gpu_row, pcie_bandwidth
 
     row = gpu_row(cu.device_name(index), cu.pci_id(index))
     if row is not None and row.model in _NOT_PCIE:
@@ -64,12 +60,10 @@ def pcie_limit(index: int) -> tuple[float | None, str]:
         width = int(nvml.nvmlDeviceGetMaxPcieLinkWidth(handle))
     except Exception as e:  # noqa: BLE001 - an NVML without the query: no bound, said why
         return None, f"no independent bound: NVML gives no PCIe link ({type(e).__name__}: {e})"
-    if gen not in _PCIE or width <= 0:
+    if gen not in PCIE_GENERATIONS or width <= 0:
         return None, f"no independent bound: NVML reports PCIe Gen{gen} x{width}"
-    gts, encoding = _PCIE[gen]
-    rate = gts * 1e9 * width * encoding / 8
-    return rate, (f"PCIe Gen{gen} x{width} link (NVML max generation and width): {gts:g} GT/s x {width} x "
-                  f"{encoding:.4g} line encoding = {rate / 1e9:.4g} GB/s")
+    rate, working = pcie_bandwidth(gen, width)
+    return rate, f"PCIe Gen{gen} x{width} link (NVML max generation and width): {working}"
 
 
 class CudaCopy(KernelRunner):

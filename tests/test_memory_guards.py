@@ -92,6 +92,18 @@ def test_the_storage_and_objectstore_guards_give_the_same_shape(monkeypatch):
     _check_embedded_memory({"workload": "whole", "size": 16 * MiB, "concurrency": 64})  # 1 GiB: fits
 
 
+def test_the_test_files_free_space_check_gives_the_same_shape():
+    from aibench.suites.storage.source import MIN_FILE_SIZE, check_free_space
+
+    check_free_space("/data", GiB, 10 * GiB)  # a tenth of the free space left: fits
+    with pytest.raises(UsageError) as err:
+        check_free_space("/data", 2 * GiB, 2 * GiB)
+    reason = str(err.value).removeprefix("not enough free space in /data: ")
+    assert SHAPE.match(reason) and "more than 90% of the 2.0 GiB free;" in reason
+    with pytest.raises(UsageError, match="a test file needs at least 16.0 MiB, 30.0 MiB is free"):
+        check_free_space("/data", MIN_FILE_SIZE // 2, 30 * MiB)  # the default size: a quarter of the free space
+
+
 def _memory(monkeypatch, available: int, total: int | None = None) -> None:
     monkeypatch.setattr(psutil, "virtual_memory",
                         lambda: types.SimpleNamespace(available=available, total=total or available))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ...errors import UsageError
+from ...fit import amount, fits
 from ...leftovers import owned_temp_dir, remove_stale_dirs
 from ...units import parse_size
 
@@ -200,10 +201,14 @@ class CreatedFile:
 
 
 def check_free_space(directory: str, size: int, free_bytes: int) -> None:
-    """The test file must leave a tenth of the filesystem's free space free."""
-    if size < MIN_FILE_SIZE or size > free_bytes * 0.9:
-        raise UsageError(f"not enough free space in {directory} for a {size >> 20} MiB test file "
-                         f"({free_bytes >> 20} MiB free): give --path elsewhere or a smaller --file-size")
+    """The test file must leave a tenth of the filesystem's free space free (fit.fits); a
+    size under MIN_FILE_SIZE (the default is a quarter of the free space) means too little."""
+    reason = fits(size, free_bytes, f"a {amount(size)} test file", share=0.9, of="free")
+    if reason is None and size < MIN_FILE_SIZE:
+        reason = f"a test file needs at least {amount(MIN_FILE_SIZE)}, {amount(free_bytes)} is free"
+    if reason:
+        raise UsageError(f"not enough free space in {directory}: {reason}; give --path elsewhere or a smaller "
+                         "--file-size")
 
 
 def default_file_size(budget_s: float, free_bytes: int) -> int:

@@ -412,6 +412,29 @@ def test_shipped_specs_are_in_the_package():
             "nvme-gen4", "nvme-gen5"} <= set(shipped_specs())
 
 
+def test_each_suite_runs_with_only_its_own_checks_params():
+    """A run's params apply to every suite in it: the interconnect check's exact 16 GiB must
+    not size the memory copies, nor gemm's dtypes (fp8, tf32, fp64) reach attention."""
+    import argparse
+
+    from aibench.accept import plan_invocations
+
+    spec = load_spec("nvidia-hgx-h100-8gpu")
+    args = argparse.Namespace(target=None, machine=None, ranks=None, path=None)
+    runs = {suite: r for r in plan_invocations(spec, args) for suite in r.suites}
+    assert sorted(runs) == sorted({c.suite for c in spec.checks})
+    assert runs["interconnect"].params == {"pattern": ["allreduce"], "size": ["17179869184"]}
+    assert runs["memory"].params == {"kernel": ["d2d", "h2d", "d2h"]}
+    assert runs["attention"].params["dtype"] == ["bf16"]
+    assert runs["gemm"].params["dtype"] == ["bf16", "fp16", "fp8", "tf32", "fp64"]
+    for suite, run in runs.items():
+        named = {str(v) for c in spec.checks if c.suite == suite for k, vs in c.params.items()
+                 for v in (vs if isinstance(vs, list) else [vs])}
+        # Every suite sharing a run is narrowed alike, and only to values its own checks name.
+        assert all(runs[other].params == run.params for other in run.suites)
+        assert all(v.lower() in {n.lower() for n in named} for vs in run.params.values() for v in vs), suite
+
+
 def test_an_inconclusive_check_is_run_again_with_more_samples(tmp_path, capsys, monkeypatch):
     """The first run leaves the threshold inside the interval; accept reruns that case with
     4x the tier's sampling time and judges the longer run (runs replaced by prepared

@@ -157,26 +157,41 @@ def _exact_values(want: Any) -> list[Any] | None:
     return items
 
 
+def _suite_params(suite, checks: list[Check]) -> dict[str, list]:
+    """The params of one suite's run: each parameter of the suite that every one of its
+    checks names exactly, narrowed to those values."""
+    params: dict[str, list] = {}
+    for key in suite.params:
+        values = [_exact_values(c.params[key]) if key in c.params else None for c in checks]
+        if values and all(v is not None for v in values):
+            params[key] = list(dict.fromkeys(x for v in values for x in v))
+    return params
+
+
 def plan_invocations(spec: Spec, args) -> list[RunRequest]:
-    """One run per target kind: the suites the checks name, each parameter that every
-    check of a suite names exactly narrowed to those values, at the spec's tier."""
+    """The runs a spec needs, at its tier: per target kind, one run for the suites whose
+    checks narrow them to the same params. A run's params apply to every suite in it, so
+    suites narrowed differently run apart (interconnect's exact 16 GiB must not size the
+    memory copies, nor a parameter name two suites share leak from one to the other)."""
     from ..suites import get_suite
 
-    groups: dict[str, dict[str, list]] = {}
+    groups: dict[str, dict[str, list[Check]]] = {}
     for c in spec.checks:
         kind = spec.target if c.target == "*" else c.target
         groups.setdefault(kind, {}).setdefault(c.suite, []).append(c)
     invocations = []
     for kind, suites in groups.items():
-        params: dict[str, list] = {}
-        for suite_name, checks in suites.items():
-            suite = get_suite(suite_name)  # UsageError for an unknown suite
-            for key in suite.params:
-                values = [_exact_values(c.params[key]) if key in c.params else None for c in checks]
-                if values and all(v is not None for v in values):
-                    params.setdefault(key, []).extend(dict.fromkeys(x for v in values for x in v))
         target = args.target if (args.target and args.target.split(":")[0] == kind) else kind
-        invocations.append(_request(args, suites=list(suites), target=target, tier=spec.tier, params=params))
+        runs: list[tuple[dict[str, list], list[str]]] = []  # (params, suites), in the spec's order
+        for suite_name, checks in suites.items():
+            params = _suite_params(get_suite(suite_name), checks)  # UsageError for an unknown suite
+            same = next((names for p, names in runs if p == params), None)
+            if same is None:
+                runs.append((params, [suite_name]))
+            else:
+                same.append(suite_name)
+        invocations += [_request(args, suites=names, target=target, tier=spec.tier, params=params)
+                        for params, names in runs]
     return invocations
 
 

@@ -440,18 +440,24 @@ def test_default_sweeps_follow_the_design():
 
 
 @needs_mpi
-def test_run_case_outside_mpi_launches_the_ranks_itself():
-    """What asv does (suites/benchmarks.py): call run_case from a plain process."""
+def test_asv_launches_the_ranks_of_an_interconnect_case_and_a_bare_call_skips():
+    """What asv does (suites/benchmarks.py -> asv_benchmarks.run_point): a case of an MPI
+    suite asked for from a plain process runs as a run of its own, whose ranks it launches.
+    The suite itself, called outside any MPI run, skips saying how ranks are started (it
+    never launches a run: a suite does not import the session above it)."""
+    from aibench.asv_benchmarks import run_point
     from aibench.harness import SamplingPolicy
     from aibench.suites.base import RunContext
     from aibench.targets import Target
 
     suite = get_suite("interconnect")
-    impl = next(i for i in suite.impls() if i.name == "rma-ring")
     params = {"pattern": "allreduce", "size": 4096, "dtype": "fp32", "inplace": False}
-    result, = suite.run_case(params, impl, RunContext(Target("cpu"), SamplingPolicy(budget_s=0.1)))
+    result = run_point(suite, params, "rma-ring", "cpu", 0.1)
     assert result.status == "passed" and result.metrics["busbw_gbps"].value > 0
     assert result.impl_detail["topology"]["ranks"] == 2
+    impl = next(i for i in suite.impls() if i.name == "rma-ring")
+    bare, = suite.run_case(params, impl, RunContext(Target("cpu"), SamplingPolicy(budget_s=0.1)))
+    assert bare.status == "skipped" and "aibench run --suite interconnect" in bare.validation.reason
 
 
 def test_asv_benchmarks_match_asv_discovery():

@@ -5,26 +5,21 @@ and versions that `aibench run` records (asv_export.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from . import mpi
+from .asv_export import asv_module, benchmark_name
+from .errors import UsageError
 from .harness import SamplingPolicy
-from .results import PASSED
+from .results import PASSED, CaseResult
 from .suites import all_suites
 from .suites.base import AsvSpec, RunContext, Suite
 from .targets import parse_target
-
-
-def asv_module(suite: str) -> str:
-    """The asv module name of a suite: `pytest:bench_loader` -> `pytest_bench_loader`."""
-    return re.sub(r"\W", "_", suite)
-
-
-def benchmark_name(suite: str, class_name: str, method: str) -> str:
-    """An asv benchmark's name, `<module>.<Class>.<track>`: what results/ records, the
-    same since each suite had its own module under suites/."""
-    return f"{asv_module(suite)}.{class_name}.{method}"
 
 
 def asv_classes() -> dict[str, type]:
@@ -56,8 +51,7 @@ def asv_class(suite: Suite, spec: AsvSpec) -> type:
         impl = next(i for i in suite.impls() if i.name == impl_name)
         if impl.unavailable_reason(parse_target(target)) is not None:
             raise NotImplementedError(impl.unavailable_reason(parse_target(target)))
-        ctx = RunContext(target=parse_target(target), policy=SamplingPolicy(budget_s=budget))
-        result, = suite.run_case(params, impl, ctx)
+        result = run_point(suite, params, impl.name, target, budget)
         if result.status != PASSED:
             raise NotImplementedError(result.error or (result.validation and result.validation.reason))
         self.result = result
@@ -81,3 +75,32 @@ def asv_class(suite: Suite, spec: AsvSpec) -> type:
             return method
         methods[track.method] = make()
     return type(spec.class_name, (), methods)
+
+
+def run_point(suite: Suite, params: dict[str, Any], impl: str, target: str, budget_s: float) -> CaseResult:
+    """One case, as asv asks for it: in this process; or, for a suite whose cases need MPI
+    ranks when no MPI run holds this process, as a run of its own (session.run launches
+    the ranks; its tables go to stderr)."""
+    if not (suite.uses_mpi and mpi.current() is None and not mpi.under_launcher()):
+        info = next(i for i in suite.impls() if i.name == impl)
+        ctx = RunContext(target=parse_target(target), policy=SamplingPolicy(budget_s=budget_s))
+        try:
+            result, = suite.run_case(params, info, ctx)
+        finally:
+            ctx.close()
+        return result
+    from .request import RunRequest
+    from .session import run
+
+    with tempfile.TemporaryDirectory(prefix="aibench-asv-") as tmp, contextlib.redirect_stdout(sys.stderr):
+        try:
+            report = run(RunRequest(suites=[suite.name], target=target, impls=[impl], record_asv=False,
+                                    output=Path(tmp) / "case.json", time_budget=budget_s,
+                                    ranks=int(os.environ.get("AIBENCH_RANKS", mpi.DEFAULT_RANKS)),
+                                    params={key: [value] for key, value in params.items()}))
+        except (UsageError, ValueError) as e:
+            raise NotImplementedError(str(e)) from None
+    cases = [c for c in report.cases if c.impl == impl]
+    if not cases:
+        raise NotImplementedError(f"launched run exited {report.exit_code}: {report.ended_by or 'no case saved'}")
+    return cases[0]

@@ -30,7 +30,6 @@ from asv.machine import Machine
 from asv.results import Results
 from asv.runner import BenchmarkResult
 
-from .asv_benchmarks import benchmark_name
 from .documents import has_suite_params
 from .errors import UsageError
 from .results import PASSED, CaseResult, RunDocument
@@ -44,6 +43,18 @@ ASV_PYTHON = "3"
 ASV_ENV_NAME = "aibench"
 # A git commit (SHA-1 or SHA-256): it names the results file and is passed to `git show`.
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def asv_module(suite: str) -> str:
+    """The asv module name of a suite: `pytest:bench_loader` -> `pytest_bench_loader`."""
+    return re.sub(r"\W", "_", suite)
+
+
+def benchmark_name(suite: str, class_name: str, method: str) -> str:
+    """An asv benchmark's name, `<module>.<Class>.<track>`: what results/ records, the
+    same since each suite had its own module under suites/ (asv_benchmarks.py gives the
+    generated classes these names)."""
+    return f"{asv_module(suite)}.{class_name}.{method}"
 
 
 def asv_config(results_dir: Path, repo: Path | None = None) -> Config:

@@ -17,13 +17,9 @@ rabenseifner (rma.py), and `nccl` (cuda target, CuPy).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import sys
-import tempfile
 import traceback
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -178,8 +174,8 @@ class InterconnectSuite(Suite):
         group = [impls] if isinstance(impls, ImplInfo) else list(impls)
         session = mpi.current()
         if session is None:
-            if not mpi.under_launcher():
-                return [self._run_launched(params, impl, ctx) for impl in group]
+            if not mpi.under_launcher():  # asv_benchmarks.run_point launches the ranks for asv
+                return [self._outside_mpi(params, impl, ctx) for impl in group]
             session = mpi.start_session()
         # The run holds the session for its impls (RUN_SESSION); MPI is initialised once per
         # process, so the process, not the run, ends it.
@@ -194,6 +190,14 @@ class InterconnectSuite(Suite):
             r.impl_detail = {"topology": session.topology(), "mpi_library": session.info.get("library"),
                              "mpi_thread_level": mpi.provided_thread_level(), **r.impl_detail}
         return results
+
+    def _outside_mpi(self, params: dict[str, Any], impl: ImplInfo, ctx: RunContext) -> CaseResult:
+        """A case asked for outside any MPI run: skipped, saying how its ranks are started."""
+        reason = mpi.mpi_unavailable_reason() or ("needs MPI ranks: `aibench run --suite interconnect` launches them "
+                                                  "(or mpiexec -n N aibench run ...)")
+        return CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params), target=str(ctx.target),
+                          impl=impl.name, status=SKIPPED, started_at=now_iso(),
+                          validation=Validation(status=SKIPPED, reason=reason))
 
     def stage(self, step: Callable[[], Any]) -> Any:
         """Every rank runs the step; all learn whether any rank skipped or failed it, and
@@ -259,37 +263,6 @@ class InterconnectSuite(Suite):
         from .bounds import host_bound
 
         return host_bound(self._session, params["size"], fresh)
-
-    # ---- outside any MPI run (asv, a plain Python call) -----------------------------------------
-    def _run_launched(self, params: dict[str, Any], impl: ImplInfo, ctx: RunContext) -> CaseResult:
-        """Run this one case as a run of its own (session.run), which launches the ranks;
-        its tables go to stderr."""
-        from ...request import RunRequest
-        from ...session import run
-
-        result = CaseResult(suite=self.name, case_id=self.case_id(params), params=dict(params),
-                            target=str(ctx.target), impl=impl.name, status=SKIPPED, started_at=now_iso())
-        reason = mpi.mpi_unavailable_reason()
-        if reason is not None:
-            result.validation = Validation(status=SKIPPED, reason=reason)
-            return result
-        with tempfile.TemporaryDirectory(prefix="aibench-ic-") as tmp, contextlib.redirect_stdout(sys.stderr):
-            try:
-                report = run(RunRequest(
-                    suites=[self.name], target=str(ctx.target), impls=[impl.name], record_asv=False,
-                    output=Path(tmp) / "case.json", time_budget=ctx.policy.budget_s,
-                    ranks=int(os.environ.get("AIBENCH_RANKS", mpi.DEFAULT_RANKS)),
-                    suite_options={"timing": ctx.options["timing"]} if ctx.options.get("timing") else {},
-                    params={key: [value] for key, value in params.items()}))
-            except (UsageError, ValueError) as e:
-                report, problem = None, str(e)
-        cases = [c for c in report.cases if c.impl == impl.name] if report is not None else []
-        if cases:
-            return cases[0]
-        result.status = FAILED
-        result.error = (problem if report is None else
-                        f"launched run exited {report.exit_code}: {report.ended_by or 'no case saved'}")
-        return result
 
 
 # ---- helpers ---------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ and the suites' declared context keys (CaseResult.key())."""
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +161,17 @@ def test_a_run_resource_opens_once_closes_last_first_and_a_failed_open_stays_fai
     collected.resource("e", lambda: "e", closed.append)
     del collected  # a context nobody closed closes with its collection
     assert closed == ["b", "a", "e"]
+
+
+def test_a_built_in_suite_that_does_not_import_fails_closed(tmp_path):
+    """A broken module among aibench's own suites is one line and exit 2 for every command
+    that reads the registry: a default run without it would exit 0 having measured less.
+    (A plugin that fails is a warning: tests/test_plugins.py.)"""
+    (tmp_path / "broken_suite.py").write_text("raise ImportError('libfoo.so.1: cannot open shared object file')\n")
+    code = ("import sys, aibench.suites as s; s.__path__.append(sys.argv[1]); "
+            "from aibench.cli import main; raise SystemExit(main(['list']))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "aibench: error: aibench's own suite module aibench.suites.broken_suite not loaded: ImportError: "
+        "libfoo.so.1: cannot open shared object file: this installation is broken (reinstall aibench)"]

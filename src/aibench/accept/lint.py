@@ -13,7 +13,8 @@ every node. The bounds:
 - a spec for NICs across nodes (min_nodes >= 2, nic_min_gbps): the line rate of the
   NICs it asks for;
 - the memory suite on a GPU spec: an HBM copy (kernel d2d) the datasheet memory bandwidth
-  of every SKU the spec admits, a host copy (h2d, d2h) the PCIe link those SKUs sit on.
+  of every SKU the spec admits, a host copy (h2d, d2h) the PCIe link those SKUs sit on;
+- a percentage of the enforced power limit (pct_of_power_limit): 100%.
 Where no bound is known (storage, NVLink, CPU memory, a spec that names no SKU) lint says
 so in a note instead of inventing one. load_spec refuses a spec with a problem (exit 2).
 """
@@ -156,6 +157,15 @@ def _memory_bounds(spec: Spec, check: Check) -> list[Bound] | None:
     return bounds or None
 
 
+def _power_bounds(spec: Spec, check: Check) -> list[Bound] | None:
+    """A sustained window's mean power as a percentage of the enforced limit: the limit
+    itself bounds it (the board's power management holds the mean to it); a `min` below 5%
+    of it is a fraction written for a percentage (0.75 for 75)."""
+    if check.metric != "pct_of_power_limit":
+        return None
+    return [Bound(100.0, "%", "enforced power limit itself (NVML; the board holds its mean power to it)")]
+
+
 def _why_no_bound(check: Check) -> str:
     """Why lint has no bound for a check, for its note."""
     from ..suites.memory.cpu import KERNELS
@@ -221,8 +231,8 @@ def lint_spec(spec: Spec) -> tuple[list[str], list[str]]:
         if kind == "max":
             notes.append(f"{where}: no bound is known for a max of {check.metric}")
             continue
-        bounds = (_gpu_bounds(spec, check) or _memory_bounds(spec, check) or _cpu_bounds(spec, check)
-                  or _nic_bounds(spec, check))
+        bounds = (_gpu_bounds(spec, check) or _memory_bounds(spec, check) or _power_bounds(spec, check)
+                  or _cpu_bounds(spec, check) or _nic_bounds(spec, check))
         if not bounds:
             notes.append(f"{where}: no hardware bound is known for {check.suite} {check.metric} "
                          f"{_why_no_bound(check)}; {stated} is not checked against one")

@@ -45,6 +45,11 @@ class EnergyMeter:
     def stop(self) -> EnergyReading:
         raise NotImplementedError
 
+    def power_limit_w(self) -> float | None:
+        """The power limit the metered device is held to (W), where the source tells it
+        (NVML: the board's enforced limit); None where it does not."""
+        return None
+
 
 class CounterMeter(EnergyMeter):
     """A cumulative energy counter in joules, possibly wrapping at `wrap_joules`. A

@@ -6,26 +6,33 @@ from __future__ import annotations
 from . import CounterMeter, SampledPowerMeter
 
 
-class NvmlEnergy(CounterMeter):
+class _NvmlBoard:
+    """A GPU board NVML meters: its handle, and the power limit NVML enforces on it."""
+
+    def __init__(self, nvml, handle, name: str):
+        self.nvml, self.handle, self.name = nvml, handle, name
+
+    def power_limit_w(self) -> float | None:
+        try:
+            return self.nvml.nvmlDeviceGetEnforcedPowerLimit(self.handle) / 1e3
+        except Exception:  # noqa: BLE001 - a board that does not tell its limit: none known
+            return None
+
+
+class NvmlEnergy(_NvmlBoard, CounterMeter):
     source = "nvml"
     scope = "gpu board"
     update_period_s = 0.1  # the counter updates every 20-100 ms
     poll_s = 1.0
 
-    def __init__(self, nvml, handle, name: str):
-        self.nvml, self.handle, self.name = nvml, handle, name
-
     def read_joules(self) -> float:
         return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1e3
 
 
-class NvmlPower(SampledPowerMeter):
+class NvmlPower(_NvmlBoard, SampledPowerMeter):
     source = "nvml-power"
     scope = "gpu board"
     update_period_s = 0.1
-
-    def __init__(self, nvml, handle, name: str):
-        self.nvml, self.handle, self.name = nvml, handle, name
 
     def read_watts(self) -> float:
         return self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1e3

@@ -82,6 +82,14 @@ def _run_meters(meters, action) -> tuple[list[EnergyReading], float]:
     return readings, result if result is not None else time.perf_counter() - started
 
 
+def _limit_w(meters, readings: list[EnergyReading], primary: list[EnergyReading]) -> float | None:
+    """The power limits the primary readings' devices are held to, summed; None unless
+    every one of them tells its limit (a fraction of part of the limits would mislead)."""
+    limit_of = {(r.source, r.name): m.power_limit_w() for m, r in zip(meters, readings)}
+    limits = [limit_of[(r.source, r.name)] for r in primary]
+    return sum(limits) if limits and all(limit and limit > 0 for limit in limits) else None
+
+
 def measure_energy(timer, median_s: float, flops: float, target, options: dict[str, Any]) -> dict[str, Any]:
     """Energy of a sustained run of `timer` (seconds for `number` repetitions of an
     operation of `flops`). Returns the power record of the case (see docs/result-schema.md)."""
@@ -116,6 +124,7 @@ def measure_energy(timer, median_s: float, flops: float, target, options: dict[s
     total_j = sum(r.joules for r in primary)
     seconds = max(r.seconds for r in primary)
     idle_total = sum(idle_watts.get((r.source, r.name), 0.0) for r in primary)
+    limit_w = _limit_w(meters, readings, primary)  # read after the window: the limit it ended under
     return {
         "available": True,
         "window_s": elapsed, "repetitions": number, "idle_s": idle_s,
@@ -123,7 +132,13 @@ def measure_energy(timer, median_s: float, flops: float, target, options: dict[s
                     "joules": total_j, "avg_watts": total_j / seconds, "idle_watts": idle_total,
                     "dynamic_joules": total_j - idle_total * seconds,
                     "joules_per_tflop": total_j / work_tflop,
-                    "gflops_per_watt": work_tflop * 1e3 / total_j if total_j > 0 else None},
+                    "gflops_per_watt": work_tflop * 1e3 / total_j if total_j > 0 else None,
+                    # The mean power of the repetitions' own window (their energy over their
+                    # time: the meters' few ms around it add only their near-idle energy)
+                    # against the enforced limit (NVML), what DCGM's targeted-power test
+                    # judges: a board that cannot draw near its limit under dense load has a
+                    # power-delivery or loading fault.
+                    "limit_w": limit_w, "fraction_of_limit": total_j / elapsed / limit_w if limit_w else None},
         "meters": entries,
         "unreadable": reasons,
         "clock_start": clock_start, "clock_end": clock_end,

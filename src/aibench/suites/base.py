@@ -566,6 +566,8 @@ def _add_energy(result: CaseResult, op: Impl, samples: Samples, work: float, ctx
     result.metrics["joules_per_tflop"] = Metric(primary["joules_per_tflop"], "J/TFLOP", False)
     result.metrics["avg_watts"] = Metric(primary["avg_watts"], "W", False)
     result.metrics["energy_j"] = Metric(primary["joules"], "J", False)
+    if primary.get("fraction_of_limit") is not None:  # the device tells its power limit (NVML)
+        result.metrics["pct_of_power_limit"] = Metric(100 * primary["fraction_of_limit"], "%", True)
 
 
 def per_target_asv_specs(suite: "Suite", class_prefix: str, kinds: tuple[str, ...], names: tuple[str, ...],

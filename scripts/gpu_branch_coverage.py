@@ -22,7 +22,8 @@ import coverage
 from coverage.results import format_lines
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "aibench"
-WHOLE_MODULES = ("targets/cuda.py", "suites/gemm/cuda.py", "suites/attention/cuda.py",
+# Every suite's CUDA runners (suites/*/cuda.py) count as they are added.
+WHOLE_MODULES = ("targets/cuda.py", *sorted(str(p.relative_to(SRC)) for p in SRC.glob("suites/*/cuda.py")),
                  "suites/interconnect/gpu.py", "energy/nvml.py")
 # module -> (function, text in the condition of an `if` inside it, or None for the whole function)
 GPU_BRANCHES = {

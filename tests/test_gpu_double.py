@@ -471,3 +471,47 @@ def test_nccl_calls_too_slow_for_the_budget_are_cut_by_the_time_cap(tmp_path):
     (case,) = doc["cases"]
     assert case["status"] == "passed" and case["stats"]["stopped_by"] == "time_cap"
     assert case["metrics"]["time_us"]["value"] == pytest.approx(1e4, rel=1e-9)
+
+
+MEMORY_SIZE = 1 << 20
+MEMORY = ("--suite", "memory", "--param", "kernel=d2d,h2d,d2h", "--param", "size=1M")
+
+
+def test_memory_copies_validate_at_the_told_rate(gpus, tmp_path):
+    """HBM d2d copies move 2 x size (read and write), h2d/d2h size over the host link; each
+    bounded by the H200's datasheet HBM bandwidth or its PCIe Gen5 x16 link (NVML)."""
+    gpus.kernel_seconds["copy"] = 1e-4
+    code, doc = run_cuda(tmp_path, *MEMORY)
+    assert code == 0 and {c["params"]["kernel"]: c["status"] for c in doc["cases"]} == dict.fromkeys(
+        ("d2d", "h2d", "d2h"), "passed")
+    for c in doc["cases"]:
+        moved = MEMORY_SIZE * (2 if c["params"]["kernel"] == "d2d" else 1)
+        check_figure(gpus, c, "gbps", moved / 1e-4 / 1e9)
+    bounds = {c["params"]["kernel"]: c["bound"]["value"] for c in doc["cases"]}
+    assert bounds["d2d"] == pytest.approx(4800.0) and bounds["h2d"] == bounds["d2h"] == pytest.approx(
+        32e9 * 16 * 128 / 130 / 8 / 1e9)
+
+
+@pytest.mark.parametrize("kind", OUTPUT_FAULTS)
+def test_every_output_fault_fails_the_cuda_memory_copies(gpus, tmp_path, monkeypatch, kind):
+    gpus.kernel_seconds["copy"] = 1e-4  # a sample of 200 copies (the double's 1 us default: 20000)
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", f"cupy:{kind}")
+    code, doc = run_cuda(tmp_path, *MEMORY)
+    assert code == 1 and [c["status"] for c in doc["cases"]] == ["failed"] * 3
+    assert all("wrong result" in c["validation"]["reason"] for c in doc["cases"])
+
+
+@pytest.mark.parametrize("kernel", ["d2d", "h2d"])
+def test_inflated_copy_rates_fail_on_the_hbm_and_pcie_bounds(gpus, tmp_path, monkeypatch, kernel):
+    quick_sampling(monkeypatch, FewLaunchPolicy)
+    moved, bound = {"d2d": (2 * MEMORY_SIZE, 4800e9), "h2d": (MEMORY_SIZE, 32e9 * 16 * 128 / 130 / 8)}[kernel]
+    told_s = round(moved / (0.5 * bound) * 1e9) / 1e9  # 50% of the bound, in whole ns
+    gpus.kernel_seconds["copy"] = told_s
+    args = ("--suite", "memory", "--param", f"kernel={kernel}", "--param", "size=1M")
+    code, doc = run_cuda(tmp_path, *args)
+    (case,) = doc["cases"]
+    assert code == 0 and case["metrics"]["gbps"]["value"] == pytest.approx(moved / told_s / 1e9, rel=1e-9)
+    monkeypatch.setenv("AIBENCH_TEST_FAULT", "cupy:inflate")
+    code, doc = run_cuda(tmp_path, *args)
+    (case,) = doc["cases"]
+    assert code == 1 and case["status"] == "failed" and "exceeds physical bound" in case["error"]

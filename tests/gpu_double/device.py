@@ -60,6 +60,7 @@ class GpuSpec:
     mig: tuple[int, int] = (0, 0)
     persistence: int = 1
     energy_counter: bool = True  # Volta+: nvmlDeviceGetTotalEnergyConsumption
+    pcie_max_link: tuple[int, int] = (5, 16)  # nvmlDeviceGetMaxPcieLinkGeneration, ...Width
 
 
 def boards(count: int) -> list[GpuSpec]:

@@ -11,7 +11,10 @@ What it follows from CuPy's documentation (docs.cupy.dev, API reference 13.x):
 - `cupy.cuda.Stream(null=False, non_blocking=False)`, `.ptr` (0 for the null stream),
   `.synchronize()`; `cupy.cuda.Device(i).use()`, `.synchronize()`.
 - `cupy.cuda.runtime.getDeviceCount()`, `getDeviceProperties(i)` (a dict; `name` is
-  bytes), `memGetInfo()` -> (free, total) of the current device.
+  bytes), `memGetInfo()` -> (free, total) of the current device,
+  `memcpyAsync(dst, src, size, kind, stream)` on addresses (cudaMemcpyKind: 0 host to
+  host, 1 host to device, 2 device to host, 3 device to device, 4 default);
+  `cupy.cuda.alloc_pinned_memory(size)`: page-locked host memory with the buffer protocol.
 - `cupy.matmul(a, b, out=None)` (cuBLAS GEMM: fp16 inputs accumulate in fp32, output
   rounded once); `cupy._core._routines_linalg.set_compute_type` (COMPUTE_TYPE_TF32).
 """
@@ -363,6 +366,18 @@ def build(gpus: SimulatedGpus, nccl_module: types.ModuleType) -> dict[str, types
                 "totalGlobalMem": spec.total_memory_bytes}
 
     runtime.getDeviceProperties = get_device_properties
+
+    def memcpy_async(dst, src, size, kind, stream):
+        if kind not in (0, 1, 2, 3, 4):
+            raise CudaRuntimeError(f"cudaErrorInvalidMemcpyDirection: invalid copy direction ({kind})")
+        gpus.view(dst, size, np.uint8)[...] = gpus.view(src, size, np.uint8)
+        gpus.wrote()
+        gpus.kernel("copy", f"cudaMemcpyAsync kind {kind}, {size} bytes")
+
+    runtime.memcpyAsync = memcpy_async
+    # Pinned host memory is host memory the device reaches by address: in the double, an
+    # allocation of its memory map like any other.
+    cuda.alloc_pinned_memory = lambda size: gpus.allocate(size)
     runtime.memGetInfo = lambda: (gpus.specs[gpus.current].free_memory_bytes,
                                   gpus.specs[gpus.current].total_memory_bytes)
     # cudaMemcpyAsync and pinned host memory (the memory suite): a device-side pointer must

@@ -111,4 +111,6 @@ def build(gpus: SimulatedGpus):
     m.nvmlDeviceGetMigMode = lambda h: list(spec(h).mig)
     m.nvmlDeviceGetPersistenceMode = lambda h: spec(h).persistence
     m.nvmlDeviceGetVbiosVersion = lambda h: spec(h).vbios
+    m.nvmlDeviceGetMaxPcieLinkGeneration = lambda h: spec(h).pcie_max_link[0]
+    m.nvmlDeviceGetMaxPcieLinkWidth = lambda h: spec(h).pcie_max_link[1]
     return m

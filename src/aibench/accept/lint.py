@@ -24,13 +24,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from ..dtypes import FORMATS, rate_unit
 from ..peaks import GPU_ROWS, GpuRow, pcie_bandwidth
-
-if TYPE_CHECKING:
-    from .spec import Check, Spec
+from .model import Check, Spec
 
 # A `min` below this fraction of the hardware's bound is refused: it passes a broken node.
 MIN_FRACTION_OF_BOUND = 0.05

@@ -311,3 +311,28 @@ def test_the_power_window_runs_gpu_timers_without_the_l2_flush():
     assert sustained_timer(gpu_timer)(3) == (3, False)
     assert sustained_timer(cpu_timer) is cpu_timer
     assert sustained_timer(_core.measure_clock_ghz) is _core.measure_clock_ghz  # compiled: no signature to read
+
+
+def test_the_pcie_bound_of_host_copies_says_why_it_is_missing(gpus, monkeypatch):
+    from aibench.suites.memory.cuda import pcie_limit
+
+    rate, source = pcie_limit(0)
+    assert rate == pytest.approx(32e9 * 16 * 128 / 130 / 8) and source.startswith("PCIe Gen5 x16 link")
+    gpus.specs[0].pcie_max_link = (9, 16)
+    assert pcie_limit(0) == (None, "no independent bound: NVML reports PCIe Gen9 x16")
+    monkeypatch.setattr(sys.modules["pynvml"], "nvmlDeviceGetMaxPcieLinkWidth", unsupported_query)
+    assert pcie_limit(0) == (None, "no independent bound: NVML gives no PCIe link (NVMLError_NotSupported: "
+                                   "Not Supported)")
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert pcie_limit(0) == (None, "no independent bound: NVML does not answer (no PCIe link generation or width)")
+    gpus.specs[0].name = "NVIDIA GH200 480GB"  # found by name: no NVML to give its PCI ID
+    cu.device_properties.cache_clear()
+    assert pcie_limit(0) == (None, "no independent bound: the GH200's host link is NVLink-C2C, not PCIe")
+
+
+def test_a_board_that_does_not_tell_its_power_limit_has_none(gpus, monkeypatch):
+    from aibench.energy import nvml
+
+    monkeypatch.setattr(sys.modules["pynvml"], "nvmlDeviceGetEnforcedPowerLimit", unsupported_query)
+    (meter,), _ = nvml.discover(0, None)
+    assert meter.power_limit_w() is None

@@ -27,7 +27,7 @@ def run_cli(*args, timeout=300):
     (["run", "--suite", "power", "--target", "jax"], "does not run on target jax"),
     (["run", "--time-budget", "-1"], "--time-budget must be a number of seconds above 0"),
     (["run", "--param", "m=1000000", "--param", "n=1000000", "--param", "k=1000000", "--param", "dtype=fp64"],
-     "only"),
+     "does not fit: it needs"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_usage_errors_are_one_line_exit_2(args, message):

@@ -78,7 +78,7 @@ def sandbox():
     with tempfile.TemporaryDirectory() as tmp, \
             mock.patch.object(runner, "run_planned", _fake_run_planned), \
             mock.patch.object(runner, "system_fingerprint", lambda: {"hostname": "fuzz"}), \
-            mock.patch.object(mpi, "self_launch", lambda ranks, argv: (0, None)), \
+            mock.patch.object(mpi, "self_launch", lambda ranks, argv, stdout=None: (0, None)), \
             mock.patch("aibench.asv_export.export_run", lambda doc, results, repo=None: Path(results)):
         os.chdir(tmp)
         counter = {"examples": 0, "codes": {}}

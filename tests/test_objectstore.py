@@ -203,7 +203,7 @@ def test_embedded_endpoint_skips_cases_that_would_exhaust_memory(monkeypatch):
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=16 << 30))
     _check_embedded_memory({"workload": "whole", "size": 256 << 20, "concurrency": 8})  # 2 GiB: fits
-    with pytest.raises(SkipCase, match="64 x 256M in flight is over 2048 MiB"):
+    with pytest.raises(SkipCase, match="64 x 256M in flight does not fit: it needs 16.0 GiB, more than 12.5% of the 16.0 GiB"):
         _check_embedded_memory({"workload": "whole", "size": 256 << 20, "concurrency": 64})
     with pytest.raises(SkipCase, match="local S3 endpoint"):  # a ranged GET makes moto load the whole object
         _check_embedded_memory({"workload": "ranged", "size": 64 << 10, "concurrency": 1024})

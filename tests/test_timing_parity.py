@@ -143,7 +143,7 @@ def test_kernel_suites_fall_back_to_one_at_a_time_when_memory_is_short(monkeypat
     ctx = RunContext(target=Target("cpu"), policy=POLICY)
     group = [i for i in suite.impls() if "cpu" in i.target_kinds]
     monkeypatch.setattr(suite, "case_bytes", lambda params, target: (10 << 30, 25 << 30))
-    assert "do not fit" in suite.measured_apart({}, group, ctx)  # 3 x 10 GiB > 0.8 x 25 GiB
+    assert "together does not fit: it needs 30.0 GiB" in suite.measured_apart({}, group, ctx)  # 3 x 10 GiB > 0.8 x 25 GiB
     monkeypatch.setattr(suite, "case_bytes", lambda params, target: (1 << 30, 25 << 30))
     assert suite.measured_apart({}, group, ctx) is None
 

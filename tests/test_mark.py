@@ -176,3 +176,14 @@ def test_the_cli_dry_run_for_k8s_needs_no_kubectl_and_slurm_without_scontrol_is_
                             "--mark", "slurm"], capture_output=True, text=True, env=env, timeout=120)
     assert slurm.returncode == 2 and slurm.stderr.strip().splitlines() == [
         "aibench: error: --mark slurm: scontrol is not on PATH; nothing was changed"]
+
+
+def test_an_unreachable_cluster_is_not_called_a_missing_node_and_a_dry_run_looks_nothing_up():
+    def unreachable(cmd):
+        return subprocess.CompletedProcess(cmd, 1, "", "The connection to the server localhost:8080 was refused")
+
+    with pytest.raises(UsageError, match="kubectl could not look up node 'gpu01' .*refused.*nothing was changed"):
+        mark.mark(report(("gpu01", True, [])), "k8s", 7, False, NOW, unreachable, lambda _: None)
+    lines = []
+    assert mark.mark(report(("gpu01", True, [])), "k8s", 7, True, NOW, unreachable, lines.append) == 0
+    assert lines[0].startswith("kubectl label node gpu01 --overwrite")

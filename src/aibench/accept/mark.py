@@ -117,14 +117,15 @@ def plan_slurm(verdicts: list[NodeVerdict], spec: str, until: dt.datetime, run: 
 
 
 def plan_k8s(verdicts: list[NodeVerdict], spec: str, until: dt.datetime, run: Runner | None) -> list[list[str]]:
-    """The kubectl commands; with `run`, every node is looked up first (a dry run without
-    kubectl gives the same commands: none of them depends on the node's state)."""
+    """The kubectl commands; with `run`, every node is looked up first (a dry run looks up
+    nothing and needs no kubectl: none of the commands depends on the node's state)."""
     commands = []
     for v in verdicts:
         got = run(["kubectl", "get", "node", v.node, "-o", "name"]) if run is not None else None
         if got is not None and got.returncode != 0:
-            raise UsageError(f"--mark k8s: Kubernetes has no node {v.node!r} ({got.stderr.strip()[:200]}); "
-                             "nothing was changed")
+            why = (f"Kubernetes has no node {v.node!r}" if "NotFound" in got.stderr
+                   else f"kubectl could not look up node {v.node!r}")
+            raise UsageError(f"--mark k8s: {why} ({got.stderr.strip()[:200]}); nothing was changed")
         verdict = "accepted" if v.accepted else "rejected"
         commands.append(["kubectl", "label", "node", v.node, "--overwrite",
                          f"{LABEL_PREFIX}spec={label_value(spec)}", f"{LABEL_PREFIX}verdict={verdict}",
@@ -153,7 +154,7 @@ def mark(report: dict[str, Any], scheduler: str, days: float, dry_run: bool, now
     spec = report["spec"]["name"]
     verdicts = verdicts_of(report)
     plan = (plan_slurm(verdicts, spec, until, run) if scheduler == "slurm"
-            else plan_k8s(verdicts, spec, until, None if missing else run))
+            else plan_k8s(verdicts, spec, until, None if dry_run or missing else run))
     for cmd in plan:
         line = shlex.join(cmd)
         if dry_run:

@@ -1,7 +1,7 @@
 """What one `aibench run` is asked to do, as a value: `RunRequest`.
 
 A request is built from the command line (`RunRequest.from_args`) or by code (`aibench
-accept`, the interconnect suite outside an MPI run), and checked as it is built: a bad
+accept`, asv's benchmark of an MPI suite outside an MPI run), and checked as it is built: a bad
 number of seconds or ranks, a malformed parameter or target is a UsageError (one line,
 exit 2) before anything runs. `session.run(request)` runs it in this process.
 `RunRequest.argv()` is the one place that spells a request as command-line words, for

@@ -1,5 +1,6 @@
 """One run in this process: `run(RunRequest) -> RunReport`, as `aibench run`, `aibench
-accept` and the interconnect suite outside an MPI run call it.
+accept` and asv's benchmarks (asv_benchmarks.run_point, for an MPI suite's case asked for
+outside any MPI run) call it.
 
 The session plans the cases; launches the MPI ranks when a suite needs them and no
 launcher started this process (and closes the document they leave); starts the fleet;

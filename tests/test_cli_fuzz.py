@@ -21,7 +21,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from aibench import mpi, runner  # noqa: E402
+from aibench import mpi, publish, runner, session  # noqa: E402
 from aibench.cli import main  # noqa: E402
 from aibench.results import CaseResult, Metric, Validation  # noqa: E402
 from aibench.suites import all_suites  # noqa: E402
@@ -71,15 +71,24 @@ def _fake_run_planned(planned, writer, target, policy, progress=None, options=No
                               validation=Validation("passed", 0.0, 1.0)))
 
 
+def fake_export(doc, results, repo=None, flag=None):
+    return Path(results)
+
+
+# Patched where each is looked up: a module that imports a name while it is patched keeps
+# the stand-in after the patch ends (publish imports export_run at its top, so it is
+# imported above, before any patch).
 @pytest.fixture(scope="module")
 def sandbox():
     """A working directory for the runs, and the slow or external parts replaced."""
     old = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp, \
             mock.patch.object(runner, "run_planned", _fake_run_planned), \
+            mock.patch.object(session, "run_planned", _fake_run_planned), \
             mock.patch.object(runner, "system_fingerprint", lambda: {"hostname": "fuzz"}), \
             mock.patch.object(mpi, "self_launch", lambda ranks, argv, stdout=None: (0, None)), \
-            mock.patch("aibench.asv_export.export_run", lambda doc, results, repo=None: Path(results)):
+            mock.patch("aibench.asv_export.export_run", fake_export), \
+            mock.patch.object(publish, "export_run", fake_export):
         os.chdir(tmp)
         counter = {"examples": 0, "codes": {}}
         try:

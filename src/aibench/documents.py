@@ -225,7 +225,8 @@ RUN_SHAPE = {
     "command": [str], "targets": [str], "started_at": str, "finished_at": (str, None), "ended_by?": (str, None),
     "aibench": {"version?": SCALAR, "commit?": SCALAR},
     "system": SYSTEM_SHAPE,
-    "fleet?": _nullable({"nodes": [{"node": str, "target?": (str, None), "system?": _nullable(SYSTEM_SHAPE)}],
+    "fleet?": _nullable({"nodes": [{"node": str, "host?": (str, None), "target?": (str, None),
+                                    "system?": _nullable(SYSTEM_SHAPE)}],
                          "concurrency": str}),
     "cases": [{
         "params": {"*": SCALAR},
@@ -316,7 +317,10 @@ REPORT_SHAPE = {
                "identity": {"gpus?": (None, list), "nics?": (None, [str]), "software?": (None, {"*": SCALAR})},
                "checks": [{"check": str, "suite": str, "verdict": str, "case": (str, None), "value": (NUMBER, None),
                            "unit": (str, None), "threshold": str, "margin": (NUMBER, None), "source": str,
-                           "reason": str, "limit": (NUMBER, None)}]}],
+                           "reason": str, "limit": (NUMBER, None)}],
+               "retries?": [{"check": str, "case": (str, None), "verdict": str,
+                             "tries": [{"run": str, "status": str, "value": (NUMBER, None),
+                                        "interval": (None, [NUMBER]), "health": (str, None)}]}]}],
     "commands": [str],
     "inputs": {"runs": [_INPUT], "specs": [_INPUT], "references?": [{"name": str, **_INPUT}]},
 }

@@ -154,7 +154,7 @@ def _nics(identity: dict[str, Any]) -> str:
 
 
 def _try_text(t: dict[str, Any]) -> str:
-    interval = f" [{_fmt(t['interval'][0])}, {_fmt(t['interval'][1])}]" if t["interval"] else ""
+    interval = f" [{_fmt(t['interval'][0])}, {_fmt(t['interval'][1])}]" if t["interval"] and len(t["interval"]) == 2 else ""
     health = f", health {t['health']}" if t["health"] else ""
     return f"{t['run']}: {t['status']} {_fmt(t['value'])}{interval}{health}"
 

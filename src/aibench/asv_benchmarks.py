@@ -80,7 +80,8 @@ def asv_class(suite: Suite, spec: AsvSpec) -> type:
 def run_point(suite: Suite, params: dict[str, Any], impl: str, target: str, budget_s: float) -> CaseResult:
     """One case, as asv asks for it: in this process; or, for a suite whose cases need MPI
     ranks when no MPI run holds this process, as a run of its own (session.run launches
-    the ranks; its tables go to stderr)."""
+    the ranks; its tables go to stderr). A launched run that gives no case raises
+    NotImplementedError: asv's signal, from a benchmark's setup, that it has no figure."""
     if not (suite.uses_mpi and mpi.current() is None and not mpi.under_launcher()):
         info = next(i for i in suite.impls() if i.name == impl)
         ctx = RunContext(target=parse_target(target), policy=SamplingPolicy(budget_s=budget_s))

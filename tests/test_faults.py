@@ -109,9 +109,7 @@ def test_a_corrupted_kernel_output_fails_its_case(suite_name, cls, kind, dtype, 
 
 # Suites whose figures have no independent bound yet, and why (their inflate test expects
 # the case to pass with no bound recorded, which this table states instead of a skip).
-NO_BOUND = {
-    "objectstore": "no bound yet: an S3 transfer's limit (a loopback copy, the NIC's link) is not measured",
-}
+NO_BOUND: dict[str, str] = {}
 # The inflate fault's factor in these tests. faults.INFLATE_FACTOR (3) crosses the bound
 # of a figure above a third of it, as on a quiet machine (the CLI check in docs); on a
 # loaded shared machine a tiny GEMM can run at 0.01% of its bound, so the tests multiply

@@ -9,6 +9,8 @@ finished one request until the first one stops). aibench uploads its own objects
 a unique prefix, checks their content on read, and deletes them afterwards (unless
 --keep); --read-only reads an existing prefix and writes nothing. With no --url, it
 starts a local S3 endpoint (moto) whose throughput means nothing as a storage figure.
+The headline is held to the kernel's count of the bytes received on the network
+interfaces over the window's requests (bounds.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ...units import choice, parse_size, size_label
 from ..base import AsvTrack, Option, Param, RunContext, Suite, case_table_asv_spec
 from ..charts import PercentileChart
 from ...registry import register_suite
+from .bounds import bound_source
 from .clients import IMPLS, Client, Workload
 from .local_s3 import EndpointUnavailable
 from .options import validate_options
@@ -163,6 +166,24 @@ class ObjectStoreSuite(Suite):
         client.workload = Workload(ds, _request_maker(params, ds, rngs), ctx.policy.budget_s,
                                    max(1, int(os.environ.get("AIBENCH_OBJ_VERIFY_EVERY", "4"))))
         return client
+
+    def bound(self, params: dict[str, Any], op: Client, metrics: dict[str, Metric],
+              fresh: bool = False) -> dict | None:
+        """The kernel's count of the bytes received on every network interface over the
+        requests of the figure's window, per second of window (bounds.py), on the headline:
+        GB/s, or for small objects objects/s (the rate / the smallest object's size). A
+        count, not a measurement that a busy machine makes low: `fresh` gives the same.
+        None (the reason in the case's kernel_rx) where the counters cannot be read."""
+        rx, _ = op.kernel_rx()
+        if rx is None:
+            return None
+        rate, source = rx["rate_bytes_per_s"], bound_source(rx)
+        if params["workload"] == "small":
+            sizes = op.workload.dataset.sizes
+            smallest = min(sizes[k] for k in op.workload.dataset.keys)
+            return {"metric": "objects_per_s", "value": rate / smallest, "unit": "objects/s",
+                    "source": f"{source} / {smallest} bytes per object"}
+        return {"metric": "gbps", "value": rate / 1e9, "unit": "GB/s", "source": source}
 
     def metrics(self, params: dict[str, Any], samples: Samples, op: Client) -> dict[str, Metric]:
         """Figures over the window where every worker is busy (warp's), each request

@@ -24,6 +24,7 @@ from ...faults import corrupts_output
 from ...results import FAILED, PASSED, Samples, Validation
 from ...stats import summarize
 from ..base import Impl, RunContext
+from .bounds import RxSampler, kernel_rx
 from .store import RUN_STORE, Dataset, StoreContext, StoreError
 
 # A case fails when more than this fraction of its requests failed.
@@ -103,6 +104,7 @@ class Client(Impl):
         self.store: StoreContext = ctx.resource(RUN_STORE)  # the run's (the suite's prepare opens it)
         self.concurrency = params["concurrency"]
         self.log: RunLog | None = None
+        self.rx: RxSampler | None = None  # the kernel's rx counters through the measured run (bounds.py)
 
     @classmethod
     def unavailable(cls, target) -> str | None:
@@ -120,10 +122,15 @@ class Client(Impl):
 
     def measure(self, policy) -> Samples:
         """A short warm-up (connections, DNS, credentials) that is not measured, then the
-        window; the samples are each request's seconds (start to last byte)."""
+        window, with the kernel's rx byte counters sampled through it (bounds.RxSampler:
+        the bound); the samples are each request's seconds (start to last byte)."""
         w = self.workload
         self.run(w.next_request, w.dataset.sizes, min(0.2, w.runtime_s / 5), w.verify_every)
-        self.log = self.run(w.next_request, w.dataset.sizes, w.runtime_s, w.verify_every)
+        self.rx = RxSampler().start()
+        try:
+            self.log = self.run(w.next_request, w.dataset.sizes, w.runtime_s, w.verify_every)
+        finally:
+            self.rx.stop()
         ok = [r.end - r.start for r in self.log.records if r.error is None]
         if not ok:
             raise StoreError(f"every request failed: {self.log.records[0].error}" if self.log.records
@@ -160,7 +167,23 @@ class Client(Impl):
                       else "none: --read-only objects are not aibench's; body lengths checked"})
             if len(errors) < len(self.log.records):
                 d.update(self.window())
+                rx, why_not = self.kernel_rx()
+                d["kernel_rx"] = rx if rx is not None else f"no bound: {why_not}"
         return d
+
+    def kernel_rx(self) -> tuple[dict | None, str | None]:
+        """(the kernel's count of bytes received for the figure's window: bounds.kernel_rx,
+        None), or (None, why there is none)."""
+        if self.rx is None:
+            return None, "the rx counters were not sampled"
+        if self.rx.unreadable is not None:
+            return None, f"the kernel's rx counters ({self.rx.path}) cannot be read: {self.rx.unreadable}"
+        ok = [r for r in self.log.records if r.error is None]
+        t_a, t_b, _ = window(ok)
+        rx = kernel_rx(self.rx.samples, ok, t_a, t_b, self.rx.every_s)
+        if rx is None:
+            return None, "the rx counter samples do not cover the requests of the window"
+        return rx, None
 
     def window(self) -> dict[str, Any]:
         """The bytes and objects read inside warp's window, each request counting for

@@ -356,6 +356,8 @@ def test_gpu_allreduce_nccl_and_cuda_aware_mpi_on_three_ranks(tmp_path):
             assert c["metrics"]["algbw_gbps"]["value"] == pytest.approx(4096 / 1e-4 / 1e9, rel=1e-9)
             assert c["metrics"]["busbw_gbps"]["value"] == pytest.approx(4096 / 1e-4 / 1e9 * 4 / 3, rel=1e-9)
             assert c["impl_detail"]["gpu"] == "NVIDIA H200" and c["impl_detail"]["nccl_version"] == 22805
+        # Three ranks on one GPU (GPU_DOUBLE_GPUS=1): their bytes never cross its links.
+        assert c["bound"] is None and "share the GPU" in c["impl_detail"]["links"]
 
 
 @needs_mpi
@@ -365,6 +367,57 @@ def test_rank_fault_fails_the_gpu_allreduce_impls(tmp_path):
                        "--param", "inplace=false", "--timing", "barrier", AIBENCH_TEST_FAULT="nccl:rank,mpi:rank")
     assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
     assert {(c["impl"], c["status"]) for c in doc["cases"]} == {("nccl", "failed"), ("mpi", "failed")}
+
+
+ALLREDUCE_4K = ("--suite", "interconnect", "--param", "size=4k", "--param", "dtype=fp32", "--param", "inplace=false")
+# Two ranks on two H200s: each GPU's 18 NVLink 4.0 links (450 GB/s each way) and PCIe
+# Gen5 x16 link (63.02 GB/s) bound algbw, and busbw = algbw x 2(n-1)/n = algbw. The told
+# all-reduce time puts NCCL's busbw (4096 B per call) at half of it, in whole ns (16 ns).
+H200_LINKS_GBPS = 450 + 32 * 16 * 128 / 130 / 8
+HALF_BOUND_S = round(4096 / (0.5 * H200_LINKS_GBPS * 1e9) * 1e9) / 1e9
+TWO_H200 = {"GPU_DOUBLE_GPUS": "2", "GPU_DOUBLE_KERNEL_SECONDS": f"allreduce={HALF_BOUND_S}"}
+
+
+@needs_mpi
+def test_an_inflated_nccl_busbw_fails_on_the_gpus_links_and_the_true_one_passes(tmp_path):
+    """NCCL's figure x 3 (the `inflate` fault) goes over the links' bound; the CUDA-aware
+    MPI's in the same run passes, with the bound recorded."""
+    p, doc = run_ranks(tmp_path, 2, *ALLREDUCE_4K, AIBENCH_TEST_FAULT="nccl:inflate", **TWO_H200)
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    cases = {c["impl"]: c for c in doc["cases"]}
+    busbw = 4096 / HALF_BOUND_S / 1e9
+    assert cases["nccl"]["status"] == "failed" and cases["nccl"]["error"].startswith(
+        f"exceeds physical bound: busbw_gbps {3 * busbw:.4g} GB/s > {H200_LINKS_GBPS:.4g} GB/s (the links of rank ")
+    assert "18 active NVLink 4.0 link(s)" in cases["nccl"]["error"]
+    assert cases["mpi"]["status"] == "passed"
+    assert cases["mpi"]["bound"]["value"] == pytest.approx(H200_LINKS_GBPS)
+    assert cases["mpi"]["bound"]["metric"] == "busbw_gbps"
+
+
+@needs_mpi
+def test_an_inflated_cuda_aware_mpi_busbw_fails_on_the_gpus_links_and_nccl_passes(tmp_path):
+    """The MPI impl is timed on the host (MPI.Wtime around a blocking call), far below the
+    links on the double: a larger factor carries it over (as tests/test_faults.py does)."""
+    p, doc = run_ranks(tmp_path, 2, *ALLREDUCE_4K, AIBENCH_TEST_FAULT="mpi:inflate",
+                       AIBENCH_TEST_INFLATE_FACTOR="1e12", **TWO_H200)
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    cases = {c["impl"]: c for c in doc["cases"]}
+    assert cases["mpi"]["status"] == "failed" and "exceeds physical bound" in cases["mpi"]["error"]
+    nccl = cases["nccl"]
+    assert nccl["status"] == "passed", nccl["error"]
+    assert nccl["metrics"]["busbw_gbps"]["value"] == pytest.approx(4096 / HALF_BOUND_S / 1e9, rel=1e-9)
+    assert nccl["bound"]["value"] == pytest.approx(H200_LINKS_GBPS) and "NVLink" in nccl["bound"]["source"]
+
+
+@needs_mpi
+def test_gpus_without_nvlink_hold_busbw_to_their_pcie_link(tmp_path):
+    """The same told time on boards with no NVLink: 256 GB/s is over PCIe Gen5 x16's 63."""
+    p, doc = run_ranks(tmp_path, 2, *ALLREDUCE_4K, "--impl", "nccl",
+                       GPU_DOUBLE_RANK_SETTINGS="0:nvlink_links=0;1:nvlink_links=0", **TWO_H200)
+    assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-3000:]
+    (case,) = doc["cases"]
+    assert case["status"] == "failed" and case["bound"]["value"] == pytest.approx(32 * 16 * 128 / 130 / 8)
+    assert "> 63.02 GB/s (the links of rank 0's GPU" in case["error"] and "PCIe Gen5 x16" in case["error"]
 
 
 H200_BOARDS = [{"index": i, "name": b.name, "pci_bus_id": b.pci_bus_id} for i, b in enumerate(boards(2))]

@@ -61,6 +61,10 @@ class GpuSpec:
     persistence: int = 1
     energy_counter: bool = True  # Volta+: nvmlDeviceGetTotalEnergyConsumption
     pcie_max_link: tuple[int, int] = (5, 16)  # nvmlDeviceGetMaxPcieLinkGeneration, ...Width
+    # Active NVLinks (H200 SXM: 18; 0: a PCIe card) and their nvmlDeviceGetNvLinkVersion, an
+    # nvmlNvlinkVersion_t (nvml.h): 6 is NVLINK_VERSION_4_0, 7 5_0 (B200).
+    nvlink_links: int = 18
+    nvlink_version: int = 6
 
 
 def boards(count: int) -> list[GpuSpec]:

@@ -4,7 +4,11 @@ power in milliwatts, energy in millijoules since driver load, clocks in MHz, ECC
 modes as [current, pending], clock-event reason bits (nvmlClocksEventReason*: 0x4
 SwPowerCap, 0x8 HwSlowdown, 0x20 SwThermalSlowdown, 0x40 HwThermalSlowdown, 0x80
 HwPowerBrakeSlowdown); strings are str (nvidia-ml-py >= 11.515 decodes them); a query a
-board does not support raises NVMLError_NotSupported."""
+board does not support raises NVMLError_NotSupported. NVLink: nvmlDeviceGetNvLinkState gives
+NVML_FEATURE_ENABLED (1) for links below the board's count; a board with none answers
+NOT_SUPPORTED for every link, and a link at or past its count (or NVML_NVLINK_MAX_LINKS)
+INVALID_ARGUMENT, as nvml.h documents; nvmlDeviceGetNvLinkVersion gives nvml.h's
+nvmlNvlinkVersion_t (6 = NVLINK_VERSION_4_0)."""
 
 from __future__ import annotations
 
@@ -12,12 +16,21 @@ from .device import SimulatedGpus
 
 
 class NVMLError(Exception):
-    pass
+    value = None  # pynvml's NVMLError carries nvml.h's return code in `value`
 
 
 class NVMLError_NotSupported(NVMLError):  # noqa: N801 - pynvml's name
+    value = 3  # NVML_ERROR_NOT_SUPPORTED
+
     def __str__(self):
         return "Not Supported"
+
+
+class NVMLError_InvalidArgument(NVMLError):  # noqa: N801
+    value = 2  # NVML_ERROR_INVALID_ARGUMENT
+
+    def __str__(self):
+        return "Invalid Argument"
 
 
 class NVMLError_Uninitialized(NVMLError):  # noqa: N801
@@ -49,6 +62,10 @@ def build(gpus: SimulatedGpus):
     m = _module("pynvml")
     state = {"initialised": False}
     m.NVMLError, m.NVMLError_NotSupported, m.NVMLError_NotFound = NVMLError, NVMLError_NotSupported, NVMLError_NotFound
+    m.NVMLError_InvalidArgument = NVMLError_InvalidArgument
+    m.NVML_FEATURE_DISABLED, m.NVML_FEATURE_ENABLED = 0, 1
+    m.NVML_NVLINK_MAX_LINKS = 18
+    m.NVML_ERROR_INVALID_ARGUMENT, m.NVML_ERROR_NOT_SUPPORTED = 2, 3
     m.NVML_CLOCK_GRAPHICS, m.NVML_CLOCK_SM, m.NVML_CLOCK_MEM, m.NVML_CLOCK_VIDEO = 0, 1, 2, 3
     m.NVML_TEMPERATURE_GPU = 0
 
@@ -91,6 +108,14 @@ def build(gpus: SimulatedGpus):
         sm, mem = spec(h).applications_clocks_mhz
         return {m.NVML_CLOCK_SM: sm, m.NVML_CLOCK_GRAPHICS: sm, m.NVML_CLOCK_MEM: mem}[kind]
 
+    def nvlink(h, link):
+        s = spec(h)
+        if not s.nvlink_links:
+            raise NVMLError_NotSupported()
+        if not 0 <= link < min(s.nvlink_links, m.NVML_NVLINK_MAX_LINKS):
+            raise NVMLError_InvalidArgument()
+        return s
+
     m.nvmlInit = init
     m.nvmlShutdown = lambda: state.update(initialised=False)
     m.nvmlSystemGetDriverVersion = lambda: gpus.driver_version
@@ -113,4 +138,6 @@ def build(gpus: SimulatedGpus):
     m.nvmlDeviceGetVbiosVersion = lambda h: spec(h).vbios
     m.nvmlDeviceGetMaxPcieLinkGeneration = lambda h: spec(h).pcie_max_link[0]
     m.nvmlDeviceGetMaxPcieLinkWidth = lambda h: spec(h).pcie_max_link[1]
+    m.nvmlDeviceGetNvLinkState = lambda h, link: m.NVML_FEATURE_ENABLED if nvlink(h, link) else m.NVML_FEATURE_DISABLED
+    m.nvmlDeviceGetNvLinkVersion = lambda h, link: nvlink(h, link).nvlink_version
     return m

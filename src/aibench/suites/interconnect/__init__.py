@@ -257,11 +257,11 @@ class InterconnectSuite(Suite):
     def bound(self, params: dict[str, Any], op: Impl, metrics: dict[str, Metric],
               fresh: bool = False) -> dict | None:
         """busbw (p2p: a link's GB/s) <= what host memory moves (bounds.host_bound); GPU
-        collectives: none measured yet."""
-        if "cpu" not in type(op).target_kinds:
-            return None
-        from .bounds import host_bound
+        collectives: busbw <= what the GPUs' links move, from NVML (bounds.gpu_bound)."""
+        from .bounds import gpu_bound, host_bound
 
+        if "cpu" not in type(op).target_kinds:
+            return gpu_bound(self._session, op.device_index, op.shares_gpu)
         return host_bound(self._session, params["size"], fresh)
 
 

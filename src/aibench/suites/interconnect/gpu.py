@@ -98,7 +98,9 @@ class _GpuBuffers(AllreduceImpl):
         super().__init__(params, ctx)
         count, dtype, inplace = self.count, self.dtype, self.inplace
         self.cupy = cupy
-        self.device_index = self.session.local_rank % cupy.cuda.runtime.getDeviceCount()
+        gpus = cupy.cuda.runtime.getDeviceCount()
+        self.device_index = self.session.local_rank % gpus
+        self.shares_gpu = self.session.local_size > gpus  # another rank of this node uses this GPU too
         self.device = cupy.cuda.Device(self.device_index)
         self.device.use()
         storage = FORMATS[dtype].storage
@@ -130,10 +132,15 @@ class _GpuBuffers(AllreduceImpl):
         return out
 
     def gpu_detail(self) -> dict:
+        from .bounds import gpu_link_rate
+
         props = self.cupy.cuda.runtime.getDeviceProperties(self.device_index)
         name = props.get("name", b"")
+        # What bounds busbw (bounds.gpu_bound), or why nothing does.
+        links = ("no independent bound: ranks of this node share the GPU (their bytes do not cross its links)"
+                 if self.shares_gpu else gpu_link_rate(self.device_index)["source"])
         return {"device": self.device_index, "gpu": name.decode() if isinstance(name, bytes) else str(name),
-                "cupy": self.cupy.__version__}
+                "cupy": self.cupy.__version__, "links": links}
 
 
 class NcclAllreduce(_GpuBuffers):

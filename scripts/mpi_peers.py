@@ -18,7 +18,10 @@
            same way side by side. aibench runs at --aibench-thread-level (default single:
            plain MPI_Init, as IMB and OSU call it); `multiple` shows what MPICH's other
            path under MPI_THREAD_MULTIPLE does to the figures (docs/interconnect.md).
-           The load average is recorded before every measurement.
+           Each launch measures one size, the tools interleaved at each size. The load
+           average is recorded before every measurement, and a host-state probe
+           (osu_allreduce at 1 MiB) runs just before and after each: a second table keeps
+           only the rounds where the host's state held for both tools of a pair.
 
   python scripts/mpi_peers.py build --imb-src ~/src/mpi-benchmarks --osu-src ~/src/osu-micro-benchmarks-7.4 \\
       --scratch /tmp/mpi-peers
@@ -60,6 +63,14 @@ WITHIN = 0.15  # the agreement the issue asks for
 AIBENCH_BUDGET_S = 5.0
 ITERATIONS = 50
 WARMUP = 5  # aibench's warm-up for 50 iterations (a tenth); OSU -x the same
+# The host's state, probed just before and just after every measurement: osu_allreduce at
+# 1 MiB, 20 calls. On a VM the host may move the vCPUs or load their siblings at any
+# moment: on a 2-vCPU Zen 4 VM this figure moved between ~250 and ~1000 us from one
+# measurement to the next, for every tool alike (docs/interconnect.md). A pair of
+# measurements is compared in the same-state table only where the four probes around them
+# agree within STATE_WITHIN (largest / smallest - 1).
+PROBE_CALLS = 20
+STATE_WITHIN = 0.25
 
 
 class Failure(Exception):
@@ -154,11 +165,11 @@ def parse_osu(text: str) -> dict[int, dict]:
     return rows
 
 
-def measure(tool: str, peers: dict, ranks: int, thread_level: str) -> tuple[dict[int, dict], str]:
-    """{size: figures} of one run of `tool`, and the MPI thread level its ranks had (for
-    IMB and OSU, which call plain MPI_Init: the level mpi_init_level() measures)."""
+def measure(tool: str, peers: dict, ranks: int, thread_level: str, size: int) -> tuple[dict[int, dict], str]:
+    """{size: figures} of one run of `tool` at one size, and the MPI thread level its ranks
+    had (for IMB and OSU, which call plain MPI_Init: the level mpi_init_level() measures)."""
     launch = [peers["mpiexec"], "-n", str(ranks)]
-    lo, hi = SIZES[0], SIZES[-1]
+    lo = hi = size
     if tool.startswith("imb"):
         sync = ["-sync", "off"] if tool == "imb-sync-off" else []  # IMB's default: -sync on
         out = run([*launch, peers["imb"], "Allreduce", "-npmin", str(ranks), "-msglog",
@@ -175,7 +186,7 @@ def measure(tool: str, peers: dict, ranks: int, thread_level: str) -> tuple[dict
         env = {**os.environ, "AIBENCH_MPIEXEC": peers["mpiexec"]}
         run([sys.executable, "-m", "aibench.cli", "run", "--suite", "interconnect", "--impl", "mpi",
              "--timing", timing, "--ranks", str(ranks), "--param", "pattern=allreduce",
-             "--param", "size=" + ",".join(str(s) for s in SIZES), "--param", "dtype=fp32",
+             "--param", f"size={size}", "--param", "dtype=fp32",
              "--param", "inplace=false", "--time-budget", str(AIBENCH_BUDGET_S), "--no-asv",
              "--mpi-thread-level", thread_level, "--machine", "mpi-peers", "--output", str(doc)], env=env)
         document = json.loads(doc.read_text())
@@ -188,6 +199,20 @@ def measure(tool: str, peers: dict, ranks: int, thread_level: str) -> tuple[dict
         rows[case["params"]["size"]] = {"avg_us": detail["time_us_avg_rank"], "max_us": detail["time_us_max_rank"],
                                         "iterations": detail["iterations"]}
     return rows, provided
+
+
+def probe(peers: dict, ranks: int) -> float:
+    """The host-state probe: osu_allreduce's 1 MiB per-call latency over PROBE_CALLS calls, us."""
+    out = run([peers["mpiexec"], "-n", str(ranks), peers["osu"], "-m", f"{MiB}:{MiB}", "-T", "mpi_float", "-f",
+               "-i", str(PROBE_CALLS), "-x", "5"])
+    rows = parse_osu(out)
+    if MiB not in rows:
+        raise Failure(f"the host-state probe (osu_allreduce at 1 MiB) printed no 1 MiB row:\n{out}")
+    return rows[MiB]["avg_us"]
+
+
+def same_state(*probes: float) -> bool:
+    return max(probes) <= (1 + STATE_WITHIN) * min(probes)
 
 
 def mpi_init_level() -> str:
@@ -219,16 +244,24 @@ def compare(scratch: Path, rounds: int, ranks: int, thread_level: str) -> dict:
     report = {"mpiexec": peers["mpiexec"], "ranks": ranks, "rounds": 0, "iterations": ITERATIONS,
               "load_before": os.getloadavg(), "library": _library_version(), "runs": runs,
               "aibench_thread_level": thread_level, "levels": {tool: [] for tool in TOOLS},
-              "loads": {tool: [] for tool in TOOLS}}
+              "loads": {tool: [] for tool in TOOLS}, "probes": {tool: [] for tool in TOOLS}}
     started = time.time()
     for r in range(rounds):
         order = TOOLS if r % 2 == 0 else tuple(reversed(TOOLS))
-        for tool in order:
-            print(f"round {r + 1}/{rounds}: {tool}", file=sys.stderr)
-            report["loads"][tool].append(os.getloadavg())
-            figures, level = measure(tool, peers, ranks, thread_level)
-            runs[tool].append(figures)
-            report["levels"][tool].append(level)
+        for tool in TOOLS:
+            runs[tool].append({})
+            report["probes"][tool].append({})
+        # One size per launch, the tools interleaved at each size: a pair's two
+        # measurements are seconds apart, so the host's state more often holds for both.
+        for size in SIZES:
+            for tool in order:
+                print(f"round {r + 1}/{rounds}: {size // MiB} MiB {tool}", file=sys.stderr)
+                report["loads"][tool].append(os.getloadavg())
+                before = probe(peers, ranks)
+                figures, level = measure(tool, peers, ranks, thread_level, size)
+                report["probes"][tool][r][size] = [before, probe(peers, ranks)]
+                runs[tool][r].update(figures)
+                report["levels"][tool].append(level)
         # Every finished round is kept, should a later one fail.
         report.update(rounds=r + 1, load_after=os.getloadavg(), seconds=time.time() - started)
         out.write_text(json.dumps(report, indent=1, default=str) + "\n")
@@ -284,6 +317,29 @@ def print_table(report: dict) -> None:
         print(f"{size // MiB:>4}Mi " + " ".join(f"{c:>36}" for c in cells))
     for a, b, why in PAIRS:
         print(f"  {a} / {b}: {why}")
+    probes = report.get("probes")
+    if not probes:
+        return
+    every = [us for per_tool in probes.values() for per_round in per_tool for pair in per_round.values()
+             for us in pair]
+    print(f"\nhost-state probe (osu_allreduce 1 MiB, {PROBE_CALLS} calls) before and after each measurement: "
+          f"{min(every):.0f} to {max(every):.0f} us")
+    print(f"ratios over the rounds where the four probes around the pair agree within {STATE_WITHIN:.0%} "
+          "(the host's state held), rounds kept / rounds:")
+    print(f"{'size':>6} " + " ".join(f"{a + ' / ' + b:>36}" for a, b, _ in PAIRS))
+    for size in SIZES:
+        cells = []
+        for a, b, _ in PAIRS:
+            keep = np.array([size in probes[a][r] and size in probes[b][r]
+                             and same_state(*probes[a][r][size], *probes[b][r][size]) for r in range(rounds)])
+            ratio = (figures(a, size) / figures(b, size))[keep]
+            if not keep.any() or not np.isfinite(ratio).all():
+                cells.append(f"n/a ({int(keep.sum())}/{rounds})")
+                continue
+            med = float(np.median(ratio))
+            verdict = "ok" if abs(med - 1) <= WITHIN else "DIFFERS"
+            cells.append(f"{med:.2f} [{ratio.min():.2f}, {ratio.max():.2f}] {verdict} ({int(keep.sum())}/{rounds})")
+        print(f"{size // MiB:>4}Mi " + " ".join(f"{c:>36}" for c in cells))
 
 
 def load_report(path: Path) -> dict:
@@ -294,6 +350,9 @@ def load_report(path: Path) -> dict:
         raise Failure(f"cannot read {path}: {e}") from None
     report["runs"] = {tool: [{int(size): fig for size, fig in run.items()} for run in runs]
                       for tool, runs in report["runs"].items()}
+    if "probes" in report:
+        report["probes"] = {tool: [{int(size): pair for size, pair in per_round.items()} for per_round in rounds]
+                            for tool, rounds in report["probes"].items()}
     return report
 
 

@@ -192,3 +192,30 @@ def test_mpi_peers_table_gives_ratios_the_15_percent_rule_load_and_thread_levels
     assert len(ratio_rows) == len(peers.SIZES)
     assert "2.00 [2.00, 2.00] DIFFERS" in ratio_rows["1Mi"] and ratio_rows["1Mi"].count(" ok") == 2
     assert all(row.count(" ok") == 3 for size, row in ratio_rows.items() if size != "1Mi")
+
+
+def test_mpi_peers_same_state_table_keeps_only_rounds_where_the_hosts_state_held(capsys):
+    peers = _mpi_peers()
+    mib = peers.MiB
+
+    def run(us):
+        return {size: {"avg_us": us * (size // mib), "max_us": us, "iterations": 50} for size in peers.SIZES}
+    # Round 1: the host in its slow state for IMB -sync off only (probes ~800 us against ~270):
+    # aibench-pipelined reads 0.34x there. Round 2: every tool in the fast state, equal figures.
+    runs = {tool: [run(270.0), run(270.0)] for tool in peers.TOOLS}
+    runs["imb-sync-off"][0] = run(800.0)
+    probes = {tool: [{size: [270.0, 280.0] for size in peers.SIZES}, {size: [265.0, 275.0] for size in peers.SIZES}]
+              for tool in peers.TOOLS}
+    probes["imb-sync-off"][0] = {size: [790.0, 810.0] for size in peers.SIZES}
+    report = {"ranks": 2, "library": "MPICH", "rounds": 2, "load_before": [1.0] * 3, "load_after": [1.0] * 3,
+              "runs": runs, "probes": probes}
+    assert peers.same_state(270.0, 280.0, 270.0 * 1.25) and not peers.same_state(270.0, 280.0, 270.0 * 1.26)
+    peers.print_table(report)
+    out = capsys.readouterr().out
+    everything, same = out.split("host-state probe")
+    assert "0.67 [0.34, 1.00] DIFFERS" in everything  # the median of 0.34 and 1.00, every round
+    assert "247" not in same and "265 to 810 us" in same
+    rows = {line.split()[0]: line for line in same.splitlines() if "Mi " in line and "/2)" in line}
+    assert len(rows) == len(peers.SIZES)
+    # The pipelined pair keeps round 2 alone (1.00, ok); the barrier pairs keep both rounds.
+    assert all("1.00 [1.00, 1.00] ok (1/2)" in row and row.count("ok (2/2)") == 2 for row in rows.values())

@@ -50,7 +50,37 @@ def test_tolerance_rejects_a_lost_kv_tile():
     ref = reference_rows(q, k, v, rows, False, 0.125)
     lost = reference_rows(q, k[64:], v[64:], rows, False, 0.125)  # first 64 keys skipped
     err = np.max(np.abs(lost - ref)) / np.sqrt(np.mean(ref * ref))
-    assert err > attention_tolerance("bf16", ref)
+    assert err > attention_tolerance("bf16", ref, 256)
+
+
+def _fp32_sequential(q, k, v, scale):
+    """O with P·V summed in fp32 one key after another (np.cumsum is sequential), as the
+    kernels' running sums do, from exact float64 weights: only the accumulation's rounding."""
+    s = (q @ k.T) * scale
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    terms = (p[:, :, None] * v[None, :, :]).astype(np.float32)  # (rows, kv, D)
+    num = np.cumsum(terms, axis=1, dtype=np.float32)[:, -1, :]
+    den = np.cumsum(p.astype(np.float32), axis=1, dtype=np.float32)[:, -1:]
+    return num.astype(np.float64) / den
+
+
+def test_fp32_tolerance_holds_a_long_sequential_sum_and_rejects_a_lost_tile():
+    """kv 4096: a sum in fp32 key after key passes; the same with one 64-key tile lost
+    fails by orders of magnitude; the accumulation term grows as sqrt(kv). On 64 rows the
+    sequential sum's largest error is already ~0.85x the fixed term (1e-5 + output rounding)
+    the tolerance had alone; over every row of 32 heads at kv 4096 the own avx512 kernel's
+    reached 1.5x it (1.63e-5 against 1.12e-5, a correct result failed)."""
+    rng = np.random.default_rng(7)
+    kv, d, scale = 4096, 64, 0.125
+    q, k, v = rng.uniform(-1, 1, (64, d)), rng.uniform(-1, 1, (kv, d)), rng.uniform(-1, 1, (kv, d))
+    ref = reference_rows(q, k, v, np.arange(64), False, scale)
+    rms = np.sqrt(np.mean(ref * ref))
+    tol = attention_tolerance("fp32", ref, kv)
+    sequential = np.max(np.abs(_fp32_sequential(q, k, v, scale) - ref)) / rms
+    lost = np.max(np.abs(reference_rows(q, k[64:], v[64:], np.arange(64), False, scale) - ref)) / rms
+    assert sequential < tol < lost / 100
+    assert attention_tolerance("fp32", ref, 4 * kv) - attention_tolerance("fp32", ref, kv) == pytest.approx(
+        16 * 2.0**-24 * (128 - 64))  # sqrt(kv): 4x the keys, 2x the accumulation term
 
 
 def _run(tmp_path, *args):

@@ -92,7 +92,7 @@ def attention_sampled_only(runner) -> bool:
         refs.append(ref)
     ref_all = np.concatenate(refs)
     rms = float(np.sqrt(np.mean(ref_all * ref_all))) or 1.0
-    return max(errors) / rms > attention_common.attention_tolerance(p["dtype"], ref_all)
+    return max(errors) / rms > attention_common.attention_tolerance(p["dtype"], ref_all, p["kv_seqlen"])
 
 
 def attention_experiment(params: dict, positions: int, label: str) -> None:
